@@ -1,0 +1,1 @@
+"""Telegram front end and the `bsmart` command line: the composition root."""

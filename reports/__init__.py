@@ -1,0 +1,1 @@
+"""Reports: text summaries and matplotlib charts built from engine results."""

@@ -1,0 +1,247 @@
+"""The configuration schema.
+
+Every key is declared here with its type, bounds and default; an unknown key is an error (``extra="forbid"``),
+so a typo never silently falls back to a default. Integers and booleans are strict: ``"25"`` is not a leverage.
+Environment values arrive as text and are parsed by the loader before they reach this schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    AnyWebsocketUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    Strict,
+    field_validator,
+    model_validator,
+)
+
+from trader.config.pairs import normalize_pair
+
+Role = Literal["viewer", "trader", "admin"]
+Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Language = Literal["en", "zh_CN"]
+
+SInt = Annotated[int, Strict()]
+SBool = Annotated[bool, Strict()]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Positive = Annotated[float, Field(gt=0)]
+
+Pair = Annotated[str, AfterValidator(normalize_pair)]
+
+BINANCE_MAX_LEVERAGE = 125
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class ExchangeConfig(StrictModel):
+    name: Literal["binance"] = "binance"
+    key: SecretStr | None = None
+    secret: SecretStr | None = None
+    # Base URLs for REST and websocket; unset means Binance itself. Point both at `bsmart sim` for offline work.
+    api_url: AnyHttpUrl | None = None
+    ws_url: AnyWebsocketUrl | None = None
+    recv_window_ms: Annotated[SInt, Field(ge=1, le=60_000)] = 5_000
+    timeout_ms: Annotated[SInt, Field(ge=100, le=120_000)] = 10_000
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.key and self.key.get_secret_value() and self.secret and self.secret.get_secret_value())
+
+
+class TakeProfitTier(StrictModel):
+    move: Fraction  # price move from entry, as a fraction (0.008 = 0.8 %)
+    close: Fraction  # share of the original position closed at this tier
+
+
+class LatencyTiers(StrictModel):
+    """Round-trip p99 thresholds in milliseconds (risk-rules.md, latency tiers)."""
+
+    safe_ms: Annotated[SInt, Field(ge=1)] = 100
+    no_entries_ms: Annotated[SInt, Field(ge=1)] = 500
+    emergency_ms: Annotated[SInt, Field(ge=1)] = 1000
+    hold_seconds: Annotated[SInt, Field(ge=0)] = 60
+
+    @model_validator(mode="after")
+    def _ascending(self) -> LatencyTiers:
+        if not self.safe_ms < self.no_entries_ms < self.emergency_ms:
+            raise ValueError("latency tiers must ascend: safe_ms < no_entries_ms < emergency_ms")
+        return self
+
+
+class LiquidityConfig(StrictModel):
+    max_spread: Fraction = 0.005
+    depth_band: Fraction = 0.005  # depth is summed within ±band around mid
+    depth_share_of_volume: Fraction = 0.001  # required depth = share × 24 h quote volume
+
+
+class RiskConfig(StrictModel):
+    """Defaults follow risk-rules.md; every number is a setting, not a constant."""
+
+    risk_per_trade: Annotated[float, Field(gt=0, le=0.1)] = 0.02
+    max_coin_risk: Fraction = 0.10
+    max_total_risk: Fraction = 0.10
+    atr_period: Annotated[SInt, Field(ge=2, le=500)] = 14
+    atr_multiplier: Positive = 2.0
+    # The stop distance is capped at stop_leverage_factor / leverage, which keeps it inside the liquidation distance.
+    stop_leverage_factor: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    take_profit: list[TakeProfitTier] = Field(
+        default_factory=lambda: [
+            TakeProfitTier(move=0.008, close=0.3),
+            TakeProfitTier(move=0.02, close=0.3),
+            TakeProfitTier(move=0.05, close=0.4),
+        ]
+    )
+    trailing_atr_multiplier: Positive = 1.5
+    loss_streak: Annotated[SInt, Field(ge=1)] = 3
+    max_drawdown: Fraction = 0.2
+    correlation_max: Fraction = 0.8
+    volatility_percentile: Fraction = 0.9
+    latency: LatencyTiers = Field(default_factory=LatencyTiers)
+    liquidity: LiquidityConfig = Field(default_factory=LiquidityConfig)
+
+    @field_validator("take_profit")
+    @classmethod
+    def _tiers(cls, tiers: list[TakeProfitTier]) -> list[TakeProfitTier]:
+        moves = [t.move for t in tiers]
+        if moves != sorted(moves) or len(set(moves)) != len(moves):
+            raise ValueError("take-profit moves must strictly ascend")
+        total = sum(t.close for t in tiers)
+        if tiers and abs(total - 1.0) > 1e-9:
+            raise ValueError(f"take-profit close shares must add up to 1 (they add up to {total:g})")
+        return tiers
+
+
+class TelegramConfig(StrictModel):
+    enabled: SBool = False
+    token: SecretStr | None = None
+    api_base_url: AnyHttpUrl | None = None  # unset means https://api.telegram.org
+    chat_id: SInt | None = None  # where broadcast notifications go when a user has no private chat yet
+    users: dict[int, Role] = Field(default_factory=dict)
+    allow_groups: SBool = False
+    language: Language = "en"
+    report_time: dt.time = dt.time(8, 0)
+    timezone: str = "UTC"
+
+    @field_validator("users")
+    @classmethod
+    def _user_ids(cls, users: dict[int, Role]) -> dict[int, Role]:
+        bad = [uid for uid in users if uid <= 0]
+        if bad:
+            raise ValueError(f"user ids are positive Telegram ids, got {bad}")
+        return users
+
+    @field_validator("report_time", mode="before")
+    @classmethod
+    def _hhmm(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return dt.datetime.strptime(value, "%H:%M").time()
+            except ValueError:
+                raise ValueError(f"report_time must be HH:MM, got {value!r}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> TelegramConfig:
+        if self.enabled and not (self.token and self.token.get_secret_value()):
+            raise ValueError("token: telegram.enabled is true but no token is set (TELEGRAM_TOKEN or `bsmart secrets set`)")
+        return self
+
+
+class MetricsConfig(StrictModel):
+    enabled: SBool = True
+    host: str = "127.0.0.1"
+    port: Annotated[SInt, Field(ge=0, le=65535)] = 9108  # 0 picks a free port
+
+
+class Settings(StrictModel):
+    exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
+    trading_mode: Literal["futures"] = "futures"
+    margin_mode: Literal["cross"] = "cross"
+    leverage: Annotated[SInt, Field(ge=1, le=BINANCE_MAX_LEVERAGE)] = 25
+    max_leverage: Annotated[SInt, Field(ge=1, le=BINANCE_MAX_LEVERAGE)] = 50
+    dry_run: SBool = True
+    stake_currency: Literal["USDT"] = "USDT"
+    # "unlimited": size each entry from the risk budget alone; a number also caps the margin of one entry.
+    stake_amount: Literal["unlimited"] | Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] = "unlimited"
+    pair_whitelist: Annotated[list[Pair], Field(min_length=1)] = Field(
+        default_factory=lambda: ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+    )
+    timeframes: Annotated[list[Timeframe], Field(min_length=1)] = Field(default_factory=lambda: ["5m", "1h"])
+    max_open_trades: Annotated[SInt, Field(ge=1, le=100)] = 3
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    db_url: str | None = None  # unset: SQLite in user_data_dir
+    user_data_dir: Path = Path("user_data")
+    log_level: LogLevel = "INFO"
+
+    @field_validator("pair_whitelist")
+    @classmethod
+    def _unique_pairs(cls, pairs: list[str]) -> list[str]:
+        twice = sorted({p for p in pairs if pairs.count(p) > 1})
+        if twice:
+            raise ValueError(f"pairs listed twice: {', '.join(twice)}")
+        return pairs
+
+    @field_validator("timeframes")
+    @classmethod
+    def _unique_timeframes(cls, tfs: list[str]) -> list[str]:
+        if len(set(tfs)) != len(tfs):
+            raise ValueError("timeframes are listed twice")
+        return tfs
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        # One line per problem: the loader prints each line of this message separately.
+        problems = []
+        if self.leverage > self.max_leverage:
+            problems.append(f"leverage: {self.leverage} is above max_leverage {self.max_leverage}")
+        if not self.dry_run and not self.exchange.has_credentials:
+            problems.append(
+                "exchange.key: dry_run is false but exchange.key/exchange.secret are missing "
+                "(BINANCE_API_KEY/BINANCE_API_SECRET or `bsmart secrets set`)"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    # Derived locations, all under user_data_dir so one volume holds a deployment's state.
+    @property
+    def resolved_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.user_data_dir / 'tradesv3.sqlite').resolve()}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.user_data_dir / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.user_data_dir / "data" / "binance" / "futures"
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for redaction."""
+        found = [self.exchange.key, self.exchange.secret, self.telegram.token]
+        return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
