@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     SecretStr,
     Strict,
     field_validator,
@@ -41,6 +42,20 @@ Positive = Annotated[float, Field(gt=0)]
 Pair = Annotated[str, AfterValidator(normalize_pair)]
 
 BINANCE_MAX_LEVERAGE = 125
+
+
+def _stake_amount(value: object) -> Decimal | str:
+    if value == "unlimited":
+        return "unlimited"
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError("must be a positive number or 'unlimited'")
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError("must be a positive number or 'unlimited'") from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError("must be a positive number or 'unlimited'")
+    return amount
 
 
 class StrictModel(BaseModel):
@@ -185,7 +200,7 @@ class Settings(StrictModel):
     dry_run: SBool = True
     stake_currency: Literal["USDT"] = "USDT"
     # "unlimited": size each entry from the risk budget alone; a number also caps the margin of one entry.
-    stake_amount: Literal["unlimited"] | Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] = "unlimited"
+    stake_amount: Annotated[Decimal | str, PlainValidator(_stake_amount)] = "unlimited"
     pair_whitelist: Annotated[list[Pair], Field(min_length=1)] = Field(
         default_factory=lambda: ["BTC/USDT:USDT", "ETH/USDT:USDT"]
     )

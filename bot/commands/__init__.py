@@ -1,0 +1,1 @@
+"""One module per ``bsmart`` subcommand; each exposes ``register(subparsers)``."""

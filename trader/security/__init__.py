@@ -1,0 +1,1 @@
+"""Secrets at rest (Fernet) and redaction of secrets from everything the system writes or sends."""
