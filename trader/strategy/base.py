@@ -1,0 +1,124 @@
+"""The strategy interface shared by the backtest and the live engine.
+
+A strategy is a ``backtrader.Strategy`` that
+- declares its indicators as a pure, causal function of candle arrays (``compute_indicators``): the backtest
+  computes them once over the whole series and feeds them as lines, a live feed recomputes them on its rolling
+  window — the value at bar t may only depend on bars ≤ t (a test checks this for the reference strategy);
+- reads only ``data.<line>[0]`` / ``[-n]`` and the account protocol below;
+- trades through Backtrader's order API with exchange semantics carried in order info
+  (``reduce_only``, ``close_position``, ``tag``), which a live broker maps to Binance orders.
+Nothing here knows whether it runs on history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import backtrader as bt
+import numpy as np
+
+from trader.backtest.instruments import InstrumentSpec
+
+
+class FuturesAccount(Protocol):
+    """What a strategy may ask its broker, in the backtest and live alike."""
+
+    @property
+    def leverage(self) -> int: ...
+
+    def wallet_balance(self) -> float: ...
+
+    def available_balance(self) -> float: ...
+
+    def instrument(self, data: bt.DataBase) -> InstrumentSpec: ...
+
+
+@dataclass(frozen=True)
+class Candles:
+    """Candle arrays (float64) for indicator computation; ``ts_ms`` is the open time in UTC milliseconds."""
+
+    ts_ms: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+
+class FuturesStrategy(bt.Strategy):
+    indicator_lines: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def param_values(cls, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        values = dict(cls.params._getitems())
+        unknown = set(overrides or {}) - set(values)
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no parameters {sorted(unknown)}")
+        values.update(overrides or {})
+        return values
+
+    @classmethod
+    def compute_indicators(cls, candles: Candles, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Return one float64 array per name in ``indicator_lines``; NaN while warming up."""
+        return {}
+
+    @classmethod
+    def warmup_bars(cls, params: Mapping[str, Any]) -> int:
+        return 0
+
+    # --- helpers built only on the public broker API ---------------------------------------------------------
+    @property
+    def account(self) -> FuturesAccount:
+        return self.broker
+
+    def open_position(
+        self,
+        data: bt.DataBase,
+        side: int,
+        qty: float,
+        stop_price: float,
+        take_profits: Sequence[tuple[float, float]] = (),
+    ) -> tuple[bt.Order, bt.Order, list[bt.Order]]:
+        """Market entry with a reduce-only close-position stop and reduce-only take-profit limits.
+
+        The protective orders are children of the entry: the broker places them once the entry fills (on
+        Binance, a STOP_MARKET closePosition algo order and reduce-only LIMIT orders sent on the fill event).
+        ``take_profits`` is (price, qty) per tier; quantities must already be stepped.
+        """
+        spec = self.account.instrument(data)
+        enter = self.buy if side > 0 else self.sell
+        leave = self.sell if side > 0 else self.buy
+        entry = enter(data=data, size=qty, transmit=False, tag="entry")
+        stop = leave(data=data, size=qty, exectype=bt.Order.Stop, price=spec.round_price(stop_price), parent=entry,
+              transmit=not take_profits, close_position=True, tag="stop")
+        tps = []
+        for n, (price, tp_qty) in enumerate(take_profits, 1):
+            if tp_qty > 0:
+                tps.append(leave(data=data, size=tp_qty, exectype=bt.Order.Limit, price=spec.round_price(price), parent=entry,
+                      transmit=n == len(take_profits), reduce_only=True, tag=f"tp{n}"))
+        return entry, stop, tps
+
+    def close_position(self, data: bt.DataBase, tag: str = "exit_signal") -> bt.Order | None:
+        """Market reduce-only close of the whole position (protective orders are cancelled when it is flat)."""
+        size = self.getposition(data).size
+        if not size:
+            return None
+        if size > 0:
+            return self.sell(data=data, size=abs(size), reduce_only=True, tag=tag)
+        return self.buy(data=data, size=abs(size), reduce_only=True, tag=tag)
+
+
+def split_take_profits(qty: float, shares: Sequence[float], spec: InstrumentSpec) -> list[float]:
+    """Split ``qty`` over tiers by ``shares``, each stepped down; the last tier takes the remainder."""
+    out: list[float] = []
+    left = qty
+    for n, share in enumerate(shares):
+        if n == len(shares) - 1:
+            part = spec.round_qty_down(left)
+        else:
+            part = min(spec.round_qty_down(qty * share), left)
+        out.append(part)
+        left = spec.round_qty_down(left - part)
+    return out

@@ -1,0 +1,155 @@
+"""Reference strategy: RSI + Bollinger mean reversion with the product's risk rules.
+
+Long when the close is below the lower band and RSI is oversold, short on the mirror image. Each entry carries
+an ATR stop capped inside the liquidation distance, three take-profit tiers with partial closes (30/30/40 % at
+0.8/2/5 % by default), a break-even stop after the first tier and a time stop (risk-rules.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import backtrader as bt
+import numpy as np
+import talib
+
+from trader.strategy.base import Candles, FuturesStrategy, split_take_profits
+from trader.strategy.sizing import risk_position_size, stop_distance
+
+
+def rsi_bollinger_signal(close: np.ndarray, rsi: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                         rsi_low: float, rsi_high: float) -> np.ndarray:
+    """+1 long, −1 short, 0 none; NaN inputs (warm-up) give 0 because NaN comparisons are false."""
+    sig = np.zeros(len(close))
+    sig[(close < lower) & (rsi < rsi_low)] = 1.0
+    sig[(close > upper) & (rsi > rsi_high)] = -1.0
+    return sig
+
+
+class _PairState:
+    __slots__ = ("entry", "stop", "tps", "held", "exiting", "side", "entry_price")
+
+    def __init__(self) -> None:
+        self.entry: bt.Order | None = None
+        self.stop: bt.Order | None = None
+        self.tps: list[bt.Order] = []
+        self.held = 0
+        self.exiting = False
+        self.side = 0
+        self.entry_price = 0.0
+
+
+class RsiBollingerStrategy(FuturesStrategy):
+    params = (
+        ("rsi_period", 14),
+        ("rsi_low", 30.0),
+        ("rsi_high", 70.0),
+        ("bb_period", 20),
+        ("bb_dev", 2.0),
+        ("atr_period", 14),
+        ("atr_multiplier", 2.0),
+        ("stop_leverage_factor", 0.8),
+        # 1m ATR stops sit inside the noise and make the notional explode (2 % risk / 0.1 % stop = 20x wallet),
+        # so the reference strategy keeps stops at least this far away.
+        ("min_stop_distance", 0.005),
+        ("risk_per_trade", 0.02),
+        ("tp_moves", (0.008, 0.02, 0.05)),
+        ("tp_shares", (0.3, 0.3, 0.4)),
+        ("breakeven", True),
+        ("time_stop_bars", 60),
+        ("taker_fee", 0.0005),
+    )
+    indicator_lines: ClassVar[tuple[str, ...]] = ("rsi", "bb_upper", "bb_lower", "atr", "signal")
+
+    @classmethod
+    def compute_indicators(cls, candles: Candles, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        c = np.ascontiguousarray(candles.close, dtype="float64")
+        h = np.ascontiguousarray(candles.high, dtype="float64")
+        lo = np.ascontiguousarray(candles.low, dtype="float64")
+        rsi = talib.RSI(c, timeperiod=int(params["rsi_period"]))
+        upper, _mid, lower = talib.BBANDS(c, timeperiod=int(params["bb_period"]), nbdevup=params["bb_dev"],
+                                          nbdevdn=params["bb_dev"])
+        atr = talib.ATR(h, lo, c, timeperiod=int(params["atr_period"]))
+        sig = rsi_bollinger_signal(c, rsi, upper, lower, params["rsi_low"], params["rsi_high"])
+        return {"rsi": rsi, "bb_upper": upper, "bb_lower": lower, "atr": atr, "signal": sig}
+
+    @classmethod
+    def warmup_bars(cls, params: Mapping[str, Any]) -> int:
+        return max(int(params["rsi_period"]), int(params["bb_period"]), int(params["atr_period"])) + 1
+
+    def start(self) -> None:
+        self._st = {d: _PairState() for d in self.datas}
+
+    def next(self) -> None:
+        for d in self.datas:
+            st = self._st[d]
+            size = self.getposition(d).size
+            if size:
+                st.held += 1
+                if st.held >= self.p.time_stop_bars and not st.exiting:
+                    st.exiting = True
+                    self.close_position(d, tag="time_stop")
+                continue
+            if st.entry is not None:
+                continue
+            sig = d.signal[0]
+            if sig == 0.0:
+                continue
+            self._enter(d, 1 if sig > 0 else -1)
+
+    def _enter(self, d: bt.DataBase, side: int) -> None:
+        acct = self.account
+        spec = acct.instrument(d)
+        ref = d.close[0]  # the decision price; the fill is the next bar's open
+        dist = stop_distance(acct.leverage, d.atr[0], ref, self.p.atr_multiplier, self.p.stop_leverage_factor)
+        dist = max(dist, min(self.p.min_stop_distance, self.p.stop_leverage_factor / acct.leverage))
+        size = risk_position_size(acct.wallet_balance(), acct.available_balance(), ref, dist, spec, acct.leverage,
+                                  self.p.risk_per_trade, self.p.taker_fee)
+        if size.qty <= 0:
+            return
+        stop = ref * (1 - side * dist)
+        tps = [(ref * (1 + side * m), q) for m, q in
+               zip(self.p.tp_moves, split_take_profits(size.qty, self.p.tp_shares, spec), strict=True)]
+        st = self._st[d]
+        st.entry, st.stop, st.tps = self.open_position(d, side, size.qty, stop, tps)
+        st.side = side
+        st.held = 0
+        st.exiting = False
+
+    def notify_order(self, order: bt.Order) -> None:
+        if order.status in (order.Submitted, order.Accepted):
+            return
+        d = order.data
+        st = self._st[d]
+        tag = order.info.get("tag")
+        if order is st.entry or (st.entry is not None and order.ref == st.entry.ref):
+            if order.status == order.Completed:
+                st.entry_price = order.executed.price
+            elif not order.alive():
+                st.entry = None
+            return
+        if tag == "tp1" and order.status == order.Completed and self.p.breakeven:
+            self._move_stop_to_breakeven(d, st)
+        if not self.getposition(d).size and not order.alive():
+            # Flat again (stop, last target, time stop or liquidation): ready for the next signal.
+            st.entry = st.stop = None
+            st.tps = []
+            st.held = 0
+            st.exiting = False
+
+    def _move_stop_to_breakeven(self, d: bt.DataBase, st: _PairState) -> None:
+        pos = self.getposition(d)
+        if not pos.size or st.stop is None:
+            return
+        spec = self.account.instrument(d)
+        side = 1 if pos.size > 0 else -1
+        # Break-even plus the round-trip taker fees, so a stop-out here is not a loss after costs.
+        be = spec.round_price(st.entry_price * (1 + side * 2 * self.p.taker_fee))
+        self.cancel(st.stop)
+        leave = self.sell if side > 0 else self.buy
+        st.stop = leave(data=d, size=abs(pos.size), exectype=bt.Order.Stop, price=be, close_position=True,
+                        tag="stop_breakeven")
+
+
+STRATEGIES: dict[str, type[FuturesStrategy]] = {"rsi_bollinger": RsiBollingerStrategy}
