@@ -1,0 +1,63 @@
+"""The ``/_sim/`` admin API (a prefix Binance never uses): clock, prices, faults, book shape, account state.
+
+JSON in, JSON out, no signing: it is for the operator, tests and drills on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from trader.sim.errors import BinanceError
+
+if TYPE_CHECKING:
+    from trader.sim.server import SimulatorServer
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    data = await request.json()
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return data
+
+
+def routes(sim: SimulatorServer) -> list[web.RouteDef]:
+    def wrap(fn: Callable[[dict[str, Any]], Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                body = await _body(request)
+                body.update({k: v for k, v in request.query.items() if k not in body})
+                return web.json_response(fn(body))
+            except BinanceError as e:
+                return web.json_response(e.body(), status=e.status)
+            except (KeyError, ValueError, TypeError) as e:
+                return web.json_response({"error": f"{type(e).__name__}: {e}"}, status=400)
+        return handler
+
+    return [
+        web.get("/_sim/state", wrap(lambda b: sim.state())),
+        web.get("/_sim/clock", wrap(lambda b: sim.clock_info())),
+        web.post("/_sim/clock", wrap(lambda b: sim.set_clock(mode=b.get("mode"), speed=b.get("speed"),
+                                                             time_ms=b.get("time_ms")))),
+        web.post("/_sim/clock/step", wrap(lambda b: {"time_ms": sim.step(int(b.get("ms", 0))
+                                                                         + int(float(b.get("seconds", 0)) * 1000))})),
+        web.post("/_sim/price", wrap(lambda b: sim.set_price(b["symbol"], float(b["price"])))),
+        web.delete("/_sim/price", wrap(lambda b: sim.clear_price(b["symbol"]))),
+        web.post("/_sim/price/script", wrap(lambda b: sim.script_price(
+            b["symbol"], [(int(t), float(p)) for t, p in b["points"]], bool(b.get("hold", False))))),
+        web.post("/_sim/flash_crash", wrap(lambda b: sim.flash_crash(
+            b["symbol"], float(b.get("drop_pct", 10)), int(float(b.get("duration_s", 60)) * 1000),
+            float(b.get("rebound_pct", 100))))),
+        web.get("/_sim/faults", wrap(lambda b: sim.faults.as_dict())),
+        web.post("/_sim/faults", wrap(lambda b: sim.set_faults(b))),
+        web.post("/_sim/ws/drop", wrap(lambda b: {"dropped": sim.hub.drop_all(bool(b.get("private", True)))})),
+        web.post("/_sim/book", wrap(lambda b: sim.set_book(b))),
+        web.post("/_sim/deposit", wrap(lambda b: sim.deposit(Decimal(str(b["amount"]))))),
+        web.post("/_sim/weights/reset", wrap(lambda b: (sim.weights.reset(), {"ok": True})[1])),
+        web.post("/_sim/save", wrap(lambda b: sim.save_state())),
+    ]

@@ -1,0 +1,262 @@
+"""The replayed market: a clock and, per symbol, the contract and mark price paths rebuilt from real 1m candles.
+
+Inside a 1m bar the contract price follows the conventional OHLC path (open → low → high → close for an up bar,
+open → high → low → close for a down bar) through four points, linearly interpolated between them, so that stops and
+limits see every extreme the real bar saw. The mark price is the contract price plus the basis read from the hourly
+mark candles (interpolated between hours). Admin scripts can override the path (set price, flash crash).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trader.config.pairs import exchange_symbol
+from trader.data.store import load_candles, load_funding
+from trader.data.timeframes import timeframe_ms
+
+MINUTE = 60_000
+HOUR = 3_600_000
+FUNDING_INTERVAL = 8 * HOUR
+# Offsets of the four path points inside a 1m bar: open, first extreme, second extreme, close.
+PATH_OFFSETS = (0, 20_000, 40_000, 59_999)
+
+CLOCK_MODES = ("real", "accelerated", "stepped")
+
+
+@dataclass
+class Clock:
+    """Simulated time in ms UTC. ``real`` runs at wall speed, ``accelerated`` at ``speed``×, ``stepped`` only moves
+    when told to (tests, drills)."""
+
+    start_ms: int
+    mode: str = "stepped"
+    speed: float = 1.0
+    _sim0: int = 0
+    _wall0: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in CLOCK_MODES:
+            raise ValueError(f"clock mode must be one of {CLOCK_MODES}")
+        if self.mode == "real":
+            self.speed = 1.0
+        self._sim0 = self.start_ms
+        self._wall0 = time.monotonic()
+
+    def now_ms(self) -> int:
+        if self.mode == "stepped":
+            return self._sim0
+        return self._sim0 + int((time.monotonic() - self._wall0) * 1000 * self.speed)
+
+    def set(self, ms: int) -> None:
+        self._sim0 = int(ms)
+        self._wall0 = time.monotonic()
+
+    def step(self, ms: int) -> int:
+        """Move simulated time forward by ``ms`` (in every mode: drills skip ahead too). Returns the new time."""
+        if ms < 0:
+            raise ValueError("the clock does not run backwards")
+        self.set(self.now_ms() + int(ms))
+        return self._sim0
+
+
+@dataclass
+class ScriptedPath:
+    """Admin override of a symbol's price: points (t_ms, price) interpolated linearly. With ``hold`` the last price
+    stays after the last point; without it the replay resumes."""
+
+    points: list[tuple[int, float]]
+    hold: bool = False
+
+    def active(self, t: int) -> bool:
+        return self.points[0][0] <= t and (self.hold or t <= self.points[-1][0])
+
+    def price(self, t: int) -> float:
+        ts = [p[0] for p in self.points]
+        ps = [p[1] for p in self.points]
+        return float(np.interp(t, ts, ps))
+
+
+@dataclass
+class SymbolData:
+    pair: str
+    symbol: str
+    ts: np.ndarray
+    o: np.ndarray
+    h: np.ndarray
+    low: np.ndarray
+    c: np.ndarray
+    v: np.ndarray
+    basis_ts: np.ndarray
+    basis: np.ndarray
+    funding_ts: np.ndarray
+    funding_rate: np.ndarray
+    typical_range: float
+    script: ScriptedPath | None = None
+    # Bars touched by a script, minute open → [o, h, l, c], so klines show what the market "did".
+    scripted_bars: dict[int, list[float]] = field(default_factory=dict)
+
+    # ---- the replayed path -------------------------------------------------------------------------------------
+    def bar_index(self, t: int) -> int:
+        """Index of the bar holding ``t`` (or the last bar before it); −1 before the data."""
+        return int(np.searchsorted(self.ts, t, side="right")) - 1
+
+    def _bar_points(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        t0 = self.ts[i]
+        up = self.c[i] >= self.o[i]
+        mid1, mid2 = (self.low[i], self.h[i]) if up else (self.h[i], self.low[i])
+        return t0 + np.array(PATH_OFFSETS, dtype="int64"), np.array([self.o[i], mid1, mid2, self.c[i]])
+
+    def replay_price(self, t: int) -> float:
+        i = self.bar_index(t)
+        if i < 0:
+            return float(self.o[0])
+        if t >= self.ts[i] + MINUTE:  # in a data hole or past the end: the last close holds
+            return float(self.c[i])
+        pts_t, pts_p = self._bar_points(i)
+        return float(np.interp(t, pts_t, pts_p))
+
+    def price(self, t: int) -> float:
+        if self.script is not None and self.script.active(t):
+            return self.script.price(t)
+        return self.replay_price(t)
+
+    def basis_at(self, t: int) -> float:
+        if len(self.basis_ts) == 0:
+            return 0.0
+        return float(np.interp(t, self.basis_ts, self.basis))
+
+    def mark(self, t: int) -> float:
+        if self.script is not None and self.script.active(t):
+            return self.script.price(t)
+        return self.replay_price(t) + self.basis_at(t)
+
+    def path_points(self, a: int, b: int) -> list[int]:
+        """Times of the path's corners in (a, b], plus script points, in order: the instants where a stop or a
+        limit can first be crossed."""
+        out: list[int] = []
+        i0 = max(0, self.bar_index(a))
+        i1 = self.bar_index(b)
+        for i in range(i0, i1 + 1):
+            base = int(self.ts[i])
+            for off in PATH_OFFSETS:
+                t = base + off
+                if a < t <= b:
+                    out.append(t)
+        if self.script is not None:
+            out.extend(t for t, _ in self.script.points if a < t <= b)
+        out.append(b)
+        return sorted(set(out))
+
+    def volatility(self, t: int) -> float:
+        """Current bar's high-low range relative to the typical one (1.0 = an ordinary bar)."""
+        i = self.bar_index(t)
+        if i < 0 or self.typical_range <= 0:
+            return 1.0
+        r = (self.h[i] - self.low[i]) / self.o[i]
+        return float(r / self.typical_range)
+
+    def record_scripted(self, t: int, price: float) -> None:
+        m = t - t % MINUTE
+        bar = self.scripted_bars.get(m)
+        if bar is None:
+            self.scripted_bars[m] = [price, price, price, price]
+        else:
+            bar[1] = max(bar[1], price)
+            bar[2] = min(bar[2], price)
+            bar[3] = price
+
+    # ---- candles -----------------------------------------------------------------------------------------------
+    def minute_bar(self, i: int, now: int, mark: bool) -> list[float] | None:
+        """OHLCV of 1m bar ``i`` as known at ``now`` (partial when the bar is still open)."""
+        t0 = int(self.ts[i])
+        if t0 > now:
+            return None
+        if t0 in self.scripted_bars:
+            o, h, low, c = self.scripted_bars[t0]
+            if now < t0 + MINUTE:
+                p = self.price(now)
+                h, low, c = max(h, p), min(low, p), p
+            return [o, h, low, c, float(self.v[i])]
+        if now >= t0 + MINUTE - 1:
+            o, h, low, c, v = float(self.o[i]), float(self.h[i]), float(self.low[i]), float(self.c[i]), float(self.v[i])
+        else:
+            pts_t, pts_p = self._bar_points(i)
+            seen = [float(p) for tt, p in zip(pts_t, pts_p, strict=True) if tt <= now] + [self.replay_price(now)]
+            o, h, low, c = seen[0], max(seen), min(seen), seen[-1]
+            v = float(self.v[i]) * (now - t0 + 1) / MINUTE
+        if mark:
+            d = self.basis_at(t0)
+            o, h, low, c = o + d, h + d, low + d, c + d
+        return [o, h, low, c, v]
+
+    def klines(self, interval: str, now: int, start: int | None, end: int | None, limit: int,
+               mark: bool = False) -> list[list[float]]:
+        """Candles (open time, o, h, l, c, v) of ``interval`` aligned to the epoch, none after ``now``."""
+        step = timeframe_ms(interval)
+        last_open = (min(now, end) if end is not None else now) // step * step
+        if start is not None:
+            first_open = -(-start // step) * step
+        else:
+            first_open = last_open - (limit - 1) * step
+        out: list[list[float]] = []
+        b = first_open
+        while b <= last_open and len(out) < limit:
+            i0 = int(np.searchsorted(self.ts, b, side="left"))
+            i1 = int(np.searchsorted(self.ts, min(b + step - 1, now), side="right"))
+            bars = [m for m in (self.minute_bar(i, now, mark) for i in range(i0, i1)) if m is not None]
+            if bars:
+                out.append([b, bars[0][0], max(x[1] for x in bars), min(x[2] for x in bars), bars[-1][3],
+                            sum(x[4] for x in bars)])
+            b += step
+        return out
+
+    # ---- funding -----------------------------------------------------------------------------------------------
+    def next_funding_time(self, t: int) -> int:
+        return (t // FUNDING_INTERVAL + 1) * FUNDING_INTERVAL
+
+    def funding_rate_at(self, t: int) -> float:
+        """Rate settled at funding time ``t`` (the file's value; 0.01 % interest baseline where the file has none)."""
+        j = int(np.searchsorted(self.funding_ts, t, side="left"))
+        if j < len(self.funding_ts) and int(self.funding_ts[j]) == t:
+            return float(self.funding_rate[j])
+        return 0.0001
+
+    def funding_times(self, a: int, b: int) -> list[int]:
+        """Settlement instants in (a, b]."""
+        first = (a // FUNDING_INTERVAL + 1) * FUNDING_INTERVAL
+        return list(range(first, b + 1, FUNDING_INTERVAL))
+
+
+def load_symbol(data_dir: Path, pair: str) -> SymbolData:
+    fut = load_candles(data_dir, pair, "1m", "futures")
+    if fut.empty:
+        raise ValueError(f"no 1m futures candles for {pair} in {data_dir}")
+    ts = fut["timestamp"].to_numpy("int64")
+    o = fut["open"].to_numpy("float64")
+    basis_ts = np.array([], dtype="int64")
+    basis = np.array([], dtype="float64")
+    try:
+        mark = load_candles(data_dir, pair, "1h", "mark")
+        if not mark.empty:
+            mts = mark["timestamp"].to_numpy("int64")
+            idx = np.searchsorted(ts, mts, side="left")
+            ok = (idx < len(ts)) & (ts[np.minimum(idx, len(ts) - 1)] == mts)
+            basis_ts = mts[ok]
+            basis = mark["open"].to_numpy("float64")[ok] - o[idx[ok]]
+    except FileNotFoundError:
+        pass
+    fund = load_funding(data_dir, pair)
+    h = fut["high"].to_numpy("float64")
+    low = fut["low"].to_numpy("float64")
+    ranges = (h - low) / o
+    return SymbolData(
+        pair=pair, symbol=exchange_symbol(pair), ts=ts, o=o, h=h, low=low, c=fut["close"].to_numpy("float64"),
+        v=fut["volume"].to_numpy("float64") if "volume" in fut.columns else np.zeros(len(ts)),
+        basis_ts=basis_ts, basis=basis,
+        funding_ts=fund["timestamp"].to_numpy("int64"), funding_rate=fund["funding_rate"].to_numpy("float64"),
+        typical_range=float(np.median(ranges)) if len(ranges) else 0.0,
+    )
