@@ -149,6 +149,10 @@ class FuturesBroker(bt.BrokerBase):
         self._children: dict[int, list[Order]] = defaultdict(list)
         self._oco: dict[int, int] = {}
         self._oco_groups: dict[int, list[Order]] = defaultdict(list)
+        # Every feed is tracked from the first bar, traded or not: funding pointers and exposure depend on it.
+        self._pairs = {}
+        for d in getattr(getattr(self, "cerebro", None), "datas", []):
+            self._pair_of(d)
 
     def _pair_of(self, data: bt.DataBase) -> _Pair:
         p = self._pairs.get(data)
@@ -633,6 +637,7 @@ class FuturesBroker(bt.BrokerBase):
         cls = bt.SellOrder if q > 0 else bt.BuyOrder
         order = cls(owner=owner, data=p.data, size=abs(q), price=mark_price, exectype=Order.Market)
         order.addinfo(liquidation=True, tag="liquidation", client_order_id=f"autoclose-{self.liquidations + 1}")
+        order.addcomminfo(self.comminfo[p.data._name])
         order.submit(self)
         order.accept(self)
         # Cross margin: every open order of the account is cancelled first.
@@ -705,6 +710,7 @@ class FuturesBroker(bt.BrokerBase):
             owner = self.cerebro.runningstrats[0] if getattr(self, "cerebro", None) else None
             order = cls(owner=owner, data=p.data, size=abs(q), exectype=Order.Market)
             order.addinfo(tag=reason, reduce_only=True)
+            order.addcomminfo(self.comminfo[p.data._name])
             order.submit(self)
             order.accept(self)
             price = self.p.slippage.apply(p.arr.close[i], q < 0, 0.0)
