@@ -110,13 +110,13 @@ def value_at_risk(r: np.ndarray, level: float = 0.95) -> float:
 
 
 def conditional_value_at_risk(r: np.ndarray, level: float = 0.95) -> float:
-    """Mean of the worst ⌊(1 − level)·n⌋ returns (at least one), as empyrical computes it."""
+    """Mean of the worst ⌊(1 − level)·(n − 1)⌋ + 1 returns, as empyrical computes it."""
     r = np.asarray(r, dtype=float)
     r = r[~np.isnan(r)]
     if not len(r):
         return math.nan
-    k = max(int((1 - level) * len(r)), 1)
-    return float(np.mean(np.partition(r, k - 1)[:k]))
+    k = int((len(r) - 1) * (1 - level))
+    return float(np.mean(np.partition(r, k)[: k + 1]))
 
 
 @dataclass(frozen=True)
