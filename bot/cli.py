@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "bot.commands.config",
     "bot.commands.secrets",
     "bot.commands.db",
+    "bot.commands.sim",
 ]
 
 

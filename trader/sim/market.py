@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from trader.config.pairs import exchange_symbol
 from trader.data.store import load_candles, load_funding
@@ -21,8 +22,9 @@ from trader.data.timeframes import timeframe_ms
 MINUTE = 60_000
 HOUR = 3_600_000
 FUNDING_INTERVAL = 8 * HOUR
-# Offsets of the four path points inside a 1m bar: open, first extreme, second extreme, close.
-PATH_OFFSETS = (0, 20_000, 40_000, 59_999)
+# Finest candles first: the replay uses the finest timeframe a pair has (1m for the bundled set).
+BAR_TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h")
+MARK_TIMEFRAMES = ("1h", "8h")
 
 CLOCK_MODES = ("real", "accelerated", "stepped")
 
@@ -95,6 +97,7 @@ class SymbolData:
     funding_ts: np.ndarray
     funding_rate: np.ndarray
     typical_range: float
+    bar_ms: int = MINUTE
     script: ScriptedPath | None = None
     # Bars touched by a script, minute open → [o, h, l, c], so klines show what the market "did".
     scripted_bars: dict[int, list[float]] = field(default_factory=dict)
@@ -108,13 +111,18 @@ class SymbolData:
         t0 = self.ts[i]
         up = self.c[i] >= self.o[i]
         mid1, mid2 = (self.low[i], self.h[i]) if up else (self.h[i], self.low[i])
-        return t0 + np.array(PATH_OFFSETS, dtype="int64"), np.array([self.o[i], mid1, mid2, self.c[i]])
+        return t0 + np.array(self.offsets(), dtype="int64"), np.array([self.o[i], mid1, mid2, self.c[i]])
+
+    def offsets(self) -> tuple[int, int, int, int]:
+        """Path corners inside a bar: open, first extreme at 1/3, second at 2/3, close at the last ms."""
+        b = self.bar_ms
+        return (0, b // 3, 2 * b // 3, b - 1)
 
     def replay_price(self, t: int) -> float:
         i = self.bar_index(t)
         if i < 0:
             return float(self.o[0])
-        if t >= self.ts[i] + MINUTE:  # in a data hole or past the end: the last close holds
+        if t >= self.ts[i] + self.bar_ms:  # in a data hole or past the end: the last close holds
             return float(self.c[i])
         pts_t, pts_p = self._bar_points(i)
         return float(np.interp(t, pts_t, pts_p))
@@ -142,7 +150,7 @@ class SymbolData:
         i1 = self.bar_index(b)
         for i in range(i0, i1 + 1):
             base = int(self.ts[i])
-            for off in PATH_OFFSETS:
+            for off in self.offsets():
                 t = base + off
                 if a < t <= b:
                     out.append(t)
@@ -160,7 +168,7 @@ class SymbolData:
         return float(r / self.typical_range)
 
     def record_scripted(self, t: int, price: float) -> None:
-        m = t - t % MINUTE
+        m = t - t % self.bar_ms
         bar = self.scripted_bars.get(m)
         if bar is None:
             self.scripted_bars[m] = [price, price, price, price]
@@ -177,17 +185,17 @@ class SymbolData:
             return None
         if t0 in self.scripted_bars:
             o, h, low, c = self.scripted_bars[t0]
-            if now < t0 + MINUTE:
+            if now < t0 + self.bar_ms:
                 p = self.price(now)
                 h, low, c = max(h, p), min(low, p), p
             return [o, h, low, c, float(self.v[i])]
-        if now >= t0 + MINUTE - 1:
+        if now >= t0 + self.bar_ms - 1:
             o, h, low, c, v = float(self.o[i]), float(self.h[i]), float(self.low[i]), float(self.c[i]), float(self.v[i])
         else:
             pts_t, pts_p = self._bar_points(i)
             seen = [float(p) for tt, p in zip(pts_t, pts_p, strict=True) if tt <= now] + [self.replay_price(now)]
             o, h, low, c = seen[0], max(seen), min(seen), seen[-1]
-            v = float(self.v[i]) * (now - t0 + 1) / MINUTE
+            v = float(self.v[i]) * (now - t0 + 1) / self.bar_ms
         if mark:
             d = self.basis_at(t0)
             o, h, low, c = o + d, h + d, low + d, c + d
@@ -197,6 +205,8 @@ class SymbolData:
                mark: bool = False) -> list[list[float]]:
         """Candles (open time, o, h, l, c, v) of ``interval`` aligned to the epoch, none after ``now``."""
         step = timeframe_ms(interval)
+        if step % self.bar_ms:
+            raise ValueError(f"{self.symbol} is replayed from {self.bar_ms // MINUTE}m candles; no {interval} klines")
         last_open = (min(now, end) if end is not None else now) // step * step
         if start is not None:
             first_open = -(-start // step) * step
@@ -231,16 +241,25 @@ class SymbolData:
         return list(range(first, b + 1, FUNDING_INTERVAL))
 
 
+def _first_available(data_dir: Path, pair: str, timeframes: tuple[str, ...], kind: str) -> tuple[str, pd.DataFrame]:
+    for tf in timeframes:
+        try:
+            return tf, load_candles(data_dir, pair, tf, kind)
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"no {kind} candles ({', '.join(timeframes)}) for {pair} in {data_dir}")
+
+
 def load_symbol(data_dir: Path, pair: str) -> SymbolData:
-    fut = load_candles(data_dir, pair, "1m", "futures")
+    tf, fut = _first_available(data_dir, pair, BAR_TIMEFRAMES, "futures")
     if fut.empty:
-        raise ValueError(f"no 1m futures candles for {pair} in {data_dir}")
+        raise ValueError(f"no {tf} futures candles for {pair} in {data_dir}")
     ts = fut["timestamp"].to_numpy("int64")
     o = fut["open"].to_numpy("float64")
     basis_ts = np.array([], dtype="int64")
     basis = np.array([], dtype="float64")
     try:
-        mark = load_candles(data_dir, pair, "1h", "mark")
+        _, mark = _first_available(data_dir, pair, MARK_TIMEFRAMES, "mark")
         if not mark.empty:
             mts = mark["timestamp"].to_numpy("int64")
             idx = np.searchsorted(ts, mts, side="left")
@@ -258,5 +277,5 @@ def load_symbol(data_dir: Path, pair: str) -> SymbolData:
         v=fut["volume"].to_numpy("float64") if "volume" in fut.columns else np.zeros(len(ts)),
         basis_ts=basis_ts, basis=basis,
         funding_ts=fund["timestamp"].to_numpy("int64"), funding_rate=fund["funding_rate"].to_numpy("float64"),
-        typical_range=float(np.median(ranges)) if len(ranges) else 0.0,
+        typical_range=float(np.median(ranges)) if len(ranges) else 0.0, bar_ms=timeframe_ms(tf),
     )

@@ -110,7 +110,10 @@ def _klines(sim: SimulatorServer, p: Params, now: int, mark: bool) -> list:
     start = int(p["startTime"]) if p.get("startTime") else None
     end = int(p["endTime"]) if p.get("endTime") else None
     spec = sim.exchange.specs[sym]
-    rows = sim.exchange.data[sym].klines(interval, now, start, end, limit, mark=mark)
+    try:
+        rows = sim.exchange.data[sym].klines(interval, now, start, end, limit, mark=mark)
+    except ValueError:
+        raise BinanceError(-1120, "Invalid interval.") from None
     from trader.data.timeframes import timeframe_ms
 
     step = timeframe_ms(interval)
@@ -176,7 +179,7 @@ def h_funding_info(sim: SimulatorServer, p: Params, now: int) -> list:
 
 def _ticker(sim: SimulatorServer, sym: str, now: int) -> dict:
     d = sim.exchange.data[sym]
-    rows = d.klines("1m", now, None, None, 1440)
+    rows = d.klines(f"{d.bar_ms // 60_000}m", now, None, None, 86_400_000 // d.bar_ms)
     spec = sim.exchange.specs[sym]
     last = sim.exchange.last_price(sym)
     first = spec.round_price(rows[0][1]) if rows else last

@@ -371,3 +371,26 @@ class SimulatorThread:
     def ws_url(self) -> str:
         assert self.server is not None
         return self.server.ws_url
+
+
+def run(cfg: SimConfig) -> int:
+    """Serve until SIGINT/SIGTERM (the ``bsmart sim`` command); the state file, if any, is written on the way out."""
+    import signal
+
+    async def main() -> None:
+        sim = SimulatorServer(cfg)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await sim.start()
+        print(f"binance simulator on {sim.rest_url} (websocket {sim.ws_url}), clock {sim.clock.mode} "
+              f"x{sim.clock.speed:g} from {sim.clock.now_ms()} ms, pairs {', '.join(sim.data)}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await sim.stop()
+
+    asyncio.run(main())
+    return 0

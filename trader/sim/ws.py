@@ -202,6 +202,8 @@ class StreamHub:
             interval = kind[len("kline_"):]
             try:
                 step = timeframe_ms(interval)
+                if step % ex.data[sym].bar_ms:
+                    return
             except ValueError:
                 return
             last = c.sent.get(stream)

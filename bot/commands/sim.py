@@ -1,0 +1,49 @@
+"""``bsmart sim``: run the local Binance USDⓈ-M exchange simulator (replayed candles, ccxt-compatible)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("sim", help="run the local Binance futures simulator (REST + websocket on 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8900, help="port (default 8900; 0 picks a free one)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="candle directory in the ../shared/data/futures layout (default: the bundled sample)")
+    p.add_argument("--pairs", default="BTC/USDT:USDT,ETH/USDT:USDT,SOL/USDT:USDT",
+                   help="comma-separated pairs to list (default BTC, ETH, SOL)")
+    p.add_argument("--start", default=None, help="replay start, UTC date or ISO time (default: a day into the data)")
+    p.add_argument("--speed", type=float, default=60.0,
+                   help="clock speed: 1 = real time, N = N× accelerated, 0 = stepped via /_sim/clock/step")
+    p.add_argument("--balance", default="10000", help="starting USDT wallet (default 10000)")
+    p.add_argument("--state", type=Path, default=None, help="persist the account here across restarts")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from trader.config.pairs import normalize_pair
+    from trader.sim.config import SimConfig, parse_start
+    from trader.sim.server import run
+
+    try:
+        pairs = [normalize_pair(x) for x in args.pairs.split(",") if x.strip()]
+        start = parse_start(args.start) if args.start else None
+        balance = Decimal(args.balance)
+    except (ValueError, InvalidOperation) as e:
+        print(f"bsmart sim: {e}", file=sys.stderr)
+        return 2
+    if args.speed < 0:
+        print("bsmart sim: --speed must be >= 0", file=sys.stderr)
+        return 2
+    mode = "stepped" if args.speed == 0 else "real" if args.speed == 1 else "accelerated"
+    cfg = SimConfig(host=args.host, port=args.port, data_dir=args.data, pairs=pairs, start_ms=start,
+                    clock_mode=mode, speed=args.speed or 1.0, balance=balance, state_file=args.state)
+    try:
+        return run(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"bsmart sim: {e}", file=sys.stderr)
+        return 1
