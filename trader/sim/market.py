@@ -161,6 +161,12 @@ class SymbolData:
 
     def volatility(self, t: int) -> float:
         """Current bar's high-low range relative to the typical one (1.0 = an ordinary bar)."""
+        if self.script is not None and self.script.active(t):
+            # A held price is a calm market; a moving script (flash crash) is as volatile as its bar.
+            bar = self.scripted_bars.get(t - t % self.bar_ms)
+            if self.script.hold or bar is None or self.typical_range <= 0:
+                return 1.0
+            return float((bar[1] - bar[2]) / bar[0] / self.typical_range)
         i = self.bar_index(t)
         if i < 0 or self.typical_range <= 0:
             return 1.0

@@ -297,8 +297,8 @@ def h_account(version: int) -> Handler:
         positions = []
         for sym in syms:
             r = _position_row(sim, sym, now, 3)
-            row = {k: r[k] for k in ("symbol", "positionSide", "positionAmt", "unrealizedProfit", "isolatedMargin",
-                                     "notional", "isolatedWallet", "initialMargin", "maintMargin", "updateTime")}
+            row = {k: r[k] for k in ("symbol", "positionSide", "positionAmt", "isolatedMargin", "notional",
+                                     "isolatedWallet", "initialMargin", "maintMargin", "updateTime")}
             if version < 3:
                 row.update({"leverage": str(ex.leverage[sym]), "isolated": r["isolatedWallet"] != "0",
                             "entryPrice": r["entryPrice"], "breakEvenPrice": r["breakEvenPrice"],
