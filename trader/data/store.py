@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from trader.config.pairs import file_stem
+from trader.data.formats import find_file, read_frame
 from trader.data.timeframes import timeframe_ms
 
 OHLCV = ["timestamp", "open", "high", "low", "close", "volume"]
@@ -50,26 +51,27 @@ def load_candles(
     start_ms: int | None = None,
     end_ms: int | None = None,
 ) -> pd.DataFrame:
-    """Load ``kind`` ("futures" or "mark") candles for [start_ms, end_ms). Raises FileNotFoundError if absent."""
-    path = candle_path(data_dir, pair, timeframe, kind)
-    if not path.exists():
-        raise FileNotFoundError(f"no {kind} {timeframe} candles for {pair} at {path}")
-    df = pd.read_parquet(path)
+    """Load ``kind`` ("futures" or "mark") candles for [start_ms, end_ms). Raises FileNotFoundError if absent.
+
+    Parquet is preferred; freqtrade's feather and json files with the same name are read too.
+    """
+    wanted = candle_path(data_dir, pair, timeframe, kind)
+    path = find_file(wanted.with_suffix(""))
+    if path is None:
+        raise FileNotFoundError(f"no {kind} {timeframe} candles for {pair} at {wanted}")
+    df = read_frame(path)
     missing = [c for c in OHLCV[:5] if c not in df.columns]
     if missing:
         raise ValueError(f"{path} lacks columns {missing}")
-    df["timestamp"] = df["timestamp"].astype("int64")
-    df = df.sort_values("timestamp").drop_duplicates("timestamp", keep="last")
     return _window(df, start_ms, end_ms)
 
 
 def load_funding(data_dir: Path, pair: str, start_ms: int | None = None, end_ms: int | None = None) -> pd.DataFrame:
     """Funding settlements: ``timestamp`` (ms) and ``funding_rate``; empty frame when no file exists."""
-    path = funding_path(data_dir, pair)
-    if not path.exists():
+    path = find_file(funding_path(data_dir, pair).with_suffix(""))
+    if path is None:
         return pd.DataFrame({"timestamp": pd.Series(dtype="int64"), "funding_rate": pd.Series(dtype="float64")})
-    df = pd.read_parquet(path).sort_values("timestamp").drop_duplicates("timestamp", keep="last")
-    return _window(df, start_ms, end_ms)
+    return _window(read_frame(path), start_ms, end_ms)
 
 
 @dataclass(frozen=True)

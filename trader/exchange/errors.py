@@ -113,10 +113,11 @@ def classify_exception(exc: BaseException) -> Classified:
     status = getattr(exc, "http_status", None)
     retry_after = getattr(exc, "retry_after_s", None)
     message = str(exc)
+    parsed_code, parsed = parse_body(message)
+    if parsed_code is not None:
+        message = parsed
     if code is None:
-        code, parsed = parse_body(message)
-        if code is not None:
-            message = parsed
+        code = parsed_code
     if code is not None or status is not None:
         return classify_code(code, status, message, retry_after)
     # No HTTP answer at all: the connection failed or timed out.

@@ -1,0 +1,127 @@
+"""ccxt's binanceusdm, adapted for an engine that must know every answer's weight, latency and error code.
+
+- Base URLs can point at any host (Binance, or the simulator on 127.0.0.1); ccxt only applies Binance's futures
+  error table to Binance's own host, so the linear table is merged in for every host.
+- ccxt's built-in throttle (50 ms × cost, so 200 ms per order) is off: the engine limits by the weights Binance
+  reports instead (weights.WeightGate).
+- Every response's headers and round trip are reported to an observer; every raised error carries Binance's code
+  and the HTTP status, so errors.classify_exception needs no guessing.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
+import ccxt.pro as ccxtpro
+
+from trader.exchange.errors import parse_body
+
+BINANCE_FAPI = "https://fapi.binance.com"
+BINANCE_API = "https://api.binance.com"
+
+ResponseObserver = Callable[[str, int, Mapping[str, str], float], None]  # endpoint, status, headers, ms
+
+# Start time of the request running in this task: concurrent requests each see their own.
+_STARTED: contextvars.ContextVar[float] = contextvars.ContextVar("bsm_request_started")
+
+
+def endpoint_name(method: str, url: str) -> str:
+    """``POST /fapi/v1/order``: the key for per-endpoint latency (no host, no query)."""
+    return f"{method.upper()} {urlsplit(url).path}"
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BinanceUSDM(ccxtpro.binanceusdm):
+    """binanceusdm (REST + websocket) with observation hooks and error tagging."""
+
+    observer: ResponseObserver | None = None
+
+    async def fetch(self, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+        token = _STARTED.set(time.perf_counter())
+        try:
+            return await super().fetch(url, method, headers, body)
+        finally:
+            _STARTED.reset(token)
+
+    def handle_errors(
+        self,
+        code: int,
+        reason: str,
+        url: str,
+        method: str,
+        headers: dict[str, str],
+        body: str,
+        response: object,
+        requestHeaders: object,
+        requestBody: object,
+    ) -> Any:
+        elapsed_ms = (time.perf_counter() - _STARTED.get(time.perf_counter())) * 1000
+        if self.observer is not None:
+            self.observer(endpoint_name(method, url), code, headers or {}, elapsed_ms)
+        try:
+            return super().handle_errors(code, reason, url, method, headers, body, response, requestHeaders, requestBody)
+        except ccxt.BaseError as exc:
+            binance_code, _ = parse_body(body or "")
+            exc.binance_code = binance_code  # type: ignore[attr-defined]
+            exc.http_status = code  # type: ignore[attr-defined]
+            exc.retry_after_s = _retry_after(headers or {})  # type: ignore[attr-defined]
+            raise
+
+    def handle_http_status_code(self, http_status_code: int, http_status_text: str, url: str, method: str, body: str) -> Any:
+        try:
+            return super().handle_http_status_code(http_status_code, http_status_text, url, method, body)
+        except ccxt.BaseError as exc:
+            exc.binance_code = parse_body(body or "")[0]  # type: ignore[attr-defined]
+            exc.http_status = http_status_code  # type: ignore[attr-defined]
+            raise
+
+
+def make_exchange(
+    api_url: str | None = None,
+    ws_url: str | None = None,
+    api_key: str | None = None,
+    secret: str | None = None,
+    *,
+    timeout_ms: int = 10_000,
+    recv_window_ms: int = 5_000,
+    observer: ResponseObserver | None = None,
+) -> BinanceUSDM:
+    """A configured client. ``api_url``/``ws_url`` None means Binance itself."""
+    config: dict[str, Any] = {
+        "enableRateLimit": False,
+        "timeout": timeout_ms,
+        "options": {
+            "fetchCurrencies": False,  # else load_markets calls spot/sapi endpoints first
+            "defaultType": "swap",
+            "recvWindow": recv_window_ms,
+            "warnOnFetchOpenOrdersWithoutSymbol": False,
+        },
+    }
+    if api_key and secret:
+        config["apiKey"], config["secret"] = api_key, secret
+    exchange = BinanceUSDM(config)
+    exchange.observer = observer
+    exchange.exceptions["exact"].update(exchange.exceptions["linear"]["exact"])
+    if api_url:
+        base = api_url.rstrip("/")
+        api = exchange.urls["api"]
+        for key, value in list(api.items()):
+            if isinstance(value, str):
+                api[key] = value.replace(BINANCE_FAPI, base).replace(BINANCE_API, base)
+    if ws_url:
+        exchange.urls["api"]["ws"]["linear"] = ws_url.rstrip("/") + "/ws"
+    return exchange

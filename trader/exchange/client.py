@@ -1,0 +1,342 @@
+"""The exchange client: every call the engine makes to Binance (or the simulator) goes through here.
+
+Each call passes the weight gate (by priority), is timed for the latency tiers, and fails only with
+``ExchangeError``. Reads are retried on temporary errors. Writes are never repeated blindly: after any failure whose
+outcome may be unknown, the order is looked up by its deterministic client id first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt
+
+from trader.config.pairs import exchange_symbol
+from trader.exchange.backoff import BackoffPolicy, with_retries
+from trader.exchange.ccxt_binance import BinanceUSDM, make_exchange
+from trader.exchange.errors import (
+    DUPLICATE_CLIENT_ID,
+    NO_CHANGE_NEEDED,
+    ErrorClass,
+    ExchangeError,
+    classify_code,
+    classify_exception,
+)
+from trader.exchange.latency import LatencyMonitor
+from trader.exchange.models import Balance, OrderRequest, OrderState, Position, StartupReport
+from trader.exchange.weights import Priority, WeightGate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# IP weight of the calls we make (binance-futures.md §8.2); orders cost order-count, not IP weight, but are
+# charged 1 so that a burst of orders still registers in the local estimate between headers.
+WEIGHTS = {
+    "load_markets": 1, "fetch_time": 1, "fetch_balance": 5, "fetch_positions": 6, "fetch_position_mode": 30,
+    "fetch_multi_assets": 30, "set_margin_mode": 1, "set_leverage": 1, "set_position_mode": 1,
+    "create_order": 1, "cancel_order": 1, "cancel_all": 1, "fetch_order": 1, "fetch_open_orders": 1,
+    "fetch_my_trades": 5, "fetch_ohlcv": 5, "fetch_order_book": 10, "fetch_funding_history": 30,
+    "fetch_funding_rate_history": 1, "fetch_api_restrictions": 1, "fetch_leverage_tiers": 1, "fetch_ticker": 1,
+}
+
+
+@dataclass
+class ClientOptions:
+    api_url: str | None = None
+    ws_url: str | None = None
+    api_key: str | None = None
+    secret: str | None = None
+    timeout_ms: int = 10_000
+    recv_window_ms: int = 5_000
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    resolve_attempts: int = 3  # lookups of an unknown-outcome order before it is declared not placed
+    resolve_delay_s: float = 0.2
+    live: bool = False  # live trading refuses keys that can withdraw
+
+
+class ExchangeClient:
+    def __init__(
+        self,
+        options: ClientOptions,
+        *,
+        gate: WeightGate | None = None,
+        latency: LatencyMonitor | None = None,
+        on_permission_error: Callable[[ExchangeError], None] | None = None,
+    ):
+        self.options = options
+        self.gate = gate or WeightGate()
+        self.latency = latency or LatencyMonitor()
+        self._on_permission_error = on_permission_error
+        self.ccxt: BinanceUSDM = make_exchange(
+            options.api_url,
+            options.ws_url,
+            options.api_key,
+            options.secret,
+            timeout_ms=options.timeout_ms,
+            recv_window_ms=options.recv_window_ms,
+            observer=self._observe,
+        )
+        self.api_errors = 0
+
+    async def close(self) -> None:
+        await self.ccxt.close()
+
+    async def __aenter__(self) -> ExchangeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------------------------
+    def _observe(self, endpoint: str, status: int, headers: Mapping[str, str], ms: float) -> None:
+        self.latency.record_rest(endpoint, ms)
+        self.gate.observe_headers(headers)
+        if status in (418, 429):
+            retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+            self.gate.observe_ban(float(retry_after) if retry_after else None, status)
+
+    async def _once(self, name: str, priority: Priority, call: Callable[[], Awaitable[T]]) -> T:
+        await self.gate.acquire(priority, WEIGHTS.get(name, 1))
+        try:
+            return await call()
+        except ccxt.BaseError as exc:
+            error = ExchangeError(classify_exception(exc), name)
+        except (asyncio.TimeoutError, OSError) as exc:
+            error = ExchangeError(classify_exception(exc), name)
+        self.api_errors += 1
+        if error.error_class is ErrorClass.PERMISSION and self._on_permission_error:
+            self._on_permission_error(error)
+        raise error
+
+    async def _read(self, name: str, priority: Priority, call: Callable[[], Awaitable[T]]) -> T:
+        return await with_retries(lambda: self._once(name, priority, call), self.options.backoff, name=name)
+
+    async def _setting(self, name: str, call: Callable[[], Awaitable[Any]]) -> bool:
+        """An idempotent account setting: "no need to change" counts as done. Returns True when it changed."""
+        try:
+            await self._read(name, Priority.ACCOUNT, call)
+            return True
+        except ExchangeError as exc:
+            if exc.info.code in NO_CHANGE_NEEDED or "No need to change" in exc.info.message:
+                return False
+            raise
+
+    # -- start-up ---------------------------------------------------------------------------------------------------
+    async def initialize(self, pairs: list[str], leverage: int) -> StartupReport:
+        """The seed's start-up checks. Any failure raises ExchangeError naming its cause; nothing trades then."""
+        report = StartupReport()
+        await self._read("load_markets", Priority.MARKET_DATA, lambda: self.ccxt.load_markets(reload=True))
+        unknown = [p for p in pairs if p not in self.ccxt.markets]
+        if unknown:
+            raise ExchangeError(classify_code(-1121, 400, f"pairs not listed on the exchange: {', '.join(unknown)}"),
+                                "initialize")
+        inactive = [p for p in pairs if not self.ccxt.markets[p].get("active", True)]
+        if inactive:
+            raise ExchangeError(classify_code(-1121, 400, f"pairs not trading: {', '.join(inactive)}"), "initialize")
+        if not (self.options.api_key and self.options.secret):
+            report.notes.append("no API keys: market data only")
+            return report
+        report.api_restrictions = await self._api_restrictions()
+        mode = await self._read("fetch_position_mode", Priority.ACCOUNT, lambda: self.ccxt.fetch_position_mode())
+        if mode.get("hedged"):
+            await self._setting("set_position_mode", lambda: self.ccxt.set_position_mode(False))
+            report.changed.append("position mode: hedge -> one-way")
+        multi = await self._read("fetch_multi_assets", Priority.ACCOUNT,
+                                 lambda: self.ccxt.fapiPrivateGetMultiAssetsMargin())
+        if str(multi.get("multiAssetsMargin")).lower() == "true":
+            await self._setting("set_multi_assets", lambda: self.ccxt.fapiPrivatePostMultiAssetsMargin(
+                {"multiAssetsMargin": "false"}))
+            report.changed.append("multi-assets margin: on -> off")
+        for pair in pairs:
+            if await self._setting("set_margin_mode", lambda p=pair: self.ccxt.set_margin_mode("cross", p)):
+                report.changed.append(f"{pair}: margin type -> cross")
+            await self._read("set_leverage", Priority.ACCOUNT, lambda p=pair: self.ccxt.set_leverage(leverage, p))
+        report.balance = await self.fetch_balance()
+        report.ok = True
+        return report
+
+    async def _api_restrictions(self) -> dict[str, Any]:
+        try:
+            flags = await self._read("fetch_api_restrictions", Priority.ACCOUNT,
+                                     lambda: self.ccxt.sapiGetAccountApiRestrictions())
+        except ExchangeError as exc:
+            if exc.error_class is ErrorClass.PERMISSION:
+                raise
+            log.warning("API key permissions could not be read: %s", exc)
+            return {}
+        if self.options.live and flags.get("enableWithdrawals"):
+            raise ExchangeError(
+                classify_code(-2015, 401, "this API key can withdraw funds; create a key without withdrawal permission"),
+                "initialize",
+            )
+        if flags.get("enableFutures") is False:
+            raise ExchangeError(classify_code(-2015, 401, "this API key is not enabled for futures"), "initialize")
+        if not flags.get("ipRestrict", True):
+            log.warning("the API key is not restricted to an IP address")
+        return flags
+
+    # -- reads ------------------------------------------------------------------------------------------------------
+    async def fetch_balance(self) -> Balance:
+        raw = await self._read("fetch_balance", Priority.ACCOUNT, lambda: self.ccxt.fetch_balance())
+        info = raw.get("info", {})
+        return Balance(
+            wallet=Decimal(str(info.get("totalWalletBalance", raw.get("USDT", {}).get("total") or 0))),
+            available=Decimal(str(info.get("availableBalance", raw.get("USDT", {}).get("free") or 0))),
+            unrealized_pnl=Decimal(str(info.get("totalUnrealizedProfit", 0))),
+            margin_balance=Decimal(str(info.get("totalMarginBalance", 0))),
+            maintenance_margin=Decimal(str(info.get("totalMaintMargin", 0))),
+        )
+
+    async def fetch_positions(self, pairs: list[str] | None = None) -> list[Position]:
+        raw = await self._read("fetch_positions", Priority.ACCOUNT, lambda: self.ccxt.fetch_positions(pairs))
+        return [p for p in (Position.from_ccxt(r) for r in raw) if p.contracts != 0]
+
+    async def fetch_open_orders(self, pair: str | None = None) -> list[OrderState]:
+        regular = await self._read("fetch_open_orders", Priority.PROTECT, lambda: self.ccxt.fetch_open_orders(pair))
+        algo = await self._read("fetch_open_orders", Priority.PROTECT,
+                                lambda: self.ccxt.fetch_open_orders(pair, params={"trigger": True}))
+        return [OrderState.from_ccxt(o, is_algo=False) for o in regular] + [
+            OrderState.from_ccxt(o, is_algo=True) for o in algo
+        ]
+
+    async def fetch_order(self, pair: str, client_order_id: str, *, algo: bool) -> OrderState | None:
+        """The order with this client id, or None when the exchange has no such order."""
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if algo:
+            params["trigger"] = True
+        try:
+            raw = await self._read("fetch_order", Priority.PROTECT, lambda: self.ccxt.fetch_order(None, pair, params))
+        except ExchangeError as exc:
+            if exc.info.not_found:
+                return None
+            raise
+        return OrderState.from_ccxt(raw, is_algo=algo)
+
+    async def fetch_time(self) -> int:
+        """The exchange's clock in ms (the simulator's replay time when pointed at it)."""
+        return int(await self._read("fetch_time", Priority.MARKET_DATA, lambda: self.ccxt.fetch_time()))
+
+    async def fetch_ohlcv(
+        self, pair: str, timeframe: str, since_ms: int | None = None, limit: int = 1000, *, mark: bool = False
+    ) -> list[list[float]]:
+        params = {"price": "mark"} if mark else {}
+        return await self._read(
+            "fetch_ohlcv", Priority.MARKET_DATA,
+            lambda: self.ccxt.fetch_ohlcv(pair, timeframe, since=since_ms, limit=limit, params=params),
+        )
+
+    async def fetch_funding_rate_history(self, pair: str, since_ms: int | None = None, limit: int = 1000) -> list[dict]:
+        return await self._read(
+            "fetch_funding_rate_history", Priority.MARKET_DATA,
+            lambda: self.ccxt.fetch_funding_rate_history(pair, since=since_ms, limit=limit),
+        )
+
+    async def fetch_order_book(self, pair: str, limit: int = 1000) -> dict[str, Any]:
+        """The raw REST snapshot (with lastUpdateId), as the local order book procedure needs it."""
+        return await self._read(
+            "fetch_order_book", Priority.MARKET_DATA,
+            lambda: self.ccxt.fapiPublicGetDepth({"symbol": exchange_symbol(pair), "limit": limit}),
+        )
+
+    async def fetch_leverage_brackets(self, pair: str) -> list[dict[str, Any]]:
+        tiers = await self._read("fetch_leverage_tiers", Priority.ACCOUNT,
+                                 lambda: self.ccxt.fetch_leverage_tiers([pair]))
+        return tiers.get(pair, [])
+
+    # -- writes -----------------------------------------------------------------------------------------------------
+    async def set_leverage(self, pair: str, leverage: int) -> None:
+        await self._read("set_leverage", Priority.ACCOUNT, lambda: self.ccxt.set_leverage(leverage, pair))
+
+    async def create_order(self, request: OrderRequest) -> OrderState:
+        """Place an order exactly once.
+
+        On any failure that leaves the outcome unknown (timeout, 5xx, a duplicate-id rejection), the order is
+        looked up by its client id; only when several lookups agree it does not exist is it sent again, under the
+        same id.
+        """
+        priority = Priority.PROTECT if (request.reduce_only or request.close_position) else Priority.ENTRY
+        symbol_args = request.ccxt_args(self.ccxt)
+        attempts = self.options.backoff.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                raw = await self._once("create_order", priority, lambda: self.ccxt.create_order(*symbol_args))
+                return OrderState.from_ccxt(raw, is_algo=request.is_algo)
+            except ExchangeError as exc:
+                duplicate = exc.info.code in DUPLICATE_CLIENT_ID
+                if not (exc.info.retryable or exc.info.state_unknown or duplicate):
+                    raise
+                found, certain = await self._resolve(request)
+                if found is not None:
+                    log.warning("%s: outcome was unknown (%s); found it on the exchange", request.client_order_id, exc)
+                    return found
+                if not certain:
+                    # The lookups failed too: the order may exist. Sending again could double the position.
+                    log.error("%s: outcome unknown and lookups failed; not sending again", request.client_order_id)
+                    raise
+                if duplicate or attempt == attempts:
+                    raise
+                delay = max(self.options.backoff.delay(attempt), exc.info.retry_after_s or 0.0)
+                log.warning("%s not placed (%s); sending again in %.2fs", request.client_order_id, exc, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def find_order(self, request: OrderRequest) -> OrderState | None:
+        """After create_order raised with an unknown outcome, the engine resolves the order here, by client id.
+
+        Never call create_order again for the same request instead: a filled market order no longer blocks its
+        client id, so a second send would be a second order.
+        """
+        found, certain = await self._resolve(request)
+        if found is None and not certain:
+            raise ExchangeError(classify_code(-1007, 408, f"{request.client_order_id}: state still unknown"), "find_order")
+        return found
+
+    async def _resolve(self, request: OrderRequest) -> tuple[OrderState | None, bool]:
+        """Look the order up by client id: (order, True) found; (None, True) the exchange says it does not exist
+        on every lookup; (None, False) a lookup failed, so nothing is known."""
+        for attempt in range(self.options.resolve_attempts):
+            try:
+                found = await self.fetch_order(request.pair, request.client_order_id, algo=request.is_algo)
+            except ExchangeError as exc:
+                log.warning("lookup of %s failed: %s", request.client_order_id, exc)
+                return None, False
+            if found is not None:
+                return found, True
+            # An order can take a moment to become visible to queries after an unknown-outcome answer.
+            await asyncio.sleep(self.options.resolve_delay_s * (attempt + 1))
+        return None, True
+
+    async def cancel_order(self, pair: str, order_id: str, *, algo: bool) -> bool:
+        """Cancel; False when the order was already gone (filled, cancelled or unknown)."""
+        params = {"trigger": True} if algo else {}
+        try:
+            await self._read("cancel_order", Priority.PROTECT, lambda: self.ccxt.cancel_order(order_id, pair, params))
+            return True
+        except ExchangeError as exc:
+            if exc.info.not_found:
+                return False
+            raise
+
+    async def cancel_all(self, pair: str) -> None:
+        """Cancel every open regular and conditional order on a pair."""
+        symbol = exchange_symbol(pair)
+        await self._read("cancel_all", Priority.PROTECT,
+                         lambda: self.ccxt.fapiPrivateDeleteAllOpenOrders({"symbol": symbol}))
+        await self._read("cancel_all", Priority.PROTECT,
+                         lambda: self.ccxt.fapiPrivateDeleteAlgoOpenOrders({"symbol": symbol}))
+
+    # -- helpers ----------------------------------------------------------------------------------------------------
+    def market(self, pair: str) -> dict[str, Any]:
+        return self.ccxt.market(pair)
+
+    def amount_to_precision(self, pair: str, amount: Decimal) -> Decimal:
+        """Truncate to the step size, as Binance requires (never round up past what margin allows)."""
+        return Decimal(self.ccxt.amount_to_precision(pair, str(amount)))
+
+    def price_to_precision(self, pair: str, price: Decimal) -> Decimal:
+        return Decimal(self.ccxt.price_to_precision(pair, str(price)))
