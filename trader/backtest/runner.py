@@ -239,6 +239,7 @@ def _pair_data(data_dir: Path, pair: str, part: pd.DataFrame, mark: tuple[pd.Dat
     return data_prep.pair_arrays(part, ratio, funding)
 
 
-def new_run_id(strategy: str) -> str:
+def new_run_id(strategy: str = "") -> str:
+    """Sortable and unique, and short enough for ``BacktestRun.id`` (36 characters)."""
     now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{now}-{strategy.lower()}-{uuid.uuid4().hex[:6]}"
+    return f"{now}-{uuid.uuid4().hex[:12]}"
