@@ -236,6 +236,8 @@ class Exchange:
             return
         p1, m1 = d.price(t1), d.mark(t1)
         if d.script is not None and d.script.active(t1):
+            if t1 - t1 % d.bar_ms not in d.scripted_bars:
+                d.record_scripted(t1, p0)  # the bar opens where the price was before the script moved it
             d.record_scripted(t1, p1)
         for _ in range(1000):
             hit = self._first_crossing(sym, t0, p0, m0, t1, p1, m1)
