@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "bot.commands.secrets",
     "bot.commands.db",
     "bot.commands.sim",
+    "bot.commands.backtest",
     "bot.commands.download",
 ]
 
