@@ -1,0 +1,313 @@
+"""Market and account streams, kept alive: heartbeat, reconnect, and REST resync after any gap.
+
+- Closed 1m candles per pair (ccxt.pro ``watch_ohlcv``). A candle counts as closed when a later one appears;
+  any minute the stream skipped (a drop, a reconnect, a quiet socket) is fetched over REST before newer candles
+  are delivered, so the engine sees every closed candle exactly once and in order.
+- Mark price and funding (ccxt.pro ``watch_mark_price``), with websocket delay measured from the event time.
+- The user data stream (ccxt.pro ``watch_orders`` / ``watch_positions``); after a reconnect the engine is told to
+  reconcile orders and positions over REST, because events sent while disconnected are lost.
+- Depth: a raw diff stream feeding ``LocalOrderBook`` by Binance's snapshot + diff procedure (ccxt.pro hides the
+  update ids that the procedure checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import ccxt
+
+from trader.config.pairs import exchange_symbol
+from trader.exchange.backoff import BackoffPolicy
+from trader.exchange.client import ExchangeClient
+from trader.exchange.errors import ExchangeError
+from trader.exchange.models import OrderState, Position
+from trader.exchange.orderbook import LocalOrderBook, OutOfSync
+
+log = logging.getLogger(__name__)
+MINUTE = 60_000
+Handler = Callable[..., Awaitable[None] | None]
+
+
+async def _call(handler: Handler, *args: Any) -> None:
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+@dataclass(frozen=True)
+class Candle:
+    pair: str
+    timestamp: int  # open time, ms UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    @classmethod
+    def from_row(cls, pair: str, row: list[float]) -> Candle:
+        return cls(pair, int(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5]))
+
+
+@dataclass
+class StreamOptions:
+    heartbeat_s: float = 90.0  # no message for this long: the socket is presumed dead; resync over REST
+    backoff: BackoffPolicy = BackoffPolicy(attempts=1_000_000, base_s=0.5, cap_s=30.0)
+
+
+class CandleStream:
+    """Delivers every closed 1m candle of one pair exactly once, in order."""
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        pair: str,
+        on_closed: Handler,
+        *,
+        last_closed_ms: int | None = None,
+        options: StreamOptions | None = None,
+    ):
+        self.client = client
+        self.pair = pair
+        self.on_closed = on_closed
+        self.last_closed_ms = last_closed_ms  # open time of the last candle delivered
+        self.options = options or StreamOptions()
+        self.reconnects = 0
+        self.resyncs = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                rows = await asyncio.wait_for(
+                    self.client.ccxt.watch_ohlcv(self.pair, "1m"), timeout=self.options.heartbeat_s
+                )
+                failures = 0
+            except asyncio.TimeoutError:
+                log.warning("%s kline stream silent for %.0fs; resyncing over REST", self.pair, self.options.heartbeat_s)
+                await self._safe_resync()
+                continue
+            except ccxt.NetworkError as exc:
+                failures += 1
+                self.reconnects += 1
+                delay = self.options.backoff.delay(min(failures, 8))
+                log.warning("%s kline stream dropped (%s); reconnecting in %.1fs", self.pair, exc, delay)
+                await asyncio.sleep(delay)
+                await self._safe_resync()
+                continue
+            await self._on_rows(rows)
+
+    async def _on_rows(self, rows: list[list[float]]) -> None:
+        if not rows:
+            return
+        newest = int(rows[-1][0])
+        closed = [r for r in rows if int(r[0]) < newest]
+        if self.last_closed_ms is None:
+            # First message: start from the last closed candle the stream shows; history is the caller's business.
+            if closed:
+                await self._deliver([Candle.from_row(self.pair, closed[-1])])
+            else:
+                self.last_closed_ms = newest - MINUTE
+            return
+        fresh = [r for r in closed if int(r[0]) > self.last_closed_ms]
+        expected = self.last_closed_ms + MINUTE
+        if (fresh and int(fresh[0][0]) > expected) or (not fresh and newest > expected + MINUTE):
+            await self.resync(until_ms=newest)
+            fresh = [r for r in closed if int(r[0]) > (self.last_closed_ms or 0)]
+        await self._deliver([Candle.from_row(self.pair, r) for r in fresh])
+
+    async def _deliver(self, candles: list[Candle]) -> None:
+        for candle in candles:
+            if self.last_closed_ms is not None and candle.timestamp <= self.last_closed_ms:
+                continue
+            self.last_closed_ms = candle.timestamp
+            await _call(self.on_closed, candle)
+
+    async def resync(self, until_ms: int | None = None) -> int:
+        """Fetch closed candles after the last delivered one over REST; returns how many were delivered."""
+        if self.last_closed_ms is None:
+            return 0
+        self.resyncs += 1
+        now = await self.client.fetch_time()
+        limit_ms = min(until_ms, now) if until_ms is not None else now
+        delivered = 0
+        since = self.last_closed_ms + MINUTE
+        while since + MINUTE <= limit_ms:
+            rows = await self.client.fetch_ohlcv(self.pair, "1m", since, 1000)
+            rows = [r for r in rows if int(r[0]) >= since and int(r[0]) + MINUTE <= limit_ms]
+            if not rows:
+                break
+            before = self.last_closed_ms
+            await self._deliver([Candle.from_row(self.pair, r) for r in rows])
+            delivered += sum(1 for r in rows if int(r[0]) > (before or 0))
+            since = int(rows[-1][0]) + MINUTE
+        if delivered:
+            log.info("%s: %d missed candles fetched over REST", self.pair, delivered)
+        return delivered
+
+    async def _safe_resync(self) -> None:
+        try:
+            await self.resync()
+        except ExchangeError as exc:
+            log.warning("%s resync failed: %s", self.pair, exc)
+
+
+class MarkPriceStream:
+    def __init__(self, client: ExchangeClient, pair: str, on_mark: Handler, options: StreamOptions | None = None):
+        self.client, self.pair, self.on_mark = client, pair, on_mark
+        self.options = options or StreamOptions(heartbeat_s=30.0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        stream = f"{exchange_symbol(self.pair).lower()}@markPrice"
+        while not stop.is_set():
+            try:
+                ticker = await asyncio.wait_for(self.client.ccxt.watch_mark_price(self.pair),
+                                                timeout=self.options.heartbeat_s)
+                failures = 0
+            except (asyncio.TimeoutError, ccxt.NetworkError) as exc:
+                failures += 1
+                log.warning("%s mark stream: %s; reconnecting", self.pair, type(exc).__name__)
+                await asyncio.sleep(self.options.backoff.delay(min(failures, 8)))
+                continue
+            info = ticker.get("info") or {}
+            if "E" in info:
+                self.client.latency.record_ws(stream, int(info["E"]))
+            mark = ticker.get("markPrice") or info.get("p")
+            if mark is not None:
+                await _call(self.on_mark, self.pair, Decimal(str(mark)), info)
+
+
+class AccountStream:
+    """Order and position updates; ``on_reconnect`` is awaited after every drop so the engine reconciles."""
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        on_orders: Handler,
+        on_positions: Handler | None = None,
+        on_reconnect: Handler | None = None,
+        options: StreamOptions | None = None,
+    ):
+        self.client = client
+        self.on_orders, self.on_positions, self.on_reconnect = on_orders, on_positions, on_reconnect
+        self.options = options or StreamOptions(heartbeat_s=3600.0)  # account events are rare; silence is normal
+        self.reconnects = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [asyncio.create_task(self._orders(stop))]
+        if self.on_positions is not None:
+            tasks.append(asyncio.create_task(self._positions(stop)))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _orders(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                orders = await asyncio.wait_for(self.client.ccxt.watch_orders(), timeout=self.options.heartbeat_s)
+                failures = 0
+            except asyncio.TimeoutError:
+                continue
+            except ccxt.NetworkError as exc:
+                failures += 1
+                self.reconnects += 1
+                log.warning("user data stream dropped (%s); reconnecting and reconciling", exc)
+                await asyncio.sleep(self.options.backoff.delay(min(failures, 8)))
+                if self.on_reconnect is not None:
+                    await _call(self.on_reconnect)
+                continue
+            states = [OrderState.from_ccxt(o, is_algo=_is_algo(o)) for o in orders]
+            await _call(self.on_orders, states)
+
+    async def _positions(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                raw = await asyncio.wait_for(self.client.ccxt.watch_positions(), timeout=self.options.heartbeat_s)
+            except (asyncio.TimeoutError, ccxt.NetworkError):
+                await asyncio.sleep(self.options.backoff.base_s)
+                continue
+            await _call(self.on_positions, [Position.from_ccxt(p) for p in raw])
+
+
+def _is_algo(order: dict[str, Any]) -> bool:
+    info = order.get("info") or {}
+    return "aid" in info or "algoId" in info or "caid" in info
+
+
+class DepthStream:
+    """A local order book for one pair from Binance's diff stream, rebuilt from a snapshot whenever it breaks."""
+
+    def __init__(self, client: ExchangeClient, pair: str, ws_base: str, *, on_update: Handler | None = None,
+                 options: StreamOptions | None = None, snapshot_limit: int = 1000):
+        self.client = client
+        self.pair = pair
+        self.symbol = exchange_symbol(pair)
+        self.url = ws_base.rstrip("/") + "/public/ws"
+        self.book = LocalOrderBook(self.symbol)
+        self.on_update = on_update
+        self.options = options or StreamOptions(heartbeat_s=30.0)
+        self.snapshot_limit = snapshot_limit
+        self.rebuilds = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        async with aiohttp.ClientSession() as session:
+            while not stop.is_set():
+                try:
+                    await self._session(session, stop)
+                    failures = 0
+                except (aiohttp.ClientError, asyncio.TimeoutError, OutOfSync, ExchangeError, ConnectionError) as exc:
+                    failures += 1
+                    log.warning("%s depth stream: %s; rebuilding", self.pair, exc)
+                    await asyncio.sleep(self.options.backoff.delay(min(failures, 8)))
+
+    async def _session(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
+        stream = f"{self.symbol.lower()}@depth@100ms"
+        async with session.ws_connect(self.url, heartbeat=self.options.heartbeat_s) as ws:
+            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": [stream], "id": 1}))
+            self.book = LocalOrderBook(self.symbol)
+            snapshot_task = asyncio.create_task(self.client.fetch_order_book(self.pair, self.snapshot_limit))
+            self.rebuilds += 1
+            while not stop.is_set():
+                if snapshot_task is not None and snapshot_task.done():
+                    self.book.load_snapshot(snapshot_task.result())
+                    snapshot_task = None
+                    await self._notify()
+                try:
+                    msg = await ws.receive(timeout=0.5 if snapshot_task else self.options.heartbeat_s)
+                except asyncio.TimeoutError:
+                    if snapshot_task is None:
+                        raise
+                    continue
+                if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
+                    raise ConnectionError("depth socket closed")
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                event = json.loads(msg.data)
+                event = event.get("data", event)
+                if event.get("e") != "depthUpdate":
+                    continue
+                self.client.latency.record_ws(stream, int(event.get("E", time.time() * 1000)))
+                self.book.buffer(event)
+                if self.book.synced:
+                    await self._notify()
+
+    async def _notify(self) -> None:
+        if self.on_update is not None and self.book.synced:
+            await _call(self.on_update, self.book)
