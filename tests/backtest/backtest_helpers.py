@@ -48,7 +48,7 @@ class Run:
 
 
 def run_bars(
-    bars: Sequence[tuple[float, float, float, float]],
+    bars: Sequence[tuple[float, float, float, float]] | dict[str, Sequence[tuple[float, float, float, float]]],
     script: dict[int, Callable[[Scripted, bt.DataBase], Any]],
     wallet: float = 1_000.0,
     leverage: int = 25,
@@ -59,20 +59,24 @@ def run_bars(
     pair: str = "BTC/USDT:USDT",
     start_ms: int = T0,
 ) -> Run:
-    arr = np.asarray(bars, dtype="float64")
-    ts = start_ms + MIN * np.arange(len(arr), dtype="int64")
-    ratio = np.broadcast_to(np.asarray(mark_ratio, dtype="float64"), (len(arr),)).copy()
-    f_ms, f_rate, f_mark = funding or ([], [], [])
-    data = PairData(ts_ms=ts, open=arr[:, 0], high=arr[:, 1], low=arr[:, 2], close=arr[:, 3], mark_ratio=ratio,
-                    funding_ms=np.asarray(f_ms, dtype="int64"), funding_rate=np.asarray(f_rate, dtype="float64"),
-                    funding_mark=np.asarray(f_mark, dtype="float64"))
+    """One pair (``bars`` a list) or several (``bars`` a dict pair -> list); the script gets the first feed."""
+    per_pair = bars if isinstance(bars, dict) else {pair: bars}
     broker = FuturesBroker(cash=wallet, leverage=leverage, fees=fees or FeeSchedule(0.0, 0.0),
                            slippage=slippage or SlippageModel(0.0), close_at_end=False)
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.setbroker(broker)
-    feed = make_feed(pair, ts, {"open": arr[:, 0], "high": arr[:, 1], "low": arr[:, 2], "close": arr[:, 3]})
-    cerebro.adddata(feed, name=pair)
-    broker.attach(pair, data)
+    for name, rows in per_pair.items():
+        arr = np.asarray(rows, dtype="float64")
+        ts = start_ms + MIN * np.arange(len(arr), dtype="int64")
+        ratio = np.broadcast_to(np.asarray(mark_ratio, dtype="float64"), (len(arr),)).copy()
+        f_ms, f_rate, f_mark = funding or ([], [], [])
+        data = PairData(ts_ms=ts, open=arr[:, 0], high=arr[:, 1], low=arr[:, 2], close=arr[:, 3],
+                        mark_ratio=ratio, funding_ms=np.asarray(f_ms, dtype="int64"),
+                        funding_rate=np.asarray(f_rate, dtype="float64"),
+                        funding_mark=np.asarray(f_mark, dtype="float64"))
+        feed = make_feed(name, ts, {"open": arr[:, 0], "high": arr[:, 1], "low": arr[:, 2], "close": arr[:, 3]})
+        cerebro.adddata(feed, name=name)
+        broker.attach(name, data)
     log: list[tuple[Any, ...]] = []
     cerebro.addstrategy(Scripted, script=script, log=log)
     cerebro.run()

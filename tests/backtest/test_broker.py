@@ -246,3 +246,32 @@ def test_liquidation_cancels_open_orders() -> None:
                           s.open_position(d, 1, 0.01, 90_000, [(110_000, 0.01)])}, wallet=40.0)
     assert run.broker.liquidations == 1
     assert "Canceled" in run.statuses("stop") and "Canceled" in run.statuses("tp1")
+
+
+def test_cross_margin_other_positions_move_the_liquidation_price() -> None:
+    """BTC's LP includes ETH's maintenance margin and unrealized loss (the FAQ's TMM1 and UPNL1 terms)."""
+    btc = [flat(100_000), flat(100_000), flat(100_000), flat(100_000), (99_000, 99_000, 86_000, 87_000),
+           flat(87_000)]
+    eth = [flat(2_000), flat(2_000), flat(1_950), flat(1_950), flat(1_950), flat(1_950)]
+
+    def enter(s, d) -> None:
+        s.buy(data=s.getdatabyname("BTC/USDT:USDT"), size=0.01, tag="btc")
+        s.buy(data=s.getdatabyname("ETH/USDT:USDT"), size=1.0, tag="eth")
+
+    run = run_bars({"BTC/USDT:USDT": btc, "ETH/USDT:USDT": eth}, {0: enter}, wallet=200.0)
+    # W 200, ETH MM 1 × 1,950 × 0.4 % = 7.8, ETH uPnL −50 → (200 − 7.8 − 50 − 1,000) / (0.01 × 0.004 − 0.01)
+    lp = (200 - 7.8 - 50 - 1_000) / (0.01 * 0.004 - 0.01)
+    assert lp == pytest.approx(86_124.5, abs=0.1)
+    b = run.broker
+    btc_t, eth_t = b.trades
+    assert btc_t.pair == "BTC/USDT:USDT" and btc_t.liquidated and btc_t.exit_price == pytest.approx(lp)
+    # What is left after BTC's loss and liquidation fee no longer carries ETH's maintenance margin: ETH's own LP
+    # is now above its price, so ETH goes next, at the mark then (1,950) — the cascade of a cross account.
+    wallet_after_btc = 200 - 0.01 * (100_000 - lp) - min(0.01 * lp * 0.0125, 200 - 0.01 * (100_000 - lp) - 50)
+    eth_lp = (wallet_after_btc - 2_000) / (0.004 - 1)
+    assert eth_lp > 1_950
+    assert eth_t.pair == "ETH/USDT:USDT" and eth_t.liquidated and eth_t.exit_price == pytest.approx(1_950)
+    assert b.liquidations == 2
+    # Alone, the same BTC long would survive the 86,000 low (its LP would be 80,321).
+    alone = run_bars(btc, {0: buy(0.01)}, wallet=200.0)
+    assert alone.broker.liquidations == 0

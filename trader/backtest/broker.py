@@ -567,8 +567,10 @@ class FuturesBroker(bt.BrokerBase):
                 self._close_trade(p, ms)
         if opened:
             if p.trade is None:
+                # Equity before this fill: wallet before the entry fee; other positions' uPnL is left out because
+                # it is only known at this bar's close.
                 p.trade = TradeRecord(pair=p.pair, side="long" if opened > 0 else "short", open_ms=ms,
-                                      equity_at_open=self.wallet + self._marks()[0] + fee * (1 - share))
+                                      equity_at_open=self.wallet + fee * (1 - share))
                 self._open_count += 1
             t = p.trade
             t.fees += fee * (1 - share)
