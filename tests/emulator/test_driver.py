@@ -1,0 +1,108 @@
+"""The driver side: button presses (honest and forged), waits, and running on a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+
+from bot.emulator import TelegramEmulator
+
+
+def post(tg: TelegramEmulator, method: str, **params: Any) -> dict[str, Any]:
+    """A synchronous client, as a thread outside any event loop would use."""
+    body = json.dumps(params).encode()
+    request = urllib.request.Request(f"{tg.base_url}{tg.token}/{method}", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())["result"]
+
+
+def keyboard(*pairs: tuple[str, str]) -> dict[str, Any]:
+    return {"inline_keyboard": [[{"text": text, "callback_data": data} for text, data in pairs]]}
+
+
+def test_background_thread_mode_serves_synchronous_callers() -> None:
+    with TelegramEmulator() as tg:
+        tg.send_text(1001, "/start")
+        updates = post(tg, "getUpdates")
+        assert updates[0]["message"]["text"] == "/start"
+        post(tg, "sendMessage", chat_id=1001, text="welcome")
+        assert tg.wait_for_sent_blocking(1001, timeout=2).text == "welcome"
+        with pytest.raises(TimeoutError):
+            tg.wait_for_sent_blocking(1001, timeout=0.2)
+
+
+async def test_wait_for_sent_returns_each_message_once_in_order(tg: TelegramEmulator) -> None:
+    tg.open_private_chat(1001)
+    for text in ("first", "second", "third"):
+        await asyncio.to_thread(post, tg, "sendMessage", chat_id=1001, text=text)
+    assert (await tg.wait_for_sent(1001, lambda m: m.text == "third")).text == "third"
+    assert (await tg.wait_for_sent(1001)).text == "first"
+    assert (await tg.wait_for_sent(1001)).text == "second"
+    with pytest.raises(TimeoutError, match="sent so far"):
+        await tg.wait_for_sent(1001, timeout=0.1)
+
+
+async def test_an_honest_press_needs_a_real_button_of_the_chat(tg: TelegramEmulator) -> None:
+    tg.open_private_chat(1001)
+    await asyncio.to_thread(post, tg, "sendMessage", chat_id=1001, text="sure?",
+                            reply_markup=keyboard(("Yes", "y:1"), ("No", "n:1")))
+    message = tg.sent(1001)[0]
+    with pytest.raises(LookupError):
+        tg.press_button(1001, message, "made-up")
+    with pytest.raises(PermissionError):
+        tg.press_button(1002, message, "y:1")
+    query = tg.press_button(1001, message, text="No")
+    assert query.data == "n:1" and query.message is message
+    update = tg.world.updates[-1].to_json()["callback_query"]
+    assert update["data"] == "n:1" and update["from"]["id"] == 1001
+    assert update["message"]["reply_markup"] == keyboard(("Yes", "y:1"), ("No", "n:1"))
+    assert update["chat_instance"] and update["id"]
+
+
+async def test_a_forged_press_sends_whatever_it_is_told(tg: TelegramEmulator) -> None:
+    tg.open_private_chat(1001)
+    await asyncio.to_thread(post, tg, "sendMessage", chat_id=1001, text="sure?", reply_markup=keyboard(("Yes", "y:1")))
+    message = tg.sent(1001)[0]
+    await asyncio.to_thread(post, tg, "deleteMessage", chat_id=1001, message_id=message.message_id)
+    with pytest.raises(LookupError):
+        tg.press_button(1001, message, "y:1")
+    forged = tg.press_button(666, message, "y:999", strict=False)
+    assert (forged.user.id, forged.data) == (666, "y:999")
+
+
+async def test_a_press_after_an_edit_carries_the_current_message(tg: TelegramEmulator) -> None:
+    tg.open_private_chat(1001)
+    await asyncio.to_thread(post, tg, "sendMessage", chat_id=1001, text="v1", reply_markup=keyboard(("Go", "go")))
+    message = tg.sent(1001)[0]
+    await asyncio.to_thread(post, tg, "editMessageText", chat_id=1001, message_id=message.message_id, text="v2",
+                            reply_markup=keyboard(("Go again", "go2")))
+    query = tg.press_button(1001, message, text="Go again")
+    assert query.data == "go2"
+    assert tg.world.updates[-1].payload["message"]["text"] == "v2"
+    assert "edit_date" in tg.world.updates[-1].payload["message"]
+
+
+async def test_answer_window_expires() -> None:
+    async with TelegramEmulator(callback_answer_window=0.05) as tg:
+        tg.open_private_chat(1001)
+        await asyncio.to_thread(post, tg, "sendMessage", chat_id=1001, text="?", reply_markup=keyboard(("A", "a")))
+        query = tg.press_button(1001, tg.sent(1001)[0], "a")
+        await asyncio.sleep(0.1)
+        with pytest.raises(Exception, match="400"):
+            await asyncio.to_thread(post, tg, "answerCallbackQuery", callback_query_id=query.id)
+        assert tg.unanswered_callbacks() == [query]
+
+
+async def test_slow_telegram_delays_but_delivers(tg: TelegramEmulator) -> None:
+    tg.open_private_chat(1001)
+    tg.slow_down("sendMessage", 0.3)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.to_thread(post, tg, "sendMessage", chat_id=1001, text="late")
+    assert loop.time() - began >= 0.3
+    assert [m.text for m in tg.sent(1001)] == ["late"]
