@@ -160,7 +160,7 @@ class BotApi:
                 world.allowed_updates = frozenset(map(str, allowed)) if allowed else None
         offset = params.get_int("offset", 0) or 0
         limit = min(max(params.get_int("limit", 100) or 100, 1), 100)
-        timeout = min(max(params.get_int("timeout", 0) or 0, 0), MAX_POLL_SECONDS)
+        timeout = min(max(params.get_float("timeout", 0.0), 0.0), MAX_POLL_SECONDS)
         world.confirm(offset)
         # A newer poll ends an older one with 409, as Telegram does with two bot instances.
         generation = world.begin_poll()

@@ -331,6 +331,10 @@ class TelegramEmulator:
         """The next `times` calls of `method` ("*" for any) fail with this status and description."""
         self.server.add_fault(Fault(method.lower(), E.ApiError(error_code, description, retry_after), delay, times))
 
+    def set_flood_policy(self, policy: FloodPolicy | None) -> None:
+        """Switch Telegram's flood limits on (fresh buckets) or off while running."""
+        self.api.flood = FloodControl(policy) if policy else None
+
     def slow_down(self, method: str, delay: float, *, times: int = 1) -> None:
         self.server.add_fault(Fault(method.lower(), None, delay, times))
 
