@@ -106,3 +106,46 @@ async def test_slow_telegram_delays_but_delivers(tg: TelegramEmulator) -> None:
     await asyncio.to_thread(post, tg, "sendMessage", chat_id=1001, text="late")
     assert loop.time() - began >= 0.3
     assert [m.text for m in tg.sent(1001)] == ["late"]
+
+
+def test_an_injection_from_another_thread_wakes_a_waiting_poll() -> None:
+    import threading
+    import time
+
+    results: list[tuple[float, list[dict[str, Any]]]] = []
+    with TelegramEmulator() as tg:
+        def poll() -> None:
+            began = time.perf_counter()
+            updates = post(tg, "getUpdates", timeout=5)
+            results.append((time.perf_counter() - began, updates))
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        assert tg.world.pulse.wait_until_blocking(lambda: tg.world.polls_waiting > 0, 2)
+        time.sleep(0.1)
+        tg.send_text(1001, "wake up")
+        poller.join(3)
+    elapsed, updates = results[0]
+    assert [u["message"]["text"] for u in updates] == ["wake up"]
+    assert elapsed < 1.0
+
+
+async def test_ptb_in_the_test_loop_with_the_emulator_on_its_own_thread() -> None:
+    from telegram import Update
+    from telegram.ext import Application, CommandHandler, ContextTypes
+
+    async def ping(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await update.message.reply_text("pong")
+
+    with TelegramEmulator() as tg:
+        app = Application.builder().token(tg.token).base_url(tg.base_url).build()
+        app.add_handler(CommandHandler("ping", ping))
+        async with app:
+            await app.start()
+            await app.updater.start_polling(timeout=10)
+            await tg.wait_for_poll()
+            tg.send_text(1001, "/ping")
+            reply = await tg.wait_for_sent(1001, timeout=3)
+            await app.updater.stop()
+            await app.stop()
+    assert reply.text == "pong"
