@@ -40,9 +40,10 @@ class Trade(Base):
     open_rate: Mapped[Decimal] = mapped_column(Money)
     close_rate: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     stop_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
-    fees: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    # Net result = realized_pnl − fees + funding.
+    fees: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))  # commissions paid, positive
     funding: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))  # signed: negative when paid
-    realized_pnl: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    realized_pnl: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))  # price PnL of closed amounts, gross
     status: Mapped[str] = mapped_column(String(12), default="open", index=True)  # open | closed | cancelled
     strategy: Mapped[str] = mapped_column(String(64), default="")
     enter_tag: Mapped[str] = mapped_column(String(64), default="")

@@ -1,0 +1,65 @@
+"""When may leverage change? Bounds from the config and the pair's brackets, and the liquidation buffer.
+
+Risk rules cap a stop's distance from entry at ``stop_leverage_factor / leverage`` (3.2 % at 25x), which keeps the
+stop clear of liquidation (about 1/leverage away). Raising leverage shrinks that room: an open position whose stop
+sits farther than the new cap would be liquidated before its stop fires, so the change is refused, naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OpenPosition:
+    pair: str
+    side: str
+    entry_price: Decimal
+    notional: Decimal
+    stop_price: Decimal | None
+
+
+def max_leverage_for(tiers: Sequence[Mapping[str, Any]], notional: Decimal) -> int | None:
+    """The bracket's maximum leverage for a position of this notional (ccxt leverage tiers)."""
+    for tier in tiers:
+        lo = Decimal(str(tier.get("minNotional") or 0))
+        hi = Decimal(str(tier.get("maxNotional") or "Infinity"))
+        if lo <= notional < hi:
+            return int(tier["maxLeverage"])
+    return None
+
+
+def leverage_problems(
+    new: int,
+    *,
+    max_leverage: int,
+    stop_leverage_factor: float,
+    positions: Sequence[OpenPosition],
+    tiers: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> tuple[list[str], list[str]]:
+    """(invalid, refused): reasons the value is out of bounds, and reasons the current state forbids it."""
+    invalid: list[str] = []
+    refused: list[str] = []
+    if not 1 <= new <= max_leverage:
+        invalid.append(f"leverage must be between 1 and {max_leverage} (max_leverage in the config)")
+        return invalid, refused
+    for pair, pair_tiers in sorted(tiers.items()):
+        top = max_leverage_for(pair_tiers, Decimal(0))
+        if top is not None and new > top:
+            invalid.append(f"{pair} allows at most {top}x")
+    cap = Decimal(str(stop_leverage_factor)) / new
+    for pos in positions:
+        allowed = max_leverage_for(tiers.get(pos.pair, ()), pos.notional)
+        if allowed is not None and new > allowed:
+            refused.append(f"{pos.pair}: a {pos.notional:.0f} USDT position allows at most {allowed}x")
+        if pos.stop_price is not None and pos.entry_price > 0:
+            distance = abs(pos.entry_price - pos.stop_price) / pos.entry_price
+            if distance > cap:
+                refused.append(
+                    f"{pos.pair} {pos.side}: its stop is {distance:.2%} from entry; at {new}x a stop must be within "
+                    f"{cap:.2%} to stay clear of liquidation"
+                )
+    return invalid, refused
