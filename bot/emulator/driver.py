@@ -38,6 +38,7 @@ from bot.emulator.state import (
     CommandScope,
     User,
     World,
+    utc_now,
 )
 
 T = TypeVar("T")
@@ -157,9 +158,21 @@ class TelegramEmulator:
         return self.world.group_chat(chat_id, chat_type, title)
 
     def block(self, user_id: int) -> None:
-        """The user blocks the bot: sends to them fail with 403 until they write again."""
+        """The user blocks the bot: sends to them fail with 403 until they write again. Like Telegram, the bot
+        gets a my_chat_member update for each change."""
+        chat = self.open_private_chat(user_id)
         with self.world.lock:
+            if user_id in self.world.blocked_by:
+                return
             self.world.blocked_by.add(user_id)
+        self._membership_changed(chat, user_id, "member", "kicked")
+
+    def _membership_changed(self, chat: Chat, user_id: int, old: str, new: str) -> None:
+        bot = self.world.bot.user().to_json()
+        member = {"kicked": {"status": "kicked", "user": bot, "until_date": 0}, "member": {"status": "member", "user": bot}}
+        self.world.enqueue("my_chat_member", {
+            "chat": chat.to_json(), "from": self.world.user(user_id).to_json(), "date": int(utc_now().timestamp()),
+            "old_chat_member": member[old], "new_chat_member": member[new]})
 
     # --- what users do ------------------------------------------------------------------------------------------
 
@@ -175,13 +188,35 @@ class TelegramEmulator:
                 raise ValueError("a private chat's id is the user's id")
             chat = self.world.private_chat(user)
             with self.world.lock:
+                was_blocked = user_id in self.world.blocked_by
                 self.world.blocked_by.discard(user_id)
+            if was_blocked:
+                self._membership_changed(chat, user_id, "kicked", "member")
         else:
             default = DEFAULT_GROUP_ID if chat_type == "group" else DEFAULT_SUPERGROUP_ID
             chat = self.world.group_chat(chat_id if chat_id is not None else default, chat_type)
         message = self.world.add_message(chat, user, text=text, entities=detect_entities(text), reply_to=reply_to)
         if self._bot_sees(chat, text, reply_to):
             self.world.enqueue("message", message.to_json())
+        return message
+
+    def edit_text(self, message: ChatMessage, text: str) -> ChatMessage:
+        """The user edits a message they sent; the bot gets an edited_message update (PTB's CommandHandler
+        reacts to those too, which is why a bot must not trust a command twice)."""
+        if message.from_bot:
+            raise ValueError("a user can only edit their own messages")
+        if not text.strip() or len(text) > MAX_TEXT:
+            raise ValueError("a Telegram client sends 1 to 4096 characters")
+        with self.world.lock:
+            message.history.append(message.snapshot())
+            message.text = text
+            message.entities = detect_entities(text)
+            message.edit_date = utc_now()
+            payload = message.to_json()
+        if self._bot_sees(message.chat, text, message.reply_to):
+            self.world.enqueue("edited_message", payload)
+        else:
+            self.world.changed()
         return message
 
     def press_button(self, user_id: int, message: ChatMessage, callback_data: str | None = None, *,

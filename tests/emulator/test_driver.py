@@ -149,3 +149,28 @@ async def test_ptb_in_the_test_loop_with_the_emulator_on_its_own_thread() -> Non
             await app.updater.stop()
             await app.stop()
     assert reply.text == "pong"
+
+
+async def test_blocking_and_returning_produce_my_chat_member_updates(tg: TelegramEmulator) -> None:
+    from telegram import Bot, Update
+
+    tg.block(1001)
+    tg.send_text(1001, "/start")
+    async with Bot(tg.token, base_url=tg.base_url) as bot:
+        updates = await bot.get_updates()
+    kinds = [(u.my_chat_member.new_chat_member.status if u.my_chat_member else u.message.text) for u in updates]
+    assert kinds == ["kicked", "member", "/start"]
+    assert all(isinstance(u, Update) for u in updates)
+
+
+async def test_a_user_edit_is_an_edited_message_update(tg: TelegramEmulator) -> None:
+    from telegram import Bot
+
+    original = tg.send_text(1001, "/leverage 3")
+    tg.edit_text(original, "/leverage 20")
+    async with Bot(tg.token, base_url=tg.base_url) as bot:
+        updates = await bot.get_updates()
+    assert updates[0].message.text == "/leverage 3"
+    edited = updates[1].edited_message
+    assert (edited.message_id, edited.text, edited.edit_date is not None) == (original.message_id, "/leverage 20", True)
+    assert edited.entities[0].type == "bot_command"
