@@ -58,6 +58,7 @@ def routes(sim: SimulatorServer) -> list[web.RouteDef]:
         web.post("/_sim/ws/drop", wrap(lambda b: {"dropped": sim.hub.drop_all(bool(b.get("private", True)))})),
         web.post("/_sim/book", wrap(lambda b: sim.set_book(b))),
         web.post("/_sim/deposit", wrap(lambda b: sim.deposit(Decimal(str(b["amount"]))))),
+        web.post("/_sim/limits", wrap(lambda b: sim.weights.set_limits(b))),
         web.post("/_sim/weights/reset", wrap(lambda b: (sim.weights.reset(), {"ok": True})[1])),
         web.post("/_sim/save", wrap(lambda b: sim.save_state())),
     ]

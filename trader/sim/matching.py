@@ -72,6 +72,10 @@ class Exchange:
         self.margin_type: dict[str, str] = {s: "CROSSED" for s in data}
         self.orders: dict[int, Order] = {}
         self.algos: dict[int, AlgoOrder] = {}
+        # Open orders indexed apart from the full history, which only grows: hot paths must not scan it.
+        self._books: dict[tuple, Book] = {}
+        self._open: dict[int, Order] = {}
+        self._open_algos: dict[int, AlgoOrder] = {}
         self.trades: list[Trade] = []
         self.income: list[Income] = []
         self._ids = Seq(4_000_000_001)
@@ -105,7 +109,40 @@ class Exchange:
         t = self.processed_ms if t is None else t
         d = self.data[sym]
         px = d.price(t) if price is None else price
-        return synthesize(self.specs[sym], self.cfg.book, px, d.volatility(t), t)
+        vol = d.volatility(t)
+        c = self.cfg.book
+        key = (sym, px, vol, t // 60_000, c.spread_bps, c.levels, c.level_step_bps, c.level_notional,
+               c.volatility_thinning)
+        book = self._books.get(key)
+        if book is None:
+            # Synthesis costs ~0.4 ms; the same instant's book is asked for several times per request.
+            if len(self._books) > 256:
+                self._books.clear()
+            book = self._books[key] = synthesize(self.specs[sym], c, px, vol, t)
+        return book
+
+    # ---- open-order index ----------------------------------------------------------------------------------------
+    def add_order(self, o: Order) -> None:
+        self.orders[o.order_id] = o
+        self._open[o.order_id] = o
+
+    def add_algo(self, a: AlgoOrder) -> None:
+        self.algos[a.algo_id] = a
+        self._open_algos[a.algo_id] = a
+
+    def reindex(self) -> None:
+        self._open = {k: o for k, o in self.orders.items() if o.is_open}
+        self._open_algos = {k: a for k, a in self.algos.items() if a.is_open}
+
+    def live_orders(self, sym: str | None = None) -> list[Order]:
+        for k in [k for k, o in self._open.items() if not o.is_open]:
+            del self._open[k]
+        return [o for o in self._open.values() if sym is None or o.symbol == sym]
+
+    def live_algos(self, sym: str | None = None) -> list[AlgoOrder]:
+        for k in [k for k, a in self._open_algos.items() if not a.is_open]:
+            del self._open_algos[k]
+        return [a for a in self._open_algos.values() if sym is None or a.symbol == sym]
 
     # ---- events -----------------------------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
@@ -167,8 +204,8 @@ class Exchange:
         for sym in self.data:
             amt = self.account.positions[sym].amt if sym in self.account.positions else ZERO
             buy_q = buy_n = sell_q = sell_n = ZERO
-            for o in self.orders.values():
-                if o.symbol != sym or not o.is_open or o.reduce_only or o.type != "LIMIT":
+            for o in self.live_orders(sym):
+                if o.reduce_only or o.type != "LIMIT":
                     continue
                 if o.side == "BUY":
                     buy_q += o.remaining
@@ -252,7 +289,7 @@ class Exchange:
         self._trail_extremes(sym, p0, m0, p1, m1)
         self.seg[sym] = (t1, p1, m1)
         self.processed_ms = max(self.processed_ms, t1)
-        for o in [o for o in self.orders.values() if o.is_open and o.symbol == sym and o.good_till and o.good_till <= t1]:
+        for o in [o for o in self.live_orders(sym) if o.good_till and o.good_till <= t1]:
             o.status, o.update_time = "EXPIRED", t1
             self._order_event(o, "EXPIRED", t1)
         self._check_margin_call(t1)
@@ -276,13 +313,11 @@ class Exchange:
             if best is None or frac < best[0]:
                 best = (frac, action)
 
-        for o in self.orders.values():
-            if o.symbol == sym and o.is_open and o.type == "LIMIT":
+        for o in self.live_orders(sym):
+            if o.type == "LIMIT":
                 # A resting buy fills when the price comes down to it, a sell when it comes up.
                 consider(p0, p1, float(o.price), o.side == "SELL", self._limit_action(o))
-        for a in self.algos.values():
-            if a.symbol != sym or not a.is_open:
-                continue
+        for a in self.live_algos(sym):
             v0, v1 = (m0, m1) if a.working_type == "MARK_PRICE" else (p0, p1)
             if a.order_type == "TRAILING_STOP_MARKET":
                 self._consider_trailing(a, v0, v1, consider)
@@ -320,8 +355,8 @@ class Exchange:
                 consider(v0, v1, ext * (1 + rate), True, self._trigger_action(a))
 
     def _trail_extremes(self, sym: str, p0: float, m0: float, p1: float, m1: float) -> None:
-        for a in self.algos.values():
-            if a.symbol == sym and a.is_open and a.order_type == "TRAILING_STOP_MARKET" and a.activated:
+        for a in self.live_algos(sym):
+            if a.order_type == "TRAILING_STOP_MARKET" and a.activated:
                 v0, v1 = (m0, m1) if a.working_type == "MARK_PRICE" else (p0, p1)
                 spec = self.specs[sym]
                 if a.side == "SELL":
@@ -380,8 +415,8 @@ class Exchange:
 
     def _close_position_orders(self, sym: str, t: int) -> None:
         """With the position gone, closePosition stops have nothing left to do; Binance expires them."""
-        for a in self.algos.values():
-            if a.symbol == sym and a.is_open and a.close_position:
+        for a in self.live_algos(sym):
+            if a.close_position:
                 a.status, a.update_time = "EXPIRED", t
                 self._algo_event(a, t)
 
@@ -427,7 +462,7 @@ class Exchange:
         if otype not in ("LIMIT", "MARKET"):
             raise err(-1116) if otype else err(-1102, "type")
         cid = self._client_id(params, "newClientOrderId")
-        if any(o.client_id == cid and o.is_open for o in self.orders.values()):
+        if any(o.client_id == cid for o in self.live_orders()):
             raise err(-4116)
         qty = parse_decimal(params.get("quantity"), "quantity")
         reduce_only = _bool(params.get("reduceOnly", "false"))
@@ -459,7 +494,7 @@ class Exchange:
             raise err(-2022)
         ref = price if otype == "LIMIT" else self.last_price(sym)
         check_min_notional(spec, qty, ref, reduce_only)
-        if sum(1 for o in self.orders.values() if o.symbol == sym and o.is_open) >= spec.max_num_orders:
+        if len(self.live_orders(sym)) >= spec.max_num_orders:
             raise err(-2025)
         marketable = otype == "MARKET" or (price >= best if side == "BUY" else price <= best)
         if otype == "LIMIT" and tif == "GTX" and marketable:
@@ -477,7 +512,7 @@ class Exchange:
                 raise err(-5021)
         o = Order(next(self._ids), sym, cid, side, otype, tif, qty, price, reduce_only, now, now,
                   good_till=good_till)
-        self.orders[o.order_id] = o
+        self.add_order(o)
         self._order_event(o, "NEW", now)
         if marketable:
             self._take(o, now, limit=price if otype == "LIMIT" else None)
@@ -496,9 +531,9 @@ class Exchange:
         if otype not in ALGO_TYPES:
             raise err(-1116) if otype else err(-1102, "type")
         cid = self._client_id(params, "clientAlgoId")
-        if any(a.client_algo_id == cid and a.is_open for a in self.algos.values()):
+        if any(a.client_algo_id == cid for a in self.live_algos()):
             raise err(-20132)
-        if sum(1 for a in self.algos.values() if a.is_open) >= MAX_ALGO_OPEN:
+        if len(self.live_algos()) >= MAX_ALGO_OPEN:
             raise BinanceError(-4045, "Reach max stop order limit.")
         close_position = _bool(params.get("closePosition", "false"))
         reduce_only = _bool(params.get("reduceOnly", "false"))
@@ -545,7 +580,7 @@ class Exchange:
                       close_position, now, now, activate_price=act_px, callback_rate=rate)
         if otype == "TRAILING_STOP_MARKET" and not act_px:
             a.activated, a.extreme = True, cur
-        self.algos[a.algo_id] = a
+        self.add_algo(a)
         self._algo_event(a, now)
         return a.to_api()
 
@@ -573,7 +608,7 @@ class Exchange:
                 a.status = "REJECTED"
                 self._algo_event(a, t)
                 return
-        self.orders[o.order_id] = o
+        self.add_order(o)
         a.actual_order_id = o.order_id
         self._order_event(o, "NEW", t)
         book = self.book(sym, t, price)
@@ -616,16 +651,15 @@ class Exchange:
     def cancel_all(self, params: dict[str, str], now: int) -> dict[str, object]:
         self.advance(now)
         sym = self._sym(params.get("symbol"))
-        for o in self.orders.values():
-            if o.symbol == sym and o.is_open:
-                o.status, o.update_time = "CANCELED", now
-                self._order_event(o, "CANCELED", now)
+        for o in self.live_orders(sym):
+            o.status, o.update_time = "CANCELED", now
+            self._order_event(o, "CANCELED", now)
         return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
     def open_orders(self, params: dict[str, str], now: int) -> list[dict[str, object]]:
         self.advance(now)
         sym = self._sym(params["symbol"]) if params.get("symbol") else None
-        return [o.to_api() for o in self.orders.values() if o.is_open and (sym is None or o.symbol == sym)]
+        return [o.to_api() for o in self.live_orders(sym)]
 
     def all_orders(self, params: dict[str, str], now: int) -> list[dict[str, object]]:
         self.advance(now)
@@ -665,16 +699,15 @@ class Exchange:
     def cancel_all_algos(self, params: dict[str, str], now: int) -> dict[str, object]:
         self.advance(now)
         sym = self._sym(params.get("symbol"))
-        for a in self.algos.values():
-            if a.symbol == sym and a.is_open:
-                a.status, a.update_time = "CANCELED", now
-                self._algo_event(a, now)
+        for a in self.live_algos(sym):
+            a.status, a.update_time = "CANCELED", now
+            self._algo_event(a, now)
         return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
     def open_algos(self, params: dict[str, str], now: int) -> list[dict[str, object]]:
         self.advance(now)
         sym = self._sym(params["symbol"]) if params.get("symbol") else None
-        return [a.to_api() for a in self.algos.values() if a.is_open and (sym is None or a.symbol == sym)]
+        return [a.to_api() for a in self.live_algos(sym)]
 
     def all_algos(self, params: dict[str, str], now: int) -> list[dict[str, object]]:
         self.advance(now)
@@ -728,7 +761,7 @@ class Exchange:
             raise err(-1102, "marginType") if not mt else err(-1130, "marginType")
         if self.margin_type[sym] == mt:
             raise err(-4046)
-        if any(o.symbol == sym and o.is_open for o in self.orders.values()):
+        if self.live_orders(sym):
             raise err(-4047)
         if self.account.position(sym, self.leverage[sym]).amt != 0:
             raise err(-4048)
@@ -741,7 +774,7 @@ class Exchange:
         want = _bool(params.get("dualSidePosition"))
         if want == self.account.dual_side:
             raise err(-4059)
-        if any(o.is_open for o in self.orders.values()):
+        if self.live_orders():
             raise err(-4067)
         if self.account.open_positions():
             raise err(-4068)
@@ -799,18 +832,16 @@ class Exchange:
         price = spec.round_price(lp)
         size = abs(pos.amt)
         isolated = pos.isolated
-        for o in self.orders.values():
-            if o.is_open and (not isolated or o.symbol == sym):
-                o.status, o.update_time = "CANCELED", t
-                self._order_event(o, "CANCELED", t)
-        for a in self.algos.values():
-            if a.is_open and (not isolated or a.symbol == sym):
-                a.status, a.update_time = "CANCELED", t
-                self._algo_event(a, t)
+        for o in self.live_orders(sym if isolated else None):
+            o.status, o.update_time = "CANCELED", t
+            self._order_event(o, "CANCELED", t)
+        for a in self.live_algos(sym if isolated else None):
+            a.status, a.update_time = "CANCELED", t
+            self._algo_event(a, t)
         side = "SELL" if pos.amt > 0 else "BUY"
         mm_left = maintenance_margin(self.tables[sym], size * price)
         o = Order(next(self._ids), sym, f"autoclose-{t}", side, "LIQUIDATION", "IOC", size, price, False, t, t)
-        self.orders[o.order_id] = o
+        self.add_order(o)
         res = self.account.apply_fill(sym, side, size, price, ZERO, t)
         o.executed, o.cum_quote, o.status = size, price * size, "FILLED"
         fee = min(q8(size * price * spec.liquidation_fee), max(ZERO, q8(mm_left)))

@@ -62,9 +62,10 @@ def h_exchange_info(sim: SimulatorServer, p: Params, now: int) -> dict:
     return {
         "timezone": "UTC", "serverTime": now, "futuresType": "U_MARGINED",
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": sim.cfg.weight_limit},
-            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": sim.weights.limit},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": sim.weights.order_limit_1m},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+             "limit": sim.weights.order_limit_10s},
         ],
         "exchangeFilters": [],
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
@@ -255,7 +256,7 @@ def _position_row(sim: SimulatorServer, sym: str, now: int, version: int) -> dic
 def _active_symbols(sim: SimulatorServer) -> list[str]:
     ex = sim.exchange
     return [s for s in ex.data if (s in ex.account.positions and ex.account.positions[s].amt != 0)
-            or any(o.symbol == s and o.is_open for o in ex.orders.values())]
+            or ex.live_orders(s)]
 
 
 def h_position_risk(version: int) -> Handler:

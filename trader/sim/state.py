@@ -68,6 +68,7 @@ def restore(ex: Exchange, data: dict[str, Any]) -> None:
     ex.margin_type.update({k: v for k, v in data["margin_type"].items() if k in ex.data})
     ex.orders = {o.order_id: o for o in (_load(Order, r) for r in data["orders"])}
     ex.algos = {a.algo_id: a for a in (_load(AlgoOrder, r) for r in data["algos"])}
+    ex.reindex()
     ex.trades = [_load(Trade, r) for r in data["trades"]]
     ex.income = [_load(Income, r) for r in data["income"]]
     ex._ids.value = data["seq"]["ids"]

@@ -6,6 +6,7 @@ Windows follow the wall clock, not the replay clock: rate limits protect the ser
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -28,10 +29,12 @@ class WeightMeter:
     limit: int = 2400
     ban_after_429s: int = 5
     ban_seconds: float = 120.0
+    order_limit_10s: int = ORDER_LIMIT_10S
+    order_limit_1m: int = ORDER_LIMIT_1M
     clock: object = field(default=time.time, repr=False)
     _ips: dict[str, _IpState] = field(default_factory=dict)
-    _orders_10s: list[float] = field(default_factory=list)
-    _orders_1m: list[float] = field(default_factory=list)
+    _orders_10s: deque[float] = field(default_factory=deque)
+    _orders_1m: deque[float] = field(default_factory=deque)
 
     def _now(self) -> float:
         return self.clock()  # type: ignore[operator]
@@ -74,14 +77,28 @@ class WeightMeter:
     def count_order(self) -> tuple[int, int]:
         """Register one order request; returns (10 s count, 1 min count) or raises −1015."""
         now = self._now()
-        self._orders_10s = [t for t in self._orders_10s if t > now - 10]
-        self._orders_1m = [t for t in self._orders_1m if t > now - 60]
-        if len(self._orders_10s) >= ORDER_LIMIT_10S or len(self._orders_1m) >= ORDER_LIMIT_1M:
-            limit, span = (ORDER_LIMIT_10S, "10s") if len(self._orders_10s) >= ORDER_LIMIT_10S else (ORDER_LIMIT_1M, "1m")
-            raise BinanceError(-1015, f"Too many new orders; current limit is {limit} orders per {span}.", 429)
+        for q, span in ((self._orders_10s, 10), (self._orders_1m, 60)):
+            while q and q[0] <= now - span:
+                q.popleft()
+        if len(self._orders_10s) >= self.order_limit_10s:
+            raise BinanceError(-1015, f"Too many new orders; current limit is {self.order_limit_10s} orders per "
+                                      "10 SECOND.", 429)
+        if len(self._orders_1m) >= self.order_limit_1m:
+            raise BinanceError(-1015, f"Too many new orders; current limit is {self.order_limit_1m} orders per "
+                                      "MINUTE.", 429)
         self._orders_10s.append(now)
         self._orders_1m.append(now)
         return len(self._orders_10s), len(self._orders_1m)
+
+    def set_limits(self, values: dict[str, object]) -> dict[str, int]:
+        for k in ("limit", "ban_after_429s", "order_limit_10s", "order_limit_1m"):
+            if k in values:
+                setattr(self, k, int(values[k]))  # type: ignore[call-overload]
+        unknown = set(values) - {"limit", "ban_after_429s", "order_limit_10s", "order_limit_1m"}
+        if unknown:
+            raise KeyError(", ".join(sorted(unknown)))
+        return {"limit": self.limit, "ban_after_429s": self.ban_after_429s,
+                "order_limit_10s": self.order_limit_10s, "order_limit_1m": self.order_limit_1m}
 
     def reset(self) -> None:
         self._ips.clear()
