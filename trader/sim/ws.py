@@ -211,9 +211,10 @@ class StreamHub:
                 return
             cur_open = now // step * step
             if last is not None and last[0] < cur_open:
-                prev = ex.data[sym].klines(interval, cur_open - 1, last[0], last[0], 1)
-                if prev:
-                    c.send(stream, self._kline_event(sym, interval, step, prev[0], True, now))
+                # Every bar that closed since the last push goes out final (x=true), at most the last ten.
+                since = max(last[0], cur_open - 10 * step)
+                for row in ex.data[sym].klines(interval, cur_open - 1, since, cur_open - 1, 10):
+                    c.send(stream, self._kline_event(sym, interval, step, row, True, now))
             rows = ex.data[sym].klines(interval, now, cur_open, cur_open, 1)
             if rows:
                 c.send(stream, self._kline_event(sym, interval, step, rows[0], False, now))
