@@ -275,3 +275,19 @@ def test_cross_margin_other_positions_move_the_liquidation_price() -> None:
     # Alone, the same BTC long would survive the 86,000 low (its LP would be 80,321).
     alone = run_bars(btc, {0: buy(0.01)}, wallet=200.0)
     assert alone.broker.liquidations == 0
+
+
+def test_margin_is_checked_at_placement_including_resting_orders() -> None:
+    # Wallet 100: a 0.015 BTC market entry posts 60; a second one would need 60 more than the 40 left.
+    def two(s, d) -> None:
+        s.buy(data=d, size=0.015, tag="first")
+        s.buy(data=d, size=0.015, tag="second")
+
+    run = run_bars([flat(100_000)] * 3, {0: two}, wallet=100.0)
+    assert run.fills("first") == [(100_000.0, 0.015)]
+    assert run.statuses("second") == ["Submitted", "Margin"]
+    # A buy limit above the mark carries its open loss (FAQ-COST): at 104,000 with the mark at 100,000,
+    # cost = 0.009 × 104,000 / 25 + 0.009 × 4,000 = 73.44 > 70 available.
+    run = run_bars([flat(100_000)] * 3, {0: buy(0.009, exectype=bt.Order.Limit, price=104_000.0, tag="lim")},
+                   wallet=70.0)
+    assert run.statuses("lim")[-1] == "Margin"

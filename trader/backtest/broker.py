@@ -294,12 +294,39 @@ class FuturesBroker(bt.BrokerBase):
             ref = order.created.price if order.exectype != Order.Market else order.data.close[0]
             if size * ref < p.spec.min_notional:
                 return f"notional {size * ref:.2f} below minimum {p.spec.min_notional} (-4164)"
+            if size * ref > p.spec.max_notional(self.p.leverage):
+                return f"position above maxNotionalValue at {self.p.leverage}x (-2027)"
+            if order.exectype != Order.Stop and self._order_cost(order, p, size, ref) > self._free_for_orders():
+                return "margin is insufficient (-2019)"
         return ""
+
+    def _order_cost(self, order: Order, p: _Pair, size: float, ref: float) -> float:
+        """Binance's cost to open: initial margin plus the open loss against the mark (FAQ-COST)."""
+        i = max(len(p.data) - 1, 0)
+        mark = p.arr.close[i] * p.arr.mark_ratio[i]
+        direction = 1 if order.isbuy() else -1
+        return size * ref / self.p.leverage + size * abs(min(0.0, direction * (mark - ref)))
+
+    def _free_for_orders(self) -> float:
+        """Available balance minus the margin already promised to resting opening orders (openOrderInitialMargin).
+
+        Conditional (stop) entries reserve nothing until they trigger, as on Binance's algo service.
+        """
+        held = 0.0
+        for q in self._pairs.values():
+            for o in q.orders:
+                if o.exectype != Order.Stop and not (o.info.get("reduce_only") or o.info.get("close_position")):
+                    ref = o.created.price if o.exectype != Order.Market else q.data.close[0]
+                    held += abs(o.created.size) * ref / self.p.leverage
+        return self.available_balance() - held
 
     def _reject(self, order: Order, why: str) -> None:
         order.info.reject_reason = why
         self.rejections.append(f"{order.data._name}: {why}")
-        order.reject(self)
+        if "(-2019)" in why:
+            order.margin()
+        else:
+            order.reject(self)
         self.notify(order)
         self._cancel_children(order)
 
