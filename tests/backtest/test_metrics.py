@@ -63,6 +63,7 @@ def test_drawdown_depth_duration_and_recovery() -> None:
     assert dd.duration_ms == 5 * DAY and dd.recovery_time_ms == 3 * DAY
     never = m.max_drawdown(ts[:5], eq[:5], 100.0)
     assert never.recovery_ms is None and never.recovery_time_ms is None
+    assert never.duration_ms == 3 * DAY  # still under water at the end (day 4) since the peak on day 1
 
 
 def test_initial_wallet_counts_as_a_peak() -> None:

@@ -125,11 +125,12 @@ class Drawdown:
     peak_ms: int
     trough_ms: int
     recovery_ms: int | None  # first time equity regained the peak; None if it never did
+    end_ms: int = 0  # last timestamp of the series
 
     @property
     def duration_ms(self) -> int:
-        """Peak to recovery (or to the trough when never recovered: the shortest honest bound)."""
-        return (self.recovery_ms if self.recovery_ms is not None else self.trough_ms) - self.peak_ms
+        """Time under water: peak to recovery, or peak to the end of the series when it never recovered."""
+        return (self.recovery_ms if self.recovery_ms is not None else max(self.end_ms, self.trough_ms)) - self.peak_ms
 
     @property
     def recovery_time_ms(self) -> int | None:
@@ -148,11 +149,11 @@ def max_drawdown(equity_ms: np.ndarray, equity: np.ndarray, initial: float) -> D
     t = int(np.argmin(dd))
     depth = float(dd[t])
     if depth >= 0:
-        return Drawdown(0.0, int(ts[0]), int(ts[0]), int(ts[0]))
+        return Drawdown(0.0, int(ts[0]), int(ts[0]), int(ts[0]), int(ts[-1]))
     p = int(np.nonzero(eq[: t + 1] == peak[t])[0][-1])
     after = np.nonzero(eq[t:] >= peak[t])[0]
     rec = int(ts[t + after[0]]) if len(after) else None
-    return Drawdown(depth, int(ts[p]), int(ts[t]), rec)
+    return Drawdown(depth, int(ts[p]), int(ts[t]), rec, int(ts[-1]))
 
 
 @dataclass(frozen=True)
