@@ -280,3 +280,22 @@ def test_liquidation_at_binance_price_with_fee():
         assert D(income[0]["income"]) == -liq_fee
         orders = ex.fetch_orders(BTC)
         assert orders[-1]["clientOrderId"].startswith("autoclose-")
+
+
+def test_working_type_chooses_mark_or_contract_price(sim, ex):
+    hold_price(sim, 100_000)
+    ex.create_order(BTC, "market", "buy", 0.02)
+    on_mark = ex.create_order(BTC, "market", "sell", 0.01, params={
+        "stopLossPrice": 99_000, "reduceOnly": True, "workingType": "MARK_PRICE"})
+    on_last = ex.create_order(BTC, "market", "sell", 0.01, params={"stopLossPrice": 99_000, "reduceOnly": True})
+    # The mark alone drops (a basis shock): only the MARK_PRICE stop fires.
+    sim.call(lambda s: s.set_price("BTCUSDT", 98_500, target="mark"))
+    sim.step(1000)
+    assert ex.fetch_order(on_mark["id"], BTC, params={"trigger": True})["status"] == "closed"
+    assert ex.fetch_order(on_last["id"], BTC, params={"trigger": True})["status"] == "open"
+    # The triggered market order still trades the book around the contract price (100,000): bid 99,999.0.
+    assert _d(ex.fetch_my_trades(BTC)[-1]["price"]) == D("99999.0")
+    sim.call(lambda s: s.clear_price("BTCUSDT"))
+    hold_price(sim, 98_000)
+    assert ex.fetch_order(on_last["id"], BTC, params={"trigger": True})["status"] == "closed"
+    assert ex.fetch_positions([BTC]) == []

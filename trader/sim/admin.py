@@ -46,10 +46,12 @@ def routes(sim: SimulatorServer) -> list[web.RouteDef]:
                                                              time_ms=b.get("time_ms")))),
         web.post("/_sim/clock/step", wrap(lambda b: {"time_ms": sim.step(int(b.get("ms", 0))
                                                                          + int(float(b.get("seconds", 0)) * 1000))})),
-        web.post("/_sim/price", wrap(lambda b: sim.set_price(b["symbol"], float(b["price"])))),
+        web.post("/_sim/price", wrap(lambda b: sim.set_price(b["symbol"], float(b["price"]),
+                                                             str(b.get("target", "both"))))),
         web.delete("/_sim/price", wrap(lambda b: sim.clear_price(b["symbol"]))),
         web.post("/_sim/price/script", wrap(lambda b: sim.script_price(
-            b["symbol"], [(int(t), float(p)) for t, p in b["points"]], bool(b.get("hold", False))))),
+            b["symbol"], [(int(t), float(p)) for t, p in b["points"]], bool(b.get("hold", False)),
+            target=str(b.get("target", "both"))))),
         web.post("/_sim/flash_crash", wrap(lambda b: sim.flash_crash(
             b["symbol"], float(b.get("drop_pct", 10)), int(float(b.get("duration_s", 60)) * 1000),
             float(b.get("rebound_pct", 100))))),

@@ -99,6 +99,7 @@ class SymbolData:
     typical_range: float
     bar_ms: int = MINUTE
     script: ScriptedPath | None = None
+    mark_script: ScriptedPath | None = None  # moves the mark alone (a basis shock), over any price script
     # Bars touched by a script, minute open → [o, h, l, c], so klines show what the market "did".
     scripted_bars: dict[int, list[float]] = field(default_factory=dict)
 
@@ -138,6 +139,8 @@ class SymbolData:
         return float(np.interp(t, self.basis_ts, self.basis))
 
     def mark(self, t: int) -> float:
+        if self.mark_script is not None and self.mark_script.active(t):
+            return self.mark_script.price(t)
         if self.script is not None and self.script.active(t):
             return self.script.price(t)
         return self.replay_price(t) + self.basis_at(t)
@@ -154,8 +157,9 @@ class SymbolData:
                 t = base + off
                 if a < t <= b:
                     out.append(t)
-        if self.script is not None:
-            out.extend(t for t, _ in self.script.points if a < t <= b)
+        for script in (self.script, self.mark_script):
+            if script is not None:
+                out.extend(t for t, _ in script.points if a < t <= b)
         out.append(b)
         return sorted(set(out))
 

@@ -57,7 +57,7 @@ def load_market(cfg: SimConfig) -> dict[str, SymbolData]:
         pair = normalize_pair(raw)
         base = _cached_symbol(data_dir, pair)
         # Arrays are shared between simulators; the script state is per instance.
-        out[exchange_symbol(pair)] = dataclasses.replace(base, script=None, scripted_bars={})
+        out[exchange_symbol(pair)] = dataclasses.replace(base, script=None, mark_script=None, scripted_bars={})
     return out
 
 
@@ -214,25 +214,33 @@ class SimulatorServer:
         return self.data[self.exchange._sym(exchange_symbol(normalize_pair(symbol)) if "/" in symbol else symbol)]
 
     def script_price(self, symbol: str, points: list[tuple[int, float]], hold: bool = False,
-                     absolute: bool = False) -> dict[str, Any]:
-        """Override the price path: ``points`` are (ms from now, price); the path starts from the current price
-        at now + 0, so the move from here to the first point is part of it."""
+                     absolute: bool = False, target: str = "both") -> dict[str, Any]:
+        """Override the price path: ``points`` are (ms from now, price); the path starts from the current value
+        at now, so the move from here to the first point is part of it. ``target`` "both" moves the contract
+        price (the mark follows it), "mark" moves the mark price alone."""
+        if target not in ("both", "mark"):
+            raise ValueError("target must be 'both' or 'mark'")
         d = self._data(symbol)
         now = self.exchange.processed_ms
-        cur = d.price(now)
+        cur = d.mark(now) if target == "mark" else d.price(now)
         pts = [(t if absolute else now + t, p) for t, p in points]
         if not pts or pts[0][0] > now:
             pts.insert(0, (now, cur))
-        d.script = ScriptedPath(sorted(pts), hold)
-        return {"symbol": d.symbol, "points": d.script.points, "hold": hold}
+        path = ScriptedPath(sorted(pts), hold)
+        if target == "mark":
+            d.mark_script = path
+        else:
+            d.script = path
+        return {"symbol": d.symbol, "points": path.points, "hold": hold, "target": target}
 
-    def set_price(self, symbol: str, price: float) -> dict[str, Any]:
-        """Hold ``price`` (contract and mark) from 1 ms from now until cleared."""
-        return self.script_price(symbol, [(1, price)], hold=True)
+    def set_price(self, symbol: str, price: float, target: str = "both") -> dict[str, Any]:
+        """Hold ``price`` from 1 ms from now until cleared (contract and mark, or the mark alone)."""
+        return self.script_price(symbol, [(1, price)], hold=True, target=target)
 
     def clear_price(self, symbol: str) -> dict[str, Any]:
         d = self._data(symbol)
         d.script = None
+        d.mark_script = None
         return {"symbol": d.symbol, "script": None}
 
     def flash_crash(self, symbol: str, drop_pct: float, duration_ms: int, rebound_pct: float = 100.0
