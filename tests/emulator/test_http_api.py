@@ -187,3 +187,26 @@ async def test_invalid_keyboards_are_refused(tg: TelegramEmulator, markup: Any, 
     status, body = await call(tg, "sendMessage", chat_id=1001, text="pick", reply_markup=markup)
     assert (status, body["description"]) == (400, description)
     assert tg.sent(1001) == []
+
+
+async def test_commands_by_chat_scope_and_their_deletion(tg: TelegramEmulator) -> None:
+    from bot.emulator import CommandScope
+
+    tg.open_private_chat(1001)
+    scope = {"type": "chat", "chat_id": 1001}
+    commands = [{"command": "flatten", "description": "Close everything"}]
+    assert (await call(tg, "setMyCommands", commands=commands, scope=scope))[0] == 200
+    assert (await call(tg, "getMyCommands", scope=scope))[1]["result"] == commands
+    assert (await call(tg, "getMyCommands"))[1]["result"] == []
+    assert tg.menu_for(1001) == commands and tg.commands(CommandScope("chat", 1001)) == commands
+    assert (await call(tg, "deleteMyCommands", scope=scope))[0] == 200
+    assert tg.menu_for(1001) == []
+    status, body = await call(tg, "setMyCommands", commands=commands, scope={"type": "chat", "chat_id": 999})
+    assert (status, body["description"]) == (400, "Bad Request: chat not found")
+
+
+async def test_chat_action_must_be_a_known_action(tg: TelegramEmulator) -> None:
+    tg.open_private_chat(1001)
+    status, body = await call(tg, "sendChatAction", chat_id=1001, action="dancing")
+    assert (status, body["description"]) == (400, "Bad Request: wrong parameter action in request")
+    assert tg.chat_actions() == []
