@@ -28,7 +28,9 @@ def test_backtest_command_prints_stores_and_exports(isolated: Path, capsys) -> N
         assert run.timerange == "20250520-20250522" and run.result_dir == str(run_dir)
         n = s.scalar(select(func.count()).select_from(Trade).where(Trade.backtest_run_id == run.id))
         assert n == doc["metrics"]["trades"] > 0
-        total = sum(t.realized_pnl for t in s.scalars(select(Trade).where(Trade.backtest_run_id == run.id)))
+        rows = s.scalars(select(Trade).where(Trade.backtest_run_id == run.id)).all()
+        total = sum(t.realized_pnl - t.fees + t.funding for t in rows)
+        assert all(t.status == "closed" and t.close_date >= t.open_date for t in rows)
         assert abs(float(total) - (doc["final_wallet"] - doc["initial_wallet"])) < 1e-4
     engine.dispose()
 

@@ -33,9 +33,11 @@ def trade_row(t: TradeRecord, result: BacktestResult) -> Trade:
         stake=money(t.qty * t.entry_price / result.leverage),
         open_rate=money(t.entry_price, 10),
         close_rate=money(t.exit_price, 10),
+        # Binance's convention (userTrades ``realizedPnl``): price P&L only; commissions (the liquidation fee
+        # included) and funding have their own columns, so net = realized_pnl − fees + funding.
         fees=money(t.fees + t.liquidation_fee),
         funding=money(t.funding),
-        realized_pnl=money(t.net_pnl),
+        realized_pnl=money(t.realized_pnl),
         status="closed",
         strategy=result.strategy,
         enter_tag="",
