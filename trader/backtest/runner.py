@@ -1,4 +1,13 @@
-"""The backtest entry point for every caller (CLI, bot, optimiser): ``run_backtest(request, progress)``."""
+"""The backtest entry point for every caller (CLI, bot, optimiser): ``run_backtest(request, progress)``.
+
+    result = run_backtest(BacktestRequest(strategy="rsi_bollinger", pairs=("BTC", "ETH"), timeframe="5m",
+                                          start_ms=s, end_ms=e, leverage=25), progress=lambda f, msg: ...)
+    result.metrics.sharpe, result.trades, result.equity_series()
+
+Each contiguous stretch of data (all pairs present) is one Cerebro run with a fresh FuturesBroker that starts from
+the previous stretch's wallet; open positions are closed at the last bar before a hole ("end_of_run"), so no
+position or indicator ever spans missing candles.
+"""
 
 from __future__ import annotations
 
