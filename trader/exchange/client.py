@@ -108,7 +108,8 @@ class ExchangeClient:
             error = ExchangeError(classify_exception(exc), name)
         except (asyncio.TimeoutError, OSError) as exc:
             error = ExchangeError(classify_exception(exc), name)
-        self.api_errors += 1
+        if error.info.code not in NO_CHANGE_NEEDED:  # "already so" is an answer, not a failure
+            self.api_errors += 1
         if error.error_class is ErrorClass.PERMISSION and self._on_permission_error:
             self._on_permission_error(error)
         raise error

@@ -94,10 +94,13 @@ class OrderState:
     reduce_only: bool
     is_algo: bool
     timestamp_ms: int | None
+    exchange_type: str = ""  # Binance's own type: STOP_MARKET, TAKE_PROFIT_MARKET, LIMIT, ... (ccxt folds some)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_ccxt(cls, order: dict[str, Any], *, is_algo: bool) -> OrderState:
+        info = order.get("info") or {}
+        native = info.get("orderType") or info.get("type") or info.get("o") or order.get("type") or ""
         return cls(
             id=str(order.get("id")),
             client_order_id=str(order.get("clientOrderId") or ""),
@@ -113,12 +116,17 @@ class OrderState:
             reduce_only=bool(order.get("reduceOnly")),
             is_algo=is_algo,
             timestamp_ms=order.get("timestamp"),
-            raw=order.get("info") or {},
+            exchange_type=str(native).upper(),
+            raw=info,
         )
 
     @property
     def is_open(self) -> bool:
         return self.status == "open"
+
+    @property
+    def is_stop(self) -> bool:
+        return self.exchange_type in ("STOP_MARKET", "STOP", "TRAILING_STOP_MARKET")
 
 
 @dataclass(frozen=True)

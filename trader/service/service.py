@@ -1,0 +1,433 @@
+"""TradingService: the one façade every front end calls (the bot, the CLI, tests).
+
+It runs on the event loop that owns the exchange client (the engine host's); front ends on other loops reach it
+through ``ServiceProxy``. Every mutating call is audited with who asked, what, and how it ended, and whatever it
+changes (leverage, whitelist, paused/stopped) is written to RuntimeState, which wins over the config file, so a
+restart keeps what was changed from the phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
+
+from trader.bootstrap import Core
+from trader.config.pairs import normalize_pair
+from trader.config.schema import Settings
+from trader.events import EngineStateChanged, EventBus, RiskAction
+from trader.exchange.client import ExchangeClient
+from trader.exchange.errors import ErrorClass, ExchangeError
+from trader.monitoring.health import HealthMonitor
+from trader.persistence.audit import Actor
+from trader.service import pnl as pnl_mod
+from trader.service.errors import ServiceError
+from trader.service.flatten import flatten_account
+from trader.service.leverage import OpenPosition, leverage_problems
+from trader.service.views import BalanceView, FlattenReport, LeverageChange, PositionView, WhitelistView
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class EngineControl(Protocol):
+    """What the service needs from the live engine."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def pause_entries(self) -> None: ...
+
+    def resume_entries(self) -> None: ...
+
+    async def force_enter(self, pair: str, side: str) -> int: ...
+
+    async def force_exit(self, target: int | str) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class StatusView:
+    running: bool
+    paused: bool
+    dry_run: bool
+    leverage: int
+    pairs: tuple[str, ...]
+    open_positions: int
+    latency_tier: str
+    latency_p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class HealthView:
+    ok: bool
+    db_ok: bool
+    db_latency_ms: float | None
+    disk_free_bytes: int
+    uptime_s: float
+    engine_running: bool
+    latency_tier: str
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    api_errors: int
+    problems: tuple[str, ...]
+
+
+class TradingService:
+    def __init__(
+        self,
+        settings: Settings,
+        core: Core,
+        client: ExchangeClient,
+        bus: EventBus,
+        engine: EngineControl | None = None,
+        health: HealthMonitor | None = None,
+    ):
+        self.settings = settings
+        self.core = core
+        self.client = client
+        self.bus = bus
+        self.engine = engine
+        self.health_monitor = health or HealthMonitor(core.engine, settings.user_data_dir)
+        self._flatten_task: asyncio.Task[FlattenReport] | None = None
+        self._flatten_runs = 0
+        self._lock = asyncio.Lock()  # one mutating action at a time: two phones, one account
+
+    # -- effective state (RuntimeState over config) -----------------------------------------------------------------
+    @property
+    def leverage(self) -> int:
+        return int(self.core.runtime_state.get("leverage", self.settings.leverage))
+
+    @property
+    def pairs(self) -> list[str]:
+        return list(self.core.runtime_state.get("pair_whitelist", self.settings.pair_whitelist))
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.core.runtime_state.get("paused", False))
+
+    # -- plumbing ---------------------------------------------------------------------------------------------------
+    async def _audited(self, actor: Actor, action: str, arguments: dict[str, Any], fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            result = await fn()
+        except ServiceError as exc:
+            outcome = "refused" if exc.code in ("refused", "conflict", "invalid_argument", "not_running") else "failed"
+            await asyncio.to_thread(self.core.audit.record, actor, action, arguments, outcome, exc.message)
+            raise
+        except ExchangeError as exc:
+            await asyncio.to_thread(self.core.audit.record, actor, action, arguments, "failed", str(exc))
+            code = "permission" if exc.error_class is ErrorClass.PERMISSION else "exchange"
+            raise ServiceError(code, str(exc)) from exc
+        await asyncio.to_thread(self.core.audit.record, actor, action, arguments, "ok", "")
+        return result
+
+    def _remember(self, key: str, value: Any, actor: Actor) -> None:
+        who = f"{actor.source}:{actor.user_id}" if actor.user_id is not None else actor.source
+        self.core.runtime_state.set(key, value, updated_by=who)
+
+    def _engine(self) -> EngineControl:
+        if self.engine is None:
+            raise ServiceError("not_running", "no trading engine is configured in this process")
+        return self.engine
+
+    # -- engine control ---------------------------------------------------------------------------------------------
+    async def start(self, actor: Actor) -> StatusView:
+        async def run() -> StatusView:
+            engine = self._engine()
+            if engine.running:
+                raise ServiceError("conflict", "trading is already running")
+            await engine.start()
+            if self.paused:
+                engine.pause_entries()
+            self._remember("stopped", False, actor)
+            self.bus.publish(EngineStateChanged(state="started", actor=actor.source))
+            return await self.status()
+
+        return await self._audited(actor, "start", {}, run)
+
+    async def stop(self, actor: Actor) -> StatusView:
+        """Stop the engine. Positions and their exchange-side stops stay in place."""
+
+        async def run() -> StatusView:
+            engine = self._engine()
+            if not engine.running:
+                raise ServiceError("conflict", "trading is not running")
+            await engine.stop()
+            self._remember("stopped", True, actor)
+            self.bus.publish(EngineStateChanged(state="stopped", actor=actor.source))
+            return await self.status()
+
+        return await self._audited(actor, "stop", {}, run)
+
+    async def pause(self, actor: Actor) -> StatusView:
+        async def run() -> StatusView:
+            if self.paused:
+                raise ServiceError("conflict", "entries are already paused")
+            if self.engine is not None:
+                self.engine.pause_entries()
+            self._remember("paused", True, actor)
+            self.bus.publish(EngineStateChanged(state="paused", actor=actor.source))
+            return await self.status()
+
+        return await self._audited(actor, "pause", {}, run)
+
+    async def resume(self, actor: Actor) -> StatusView:
+        async def run() -> StatusView:
+            if not self.paused:
+                raise ServiceError("conflict", "entries are not paused")
+            if self.engine is not None:
+                self.engine.resume_entries()
+            self._remember("paused", False, actor)
+            self.bus.publish(EngineStateChanged(state="resumed", actor=actor.source))
+            return await self.status()
+
+        return await self._audited(actor, "resume", {}, run)
+
+    # -- flatten ----------------------------------------------------------------------------------------------------
+    async def flatten(self, actor: Actor) -> FlattenReport:
+        """Stop entries, cancel everything, close everything; a second call while one runs joins the first."""
+        if self._flatten_task is not None and not self._flatten_task.done():
+            report = await asyncio.shield(self._flatten_task)
+            joined = FlattenReport(**{**report.__dict__, "joined": True})
+            await asyncio.to_thread(self.core.audit.record, actor, "flatten", {}, "ok", "joined a running flatten")
+            return joined
+        self._flatten_runs += 1
+        run_id = f"f{dt.datetime.now(dt.timezone.utc):%H%M%S}{self._flatten_runs}"
+
+        async def run() -> FlattenReport:
+            # Entries stop first, so the strategy cannot open what we are about to close.
+            if self.engine is not None:
+                self.engine.pause_entries()
+            self._remember("paused", True, actor)
+            self.bus.publish(EngineStateChanged(state="flattening", actor=actor.source))
+            report = await flatten_account(self.client, run_id)
+            if not report.flat:
+                self.bus.publish(RiskAction(action="flatten_incomplete",
+                                            reason="; ".join(report.errors) or "positions left open"))
+            return report
+
+        self._flatten_task = asyncio.ensure_future(self._audited(actor, "flatten", {}, run))
+        return await asyncio.shield(self._flatten_task)
+
+    # -- leverage ---------------------------------------------------------------------------------------------------
+    async def set_leverage(self, actor: Actor, leverage: int) -> LeverageChange:
+        async def run() -> LeverageChange:
+            async with self._lock:
+                old = self.leverage
+                pairs = self.pairs
+                positions = await self.client.fetch_positions()
+                stops = await self._stop_prices()
+                tiers = {p: await self.client.fetch_leverage_brackets(p) for p in sorted(set(pairs) | {x.pair for x in positions})}
+                invalid, refused = leverage_problems(
+                    leverage,
+                    max_leverage=self.settings.max_leverage,
+                    stop_leverage_factor=self.settings.risk.stop_leverage_factor,
+                    positions=[OpenPosition(p.pair, p.side, p.entry_price, p.notional, stops.get(p.pair)) for p in positions],
+                    tiers=tiers,
+                )
+                if invalid:
+                    raise ServiceError("invalid_argument", "; ".join(invalid))
+                if refused:
+                    raise ServiceError("refused", "; ".join(refused))
+                applied = []
+                for pair in sorted(set(pairs) | {x.pair for x in positions}):
+                    await self.client.set_leverage(pair, leverage)
+                    applied.append(pair)
+                self._remember("leverage", leverage, actor)
+                return LeverageChange(old, leverage, tuple(applied))
+
+        return await self._audited(actor, "set_leverage", {"leverage": leverage}, run)
+
+    # -- whitelist --------------------------------------------------------------------------------------------------
+    def _parse_pairs(self, texts: list[str]) -> list[str]:
+        pairs, bad = [], []
+        for text in texts:
+            try:
+                pairs.append(normalize_pair(text, self.settings.stake_currency))
+            except ValueError as exc:
+                bad.append(str(exc))
+        if bad:
+            raise ServiceError("invalid_argument", "; ".join(bad))
+        if not self.client.ccxt.markets:
+            raise ServiceError("exchange", "markets are not loaded yet")
+        unknown = [p for p in pairs if p not in self.client.ccxt.markets or not self.client.ccxt.markets[p].get("active", True)]
+        if unknown:
+            raise ServiceError("invalid_argument", f"not traded on the exchange: {', '.join(unknown)}")
+        return list(dict.fromkeys(pairs))
+
+    async def whitelist(self) -> WhitelistView:
+        return WhitelistView(tuple(self.pairs))
+
+    async def whitelist_add(self, actor: Actor, texts: list[str]) -> WhitelistView:
+        async def run() -> WhitelistView:
+            async with self._lock:
+                pairs = self._parse_pairs(texts)
+                current = self.pairs
+                new = [p for p in pairs if p not in current]
+                if not new:
+                    raise ServiceError("conflict", f"already whitelisted: {', '.join(pairs)}")
+                for pair in new:  # the pair trades at the account's settings from its first entry
+                    await self.client.set_leverage(pair, self.leverage)
+                self._remember("pair_whitelist", current + new, actor)
+                return WhitelistView(tuple(current + new), tuple(new))
+
+        return await self._audited(actor, "whitelist_add", {"pairs": texts}, run)
+
+    async def whitelist_remove(self, actor: Actor, texts: list[str]) -> WhitelistView:
+        async def run() -> WhitelistView:
+            async with self._lock:
+                pairs = self._parse_pairs(texts)
+                current = self.pairs
+                missing = [p for p in pairs if p not in current]
+                if missing:
+                    raise ServiceError("conflict", f"not whitelisted: {', '.join(missing)}")
+                open_pairs = {p.pair for p in await self.client.fetch_positions()}
+                busy = [p for p in pairs if p in open_pairs]
+                if busy:
+                    raise ServiceError("refused", f"open positions on {', '.join(busy)}; exit them first")
+                remaining = [p for p in current if p not in pairs]
+                if not remaining:
+                    raise ServiceError("refused", "the whitelist cannot be empty")
+                self._remember("pair_whitelist", remaining, actor)
+                return WhitelistView(tuple(remaining), tuple(pairs))
+
+        return await self._audited(actor, "whitelist_remove", {"pairs": texts}, run)
+
+    # -- force entry / exit -----------------------------------------------------------------------------------------
+    async def force_enter(self, actor: Actor, pair_text: str, side: str) -> int:
+        async def run() -> int:
+            if side not in ("long", "short"):
+                raise ServiceError("invalid_argument", f"side must be long or short, got {side!r}")
+            (pair,) = self._parse_pairs([pair_text])
+            if pair not in self.pairs:
+                raise ServiceError("refused", f"{pair} is not whitelisted")
+            engine = self._engine()
+            if not engine.running:
+                raise ServiceError("not_running", "trading is not running")
+            return await engine.force_enter(pair, side)
+
+        return await self._audited(actor, "force_enter", {"pair": pair_text, "side": side}, run)
+
+    async def force_exit(self, actor: Actor, target: str) -> list[int]:
+        async def run() -> list[int]:
+            engine = self._engine()
+            if not engine.running:
+                raise ServiceError("not_running", "trading is not running")
+            resolved: int | str = int(target) if target.isdigit() else self._parse_pairs([target])[0]
+            closed = await engine.force_exit(resolved)
+            if not closed:
+                raise ServiceError("refused", f"no open trade matches {target!r}")
+            return closed
+
+        return await self._audited(actor, "force_exit", {"target": target}, run)
+
+    # -- reads ------------------------------------------------------------------------------------------------------
+    async def _stop_prices(self) -> dict[str, Decimal]:
+        stops: dict[str, Decimal] = {}
+        for order in await self.client.fetch_open_orders(None):
+            if order.is_open and order.is_stop and order.trigger_price:
+                stops[order.pair] = order.trigger_price
+        return stops
+
+    async def positions(self) -> list[PositionView]:
+        raw = await self.client.fetch_positions()
+        stops = await self._stop_prices() if raw else {}
+        views = []
+        for p in raw:
+            distance = None
+            if p.mark_price and p.liquidation_price and p.liquidation_price > 0:
+                distance = abs(p.mark_price - p.liquidation_price) / p.mark_price
+            views.append(PositionView(p.pair, p.side, abs(p.contracts), p.entry_price, p.mark_price,
+                                      p.liquidation_price, distance, p.unrealized_pnl, p.notional,
+                                      p.leverage or self.leverage,
+                                      stops.get(p.pair)))
+        return views
+
+    async def balance(self) -> BalanceView:
+        b = await self.client.fetch_balance()
+        return BalanceView(b.wallet, b.available, b.unrealized_pnl, b.margin_balance, b.maintenance_margin)
+
+    async def pnl(self, period: pnl_mod.Period = "day", count: int = 7, tz: str = "UTC") -> list[pnl_mod.PeriodPnL]:
+        return await asyncio.to_thread(pnl_mod.pnl_by_period, self.core.sessions, period, count, tz=tz)
+
+    async def trades(self, limit: int = 10) -> list[pnl_mod.TradeView]:
+        return await asyncio.to_thread(pnl_mod.recent_trades, self.core.sessions, limit)
+
+    async def performance(self) -> list[pnl_mod.PairPerformance]:
+        return await asyncio.to_thread(pnl_mod.performance_by_pair, self.core.sessions)
+
+    async def status(self) -> StatusView:
+        stats = self.client.latency.rest_stats()
+        try:
+            open_positions = len(await self.client.fetch_positions())
+        except ExchangeError:
+            open_positions = -1  # unknown: the exchange did not answer
+        return StatusView(
+            running=bool(self.engine and self.engine.running),
+            paused=self.paused,
+            dry_run=self.settings.dry_run,
+            leverage=self.leverage,
+            pairs=tuple(self.pairs),
+            open_positions=open_positions,
+            latency_tier=self.client.latency.tier.name.lower(),
+            latency_p99_ms=stats.p99_ms,
+        )
+
+    async def health(self) -> HealthView:
+        snap = await asyncio.to_thread(self.health_monitor.snapshot)
+        stats = self.client.latency.rest_stats()
+        problems = []
+        if not snap.db_ok:
+            problems.append(f"database: {snap.db_error}")
+        if not snap.ok and snap.db_ok:
+            problems.append("disk space low")
+        if self.client.latency.tier.value > 0:
+            problems.append(f"latency tier {self.client.latency.tier.name.lower()}")
+        return HealthView(
+            ok=snap.ok and not problems,
+            db_ok=snap.db_ok,
+            db_latency_ms=snap.db_latency_ms,
+            disk_free_bytes=snap.disk_free_bytes,
+            uptime_s=snap.uptime_s,
+            engine_running=bool(self.engine and self.engine.running),
+            latency_tier=self.client.latency.tier.name.lower(),
+            latency_p50_ms=stats.p50_ms,
+            latency_p99_ms=stats.p99_ms,
+            api_errors=self.client.api_errors,
+            problems=tuple(problems),
+        )
+
+
+class ServiceProxy:
+    """The service seen from another event loop: every coroutine method runs on the service's loop."""
+
+    def __init__(self, service: TradingService, loop: asyncio.AbstractEventLoop):
+        self._service = service
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._service, name)
+        if not asyncio.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            coro = attr(*args, **kwargs)
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is self._loop:
+                return await coro
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+        return call
