@@ -26,6 +26,23 @@ async def _settle() -> None:
     await asyncio.sleep(0.25)  # two ticks of the pusher
 
 
+async def _until(cond, timeout: float = 5.0) -> None:
+    """Wait for a server-side condition (a subscription in place) instead of guessing a delay."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+def _subscribed(sim: SimulatorServer, part: str) -> bool:
+    return any(part in s for c in sim.hub.conns for s in c.streams)
+
+
+def _user_connected(sim: SimulatorServer, n: int = 1) -> bool:
+    return sum(1 for c in sim.hub.conns if c.listen_key) >= n
+
+
 async def test_watch_ohlcv_and_mark_price():
     async with SimulatorServer(sim_config()) as sim:
         ex = await _pro(sim)
@@ -55,6 +72,7 @@ async def test_watch_order_book_keeps_a_consistent_local_book():
         ex = await _pro(sim)
         try:
             task = asyncio.ensure_future(ex.watch_order_book(BTC))
+            await _until(lambda: _subscribed(sim, "@depth"))
             await _settle()
             for _ in range(3):
                 sim.step(20_000)  # a new price → a diff event chained by pu
@@ -78,7 +96,7 @@ async def test_user_stream_orders_positions_balance():
             sim.set_price("BTCUSDT", 100_000)
             sim.step(1000)
             orders_task = asyncio.ensure_future(ex.watch_orders(BTC))
-            await _settle()
+            await _until(lambda: _user_connected(sim))
             positions_task = asyncio.ensure_future(ex.watch_positions([BTC]))
             balance_task = asyncio.ensure_future(ex.watch_balance())
             await _settle()
@@ -105,7 +123,9 @@ async def test_user_stream_orders_positions_balance():
 
 async def _listen(session: aiohttp.ClientSession, sim: SimulatorServer, ex) -> aiohttp.ClientWebSocketResponse:
     key = (await ex.fapiPrivatePostListenKey())["listenKey"]
-    return await session.ws_connect(f"ws://127.0.0.1:{sim.port}/private/ws?listenKey={key}")
+    ws = await session.ws_connect(f"ws://127.0.0.1:{sim.port}/private/ws?listenKey={key}")
+    await _until(lambda: _user_connected(sim))
+    return ws
 
 
 async def _next_event(ws: aiohttp.ClientWebSocketResponse, kind: str, status: str | None = None) -> dict:

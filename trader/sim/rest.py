@@ -7,6 +7,7 @@ handler, then Binance's headers. Handlers receive the merged parameters (query w
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from trader.sim.orders import fs
 if TYPE_CHECKING:
     from trader.sim.server import SimulatorServer
 
+log = logging.getLogger(__name__)
 Params = dict[str, str]
 Handler = Callable[["SimulatorServer", Params, int], Any]
 
@@ -511,8 +513,11 @@ async def dispatch(sim: SimulatorServer, request: web.Request) -> web.StreamResp
         if e.status == 503 and e.msg == "Service Unavailable.":
             return web.Response(status=503, text="Service Unavailable.", headers=headers)
         return _json(e.body(), e.status, headers)
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, ArithmeticError) as e:
         return _json({"code": -1102, "msg": f"Mandatory parameter or malformed value: {e}"}, 400, headers)
+    except Exception:  # a simulator bug must still answer like Binance, and leave a trace
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _json({"code": -1000, "msg": "An unknown error occured while processing the request."}, 500, headers)
 
 
 def make_handler(sim: SimulatorServer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
