@@ -74,6 +74,11 @@ def test_funding_rate_history_and_next_funding(sim, ex):
     assert [r["fundingRate"] for r in rates] == pytest.approx(f["funding_rate"].tolist())
     fr = ex.fetch_funding_rate(BTC)
     assert fr["fundingTimestamp"] == START - 60_000 + 8 * 3_600_000
+    # No look-ahead: the shown rate is the one settled at 00:00, not the file's 08:00 value.
+    settled = load_funding(bundled_data_dir(), BTC, start_ms=START - 60_000, end_ms=START)["funding_rate"].iloc[0]
+    assert fr["fundingRate"] == pytest.approx(settled)
+    future = load_funding(bundled_data_dir(), BTC, start_ms=START, end_ms=START + 9 * 3_600_000)
+    assert fr["fundingRate"] != pytest.approx(future["funding_rate"].iloc[0])
 
 
 def test_order_book_shape_and_thinning(sim, ex):

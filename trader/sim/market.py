@@ -134,9 +134,12 @@ class SymbolData:
         return self.replay_price(t)
 
     def basis_at(self, t: int) -> float:
+        """Mark − contract at the open of the mark candle holding ``t``, held until the next one: interpolating
+        towards the next candle would read the future."""
         if len(self.basis_ts) == 0:
             return 0.0
-        return float(np.interp(t, self.basis_ts, self.basis))
+        j = int(np.searchsorted(self.basis_ts, t, side="right")) - 1
+        return float(self.basis[max(j, 0)])
 
     def mark(self, t: int) -> float:
         if self.mark_script is not None and self.mark_script.active(t):
@@ -174,8 +177,13 @@ class SymbolData:
         i = self.bar_index(t)
         if i < 0 or self.typical_range <= 0:
             return 1.0
-        r = (self.h[i] - self.low[i]) / self.o[i]
-        return float(r / self.typical_range)
+        # The previous bar's range and the current bar's range so far: the whole current bar would leak the
+        # high and low still to come.
+        prev = (self.h[i - 1] - self.low[i - 1]) / self.o[i - 1] if i > 0 else 0.0
+        pts_t, pts_p = self._bar_points(i)
+        seen = [float(p) for tt, p in zip(pts_t, pts_p, strict=True) if tt <= t] + [self.replay_price(t)]
+        now_range = (max(seen) - min(seen)) / self.o[i]
+        return float(max(prev, now_range) / self.typical_range)
 
     def record_scripted(self, t: int, price: float) -> None:
         m = t - t % self.bar_ms
@@ -244,6 +252,11 @@ class SymbolData:
         if j < len(self.funding_ts) and int(self.funding_ts[j]) == t:
             return float(self.funding_rate[j])
         return 0.0001
+
+    def last_settled_rate(self, t: int) -> float:
+        """The latest rate settled at or before ``t``: the live estimate a replay can show without look-ahead."""
+        j = int(np.searchsorted(self.funding_ts, t, side="right")) - 1
+        return float(self.funding_rate[j]) if j >= 0 else 0.0001
 
     def funding_times(self, a: int, b: int) -> list[int]:
         """Settlement instants in (a, b]."""

@@ -144,7 +144,9 @@ def _premium(sim: SimulatorServer, sym: str, now: int) -> dict:
     nft = d.next_funding_time(now)
     return {
         "symbol": sym, "markPrice": fs(mark), "indexPrice": fs(mark), "estimatedSettlePrice": fs(mark),
-        "lastFundingRate": f"{d.funding_rate_at(nft):.8f}", "interestRate": "0.00010000",
+        # Binance shows the estimate for the coming settlement; the replay shows the last settled rate, since
+        # the file's next rate is the future.
+        "lastFundingRate": f"{d.last_settled_rate(now):.8f}", "interestRate": "0.00010000",
         "nextFundingTime": nft, "time": now,
     }
 
