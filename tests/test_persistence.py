@@ -42,6 +42,7 @@ def test_migrations_build_exactly_the_models(db) -> None:
     assert diff == []
     assert set(inspect(db).get_table_names()) >= {
         "trades", "orders", "fills", "funding_payments", "audit_events", "runtime_state", "backtest_runs",
+        "bot_user_settings", "bot_role_grants",
     }
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from trader.persistence.types import Money, UTCDateTime, utcnow
@@ -170,3 +170,31 @@ class BacktestRun(Base):
     result_dir: Mapped[str] = mapped_column(String(255), default="")
 
     trades: Mapped[list[Trade]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+# --- Telegram bot (issue 7): per-user settings and role grants. Migration 0002. ---------------------------------
+# Telegram ids exceed 32 bits, hence BigInteger for user and chat ids.
+
+
+class BotUserSettings(Base):
+    """What a Telegram user chose with /settings: language, daily report time and zone, notification levels."""
+
+    __tablename__ = "bot_user_settings"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    language: Mapped[str] = mapped_column(String(8))
+    report_time: Mapped[str] = mapped_column(String(5))  # HH:MM in the user's zone
+    timezone: Mapped[str] = mapped_column(String(64))
+    notifications: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # event kind → on | silent | off
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class BotRoleGrant(Base):
+    """A role granted with /users. Users listed in the config file keep their configured role."""
+
+    __tablename__ = "bot_role_grants"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | trader | admin
+    granted_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
