@@ -204,3 +204,30 @@ async def test_combined_stream_and_category_routing():
                 break
         assert reply["result"] == ["btcusdt@depth@100ms", "btcusdt@markPrice@1s"]
         await ws.close()
+
+
+async def test_periodic_drops_and_listen_key_expiry():
+    async with SimulatorServer(sim_config()) as sim, aiohttp.ClientSession() as session:
+        ex = make_async_client(sim.rest_url)
+        try:
+            user = await _listen(session, sim, ex)
+            key = next(c.listen_key for c in sim.hub.conns if c.listen_key)
+            sim.listen_keys[key] = 0.0  # expired an hour ago, as if never kept alive
+            expired = await _next_event(user, "listenKeyExpired")
+            assert expired["listenKey"] == key
+            assert (await asyncio.wait_for(user.receive(), 5)).type in (aiohttp.WSMsgType.CLOSE,
+                                                                        aiohttp.WSMsgType.CLOSED)
+            with pytest.raises(ccxt.AuthenticationError, match="-1125"):
+                await ex.fapiPrivatePutListenKey({"listenKey": key})
+            market = await session.ws_connect(f"ws://127.0.0.1:{sim.port}/market/ws/btcusdt@markPrice@1s")
+            sim.set_faults({"ws_drop_every_s": 0.3})
+            kinds = set()
+            while True:
+                msg = await asyncio.wait_for(market.receive(), 5)
+                kinds.add(msg.type)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+            assert aiohttp.WSMsgType.TEXT in kinds and msg.type in (aiohttp.WSMsgType.CLOSE,
+                                                                     aiohttp.WSMsgType.CLOSED)
+        finally:
+            await ex.close()

@@ -174,6 +174,9 @@ class StreamHub:
         if sim.faults.in_maintenance(now):
             self.drop_all()
             return
+        wall = time.time()
+        for k in [k for k, exp in sim.listen_keys.items() if exp <= wall]:
+            del sim.listen_keys[k]  # not kept alive within 60 minutes
         for c in list(self.conns):
             if c.listen_key is not None and c.listen_key not in sim.listen_keys:
                 c.send(c.listen_key, {"e": "listenKeyExpired", "E": now, "listenKey": c.listen_key})
