@@ -299,3 +299,20 @@ def test_working_type_chooses_mark_or_contract_price(sim, ex):
     hold_price(sim, 98_000)
     assert ex.fetch_order(on_last["id"], BTC, params={"trigger": True})["status"] == "closed"
     assert ex.fetch_positions([BTC]) == []
+
+
+def test_stop_limit_rests_after_trigger_then_finishes(sim, ex):
+    hold_price(sim, 100_000)
+    # Buy stop-limit: trigger 101,000, limit 100,500 — by the time it triggers the market is above the limit.
+    order = ex.create_order(BTC, "limit", "buy", 0.01, 100_500, params={"triggerPrice": 101_000})
+    assert order["info"]["orderType"] == "STOP"
+    hold_price(sim, 102_000)
+    algo = ex.fetch_order(order["id"], BTC, params={"trigger": True})
+    assert algo["info"]["algoStatus"] == "TRIGGERED"
+    engine_id = algo["info"]["actualOrderId"]
+    assert ex.fetch_order(engine_id, BTC)["status"] == "open"
+    hold_price(sim, 100_000)  # back down through the limit: filled as maker
+    assert ex.fetch_order(engine_id, BTC)["status"] == "closed"
+    assert ex.fetch_order(order["id"], BTC, params={"trigger": True})["info"]["algoStatus"] == "FINISHED"
+    (trade,) = ex.fetch_my_trades(BTC)
+    assert _d(trade["price"]) == D("100500") and trade["takerOrMaker"] == "maker"

@@ -74,6 +74,8 @@ class Exchange:
         self.algos: dict[int, AlgoOrder] = {}
         # Open orders indexed apart from the full history, which only grows: hot paths must not scan it.
         self._books: dict[tuple, Book] = {}
+        # Triggered STOP/TAKE_PROFIT (limit) algos wait for their engine order to finish.
+        self._algo_by_order: dict[int, AlgoOrder] = {}
         self._open: dict[int, Order] = {}
         self._open_algos: dict[int, AlgoOrder] = {}
         self.trades: list[Trade] = []
@@ -133,6 +135,8 @@ class Exchange:
     def reindex(self) -> None:
         self._open = {k: o for k, o in self.orders.items() if o.is_open}
         self._open_algos = {k: a for k, a in self.algos.items() if a.is_open}
+        self._algo_by_order = {a.actual_order_id: a for a in self.algos.values()
+                               if a.status == "TRIGGERED" and a.actual_order_id in self._open}
 
     def live_orders(self, sym: str | None = None) -> list[Order]:
         for k in [k for k, o in self._open.items() if not o.is_open]:
@@ -409,6 +413,10 @@ class Exchange:
         self._add_income(o.symbol, "REALIZED_PNL", q8(res.realized_pnl), t, tid)
         self._add_income(o.symbol, "COMMISSION", -fee, t, tid)
         self._order_event(o, "TRADE", t, qty, price, fee, tid, maker, q8(res.realized_pnl))
+        algo = self._algo_by_order.pop(o.order_id, None) if not o.is_open else None
+        if algo is not None:
+            algo.status, algo.actual_price, algo.update_time = "FINISHED", o.avg_price, t
+            self._algo_event(algo, t)
         self._account_event("ORDER", t, [o.symbol])
         if self.account.positions[o.symbol].amt == 0:
             self._close_position_orders(o.symbol, t)
@@ -620,6 +628,8 @@ class Exchange:
             self._order_event(o, "EXPIRED", t)
         a.actual_price = o.avg_price
         a.status = "FINISHED" if not o.is_open else "TRIGGERED"
+        if o.is_open:
+            self._algo_by_order[o.order_id] = a
         self._algo_event(a, t)
 
     # ---- cancel / query ---------------------------------------------------------------------------------------
