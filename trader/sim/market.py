@@ -9,6 +9,7 @@ mark candles (interpolated between hours). Admin scripts can override the path (
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,16 +104,24 @@ class SymbolData:
     # Bars touched by a script, minute open → [o, h, l, c], so klines show what the market "did".
     scripted_bars: dict[int, list[float]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Scalar lookups run hundreds of thousands of times per replayed day: plain lists and bisect beat numpy
+        # calls on single values by an order of magnitude.
+        self._ts = self.ts.tolist()
+        self._ohlc = list(zip(self.o.tolist(), self.h.tolist(), self.low.tolist(), self.c.tolist(), strict=True))
+        self._basis_ts = self.basis_ts.tolist()
+        self._basis = self.basis.tolist()
+
     # ---- the replayed path -------------------------------------------------------------------------------------
     def bar_index(self, t: int) -> int:
         """Index of the bar holding ``t`` (or the last bar before it); −1 before the data."""
-        return int(np.searchsorted(self.ts, t, side="right")) - 1
+        return bisect_right(self._ts, t) - 1
 
-    def _bar_points(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        t0 = self.ts[i]
-        up = self.c[i] >= self.o[i]
-        mid1, mid2 = (self.low[i], self.h[i]) if up else (self.h[i], self.low[i])
-        return t0 + np.array(self.offsets(), dtype="int64"), np.array([self.o[i], mid1, mid2, self.c[i]])
+    def _bar_points(self, i: int) -> tuple[list[int], list[float]]:
+        t0 = self._ts[i]
+        o, h, low, c = self._ohlc[i]
+        mid1, mid2 = (low, h) if c >= o else (h, low)
+        return [t0 + off for off in self.offsets()], [o, mid1, mid2, c]
 
     def offsets(self) -> tuple[int, int, int, int]:
         """Path corners inside a bar: open, first extreme at 1/3, second at 2/3, close at the last ms."""
@@ -123,10 +132,14 @@ class SymbolData:
         i = self.bar_index(t)
         if i < 0:
             return float(self.o[0])
-        if t >= self.ts[i] + self.bar_ms:  # in a data hole or past the end: the last close holds
-            return float(self.c[i])
+        if t >= self._ts[i] + self.bar_ms:  # in a data hole or past the end: the last close holds
+            return self._ohlc[i][3]
         pts_t, pts_p = self._bar_points(i)
-        return float(np.interp(t, pts_t, pts_p))
+        k = bisect_right(pts_t, t) - 1
+        if k >= 3:
+            return pts_p[3]
+        t0, t1 = pts_t[k], pts_t[k + 1]
+        return pts_p[k] + (pts_p[k + 1] - pts_p[k]) * (t - t0) / (t1 - t0)
 
     def price(self, t: int) -> float:
         if self.script is not None and self.script.active(t):
@@ -136,10 +149,10 @@ class SymbolData:
     def basis_at(self, t: int) -> float:
         """Mark − contract at the open of the mark candle holding ``t``, held until the next one: interpolating
         towards the next candle would read the future."""
-        if len(self.basis_ts) == 0:
+        if not self._basis_ts:
             return 0.0
-        j = int(np.searchsorted(self.basis_ts, t, side="right")) - 1
-        return float(self.basis[max(j, 0)])
+        j = bisect_right(self._basis_ts, t) - 1
+        return self._basis[max(j, 0)]
 
     def mark(self, t: int) -> float:
         if self.mark_script is not None and self.mark_script.active(t):
@@ -155,7 +168,7 @@ class SymbolData:
         i0 = max(0, self.bar_index(a))
         i1 = self.bar_index(b)
         for i in range(i0, i1 + 1):
-            base = int(self.ts[i])
+            base = self._ts[i]
             for off in self.offsets():
                 t = base + off
                 if a < t <= b:
@@ -179,10 +192,14 @@ class SymbolData:
             return 1.0
         # The previous bar's range and the current bar's range so far: the whole current bar would leak the
         # high and low still to come.
-        prev = (self.h[i - 1] - self.low[i - 1]) / self.o[i - 1] if i > 0 else 0.0
+        if i > 0:
+            po, ph, pl, _ = self._ohlc[i - 1]
+            prev = (ph - pl) / po
+        else:
+            prev = 0.0
         pts_t, pts_p = self._bar_points(i)
-        seen = [float(p) for tt, p in zip(pts_t, pts_p, strict=True) if tt <= t] + [self.replay_price(t)]
-        now_range = (max(seen) - min(seen)) / self.o[i]
+        seen = [p for tt, p in zip(pts_t, pts_p, strict=True) if tt <= t] + [self.replay_price(t)]
+        now_range = (max(seen) - min(seen)) / pts_p[0]
         return float(max(prev, now_range) / self.typical_range)
 
     def record_scripted(self, t: int, price: float) -> None:
@@ -211,7 +228,7 @@ class SymbolData:
             o, h, low, c, v = float(self.o[i]), float(self.h[i]), float(self.low[i]), float(self.c[i]), float(self.v[i])
         else:
             pts_t, pts_p = self._bar_points(i)
-            seen = [float(p) for tt, p in zip(pts_t, pts_p, strict=True) if tt <= now] + [self.replay_price(now)]
+            seen = [p for tt, p in zip(pts_t, pts_p, strict=True) if tt <= now] + [self.replay_price(now)]
             o, h, low, c = seen[0], max(seen), min(seen), seen[-1]
             v = float(self.v[i]) * (now - t0 + 1) / self.bar_ms
         if mark:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from trader.sim import account as acct
 from trader.sim.account import ZERO, Account, Summary, liquidation_price, q8, summarize
 from trader.sim.book import Book, synthesize, walk
-from trader.sim.brackets import Bracket, bracket_for, maintenance_margin, max_leverage, max_notional, table_for
+from trader.sim.brackets import Bracket, maintenance_margin, max_leverage, max_notional, table_for
 from trader.sim.config import SimConfig
 from trader.sim.errors import BinanceError, err
 from trader.sim.filters import (
@@ -883,5 +883,3 @@ def _window(rows: list, params: dict[str, str], time_attr: str, id_attr: str | N
         return rows[:limit]
     return rows[-limit:]
 
-
-__all__ = ["Exchange", "bracket_for"]

@@ -288,7 +288,6 @@ def _asset_row(sim: SimulatorServer) -> dict:
 def h_account(version: int) -> Handler:
     def handler(sim: SimulatorServer, p: Params, now: int) -> dict:
         ex = sim.exchange
-        s = ex.summary()
         a = _asset_row(sim)
         totals = {
             "totalInitialMargin": a["initialMargin"], "totalMaintMargin": a["maintMargin"],
@@ -319,7 +318,6 @@ def h_account(version: int) -> Handler:
             out.update({"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
                         "feeBurn": False, "updateTime": 0, "multiAssetsMargin": ex.account.multi_assets,
                         "tradeGroupId": -1})
-        del s
         return out
     return handler
 
