@@ -1,0 +1,843 @@
+"""The order desk: the exchange side of the live broker, living on the engine loop.
+
+It turns order specs from the Backtrader thread into exchange orders, follows them through REST answers and the
+user-data stream, keeps a mirror of each position, writes Trade/Order/Fill rows, publishes events, and hands
+fills and status changes back to the Backtrader thread as notes (a thread-safe queue plus a wake-up event).
+
+Invariants it keeps, because a futures position without a stop can lose the whole account:
+- after an entry fill is known (REST answer or stream, whichever comes first) the stop goes out *first*, then
+  the targets; if the stop cannot be placed the position is closed at market (``close_unprotected``);
+- a stop is never cancelled while it is the only one protecting an open position: the cancel waits until a
+  replacement is live on the exchange (or the position is flat);
+- every order gets a deterministic client id recorded before it is sent; an unknown outcome is resolved by that id;
+- ``reconcile_stops`` places a stop for every exchange position that has none (start-up, recovery, reconnects).
+
+Fills are counted from cumulative filled quantities per client id, so the same fill reported by a REST answer
+and by the stream is counted once; a triggered algo order reports its fills under the algo's client id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from trader.backtest.instruments import InstrumentSpec, instrument_spec
+from trader.events import EngineError, EventBus, OrderFilled, OrderPlaced, RiskAction, StopHit, StopMoved
+from trader.exchange.client import ExchangeClient
+from trader.exchange.errors import ExchangeError
+from trader.exchange.models import OrderRequest, OrderState, Position
+from trader.exchange.order_ids import client_order_id
+from trader.live.ledger import Ledger, utc_from_ms
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+TERMINAL = frozenset({"closed", "canceled", "expired", "rejected"})
+PROTECTIVE = frozenset({"stop", "tp1", "tp2", "tp3"})
+
+Kind = Literal["market", "limit", "stop", "take_profit"]
+
+
+@dataclass
+class DeskOptions:
+    run: str = ""  # client-id namespace: dry-run and live on one account never share ids
+    # Stops and targets trigger on the last price, as the backtest models them; MARK_PRICE resists wicks but no
+    # longer matches a backtest bar for bar.
+    working_type: Literal["CONTRACT_PRICE", "MARK_PRICE"] = "CONTRACT_PRICE"
+    # How a reduce-only Backtrader Limit (a target) goes out: a TAKE_PROFIT_MARKET algo order (no book exposure,
+    # taker fill) or a resting reduce-only LIMIT (maker fill at its price).
+    take_profit: Literal["take_profit_market", "limit"] = "take_profit_market"
+    sync_timeout_s: float = 1.0  # candle gate: wait this long for the stream before asking REST
+    mark_band: float = 0.003  # MARK_PRICE triggers: levels this close to a candle's range are checked
+    close_unprotected: bool = True  # a stop that cannot be placed: close the position at market
+    fallback_stop: float = 0.8  # reconcile_stops without a known stop: stop at entry ∓ fallback_stop / leverage
+    protect_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """One Backtrader order as the exchange needs it (built on the Backtrader thread)."""
+
+    ref: int
+    pair: str
+    side: Literal["buy", "sell"]
+    kind: Kind
+    amount: Decimal | None  # None with close_position
+    price: Decimal | None  # limit price or trigger price
+    reduce_only: bool
+    close_position: bool
+    purpose: str  # one of order_ids.PURPOSES
+    tag: str = ""
+
+    @property
+    def is_entry(self) -> bool:
+        return not (self.reduce_only or self.close_position)
+
+
+# -- notes for the Backtrader thread -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FillNote:
+    ref: int | None  # None: a fill of an order that is not ours (liquidation, manual)
+    pair: str
+    qty: float  # signed
+    price: float
+    fee: float
+    ts_ms: int
+    completed: bool  # the exchange says the order is done
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class StatusNote:
+    ref: int
+    status: Literal["canceled", "expired", "rejected", "margin", "completed"]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class WalletNote:
+    wallet: float
+    available: float
+
+
+Note = FillNote | StatusNote | WalletNote
+
+
+@dataclass
+class Tracked:
+    spec: OrderSpec
+    trade_id: int | None = None
+    cid: str = ""
+    request: OrderRequest | None = None
+    exchange_id: str | None = None
+    status: str = "pending"  # pending | open | closed | canceled | expired | rejected
+    filled: Decimal = ZERO
+    cost: Decimal = ZERO
+    fee: Decimal = ZERO
+    triggered: bool = False
+    children: list[Tracked] = field(default_factory=list)
+    protected: bool = False  # children handled
+    cancel_requested: bool = False
+    cancel_when_replaced: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def pair(self) -> str:
+        return self.spec.pair
+
+    @property
+    def is_algo(self) -> bool:
+        return self.request.is_algo if self.request is not None else self.spec.kind in ("stop", "take_profit")
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("pending", "open")
+
+
+@dataclass
+class TradeBook:
+    """The running numbers of the trade open on a pair (one per position, flat to flat)."""
+
+    id: int | None
+    side: str
+    stop_price: Decimal | None = None
+    entry_qty: Decimal = ZERO
+    entry_value: Decimal = ZERO
+    exit_qty: Decimal = ZERO
+    exit_value: Decimal = ZERO
+    realized: Decimal = ZERO
+    fees: Decimal = ZERO
+    max_qty: Decimal = ZERO
+    exit_reason: str = ""
+
+
+@dataclass(frozen=True)
+class StopRepair:
+    pair: str
+    action: Literal["placed", "closed", "failed"]
+    price: Decimal | None
+    detail: str = ""
+
+
+class OrderDesk:
+    def __init__(self, client: ExchangeClient, pairs: Iterable[str], *, leverage: int, ledger: Ledger | None = None,
+                 bus: EventBus | None = None, options: DeskOptions | None = None):
+        self.client = client
+        self.pairs = list(pairs)
+        self.leverage = leverage
+        self.ledger = ledger or Ledger()
+        self.bus = bus or EventBus()
+        self.options = options or DeskOptions()
+        self.notes: queue.SimpleQueue[Note] = queue.SimpleQueue()
+        self.wake = threading.Event()
+        self.specs: dict[str, InstrumentSpec] = {}
+        self.fee_rates: dict[str, tuple[Decimal, Decimal]] = {}  # maker, taker
+        self.positions: dict[str, tuple[Decimal, Decimal]] = defaultdict(lambda: (ZERO, ZERO))  # size, entry
+        self.trades: dict[str, TradeBook] = {}
+        self.wallet = ZERO
+        self.available = ZERO
+        self.entry_block: str | None = None  # why new entries are refused (pause, latency tier, ...)
+        self._by_cid: dict[str, Tracked] = {}
+        self._by_ref: dict[int, Tracked] = {}
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._inflight: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
+        self._balance_task: asyncio.Task[None] | None = None
+        self._seen_foreign: set[str] = set()
+        self.errors: list[str] = []
+
+    # -- start-up -----------------------------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Exchange rules, balance and positions; open trades from the ledger are attached to their positions."""
+        for pair in self.pairs:
+            self.specs[pair] = self._spec_from_market(pair)
+        await self.refresh_balance()
+        open_trades = self.ledger.open_trades()
+        for p in await self.client.fetch_positions(self.pairs):
+            self.positions[p.pair] = (p.contracts, p.entry_price)
+            known = open_trades.get(p.pair)
+            self.trades[p.pair] = TradeBook(known.id if known else None, p.side,
+                                            stop_price=known.stop_price if known else None,
+                                            entry_qty=abs(p.contracts), entry_value=abs(p.contracts) * p.entry_price,
+                                            max_qty=abs(p.contracts))
+        for o in await self.client.fetch_open_orders():
+            if o.pair in self.pairs and o.client_order_id.startswith("bsm-"):
+                self._adopt(o)
+
+    def _adopt(self, o: OrderState) -> None:
+        """An order of ours found open on the exchange at start: follow it (it has no Backtrader order)."""
+        purpose = o.client_order_id.rsplit("-", 2)[-2] if o.client_order_id.count("-") >= 3 else "exit"
+        kind: Kind = "stop" if purpose == "stop" else ("take_profit" if o.is_algo else
+                                                      ("limit" if o.type == "limit" else "market"))
+        price = o.trigger_price or o.price
+        spec = OrderSpec(-1, o.pair, "buy" if o.side == "buy" else "sell", kind, o.amount, price,
+                         o.reduce_only, bool(o.raw.get("closePosition")), purpose if purpose in PROTECTIVE else "exit")
+        t = Tracked(spec, trade_id=self.trades[o.pair].id if o.pair in self.trades else None, cid=o.client_order_id,
+                    exchange_id=o.id, status="open", protected=True)
+        self._by_cid[t.cid] = t
+
+    def _spec_from_market(self, pair: str) -> InstrumentSpec:
+        base = instrument_spec(pair)
+        try:
+            m = self.client.market(pair)
+        except Exception:  # markets not loaded (no initialize): the snapshot rules stand
+            return base
+        prec = m.get("precision") or {}
+        cost = ((m.get("limits") or {}).get("cost") or {}).get("min")
+        self.fee_rates[pair] = (Decimal(str(m.get("maker") or "0.0002")), Decimal(str(m.get("taker") or "0.0005")))
+        return InstrumentSpec(pair, float(prec.get("amount") or base.step_size), float(prec.get("price") or base.tick_size),
+                              float(cost or base.min_notional), base.liquidation_fee, base.brackets, base.assumed)
+
+    def spec(self, pair: str) -> InstrumentSpec:
+        s = self.specs.get(pair)
+        if s is None:
+            s = self.specs[pair] = instrument_spec(pair)
+        return s
+
+    # -- the Backtrader thread's entry points (scheduled onto the loop) -------------------------------------------
+    def submit_group(self, specs: list[OrderSpec]) -> None:
+        """Called on the engine loop: the first spec is the order, the others are its protective children."""
+        parent = Tracked(specs[0])
+        parent.children = [Tracked(s) for s in specs[1:]]
+        parent.protected = not parent.children
+        for t in (parent, *parent.children):
+            self._by_ref[t.spec.ref] = t
+        self._spawn(parent.pair, self._send(parent))
+
+    def cancel_ref(self, ref: int) -> None:
+        t = self._by_ref.get(ref)
+        if t is None or not t.live:
+            return
+        if t.status == "pending" and not t.cid:
+            # Not sent yet (a child waiting for its entry, or an op queued behind the pair lock).
+            t.cancel_requested = True
+            if not self._is_unsent_child(t):
+                return
+            self._finish(t, "canceled", "cancelled before it was sent")
+            return
+        self._spawn(t.pair, self._cancel(t))
+
+    def _is_unsent_child(self, t: Tracked) -> bool:
+        return any(t in p.children and not p.protected for p in self._by_ref.values())
+
+    # -- sending ------------------------------------------------------------------------------------------------
+    def _spawn(self, pair: str, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        async def locked() -> Any:
+            async with self._locks[pair]:
+                return await coro
+
+        task = asyncio.get_running_loop().create_task(locked())
+        self._inflight[pair].add(task)
+        task.add_done_callback(self._op_done(pair))
+        return task
+
+    def _op_done(self, pair: str):  # noqa: ANN202
+        def done(task: asyncio.Task[Any]) -> None:
+            self._inflight[pair].discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                self._error(f"{pair}: {task.exception()!r}", "desk")
+        return done
+
+    def _build(self, t: Tracked, trade_id: int) -> OrderRequest:
+        s = t.spec
+        seq = self.ledger.next_seq(trade_id, s.purpose)
+        t.trade_id = trade_id
+        t.cid = client_order_id(trade_id, s.purpose, seq, run=self.options.run)
+        wt = self.options.working_type
+        if s.kind == "market":
+            req = OrderRequest(s.pair, s.side, "market", t.cid, amount=s.amount, reduce_only=s.reduce_only)
+        elif s.kind == "limit":
+            req = OrderRequest(s.pair, s.side, "limit", t.cid, amount=s.amount, price=s.price,
+                               reduce_only=s.reduce_only)
+        elif s.kind == "stop":
+            req = OrderRequest(s.pair, s.side, "stop_market", t.cid, amount=None if s.close_position else s.amount,
+                               trigger_price=s.price, reduce_only=s.reduce_only and not s.close_position,
+                               close_position=s.close_position, working_type=wt)
+        else:
+            req = OrderRequest(s.pair, s.side, "take_profit_market", t.cid,
+                               amount=None if s.close_position else s.amount, trigger_price=s.price,
+                               reduce_only=s.reduce_only and not s.close_position, close_position=s.close_position,
+                               working_type=wt)
+        t.request = req
+        self.ledger.record_order(trade_id, t.cid, s.pair, req.type, s.side, s.purpose, amount=req.amount,
+                                 price=req.price, stop_price=req.trigger_price, reduce_only=req.reduce_only,
+                                 close_position=req.close_position)
+        self._by_cid[t.cid] = t
+        return req
+
+    def _trade_for(self, t: Tracked, now_ms: int | None = None) -> int:
+        s = t.spec
+        book = self.trades.get(s.pair)
+        size = self.positions[s.pair][0]
+        if book is not None and book.id is not None and (size != 0 or not s.is_entry):
+            return book.id
+        if not s.is_entry:
+            # A reduce order with no trade on record (a position opened elsewhere): id 0 marks "not ours".
+            return 0
+        side = "long" if s.side == "buy" else "short"
+        stop = next((c.spec.price for c in t.children if c.spec.purpose == "stop"), None)
+        tid = self.ledger.new_trade(s.pair, side, self.leverage, enter_tag=s.tag, stop_price=stop, time_ms=now_ms)
+        self.trades[s.pair] = TradeBook(tid, side, stop_price=stop)
+        return tid
+
+    async def _send(self, t: Tracked) -> None:
+        if t.cancel_requested:
+            self._finish(t, "canceled", "cancelled before it was sent")
+            return
+        if t.spec.is_entry and self.entry_block:
+            self._finish(t, "rejected", f"entries blocked: {self.entry_block}")
+            return
+        if t.spec.purpose in PROTECTIVE and not t.spec.is_entry:
+            await self._send_protective(t)
+            return
+        req = self._build(t, self._trade_for(t))
+        state = await self._create(t, req)
+        if state is None:
+            return
+        self._publish_placed(t)
+        self._apply(t, state)
+        if t.filled > 0:
+            await self._protect(t)
+        elif t.spec.purpose == "stop":
+            await self._replaced(t)
+
+    async def _create(self, t: Tracked, req: OrderRequest) -> OrderState | None:
+        try:
+            state = await self.client.create_order(req)
+        except ExchangeError as exc:
+            if exc.info.state_unknown or exc.info.retryable:
+                try:
+                    state = await self.client.find_order(req)
+                except ExchangeError:
+                    state = None
+                if state is not None:
+                    return state
+            reason = f"{exc.info.code}: {exc.info.message}" if exc.info.code else str(exc)
+            margin = exc.info.code in (-2019, -2027, -2028)
+            self.ledger.update_order(t.cid, status="rejected")
+            self._finish(t, "margin" if margin else "rejected", reason)
+            if t.spec.is_entry and self.positions[t.pair][0] == 0 and t.trade_id:
+                self.ledger.update_trade(t.trade_id, status="cancelled", exit_reason="rejected")
+                self.trades.pop(t.pair, None)
+            return None
+        t.exchange_id = state.id
+        if t.status == "pending":
+            t.status = "open"
+        return state
+
+    # -- protection ---------------------------------------------------------------------------------------------
+    async def _protect(self, entry: Tracked) -> None:
+        """Place the entry's children: the stop first, then the targets."""
+        if entry.protected:
+            return
+        entry.protected = True
+        kids = sorted(entry.children, key=lambda c: c.spec.purpose != "stop")
+        for child in kids:
+            if child.cancel_requested or not child.live:
+                if child.live:
+                    self._finish(child, "canceled", "cancelled before it was sent")
+                continue
+            if self.positions[child.pair][0] == 0:
+                self._finish(child, "canceled", "position already flat")
+                continue
+            ok = await self._place_protective(child, entry.trade_id or 0)
+            if not ok and child.spec.purpose == "stop":
+                await self._unprotected(child.pair, f"stop for trade {entry.trade_id} could not be placed")
+                for other in kids:
+                    if other.live and other is not child:
+                        self._finish(other, "canceled", "position closed: no stop")
+                return
+
+    async def _send_protective(self, t: Tracked) -> None:
+        """A stop or target submitted on its own (a stop moved, a target added to an open position)."""
+        if self.positions[t.pair][0] == 0:
+            self._finish(t, "canceled", "no position to protect")
+            return
+        if await self._place_protective(t, self._trade_for(t)) or t.spec.purpose != "stop":
+            return
+        # The replacement failed: the stops it was to replace stay, and if there are none the position goes.
+        kept = [o for o in self._by_cid.values() if o.pair == t.pair and o.cancel_when_replaced and o.live]
+        for o in kept:
+            o.cancel_when_replaced = False
+        if not kept and not self._other_stop(t):
+            await self._unprotected(t.pair, f"{t.pair}: replacement stop rejected and no other stop is live")
+
+    async def _place_protective(self, t: Tracked, trade_id: int) -> bool:
+        for attempt in range(1, self.options.protect_attempts + 1):
+            req = self._build(t, trade_id) if attempt == 1 else t.request
+            assert req is not None
+            try:
+                state = await self.client.create_order(req)
+            except ExchangeError as exc:
+                if exc.info.code == -2021 or not (exc.info.retryable or exc.info.state_unknown):
+                    # -2021: the price is already through the trigger; retrying cannot help.
+                    self.ledger.update_order(t.cid, status="rejected")
+                    self._finish(t, "rejected", f"{exc.info.code}: {exc.info.message}")
+                    return False
+                with contextlib.suppress(ExchangeError):
+                    found = await self.client.find_order(req)
+                    if found is not None:
+                        state = found
+                        break
+                await asyncio.sleep(min(0.05 * attempt, 0.5))
+                continue
+            break
+        else:
+            self._finish(t, "rejected", "protective order not placed after retries")
+            return False
+        t.exchange_id = state.id
+        t.status = "open" if t.status == "pending" else t.status
+        self._publish_placed(t)
+        self._apply(t, state)
+        if t.spec.purpose == "stop":
+            book = self.trades.get(t.pair)
+            if book is not None:
+                old = book.stop_price
+                book.stop_price = t.spec.price
+                if book.id:
+                    self.ledger.update_trade(book.id, stop_price=t.spec.price)
+                if old is not None and old != t.spec.price:
+                    self.bus.publish(StopMoved(pair=t.pair, trade_id=book.id, old_price=old, new_price=t.spec.price))
+            await self._replaced(t)
+        return True
+
+    async def _replaced(self, new_stop: Tracked) -> None:
+        """A new stop is live: now the stops it replaces may go."""
+        if new_stop.status != "open":
+            return
+        for old in [o for o in self._by_cid.values() if o.pair == new_stop.pair and o is not new_stop
+                    and o.cancel_when_replaced and o.live]:
+            await self._cancel(old, force=True)
+
+    async def _unprotected(self, pair: str, why: str) -> None:
+        self._error(why, "protect")
+        if not self.options.close_unprotected:
+            return
+        size = self.positions[pair][0]
+        if size == 0:
+            return
+        self.bus.publish(RiskAction(action="emergency_close", reason=why, pair=pair))
+        spec = OrderSpec(-1, pair, "sell" if size > 0 else "buy", "market", abs(size), None, True, False, "exit",
+                         "unprotected")
+        t = Tracked(spec, protected=True)
+        book = self.trades.get(pair)
+        req = self._build(t, (book.id or 0) if book is not None else 0)
+        state = await self._create(t, req)
+        if state is not None:
+            self._publish_placed(t)
+            self._apply(t, state)
+
+    # -- cancelling ---------------------------------------------------------------------------------------------
+    async def _cancel(self, t: Tracked, force: bool = False) -> None:
+        if not t.live:
+            return
+        if t.status == "pending" and not t.cid:
+            t.cancel_requested = True
+            return
+        if not force and t.spec.purpose == "stop" and self.positions[t.pair][0] != 0 and not self._other_stop(t):
+            # The only stop of an open position: keep it until its replacement is live.
+            t.cancel_when_replaced = True
+            return
+        try:
+            gone = await self.client.cancel_order(t.pair, t.exchange_id or "", algo=t.is_algo)
+        except ExchangeError as exc:
+            self._error(f"cancel {t.cid}: {exc}", "cancel")
+            return
+        if gone:
+            self.ledger.update_order(t.cid, status="canceled")
+            self._finish(t, "canceled")
+        else:
+            await self.sync_order(t, wait=False)  # it filled or expired meanwhile: learn how
+
+    def _other_stop(self, t: Tracked) -> bool:
+        return any(o is not t and o.pair == t.pair and o.spec.purpose == "stop" and o.status == "open"
+                   and not o.cancel_when_replaced for o in self._by_cid.values())
+
+    # -- following orders ---------------------------------------------------------------------------------------
+    async def on_orders(self, states: list[OrderState]) -> None:
+        """The user-data stream's order updates."""
+        for s in states:
+            t = self._by_cid.get(s.client_order_id)
+            if t is not None:
+                self._apply(t, s)
+            elif s.pair in self.pairs and s.filled > 0 and s.status in TERMINAL:
+                self._foreign_fill(s)
+
+    def _apply(self, t: Tracked, s: OrderState) -> None:
+        if s.is_algo and t.is_algo:
+            # The conditional itself: fills are reported by the order it triggers (same client id).
+            if s.status == "closed":
+                t.triggered = True
+            elif s.status in ("canceled", "expired", "rejected") and t.filled == 0 and t.live:
+                self.ledger.update_order(t.cid, status=s.status)
+                self._finish(t, s.status)
+            return
+        reported_done = False
+        if s.filled > t.filled:
+            delta = s.filled - t.filled
+            avg = s.average or s.price or ZERO
+            cost = avg * s.filled
+            price = (cost - t.cost) / delta if t.cost else avg
+            raw = s.raw or {}
+            if price <= 0:
+                price = Decimal(str(raw.get("L") or avg))
+            maker = bool(raw.get("m"))
+            if raw.get("x") == "TRADE" and raw.get("l") and Decimal(str(raw["l"])) == delta:
+                fee = Decimal(str(raw.get("n") or 0))
+            else:
+                rates = self.fee_rates.get(t.pair, (Decimal("0.0002"), Decimal("0.0005")))
+                fee = delta * price * (rates[0] if maker else rates[1])
+            t.filled, t.cost, t.fee = s.filled, cost, t.fee + fee
+            ts = int(raw.get("T") or s.timestamp_ms or time.time() * 1000)
+            key = f"{s.id}:{s.filled}"
+            reported_done = s.status in TERMINAL
+            self._fill(t, delta, price, fee, maker, ts, key, done=reported_done)
+        if s.status in TERMINAL and t.live:
+            self.ledger.update_order(t.cid, status=s.status, exchange_id=s.id, filled=t.filled,
+                                     average=(t.cost / t.filled) if t.filled else None)
+            if t.filled == 0:
+                self._finish(t, s.status)
+            else:
+                t.status = "closed"
+                t.done.set()
+                if not reported_done and t.spec.ref >= 0:
+                    self.notes.put(StatusNote(t.spec.ref, "completed"))
+                    self.wake.set()
+        elif s.status == "open" and t.status == "pending":
+            t.status = "open"
+
+    def _fill(self, t: Tracked, qty: Decimal, price: Decimal, fee: Decimal, maker: bool, ts: int, key: str,
+              done: bool) -> None:
+        pair = t.pair
+        signed = qty if t.spec.side == "buy" else -qty
+        realized = self._position_fill(pair, signed, price, fee, t.trade_id, t.spec.purpose, t.spec.tag)
+        self.ledger.record_fill(t.cid, t.trade_id, pair, key, t.spec.side, price, qty, fee, maker, realized, ts)
+        self.notes.put(FillNote(t.spec.ref if t.spec.ref >= 0 else None, pair, float(signed), float(price),
+                                float(fee), ts, done, t.spec.tag or t.spec.purpose))
+        self.wake.set()
+        book = self.trades.get(pair)
+        side = book.side if book else ("long" if signed > 0 else "short")
+        self.bus.publish(OrderFilled(pair=pair, side=side, purpose=_event_purpose(t.spec),
+                                     client_order_id=t.cid, amount=qty, price=price, fee=fee,
+                                     realized_pnl=realized if realized else None, trade_id=t.trade_id))
+        if t.spec.purpose == "stop":
+            self.bus.publish(StopHit(pair=pair, trade_id=t.trade_id, price=price, realized_pnl=realized))
+        self._after_fill(t, pair)
+
+    def _after_fill(self, t: Tracked, pair: str) -> None:
+        if self.positions[pair][0] == 0:
+            self._spawn(pair, self._after_flat(pair))
+        elif t.children and not t.protected:
+            self._spawn(pair, self._protect(t))
+        self._schedule_balance()
+
+    def _position_fill(self, pair: str, signed: Decimal, price: Decimal, fee: Decimal, trade_id: int | None,
+                       purpose: str, tag: str) -> Decimal:
+        """Update the position mirror and the trade book; returns the realized price PnL of the fill."""
+        size, entry = self.positions[pair]
+        realized = ZERO
+        book = self.trades.get(pair)
+        if book is None:
+            book = self.trades[pair] = TradeBook(trade_id, "long" if signed > 0 else "short")
+        new = size + signed
+        if size == 0 or (size > 0) == (signed > 0):
+            entry = (entry * abs(size) + price * abs(signed)) / abs(new)
+            book.entry_qty += abs(signed)
+            book.entry_value += abs(signed) * price
+        else:
+            closed = min(abs(signed), abs(size))
+            realized = (price - entry) * closed * (1 if size > 0 else -1)
+            book.exit_qty += closed
+            book.exit_value += closed * price
+            book.realized += realized
+            book.exit_reason = tag or purpose
+            if new == 0:
+                entry = ZERO
+            elif (new > 0) != (size > 0):  # reversed through zero: the rest opens at this price
+                entry = price
+        book.fees += fee
+        book.max_qty = max(book.max_qty, abs(new))
+        self.positions[pair] = (new, entry)
+        if book.id:
+            if size == 0 and new != 0:
+                self.ledger.update_trade(book.id, status="open")
+            fields: dict[str, Any] = {
+                "amount": book.max_qty, "amount_open": abs(new), "fees": book.fees, "realized_pnl": book.realized,
+                "open_rate": (book.entry_value / book.entry_qty) if book.entry_qty else ZERO,
+                "stake": (book.entry_value / self.leverage) if book.entry_qty else ZERO,
+            }
+            if new == 0:
+                fields.update(status="closed", close_rate=book.exit_value / book.exit_qty if book.exit_qty else None,
+                              exit_reason=book.exit_reason[:64], close_date=utc_from_ms(int(time.time() * 1000)))
+            self.ledger.update_trade(book.id, **fields)
+        if new == 0:
+            self.trades.pop(pair, None)
+        return realized
+
+    async def _after_flat(self, pair: str) -> None:
+        """Flat: the targets and stops left on the exchange have nothing to protect."""
+        if self.positions[pair][0] != 0:
+            return
+        for t in [t for t in self._by_cid.values() if t.pair == pair and t.live and not t.spec.is_entry]:
+            await self._cancel(t, force=True)
+        for t in [t for t in self._by_ref.values() if t.pair == pair and t.live and not t.cid
+                  and not t.spec.is_entry]:
+            self._finish(t, "canceled", "position flat")
+
+    def _foreign_fill(self, s: OrderState) -> None:
+        """A fill we did not order (liquidation, a manual trade): the position mirror and the strategy follow."""
+        key = f"{s.id}:{s.filled}"
+        if key in self._seen_foreign:
+            return
+        self._seen_foreign.add(key)
+        signed = s.filled if s.side == "buy" else -s.filled
+        price = s.average or s.price or ZERO
+        tag = "liquidation" if s.client_order_id.startswith("autoclose") else "external"
+        book = self.trades.get(s.pair)
+        rates = self.fee_rates.get(s.pair, (Decimal("0.0002"), Decimal("0.0005")))
+        fee = s.filled * price * rates[1]
+        self._position_fill(s.pair, signed, price, fee, book.id if book else None, "exit", tag)
+        self.notes.put(FillNote(None, s.pair, float(signed), float(price), float(fee),
+                                int(s.timestamp_ms or time.time() * 1000), True, tag))
+        self.wake.set()
+        if self.positions[s.pair][0] == 0:
+            self._spawn(s.pair, self._after_flat(s.pair))
+        self._schedule_balance()
+
+    def _finish(self, t: Tracked, status: str, reason: str = "") -> None:
+        """A terminal state without (further) fills: tell the Backtrader side, cascade to unsent children."""
+        was_live = t.live
+        t.status = status if status != "margin" else "rejected"
+        t.done.set()
+        if not was_live:
+            return
+        if t.spec.ref >= 0:
+            self.notes.put(StatusNote(t.spec.ref, status if status in ("canceled", "expired", "rejected", "margin")
+                                      else "canceled", reason))
+            self.wake.set()
+        if reason and status in ("rejected", "margin"):
+            log.warning("%s %s %s: %s", t.pair, t.spec.purpose, status, reason)
+        if t.filled == 0:
+            for child in t.children:
+                if child.live:
+                    self._finish(child, "canceled", "parent order did not fill")
+
+    # -- keeping in step ----------------------------------------------------------------------------------------
+    async def sync_order(self, t: Tracked, *, wait: bool = True) -> None:
+        """Make sure ``t``'s state is known: the stream gets ``sync_timeout_s``, then REST is asked."""
+        if wait and t.live:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(t.done.wait(), self.options.sync_timeout_s)
+        if not t.live or not t.cid:
+            return
+        try:
+            state = await self.client.fetch_order(t.pair, t.cid, algo=t.is_algo)
+            if state is None:
+                return
+            self._apply(t, state)
+            if t.is_algo and state.status == "closed":
+                child = await self.client.fetch_order(t.pair, t.cid, algo=False)
+                if child is not None:
+                    self._apply(t, child)
+        except ExchangeError as exc:
+            self._error(f"sync {t.cid}: {exc}", "sync")
+
+    async def settle(self, pair: str, low: float, high: float) -> None:
+        """The candle gate, before a closed candle reaches the strategy: operations on the pair have finished and
+        every order whose level the candle reached is known filled or not, so the strategy decides on the same
+        account state a backtest bar would show."""
+        await self.drain(pair)
+        band = self.options.mark_band if self.options.working_type == "MARK_PRICE" else 0.0
+        for t in [t for t in self._by_cid.values() if t.pair == pair and t.status == "open" and t.spec.price]:
+            if t.spec.kind == "market":
+                continue
+            level = float(t.spec.price or 0)
+            if low * (1 - band) <= level <= high * (1 + band):
+                await self.sync_order(t)
+        await self.drain(pair)
+        if self._balance_task is not None and not self._balance_task.done():
+            with contextlib.suppress(Exception):
+                await self._balance_task
+
+    async def drain(self, pair: str | None = None) -> None:
+        """Wait for in-flight operations (on one pair or all)."""
+        for _ in range(100):
+            tasks = [t for p, ts in self._inflight.items() if pair is None or p == pair for t in ts]
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def busy(self) -> bool:
+        return any(list(self._inflight.values())) or (self._balance_task is not None and not self._balance_task.done())
+
+    async def resync(self) -> None:
+        """After a user-stream drop: every live order is looked up, positions are compared with the exchange."""
+        for t in [t for t in self._by_cid.values() if t.live]:
+            await self.sync_order(t, wait=False)
+        try:
+            actual = {p.pair: p for p in await self.client.fetch_positions(self.pairs)}
+        except ExchangeError as exc:
+            self._error(f"resync positions: {exc}", "resync")
+            return
+        for pair in self.pairs:
+            ours = self.positions[pair][0]
+            theirs = actual[pair].contracts if pair in actual else ZERO
+            if ours != theirs:
+                log.warning("%s: position %s here, %s on the exchange; following the exchange", pair, ours, theirs)
+                p = actual.get(pair)
+                price = (p.mark_price or p.entry_price) if p is not None else ZERO
+                diff = theirs - ours
+                st = OrderState(f"resync-{pair}", "external-resync", pair, "buy" if diff > 0 else "sell", "market",
+                                "closed", abs(diff), abs(diff), price, price, None, False, False, None)
+                self._foreign_fill(st)
+        await self.reconcile_stops()
+
+    async def refresh_balance(self) -> None:
+        try:
+            b = await self.client.fetch_balance()
+        except ExchangeError as exc:
+            self._error(f"balance: {exc}", "balance")
+            return
+        self.wallet, self.available = b.wallet, b.available
+        self.notes.put(WalletNote(float(b.wallet), float(b.available)))
+        self.wake.set()
+
+    def _schedule_balance(self) -> None:
+        if self._balance_task is None or self._balance_task.done():
+            self._balance_task = asyncio.get_running_loop().create_task(self.refresh_balance())
+
+    # -- stops for every position -------------------------------------------------------------------------------
+    async def reconcile_stops(self) -> list[StopRepair]:
+        """Place a stop for every open position on the exchange that has none (ours or not).
+
+        The stop price is the trade's recorded stop when it still lies on the protective side of the mark, else
+        entry ∓ ``fallback_stop``/leverage; a position already beyond that level is closed at market.
+        """
+        repairs: list[StopRepair] = []
+        positions = await self.client.fetch_positions(self.pairs)
+        opens = await self.client.fetch_open_orders()
+        for p in positions:
+            if p.contracts == 0:
+                continue
+            closing_side = "sell" if p.contracts > 0 else "buy"
+            if any(o.pair == p.pair and o.is_algo and o.side == closing_side and _is_stop(o) for o in opens):
+                continue
+            async with self._locks[p.pair]:
+                repairs.append(await self._repair(p, closing_side))
+        return repairs
+
+    async def _repair(self, p: Position, closing_side: Literal["buy", "sell"]) -> StopRepair:
+        spec = self.spec(p.pair)
+        mark = p.mark_price or p.entry_price
+        long = p.contracts > 0
+        book = self.trades.get(p.pair)
+        known = book.stop_price if book is not None else None
+        fallback = p.entry_price * (1 - Decimal(str(self.options.fallback_stop / self.leverage)) * (1 if long else -1))
+        price = known if known is not None and ((known < mark) if long else (known > mark)) else fallback
+        price = Decimal(str(spec.round_price(float(price))))
+        if (price >= mark) if long else (price <= mark):
+            await self._unprotected(p.pair, f"{p.pair}: no stop and the price is already through {price}")
+            return StopRepair(p.pair, "closed", price, "price beyond the stop level")
+        trade_id = book.id if book is not None and book.id else 0
+        t = Tracked(OrderSpec(-1, p.pair, closing_side, "stop", None, price, False, True, "stop", "stop_repair"),
+                    protected=True)
+        ok = await self._place_protective(t, trade_id)
+        if ok:
+            self.bus.publish(RiskAction(action="stop_replaced", reason=f"missing stop re-placed at {price}",
+                                        pair=p.pair))
+            return StopRepair(p.pair, "placed", price)
+        await self._unprotected(p.pair, f"{p.pair}: missing stop could not be placed")
+        return StopRepair(p.pair, "failed", price, "stop rejected; position closed" if self.options.close_unprotected
+                          else "stop rejected")
+
+    # -- misc ---------------------------------------------------------------------------------------------------
+    def _publish_placed(self, t: Tracked) -> None:
+        req = t.request
+        assert req is not None
+        book = self.trades.get(t.pair)
+        side = book.side if book else ("long" if t.spec.side == "buy" else "short")
+        self.bus.publish(OrderPlaced(pair=t.pair, side=side, purpose=_event_purpose(t.spec),
+                                     client_order_id=t.cid, amount=req.amount,
+                                     price=req.price or req.trigger_price, trade_id=t.trade_id))
+
+    def _error(self, message: str, where: str) -> None:
+        log.error("%s: %s", where, message)
+        self.errors.append(message)
+        self.bus.publish(EngineError(message=message, where=f"live.{where}"))
+
+    def open_orders(self, pair: str | None = None) -> list[Tracked]:
+        return [t for t in self._by_cid.values() if t.live and (pair is None or t.pair == pair)]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "positions": {p: (str(s), str(e)) for p, (s, e) in self.positions.items() if s != 0},
+            "trades": {p: b.id for p, b in self.trades.items()},
+            "open_orders": [(t.cid, t.spec.purpose, str(t.spec.price)) for t in self.open_orders()],
+            "wallet": str(self.wallet),
+            "entry_block": self.entry_block,
+            "errors": len(self.errors),
+        }
+
+
+def _is_stop(o: OrderState) -> bool:
+    kind = str(o.raw.get("orderType") or o.raw.get("type") or o.raw.get("o") or "").upper()
+    if kind:
+        return kind in ("STOP_MARKET", "STOP", "TRAILING_STOP_MARKET")
+    return "-stop-" in o.client_order_id
+
+
+def _event_purpose(spec: OrderSpec) -> str:
+    if spec.is_entry:
+        return "entry"
+    if spec.purpose in ("tp1", "tp2", "tp3"):
+        return "take_profit"
+    if spec.purpose == "flat":
+        return "flatten"
+    return "stop" if spec.purpose == "stop" else "exit"

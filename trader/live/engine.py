@@ -1,0 +1,414 @@
+"""The embedded live engine: one strategy class, the exchange (or the simulator), its own thread and loop.
+
+Control surface (every method may be called from any thread; the ``*_async`` variants from any event loop,
+which they never block)::
+
+    engine = LiveEngine(EngineConfig(pairs=["BTC/USDT:USDT"], strategy="rsi_bollinger"),
+                        client_factory=lambda: client_from_settings(settings), bus=bus, sessions=sessions)
+    engine.start()            / await engine.start_async()     # connect, check, warm up, run
+    engine.stop()             / await engine.stop_async()      # positions and their exchange stops are kept
+    engine.pause(reason)      / engine.resume()                # refuse / accept new entries (exits still run)
+    engine.force_exit(pair)   -> Future[bool]                  # reduce-only market close through the strategy's broker
+    engine.force_enter(pair, side, qty=None, stop_price=None) -> Future[bool]
+    engine.reconcile_stops()  / await engine.reconcile_stops_async()  -> list[StopRepair]
+    engine.status()           -> EngineStatus (state, positions, open orders, wallet, bars, errors)
+    engine.strategy           # the running FuturesStrategy instance (read-only use from other threads)
+    engine.desk, engine.host  # the exchange side: await engine.host.wrap(engine.desk.<coroutine>())
+
+Threads: the host thread runs the asyncio loop (exchange client, streams, order desk); the Backtrader thread runs
+``cerebro.run()`` with live feeds. ``start`` returns once history is loaded, missing stops are re-placed and the
+strategy thread is running; ``stop`` ends the strategy thread, waits for in-flight orders (an entry's stop is
+never abandoned half-placed), closes the streams and the client and joins both threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import backtrader as bt
+from sqlalchemy.orm import Session, sessionmaker
+
+from trader.backtest.runner import resolve_strategy
+from trader.data.timeframes import timeframe_ms
+from trader.events import EngineError, EngineStateChanged, EventBus
+from trader.exchange.client import ExchangeClient
+from trader.exchange.streams import StreamOptions
+from trader.live.broker import LiveBroker
+from trader.live.desk import DeskOptions, OrderDesk, StopRepair
+from trader.live.feed import LiveFeed, live_feed_class
+from trader.live.host import EngineHost
+from trader.live.ledger import Ledger
+from trader.live.store import LiveStore
+from trader.strategy.base import FuturesStrategy
+from trader.strategy.sizing import risk_position_size
+
+log = logging.getLogger(__name__)
+State = Literal["stopped", "starting", "running", "stopping", "error"]
+
+
+class EngineStateError(RuntimeError):
+    pass
+
+
+@dataclass
+class EngineConfig:
+    pairs: list[str]
+    strategy: str | type[FuturesStrategy] = "rsi_bollinger"
+    strategy_params: Mapping[str, Any] = field(default_factory=dict)
+    timeframe: str = "1m"
+    leverage: int = 25
+    history_bars: int = 300  # preloaded so indicators are warm at the first live bar
+    window: int = 1500  # bars the feed keeps for indicator computation
+    initialize_account: bool = True  # one-way, cross, leverage (ExchangeClient.initialize)
+    reconcile_on_start: bool = True
+    connect_timeout_s: float = 15.0
+    desk: DeskOptions = field(default_factory=DeskOptions)
+    stream: StreamOptions | None = None
+    dry_run: bool = True
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    state: State
+    paused: str | None
+    pairs: list[str]
+    bars: dict[str, int]
+    last_bar_ms: dict[str, int | None]
+    positions: dict[str, tuple[str, str]]
+    open_orders: list[tuple[str, str, str]]
+    wallet: str
+    errors: list[str]
+    started_at: float | None
+
+
+class LiveEngine:
+    def __init__(self, config: EngineConfig, client_factory: Callable[[], ExchangeClient], *,
+                 bus: EventBus | None = None, sessions: sessionmaker[Session] | None = None,
+                 host: EngineHost | None = None) -> None:
+        self.config = config
+        self.client_factory = client_factory
+        self.bus = bus or EventBus()
+        self.sessions = sessions
+        self.strategy_cls = resolve_strategy(config.strategy)
+        self.params = self.strategy_cls.param_values(config.strategy_params)
+        self.tf_ms = timeframe_ms(config.timeframe)
+        self._own_host = host is None
+        self.host = host or EngineHost()
+        self._state: State = "stopped"
+        self._lock = threading.RLock()
+        self.client: ExchangeClient | None = None
+        self.desk: OrderDesk | None = None
+        self.store: LiveStore | None = None
+        self.broker: LiveBroker | None = None
+        self.feeds: dict[str, LiveFeed] = {}
+        self.cerebro: bt.Cerebro | None = None
+        self._bt_thread: threading.Thread | None = None
+        self._strategy: FuturesStrategy | None = None
+        self._paused: str | None = None
+        self._started_at: float | None = None
+        self.errors: list[str] = []
+
+    # -- state --------------------------------------------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def strategy(self) -> FuturesStrategy | None:
+        return self._strategy
+
+    def _set_state(self, state: State, actor: str = "") -> None:
+        self._state = state
+        self.bus.publish(EngineStateChanged(state=state, actor=actor))
+
+    # -- start / stop -------------------------------------------------------------------------------------------
+    def start(self, timeout: float = 120.0, actor: str = "") -> None:
+        with self._lock:
+            if self._state in ("running", "starting"):
+                return
+            if self._state == "stopping":
+                raise EngineStateError("the engine is stopping")
+            self._state = "starting"
+            try:
+                self.host.start()
+                self.host.call(self._boot(), timeout)
+                self._start_backtrader()
+            except BaseException as exc:
+                self._state = "error"
+                self._note_error(f"start failed: {exc!r}", "start")
+                self._teardown(timeout=30.0)
+                self._state = "stopped"
+                raise
+            self._started_at = time.time()
+            self._set_state("running", actor)
+
+    async def start_async(self, timeout: float = 120.0, actor: str = "") -> None:
+        await _off_loop(lambda: self.start(timeout, actor))
+
+    def stop(self, timeout: float = 60.0, actor: str = "") -> None:
+        with self._lock:
+            if self._state in ("stopped",):
+                return
+            self._state = "stopping"
+            self._teardown(timeout)
+            self._set_state("stopped", actor)
+
+    async def stop_async(self, timeout: float = 60.0, actor: str = "") -> None:
+        await _off_loop(lambda: self.stop(timeout, actor))
+
+    async def _boot(self) -> None:
+        cfg = self.config
+        self.client = client = self.client_factory()
+        if cfg.initialize_account:
+            await client.initialize(list(cfg.pairs), cfg.leverage)
+        else:
+            await client.ccxt.load_markets()
+        ledger = Ledger(self.sessions, strategy=self.strategy_cls.__name__, dry_run=cfg.dry_run)
+        self.desk = desk = OrderDesk(client, cfg.pairs, leverage=cfg.leverage, ledger=ledger, bus=self.bus,
+                                     options=cfg.desk)
+        desk.entry_block = self._paused
+        await desk.load()
+        if cfg.reconcile_on_start:
+            for r in await desk.reconcile_stops():
+                log.warning("start-up: %s stop %s at %s %s", r.pair, r.action, r.price, r.detail)
+        self.store = store = LiveStore(client, desk, stream_options=cfg.stream)
+        cls = live_feed_class(self.strategy_cls.indicator_lines)
+        self.feeds = {}
+        for pair in cfg.pairs:
+            feed = cls(pair=pair, strategy_cls=self.strategy_cls, strategy_params=self.params, tf_ms=self.tf_ms,
+                       window=cfg.window, wake=desk.wake, name=pair, timeframe=bt.TimeFrame.Minutes,
+                       compression=self.tf_ms // 60_000)
+            feed.preload_history(await store.history(pair, self.tf_ms, cfg.history_bars))
+            self.feeds[pair] = feed
+        store.start(self.feeds)
+        if not await store.wait_connected(cfg.connect_timeout_s):
+            # Not fatal: the streams keep trying and resync over REST; the first bars may come late.
+            log.warning("candle streams not connected after %.0fs", cfg.connect_timeout_s)
+
+    def _start_backtrader(self) -> None:
+        assert self.desk is not None
+        cerebro = bt.Cerebro(stdstats=False, quicknotify=True, live=True, exactbars=False)
+        self.broker = LiveBroker(self.desk, self.host)
+        cerebro.setbroker(self.broker)
+        for pair, feed in self.feeds.items():
+            cerebro.adddata(feed, name=pair)
+        cerebro.addstrategy(self.strategy_cls, **dict(self.config.strategy_params))
+        self.cerebro = cerebro
+        started = threading.Event()
+
+        def run() -> None:
+            try:
+                strats = cerebro.run()
+                self._strategy = strats[0] if strats else self._strategy
+            except BaseException as exc:  # a strategy bug must not take the exchange side (stops) down with it
+                log.exception("strategy thread failed")
+                self._note_error(f"strategy thread failed: {exc!r}", "strategy")
+                self._state = "error"
+            finally:
+                started.set()
+
+        self._bt_thread = threading.Thread(target=run, name="live-strategy", daemon=True)
+        self._bt_thread.start()
+        # The strategy object exists once Cerebro has built it; wait for it so status() can read it.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not started.is_set():
+            if cerebro.runningstrats:
+                self._strategy = cerebro.runningstrats[0]
+                break
+            time.sleep(0.001)
+
+    def _teardown(self, timeout: float) -> None:
+        cerebro, thread = self.cerebro, self._bt_thread
+        if cerebro is not None:
+            cerebro.runstop()
+            for feed in self.feeds.values():
+                feed.end()
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                self._note_error("strategy thread did not stop in time", "stop")
+        self._bt_thread = None
+        self.cerebro = None
+        if self.host.running:
+            try:
+                self.host.call(self._shutdown(), timeout)
+            except Exception as exc:  # keep going: the threads must still end
+                self._note_error(f"shutdown: {exc!r}", "stop")
+            if self._own_host:
+                self.host.stop(timeout)
+
+    async def _shutdown(self) -> None:
+        if self.store is not None:
+            await self.store.stop()
+        if self.desk is not None:
+            await self.desk.drain()  # an entry's stop is never left half-placed
+            if self.desk._balance_task is not None:
+                await asyncio.gather(self.desk._balance_task, return_exceptions=True)
+        if self.client is not None:
+            await self.client.close()
+        self.store = None
+        self.client = None
+
+    # -- entries ------------------------------------------------------------------------------------------------
+    def pause(self, reason: str = "paused", actor: str = "") -> None:
+        """New entries are refused (by the broker at once, and by the desk for any already queued)."""
+        self._paused = reason
+        if self.desk is not None:
+            self.desk.entry_block = reason
+        self.bus.publish(EngineStateChanged(state="paused", actor=actor))
+
+    def resume(self, actor: str = "") -> None:
+        self._paused = None
+        if self.desk is not None:
+            self.desk.entry_block = None
+        self.bus.publish(EngineStateChanged(state="resumed", actor=actor))
+
+    @property
+    def paused(self) -> str | None:
+        return self._paused
+
+    def _in_strategy(self, fn: Callable[[FuturesStrategy], bool]) -> concurrent.futures.Future[bool]:
+        """Run ``fn(strategy)`` on the Backtrader thread (orders may only be created there)."""
+        if self._state != "running" or self.broker is None or self._strategy is None:
+            raise EngineStateError("the engine is not running")
+        fut: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        strategy = self._strategy
+
+        def run() -> None:
+            try:
+                fut.set_result(fn(strategy))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        self.broker.commands.put(run)
+        self.broker.wake.set()
+        return fut
+
+    def force_exit(self, pair: str) -> concurrent.futures.Future[bool]:
+        """Reduce-only market close of the strategy's position on ``pair``; True if an order went out."""
+        def run(s: FuturesStrategy) -> bool:
+            return s.close_position(self.feeds[pair], tag="force_exit") is not None
+        return self._in_strategy(run)
+
+    def force_enter(self, pair: str, side: Literal["long", "short"], qty: float | None = None,
+                    stop_price: float | None = None) -> concurrent.futures.Future[bool]:
+        """Market entry with its stop. Without ``stop_price`` the stop sits 0.8/leverage from the last close;
+        without ``qty`` the size risks the strategy's ``risk_per_trade`` (2 %) of the wallet at that stop."""
+        sign = 1 if side == "long" else -1
+
+        def run(s: FuturesStrategy) -> bool:
+            d = self.feeds[pair]
+            acct = s.account
+            spec = acct.instrument(d)
+            ref = d.last_close
+            dist = 0.8 / acct.leverage
+            stop = stop_price if stop_price is not None else ref * (1 - sign * dist)
+            dist = abs(ref - stop) / ref
+            size = qty
+            if size is None:
+                risk = float(self.params.get("risk_per_trade", 0.02))
+                size = risk_position_size(acct.wallet_balance(), acct.available_balance(), ref, dist, spec,
+                                          acct.leverage, risk).qty
+            if not size:
+                return False
+            enter = s.buy if sign > 0 else s.sell
+            leave = s.sell if sign > 0 else s.buy
+            entry = enter(data=d, size=size, transmit=False, tag="force_enter")
+            leave(data=d, size=size, exectype=bt.Order.Stop, price=spec.round_price(stop), parent=entry,
+                  transmit=True, close_position=True, tag="stop")
+            return entry.status not in (bt.Order.Rejected, bt.Order.Margin)
+        return self._in_strategy(run)
+
+    # -- stops ----------------------------------------------------------------------------------------------------
+    def reconcile_stops(self, timeout: float = 60.0) -> list[StopRepair]:
+        if self.desk is None or not self.host.running:
+            raise EngineStateError("the engine is not running")
+        return self.host.call(self.desk.reconcile_stops(), timeout)
+
+    async def reconcile_stops_async(self) -> list[StopRepair]:
+        if self.desk is None or not self.host.running:
+            raise EngineStateError("the engine is not running")
+        return await self.host.wrap(self.desk.reconcile_stops())
+
+    # -- status ---------------------------------------------------------------------------------------------------
+    def status(self) -> EngineStatus:
+        desk = self.desk
+        snap = desk.snapshot() if desk is not None else {}
+        return EngineStatus(
+            state=self._state, paused=self._paused, pairs=list(self.config.pairs),
+            bars={p: f.delivered for p, f in self.feeds.items()},
+            last_bar_ms={p: f.last_bar_ms for p, f in self.feeds.items()},
+            positions=snap.get("positions", {}), open_orders=snap.get("open_orders", []),
+            wallet=snap.get("wallet", "0"), errors=list(self.errors) + (list(desk.errors) if desk else []),
+            started_at=self._started_at,
+        )
+
+    def idle(self) -> bool:
+        """Every pushed bar has been through the strategy and every resulting order is settled on the exchange
+        side (tests and drills step a simulated clock on this)."""
+        broker, desk = self.broker, self.desk
+        if broker is None or desk is None:
+            return True
+        if any(f.haslivedata() for f in self.feeds.values()) or broker.pending_submits or desk.busy():
+            return False
+        if not desk.notes.empty() or not broker.commands.empty():
+            return False
+        return True
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until ``idle()`` holds across two Backtrader passes (so the last bar's next() has returned)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.idle() and self.broker is not None:
+                mark = self.broker.passes
+                self.broker.wake.set()
+                while self.broker.passes < mark + 2 and time.monotonic() < deadline:
+                    self.broker.wake.set()
+                    time.sleep(0.0005)
+                if self.idle():
+                    return
+            time.sleep(0.0005)
+        raise TimeoutError("the engine did not become idle")
+
+    def _note_error(self, message: str, where: str) -> None:
+        log.error("%s: %s", where, message)
+        self.errors.append(message)
+        self.bus.publish(EngineError(message=message, where=f"live.{where}"))
+
+
+async def _off_loop(fn: Callable[[], None]) -> None:
+    """Run a blocking call on a short-lived thread; the calling loop keeps running meanwhile."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, fut, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, fut, None)
+
+    thread = threading.Thread(target=run, name="live-engine-control", daemon=True)
+    thread.start()
+    try:
+        await fut
+    finally:
+        while thread.is_alive():  # it is past its last statement; never block the loop on it
+            await asyncio.sleep(0.001)
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)

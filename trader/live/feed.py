@@ -1,0 +1,217 @@
+"""A Backtrader live data feed fed with closed candles from the engine loop.
+
+- The engine loop pushes every closed 1m candle (``CandleStream`` guarantees each once, in order); higher
+  timeframes are built here from 1m with epoch-aligned boundaries, and a bucket is emitted only when all of its
+  minutes arrived (the same rule as ``trader.data.store.resample``, so a live 5m bar equals the backtest's).
+- History is preloaded over REST before the run and delivered first as *historical* bars (status DELAYED): the
+  strategy's lines and indicators are warm when the first live bar arrives, and the live broker refuses orders
+  decided on a historical bar.
+- Indicator lines come from the strategy's causal ``compute_indicators`` on the rolling window, so the strategy
+  reads ``data.rsi[0]`` as it does in the backtest.
+
+Thread model: ``push_*`` may be called from any thread; ``_load`` runs on the Backtrader thread. A shared
+``threading.Event`` wakes that thread as soon as a bar (or a broker event) arrives.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import queue
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import backtrader as bt
+import numpy as np
+
+from trader.backtest.feeds import ms_to_bt
+from trader.strategy.base import Candles, FuturesStrategy
+
+MINUTE = 60_000
+_BASE = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class Bar:
+    ts_ms: int  # open time, UTC ms
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class BarAggregator:
+    """Builds ``tf_ms`` bars from consecutive 1m candles; a bucket with any minute missing is dropped."""
+
+    def __init__(self, tf_ms: int) -> None:
+        if tf_ms % MINUTE:
+            raise ValueError("timeframes are whole minutes")
+        self.tf_ms = tf_ms
+        self.need = tf_ms // MINUTE
+        self._bucket: int | None = None
+        self._n = 0
+        self._last = -1
+        self._o = self._h = self._l = self._c = self._v = 0.0
+
+    def add(self, ts_ms: int, o: float, h: float, low: float, c: float, v: float) -> Bar | None:
+        if self.need == 1:
+            return Bar(ts_ms, o, h, low, c, v)
+        bucket = ts_ms - ts_ms % self.tf_ms
+        if bucket != self._bucket:
+            self._bucket, self._n = bucket, 0
+            self._o, self._h, self._l, self._v = o, h, low, 0.0
+        elif ts_ms != self._last + MINUTE:
+            self._n = -10**9  # a hole inside the bucket: never emit it
+        self._last = ts_ms
+        self._h, self._l, self._c = max(self._h, h), min(self._l, low), c
+        self._v += v
+        self._n += 1
+        if ts_ms + MINUTE == bucket + self.tf_ms:
+            complete = self._n == self.need
+            self._bucket = None
+            if complete:
+                return Bar(bucket, self._o, self._h, self._l, self._c, self._v)
+        return None
+
+
+_CLASSES: dict[tuple[str, ...], type] = {}
+
+
+def live_feed_class(extra_lines: Sequence[str]) -> type[LiveFeed]:
+    key = tuple(extra_lines)
+    cls = _CLASSES.get(key)
+    if cls is None:
+        cls = type(f"LiveFeed_{len(_CLASSES)}", (LiveFeed,), {"lines": key})
+        _CLASSES[key] = cls
+    return cls
+
+
+class LiveFeed(bt.feed.DataBase):
+    params = (
+        ("pair", ""),
+        ("strategy_cls", None),
+        ("strategy_params", None),
+        ("tf_ms", MINUTE),
+        ("window", 1500),  # bars kept for indicator computation
+        ("qcheck", 0.25),  # longest wait for a bar before Backtrader loops (notifications, stop requests)
+        ("wake", None),  # threading.Event shared with the broker
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._q: queue.SimpleQueue[tuple[Bar, dict[str, float], bool] | None] = queue.SimpleQueue()
+        self._agg = BarAggregator(int(self.p.tf_ms))
+        n = int(self.p.window)
+        self._win: dict[str, collections.deque[float]] = {k: collections.deque(maxlen=n) for k in (*_BASE, "ts")}
+        self._wake: threading.Event = self.p.wake or threading.Event()
+        self._ind_names = tuple(self.p.strategy_cls.indicator_lines) if self.p.strategy_cls else ()
+        self._params: Mapping[str, Any] = dict(self.p.strategy_params or {})
+        self.bar_is_live = False
+        self.last_close = math.nan
+        self.last_bar_ms: int | None = None  # open time of the last bar pushed
+        self.last_minute_ms: int | None = None  # open time of the last 1m candle pushed
+        self.delivered = 0  # bars handed to Backtrader
+        self._went_live = False
+        self._stopped = False
+
+    # -- Backtrader hooks ---------------------------------------------------------------------------------------
+    def islive(self) -> bool:
+        return True
+
+    def haslivedata(self) -> bool:
+        return not self._q.empty()
+
+    def start(self) -> None:
+        super().start()
+        self.put_notification(self.DELAYED)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _load(self) -> bool | None:
+        try:
+            item = self._q.get_nowait()
+        except queue.Empty:
+            # Backtrader sets _qcheck to 0 when another feed already has a bar waiting.
+            self._wake.wait(self._qcheck if self._qcheck else 0.0)
+            self._wake.clear()
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                return None
+        if item is None:
+            return False
+        bar, ind, live = item
+        lines = self.lines
+        lines.datetime[0] = float(ms_to_bt(np.array([bar.ts_ms]))[0])
+        lines.open[0], lines.high[0], lines.low[0] = bar.open, bar.high, bar.low
+        lines.close[0], lines.volume[0] = bar.close, bar.volume
+        lines.openinterest[0] = 0.0
+        for name in self._ind_names:
+            getattr(lines, name)[0] = ind.get(name, math.nan)
+        self.bar_is_live = live
+        self.delivered += 1
+        if live and not self._went_live:
+            self._went_live = True
+            self.put_notification(self.LIVE)
+        return True
+
+    # -- producers ----------------------------------------------------------------------------------------------
+    def preload_history(self, bars: Sequence[Bar]) -> None:
+        """Queue historical bars (oldest first) with indicators computed over the whole series at once."""
+        if not bars:
+            return
+        for b in bars:
+            self._append(b)
+        ind = self._compute({
+            "ts": np.array([b.ts_ms for b in bars], dtype="float64"),
+            **{k: np.array([getattr(b, k) for b in bars], dtype="float64") for k in _BASE},
+        })
+        for i, b in enumerate(bars):
+            self._q.put((b, {k: float(v[i]) for k, v in ind.items()}, False))
+        self.last_bar_ms = bars[-1].ts_ms
+        self.last_minute_ms = bars[-1].ts_ms + int(self.p.tf_ms) - MINUTE
+        self.last_close = bars[-1].close
+        self._wake.set()
+
+    def push_minute(self, ts_ms: int, o: float, h: float, low: float, c: float, v: float) -> Bar | None:
+        """A closed live 1m candle; returns the bar it completed, if any."""
+        if self.last_minute_ms is not None and ts_ms <= self.last_minute_ms:
+            return None  # already part of the history
+        self.last_minute_ms = ts_ms
+        self.last_close = c
+        bar = self._agg.add(ts_ms, o, h, low, c, v)
+        if bar is None:
+            return None
+        self._append(bar)
+        self.last_bar_ms = bar.ts_ms
+        # Computed here, with the window exactly as of this bar: a later bar must never leak into it.
+        self._q.put((bar, self._indicators_now(), True))
+        self._wake.set()
+        return bar
+
+    def end(self) -> None:
+        self._q.put(None)
+        self._wake.set()
+
+    # -- indicators ---------------------------------------------------------------------------------------------
+    def _append(self, b: Bar) -> None:
+        w = self._win
+        w["ts"].append(float(b.ts_ms))
+        for k in _BASE:
+            w[k].append(float(getattr(b, k)))
+
+    def _indicators_now(self) -> dict[str, float]:
+        arrays = {k: np.fromiter(v, dtype="float64", count=len(v)) for k, v in self._win.items()}
+        return {k: float(v[-1]) if len(v) else math.nan for k, v in self._compute(arrays).items()}
+
+    def _compute(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cls: type[FuturesStrategy] | None = self.p.strategy_cls
+        if cls is None or not self._ind_names:
+            return {}
+        candles = Candles(arrays["ts"].astype("int64"), arrays["open"], arrays["high"], arrays["low"],
+                          arrays["close"], arrays["volume"])
+        return cls.compute_indicators(candles, self._params)

@@ -1,0 +1,118 @@
+"""The live store: the exchange client's market data and account streams, wired to feeds and the desk.
+
+- history: closed 1m candles over REST, paged, resampled to the strategy's timeframe with the backtest's rule
+  (epoch-aligned, complete buckets only), so indicators are warm before the first live bar;
+- candles: one ``CandleStream`` per pair (every closed 1m candle once, in order, REST resync after gaps); each
+  candle passes the desk's gate (``OrderDesk.settle``) before it reaches the feed;
+- account: ``AccountStream`` order updates go to the desk; after a reconnect the desk resyncs over REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import pandas as pd
+
+from trader.data.store import resample
+from trader.exchange.client import ExchangeClient
+from trader.exchange.streams import AccountStream, Candle, CandleStream, StreamOptions
+from trader.live.desk import OrderDesk
+from trader.live.feed import MINUTE, Bar, LiveFeed
+
+log = logging.getLogger(__name__)
+
+
+class FullCacheCandleStream(CandleStream):
+    """``CandleStream`` reading ccxt's whole kline cache instead of the batch ``watch_ohlcv`` returns.
+
+    ccxt.pro returns only the rows updated since the last call (``newUpdates``), so a batch rarely holds both the
+    finished candle and its successor; ``CandleStream`` then sees nothing closed until its heartbeat resyncs over
+    REST (seconds late). The cache keeps the finished candle's final values next to the new one.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.connected = asyncio.Event()
+
+    async def _on_rows(self, rows: list[list[float]]) -> None:
+        self.connected.set()
+        cache = (getattr(self.client.ccxt, "ohlcvs", None) or {}).get(self.pair, {}).get("1m")
+        await super()._on_rows(list(cache) if cache else rows)
+
+
+class LiveStore:
+    def __init__(self, client: ExchangeClient, desk: OrderDesk, *, stream_options: StreamOptions | None = None):
+        self.client = client
+        self.desk = desk
+        self.stream_options = stream_options
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.candle_streams: dict[str, FullCacheCandleStream] = {}
+        self.account_stream: AccountStream | None = None
+        self.on_bar: Callable[[str, Bar], None] | None = None  # observers (bench, status)
+
+    async def history(self, pair: str, tf_ms: int, bars: int) -> list[Bar]:
+        """The last ``bars`` complete bars of ``tf_ms`` before now, built from closed 1m candles."""
+        now = await self.client.fetch_time()
+        end = now - now % MINUTE  # open time of the candle still forming
+        start = (end - bars * tf_ms) // tf_ms * tf_ms
+        rows: list[list[float]] = []
+        since = start
+        while since < end:
+            page = await self.client.fetch_ohlcv(pair, "1m", since, 1000)
+            page = [r for r in page if since <= int(r[0]) < end]
+            if not page:
+                break
+            rows.extend(page)
+            since = int(page[-1][0]) + MINUTE
+        if not rows:
+            return []
+        df = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"])
+        df["timestamp"] = df["timestamp"].astype("int64")
+        df = df.drop_duplicates("timestamp").sort_values("timestamp")
+        if tf_ms != MINUTE:
+            df = resample(df, "1m", f"{tf_ms // MINUTE}m")
+        return [Bar(int(r.timestamp), float(r.open), float(r.high), float(r.low), float(r.close), float(r.volume))
+                for r in df.itertuples(index=False)][-bars:]
+
+    def start(self, feeds: dict[str, LiveFeed]) -> None:
+        """Start the streams (on the engine loop)."""
+        loop = asyncio.get_running_loop()
+        for pair, feed in feeds.items():
+            stream = FullCacheCandleStream(self.client, pair, self._candle_handler(feed), last_closed_ms=feed.last_minute_ms,
+                                  options=self.stream_options)
+            self.candle_streams[pair] = stream
+            self._tasks.append(loop.create_task(stream.run(self._stop), name=f"candles-{pair}"))
+        self.account_stream = AccountStream(self.client, on_orders=self.desk.on_orders,
+                                            on_reconnect=self.desk.resync)
+        self._tasks.append(loop.create_task(self.account_stream.run(self._stop), name="account"))
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """True once every candle stream has had its first message (the subscription is live)."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in self.candle_streams.values())),
+                                   timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def _candle_handler(self, feed: LiveFeed) -> Callable[[Candle], object]:
+        async def on_closed(c: Candle) -> None:
+            # The gate first: the strategy must see the fills this candle caused before deciding on it.
+            await self.desk.settle(c.pair, c.low, c.high)
+            bar = feed.push_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume)
+            if bar is not None and self.on_bar is not None:
+                self.on_bar(c.pair, bar)
+        return on_closed
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
