@@ -3,14 +3,17 @@ weights and latency. Nothing here leaves 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
 
 from tests.exchange.conftest import PAIRS, make_client
+from trader.exchange.backoff import BackoffPolicy
 from trader.exchange.errors import ErrorClass, ExchangeError
 from trader.exchange.models import OrderRequest
 from trader.exchange.order_ids import client_order_id
+from trader.exchange.weights import Priority
 
 
 async def test_initialize_sets_cross_and_leverage_idempotently(sim, client) -> None:
@@ -151,3 +154,25 @@ async def test_no_duplicate_orders_under_random_faults(sim, client, seed: int) -
         assert (found is not None) == bool(placed)
         if request.client_order_id in answered:
             assert found is not None and found.id == answered[request.client_order_id]
+
+
+async def test_weight_limit_is_learned_and_a_429_pauses_the_client(sim) -> None:
+    sim.weights.limit = 1000
+    client = make_client(sim)
+    try:
+        await client.initialize(PAIRS, 25)
+        assert client.gate.state.limit == 1000  # read from exchangeInfo, not assumed
+        # A 429 from the exchange pauses every request for Retry-After.
+        sim.set_faults({"error_share": 1.0, "error_kinds": ["429"]})
+        client.options.backoff = BackoffPolicy(attempts=1)
+        with pytest.raises(ExchangeError) as info:
+            await client.fetch_order("BTC/USDT:USDT", "nope", algo=False)
+        assert info.value.info.http_status == 429 and info.value.error_class is ErrorClass.TEMPORARY
+        assert client.gate.paused_for() > 0
+        blocked = asyncio.create_task(client.gate.acquire(Priority.PROTECT))
+        await asyncio.sleep(0.1)
+        assert not blocked.done()
+        blocked.cancel()
+    finally:
+        sim.set_faults({"error_share": 0.0})
+        await client.close()

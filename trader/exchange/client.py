@@ -132,6 +132,7 @@ class ExchangeClient:
         """The seed's start-up checks. Any failure raises ExchangeError naming its cause; nothing trades then."""
         report = StartupReport()
         await self._read("load_markets", Priority.MARKET_DATA, lambda: self.ccxt.load_markets(reload=True))
+        await self._learn_weight_limit()
         unknown = [p for p in pairs if p not in self.ccxt.markets]
         if unknown:
             raise ExchangeError(classify_code(-1121, 400, f"pairs not listed on the exchange: {', '.join(unknown)}"),
@@ -160,6 +161,13 @@ class ExchangeClient:
         report.balance = await self.fetch_balance()
         report.ok = True
         return report
+
+    async def _learn_weight_limit(self) -> None:
+        """Binance announces the per-minute weight limit in exchangeInfo; the gate budgets against it."""
+        info = await self._read("exchange_info", Priority.MARKET_DATA, lambda: self.ccxt.fapiPublicGetExchangeInfo())
+        for rule in info.get("rateLimits", []):
+            if rule.get("rateLimitType") == "REQUEST_WEIGHT" and rule.get("interval") == "MINUTE":
+                self.gate.state.limit = int(rule["limit"]) * max(1, int(rule.get("intervalNum", 1)))
 
     async def _api_restrictions(self) -> dict[str, Any]:
         try:
