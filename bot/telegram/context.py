@@ -1,0 +1,109 @@
+"""What every handler gets: the caller (who, where, which role and language) and the bot's dependencies."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.ext import CallbackContext
+
+from bot.i18n import Catalogs, Translator
+from bot.telegram.formatting import split_text
+from bot.telegram.store import RoleStore, SettingsStore, UserSettings
+from trader.config.schema import Settings
+from trader.persistence.audit import Actor, AuditLog
+from trader.security.redaction import Redactor
+
+if TYPE_CHECKING:
+    from bot.telegram.confirm import Confirmations
+    from bot.telegram.notifier import Notifier
+    from bot.telegram.permissions import AccessControl
+    from bot.telegram.registry import Registry
+    from bot.telegram.report import ReportScheduler
+
+log = logging.getLogger(__name__)
+
+DEPS_KEY = "bsmart"
+
+
+@dataclass
+class BotDeps:
+    """The bot's collaborators, kept in ``application.bot_data[DEPS_KEY]``.
+
+    ``service`` is a TradingService or a ServiceProxy to one on another loop; handlers call nothing else that
+    trades or reads the account."""
+
+    settings: Settings
+    service: Any
+    audit: AuditLog
+    redactor: Redactor
+    catalogs: Catalogs
+    user_settings: SettingsStore
+    roles: RoleStore
+    registry: Registry
+    access: AccessControl
+    confirmations: Confirmations
+    notifier: Notifier | None = None
+    reports: ReportScheduler | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def audit_async(self, actor: Actor, action: str, arguments: dict[str, Any], outcome: str,
+                          detail: str = "") -> None:
+        import asyncio
+
+        try:
+            await asyncio.to_thread(self.audit.record, actor, action, arguments, outcome, detail)
+        except Exception:  # an audit write failing must not turn a refusal into a crash
+            log.exception("audit write failed for %s", action)
+
+
+def deps_of(context: CallbackContext[Any, Any, Any, Any]) -> BotDeps:
+    return context.application.bot_data[DEPS_KEY]
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: int
+    chat_id: int
+    chat_type: str
+    role: str
+    settings: UserSettings
+
+    @property
+    def actor(self) -> Actor:
+        return Actor("telegram", self.user_id, self.role)
+
+
+@dataclass
+class Request:
+    """One command invocation, as a handler sees it."""
+
+    update: Update
+    context: CallbackContext[Any, Any, Any, Any]
+    deps: BotDeps
+    caller: Caller
+    command: str
+    args: list[str]
+    t: Translator
+
+    @property
+    def service(self) -> Any:
+        return self.deps.service
+
+    async def reply(self, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
+        """Send redacted text in Telegram-sized pieces; the keyboard goes on the last piece."""
+        return await send_text(self.context.bot, self.caller.chat_id, self.deps.redactor(text), keyboard)
+
+
+async def send_text(bot: Any, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None,
+                    *, silent: bool = False) -> Message:
+    pieces = split_text(text)
+    message = None
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        message = await bot.send_message(chat_id, piece, reply_markup=keyboard if last else None,
+                                         disable_notification=silent)
+    assert message is not None
+    return message

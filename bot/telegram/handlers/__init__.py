@@ -1,0 +1,15 @@
+"""Command handlers by topic. Each module exposes COMMANDS; registry.py's Registry collects them."""
+
+from __future__ import annotations
+
+from bot.telegram.registry import Command, Registry
+
+
+def all_commands() -> list[Command]:
+    from bot.telegram.handlers import admin, control, general, info
+
+    return [*general.COMMANDS, *info.COMMANDS, *control.COMMANDS, *admin.COMMANDS]
+
+
+def default_registry() -> Registry:
+    return Registry(all_commands())

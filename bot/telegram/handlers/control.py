@@ -1,0 +1,176 @@
+"""Commands that change what the engine does. Everything risky asks Confirm / Cancel first (confirm.py)."""
+
+from __future__ import annotations
+
+from bot.i18n import Translator
+from bot.telegram import confirm
+from bot.telegram import formatting as fmt
+from bot.telegram.context import Caller, Request
+from bot.telegram.handlers import args
+from bot.telegram.registry import Command
+
+MAX_LEVERAGE_TEXT = 125  # Binance's ceiling; the service applies the configured maximum and the brackets
+
+
+async def start_trading(request: Request) -> None:
+    if request.args:
+        await args.usage(request)
+        return
+    service = request.service
+
+    async def run(caller: Caller, t: Translator) -> str:
+        return t("control.started") + "\n\n" + fmt.status(t, await service.start(caller.actor))
+
+    await confirm.ask(request, request.t("control.confirm_start"), "start", {}, run)
+
+
+async def stop(request: Request) -> None:
+    if request.args:
+        await args.usage(request)
+        return
+    service = request.service
+
+    async def run(caller: Caller, t: Translator) -> str:
+        return t("control.stopped") + "\n\n" + fmt.status(t, await service.stop(caller.actor))
+
+    await confirm.ask(request, request.t("control.confirm_stop"), "stop", {}, run)
+
+
+async def pause(request: Request) -> None:
+    view = await request.service.pause(request.caller.actor)
+    await request.reply(request.t("control.paused") + "\n\n" + fmt.status(request.t, view))
+
+
+async def resume(request: Request) -> None:
+    view = await request.service.resume(request.caller.actor)
+    await request.reply(request.t("control.resumed") + "\n\n" + fmt.status(request.t, view))
+
+
+async def flatten(request: Request) -> None:
+    if request.args:
+        await args.usage(request)
+        return
+    service = request.service
+    open_now = await service.positions()
+    pairs = ", ".join(f"{fmt.short_pair(p.pair)} {request.t(f'side.{p.side}')}" for p in open_now) or "-"
+    question = request.t("flatten.confirm", count=len(open_now), pairs=pairs)
+
+    async def run(caller: Caller, t: Translator) -> str:
+        report = await service.flatten(caller.actor)
+        return fmt.flatten(t, report, caller.settings.timezone)
+
+    await confirm.ask(request, question, "flatten", {}, run)
+
+
+async def leverage(request: Request) -> None:
+    service = request.service
+    current = service.leverage
+    if not request.args:
+        await request.reply(request.t("leverage.current", leverage=current,
+                                      maximum=request.deps.settings.max_leverage))
+        return
+    if len(request.args) != 1:
+        await args.usage(request)
+        return
+    wanted = await args.whole_number(request, request.args[0].removesuffix("x"), 1, MAX_LEVERAGE_TEXT)
+    if wanted is None:
+        return
+    if wanted == current:
+        await request.reply(request.t("leverage.unchanged", leverage=current))
+        return
+    pairs = ", ".join(fmt.short_pair(p) for p in service.pairs)
+
+    async def run(caller: Caller, t: Translator) -> str:
+        return fmt.leverage_change(t, await service.set_leverage(caller.actor, wanted))
+
+    await confirm.ask(request, request.t("leverage.confirm", old=current, new=wanted, pairs=pairs), "set_leverage",
+                      {"leverage": wanted}, run, state=lambda: service.leverage)
+
+
+async def whitelist(request: Request) -> None:
+    service = request.service
+    if not request.args:
+        await request.reply(fmt.whitelist(request.t, await service.whitelist()))
+        return
+    verb, texts = request.args[0].lower(), request.args[1:]
+    if verb not in ("add", "remove") or not texts:
+        await args.usage(request)
+        return
+    pairs = await args.pairs(request, texts)
+    if pairs is None:
+        return
+    names = ", ".join(fmt.short_pair(p) for p in pairs)
+
+    async def run(caller: Caller, t: Translator) -> str:
+        if verb == "add":
+            view = await service.whitelist_add(caller.actor, pairs)
+        else:
+            view = await service.whitelist_remove(caller.actor, pairs)
+        done = t("whitelist.added" if verb == "add" else "whitelist.removed", pairs=", ".join(fmt.short_pair(p) for p in view.changed))
+        return done + "\n" + fmt.whitelist(t, view)
+
+    await confirm.ask(request, request.t(f"whitelist.confirm_{verb}", pairs=names), f"whitelist_{verb}",
+                      {"pairs": pairs}, run, state=lambda: tuple(service.pairs))
+
+
+async def _force_enter(request: Request, side: str) -> None:
+    if len(request.args) != 1:
+        await args.usage(request)
+        return
+    found = await args.pairs(request, request.args)
+    if found is None:
+        return
+    (pair,) = found
+    service = request.service
+
+    async def run(caller: Caller, t: Translator) -> str:
+        trade_id = await service.force_enter(caller.actor, pair, side)
+        return t("force.entered", pair=fmt.short_pair(pair), side=t(f"side.{side}"), id=trade_id)
+
+    await confirm.ask(request, request.t("force.confirm_enter", pair=fmt.short_pair(pair), side=request.t(f"side.{side}"),
+                                         leverage=service.leverage),
+                      "force_enter", {"pair": pair, "side": side}, run)
+
+
+async def force_long(request: Request) -> None:
+    await _force_enter(request, "long")
+
+
+async def force_short(request: Request) -> None:
+    await _force_enter(request, "short")
+
+
+async def force_exit(request: Request) -> None:
+    if len(request.args) != 1:
+        await args.usage(request)
+        return
+    text = request.args[0]
+    if text.isdigit() and len(text) <= 12:
+        target, shown = text, f"#{text}"
+    else:
+        found = await args.pairs(request, [text])
+        if found is None:
+            return
+        target = shown = found[0]
+        shown = fmt.short_pair(shown)
+    service = request.service
+
+    async def run(caller: Caller, t: Translator) -> str:
+        closed = await service.force_exit(caller.actor, target)
+        return t("force.exited", target=shown, ids=", ".join(f"#{i}" for i in closed))
+
+    await confirm.ask(request, request.t("force.confirm_exit", target=shown), "force_exit", {"target": target}, run)
+
+
+COMMANDS = [
+    Command("start_trading", start_trading, "trader", "confirm", "help.start_trading"),
+    Command("stop", stop, "trader", "confirm", "help.stop"),
+    Command("pause", pause, "trader", "write", "help.pause"),
+    Command("resume", resume, "trader", "write", "help.resume"),
+    Command("flatten", flatten, "trader", "confirm", "help.flatten"),
+    Command("leverage", leverage, "trader", "confirm", "help.leverage"),
+    Command("whitelist", whitelist, "trader", "confirm", "help.whitelist"),
+    Command("forcelong", force_long, "trader", "confirm", "help.forcelong"),
+    Command("forceshort", force_short, "trader", "confirm", "help.forceshort"),
+    Command("forceexit", force_exit, "trader", "confirm", "help.forceexit"),
+]

@@ -1,0 +1,185 @@
+"""Engine events → Telegram messages, per user and per kind (on / silent / off).
+
+Trading must never wait for Telegram: the bus hands events to the bot's loop without blocking the publisher,
+``on_event`` only renders and enqueues, and one worker delivers from a bounded queue, retrying a failed send a
+few times before dropping it with a log line. When the queue is full, new messages are dropped (and counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.i18n import Translator
+from bot.telegram import formatting as fmt
+from bot.telegram.context import BotDeps, send_text
+from trader.events import Event, EventBus
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 500
+RETRIES = 3
+BACKOFF_S = 0.5
+SEND_TIMEOUT_S = 10.0
+PURPOSES = ("entry", "exit", "stop", "take_profit", "flatten")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    chat_id: int
+    text: str
+    silent: bool
+    kind: str
+
+
+def _purpose(t: Translator, purpose: str) -> str:
+    return t(f"purpose.{purpose}") if purpose in PURPOSES else purpose
+
+
+def _pnl_suffix(t: Translator, pnl: Decimal | None) -> str:
+    return "" if pnl is None else t("event.pnl_suffix", pnl=fmt.signed(pnl))
+
+
+def render(t: Translator, event: Event) -> str:
+    """One event as text in the user's language."""
+    kind = event.kind
+    e: Any = event
+    if kind in ("order_placed", "order_filled"):
+        return t(f"event.msg.{kind}", purpose=_purpose(t, e.purpose), pair=fmt.short_pair(e.pair),
+                 side=t(f"side.{e.side}") if e.side in ("long", "short") else e.side,
+                 amount=fmt.amount(e.amount) if e.amount is not None else "-", price=fmt.price(e.price),
+                 pnl=_pnl_suffix(t, getattr(e, "realized_pnl", None)))
+    if kind == "stop_moved":
+        return t("event.msg.stop_moved", pair=fmt.short_pair(e.pair), old=fmt.price(e.old_price),
+                 new=fmt.price(e.new_price), reason=e.reason or "-")
+    if kind == "stop_hit":
+        return t("event.msg.stop_hit", pair=fmt.short_pair(e.pair), price=fmt.price(e.price),
+                 pnl=_pnl_suffix(t, e.realized_pnl))
+    if kind == "liquidation_warning":
+        return t("event.msg.liquidation_warning", pair=fmt.short_pair(e.pair), mark=fmt.price(e.mark_price),
+                 liq=fmt.price(e.liquidation_price), distance=fmt.percent(e.distance))
+    if kind == "risk_action":
+        return t("event.msg.risk_action", action=e.action, reason=e.reason,
+                 pair=fmt.short_pair(e.pair) if e.pair else "-")
+    if kind == "latency_tier":
+        return t("event.msg.latency_tier", old=e.old, new=e.new, p99=fmt.ms(e.p99_ms))
+    if kind == "engine_state":
+        state = t(f"engine_state.{e.state}") if e.state in ENGINE_STATES else e.state
+        return t("event.msg.engine_state", state=state, actor=e.actor or "-")
+    if kind == "error":
+        return t("event.msg.error", message=e.message, where=e.where or "-")
+    return t("event.msg.generic", kind=kind, details=str(event)[:500])
+
+
+ENGINE_STATES = ("started", "stopped", "paused", "resumed", "flattening")
+
+
+class Notifier:
+    def __init__(self, deps: BotDeps, bot: Any, *, queue_size: int = QUEUE_SIZE, retries: int = RETRIES,
+                 backoff_s: float = BACKOFF_S, send_timeout_s: float = SEND_TIMEOUT_S):
+        self.deps = deps
+        self.bot = bot
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.send_timeout_s = send_timeout_s
+        self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=queue_size)
+        self.delivered = 0
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------------
+    def attach(self, bus: EventBus, loop: asyncio.AbstractEventLoop) -> None:
+        self._unsubscribe = bus.subscribe_on_loop(loop, self.on_event)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._worker(), name="telegram-notifier")
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    # -- events in ----------------------------------------------------------------------------------------------------
+    def recipients(self) -> dict[int, str | None]:
+        """chat id → user id (None for the configured broadcast chat)."""
+        chats: dict[int, int | None] = {uid: uid for uid in self.deps.access.known_users()}
+        broadcast = self.deps.settings.telegram.chat_id
+        if broadcast is not None and broadcast not in chats:
+            chats[broadcast] = None
+        return chats  # type: ignore[return-value]
+
+    def on_event(self, event: Event) -> None:
+        """Render for each recipient in their language and level; never waits, never raises."""
+        try:
+            for chat_id, user_id in self.recipients().items():
+                settings = self.deps.user_settings.get(user_id) if user_id is not None \
+                    else self.deps.user_settings.defaults(chat_id)
+                level = settings.level(event.kind)
+                if level == "off":
+                    continue
+                text = render(self.deps.catalogs.translator(settings.language), event)
+                self.enqueue(Outgoing(chat_id, self.deps.redactor(text), level == "silent", event.kind))
+        except Exception:
+            log.exception("notification for %s could not be prepared", event.kind)
+
+    def enqueue(self, item: Outgoing) -> bool:
+        try:
+            self.queue.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("notification queue full: dropped a %s message to %s", item.kind, item.chat_id)
+            return False
+
+    # -- messages out -------------------------------------------------------------------------------------------------
+    async def _worker(self) -> None:
+        while True:
+            item = await self.queue.get()
+            try:
+                await self._deliver(item)
+            except Exception:
+                log.exception("notification worker: unexpected failure")
+            finally:
+                self.queue.task_done()
+
+    async def _deliver(self, item: Outgoing) -> None:
+        for attempt in range(self.retries + 1):
+            try:
+                await asyncio.wait_for(send_text(self.bot, item.chat_id, item.text, silent=item.silent),
+                                       self.send_timeout_s)
+                self.delivered += 1
+                return
+            except RetryAfter as exc:  # flood control: wait as told, it does not count as a failure of ours
+                delay = exc.retry_after if isinstance(exc.retry_after, int | float) else \
+                    exc.retry_after.total_seconds()
+                await asyncio.sleep(float(delay))
+            except (Forbidden, BadRequest) as exc:  # blocked, chat never opened, bad text: retrying cannot help
+                log.warning("notification to %s dropped: %s", item.chat_id, exc)
+                self.dropped += 1
+                return
+            except (NetworkError, TelegramError, TimeoutError) as exc:
+                log.info("notification to %s failed (attempt %d): %s", item.chat_id, attempt + 1, exc)
+                if attempt < self.retries:
+                    await asyncio.sleep(self.backoff_s * 2**attempt)
+        self.dropped += 1
+        log.warning("notification to %s dropped after %d attempts: %s", item.chat_id, self.retries + 1,
+                    item.text[:80].replace("\n", " "))
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Until everything queued was delivered or dropped (tests, shutdown)."""
+        await asyncio.wait_for(self.queue.join(), timeout)

@@ -1,0 +1,113 @@
+"""The daily health and PnL report: built from the service's views, sent by the JobQueue at each user's local
+time. Text for now; the reports issue adds a chart."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from decimal import Decimal
+from typing import Any
+
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes, JobQueue
+
+from bot.i18n import Translator
+from bot.telegram import formatting as fmt
+from bot.telegram.context import DEPS_KEY, BotDeps, send_text
+from bot.telegram.store import UserSettings
+
+log = logging.getLogger(__name__)
+
+TRADES_SCANNED = 500  # a day of closed trades fits many times over
+
+
+async def build(service: Any, t: Translator, settings: UserSettings, now: dt.datetime | None = None) -> str:
+    """Each part is fetched on its own: an exchange outage costs the balance lines, not the whole report."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    zone = settings.zone
+    lines = [t("report.title", date=fmt.local_time(now, settings.timezone, "%Y-%m-%d %H:%M"), zone=settings.timezone)]
+
+    async def part(fetch: Any) -> Any:
+        try:
+            return await fetch
+        except Exception as exc:  # the report still goes out, saying what is missing
+            log.warning("daily report: %s", exc)
+            return exc
+
+    balance, day, week, positions, trades, health = await asyncio.gather(
+        part(service.balance()), part(service.pnl("day", 1, settings.timezone)),
+        part(service.pnl("week", 1, settings.timezone)), part(service.positions()),
+        part(service.trades(TRADES_SCANNED)), part(service.health()))
+    if isinstance(balance, Exception):
+        lines.append(t("report.unavailable", what=t("report.part.balance")))
+    else:
+        lines.append(t("report.equity", equity=fmt.money(balance.margin_balance), wallet=fmt.money(balance.wallet),
+                       unrealized=fmt.signed(balance.unrealized_pnl)))
+    for label, rows in (("report.day", day), ("report.week", week)):
+        if isinstance(rows, Exception) or not rows:
+            lines.append(t("report.unavailable", what=t("report.part.pnl")))
+        else:
+            lines.append(t(label, pnl=fmt.signed(rows[0].net_pnl), trades=rows[0].trades, wins=rows[0].wins))
+    if isinstance(trades, Exception):
+        lines.append(t("report.unavailable", what=t("report.part.fees")))
+    else:
+        midnight = dt.datetime.combine(now.astimezone(zone).date(), dt.time(0), zone)
+        today = [v for v in trades if v.status == "closed" and v.close_date is not None and v.close_date >= midnight]
+        lines.append(t("report.fees", fees=fmt.money(sum((v.fees for v in today), Decimal(0))),
+                       funding=fmt.signed(sum((v.funding for v in today), Decimal(0)))))
+    if isinstance(positions, Exception):
+        lines.append(t("report.unavailable", what=t("report.part.positions")))
+    elif positions:
+        lines.append(t("positions.title", count=len(positions)))
+        lines += fmt.position_lines(t, positions)
+    else:
+        lines.append(t("positions.none"))
+    if isinstance(health, Exception):
+        lines.append(t("report.unavailable", what=t("report.part.health")))
+    else:
+        lines.append(t("report.health", state=t("health.ok") if health.ok else t("health.problem"),
+                       p99=fmt.ms(health.latency_p99_ms), errors=health.api_errors,
+                       uptime=fmt.duration(health.uptime_s)))
+        lines += [t("health.problem_line", problem=p) for p in health.problems]
+    return "\n".join(lines)
+
+
+def job_name(user_id: int) -> str:
+    return f"daily-report:{user_id}"
+
+
+class ReportScheduler:
+    def __init__(self, job_queue: JobQueue[Any], deps: BotDeps):
+        self.job_queue = job_queue
+        self.deps = deps
+
+    def schedule(self, settings: UserSettings) -> None:
+        """(Re)place the user's daily job at their local report time."""
+        for job in self.job_queue.get_jobs_by_name(job_name(settings.user_id)):
+            job.schedule_removal()
+        when = settings.report_time.replace(tzinfo=settings.zone)
+        self.job_queue.run_daily(send_report, when, name=job_name(settings.user_id), chat_id=settings.user_id,
+                                 user_id=settings.user_id, data=settings.user_id)
+
+    def unschedule(self, user_id: int) -> None:
+        for job in self.job_queue.get_jobs_by_name(job_name(user_id)):
+            job.schedule_removal()
+
+    async def schedule_all(self) -> None:
+        for user_id in self.deps.access.known_users():
+            self.schedule(await asyncio.to_thread(self.deps.user_settings.get, user_id))
+
+
+async def send_report(context: ContextTypes.DEFAULT_TYPE) -> None:
+    deps: BotDeps = context.application.bot_data[DEPS_KEY]
+    user_id = int(context.job.data)  # type: ignore[union-attr, arg-type]
+    if deps.access.role_of(user_id) is None:  # revoked since it was scheduled
+        return
+    settings = await asyncio.to_thread(deps.user_settings.get, user_id)
+    t = deps.catalogs.translator(settings.language)
+    text = await build(deps.service, t, settings)
+    try:
+        await send_text(context.bot, user_id, deps.redactor(text))
+    except TelegramError as exc:
+        log.warning("daily report to %s not delivered: %s", user_id, exc)
