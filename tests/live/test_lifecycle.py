@@ -1,0 +1,98 @@
+"""Start and stop from another event loop without blocking it; nothing left behind; stops re-placed at start."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from decimal import Decimal
+
+import ccxt.async_support as ccxt_async
+
+from tests.live.conftest import BTC, MINUTE, OneShot, make_engine_for, position_amt, sim_state, step_minutes
+from trader.live.host import EngineHost
+from trader.sim.client import point_at
+from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+
+def _engine_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(("live-", "live-engine"))]
+
+
+async def test_start_and_stop_from_a_loop_never_block_it_and_leave_nothing(sim) -> None:
+    engine, rec = make_engine_for(sim, OneShot, {"enter_at_ms": 2**62})
+    ticks = 0
+    longest = 0.0
+
+    async def heartbeat() -> None:
+        nonlocal ticks, longest
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.002)
+            now = loop.time()
+            longest = max(longest, now - last)
+            last = now
+            ticks += 1
+
+    beat = asyncio.create_task(heartbeat())
+    tasks_before = {t for t in asyncio.all_tasks() if t is not beat}
+    await engine.start_async()
+    assert engine.state == "running" and ticks > 0
+    await asyncio.to_thread(step_minutes, sim, engine, 2)
+    assert engine.status().bars[BTC] >= 60 + 2  # history plus the live bars
+    await engine.stop_async()
+    await engine.stop_async()  # a second stop is harmless
+    beat.cancel()
+    await asyncio.gather(beat, return_exceptions=True)
+    assert engine.state == "stopped"
+    assert longest < 0.1, f"the caller's loop stalled for {longest * 1000:.0f} ms"
+    assert _engine_threads() == []
+    assert not engine.host.running
+    assert {t for t in asyncio.all_tasks() if not t.done()} <= tasks_before | {asyncio.current_task()}
+    assert [e.state for e in rec.events if e.kind == "engine_state"] == ["running", "stopped"]
+    gc.collect()
+
+
+def test_restart_after_stop_and_host_reuse(sim) -> None:
+    host = EngineHost()
+    engine, _ = make_engine_for(sim, OneShot, {"enter_at_ms": 2**62})
+    engine.host, engine._own_host = host, False
+    engine.start()
+    engine.stop()
+    assert host.running  # a shared host outlives the engine
+    engine.start()
+    step_minutes(sim, engine, 1)
+    engine.stop()
+    host.stop()
+    assert _engine_threads() == []
+
+
+def test_start_replaces_a_missing_stop_for_an_open_position(sim) -> None:
+    async def open_naked() -> None:
+        ex = point_at(ccxt_async.binanceusdm({"apiKey": DEFAULT_API_KEY, "secret": DEFAULT_API_SECRET,
+                                              "enableRateLimit": False, "options": {"fetchCurrencies": False}}),
+                      sim.rest_url)
+        try:
+            await ex.create_order(BTC, "market", "sell", 0.02)
+        finally:
+            await ex.close()
+
+    asyncio.run(open_naked())
+    assert position_amt(sim) == Decimal("-0.02") and sim_state(sim)["open_algo_orders"] == []
+    engine, rec = make_engine_for(sim, OneShot, {"enter_at_ms": 2**62})
+    engine.start()
+    try:
+        algos = sim_state(sim)["open_algo_orders"]
+        assert len(algos) == 1 and algos[0]["orderType"] == "STOP_MARKET" and algos[0]["side"] == "BUY"
+        entry = Decimal(sim_state(sim)["positions"][0]["entry"])
+        assert Decimal(algos[0]["triggerPrice"]) > entry  # above a short's entry, 0.8/leverage away
+        assert abs(Decimal(algos[0]["triggerPrice"]) / entry - Decimal("1.032")) < Decimal("0.001")
+        assert engine.broker.getposition(engine.feeds[BTC]).size == -0.02  # the strategy sees the position
+        assert engine.reconcile_stops() == []  # idempotent: nothing missing now
+        assert len(sim_state(sim)["open_algo_orders"]) == 1
+        assert any(e.kind == "risk_action" and e.action == "stop_replaced" for e in rec.events)
+        step_minutes(sim, engine, 1)
+    finally:
+        engine.stop()
+    assert len(sim_state(sim)["open_algo_orders"]) == 1  # stop() keeps positions and their stops
