@@ -1,6 +1,24 @@
 """The ``/_sim/`` admin API (a prefix Binance never uses): clock, prices, faults, book shape, account state.
 
 JSON in, JSON out, no signing: it is for the operator, tests and drills on 127.0.0.1.
+
+    GET    /_sim/state                  wallet, margin, positions with liquidation prices, open orders, income
+    GET    /_sim/clock                  {time_ms, mode, speed}
+    POST   /_sim/clock                  {mode?: real|accelerated|stepped, speed?, time_ms? (forward only)}
+    POST   /_sim/clock/step             {ms?, seconds?}: advance, executing everything that crosses on the way
+    POST   /_sim/price                  {symbol, price, target?: both|mark}: hold a price until cleared
+    DELETE /_sim/price                  {symbol}: back to the replay
+    POST   /_sim/price/script           {symbol, points: [[ms_from_now, price], …], hold?, target?}
+    POST   /_sim/flash_crash            {symbol, drop_pct=10, duration_s=60, rebound_pct=100}
+    GET    /_sim/faults                 current fault settings
+    POST   /_sim/faults                 {latency_ms, jitter_ms, error_share, error_kinds: [503|-1001|429|-1007],
+                                         maintenance_start_ms, maintenance_end_ms, ws_drop_every_s, seed}
+    POST   /_sim/ws/drop                {private?: true}: close stream sockets now
+    POST   /_sim/book                   {spread_bps, levels, level_step_bps, level_notional, volatility_thinning}
+    POST   /_sim/limits                 {limit, ban_after_429s, order_limit_10s, order_limit_1m}
+    POST   /_sim/deposit                {amount}: transfer in (negative: out)
+    POST   /_sim/weights/reset          forget used weight, 429 counts and bans
+    POST   /_sim/save                   write the --state file now
 """
 
 from __future__ import annotations
