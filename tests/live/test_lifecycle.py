@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import ccxt.async_support as ccxt_async
 
-from tests.live.conftest import BTC, MINUTE, OneShot, make_engine_for, position_amt, sim_state, step_minutes
+from tests.live.conftest import BTC, OneShot, make_engine_for, position_amt, sim_state, step_minutes
 from trader.live.host import EngineHost
 from trader.sim.client import point_at
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET

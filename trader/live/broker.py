@@ -141,6 +141,11 @@ class LiveBroker(bt.BrokerBase):
         order.submit(self)
         order.addcomminfo(self.comminfo.get(order.data._name) or self.getcommissioninfo(order.data))
         self.notify(order)
+        if order.parent is not None and not order.parent.alive() and order.parent.status != Order.Completed:
+            # The entry was refused: its stop and targets have nothing to protect.
+            order.cancel()
+            self.notify(order)
+            return order
         problem = self._validate(order, oco)
         if problem:
             self._reject(order, problem)

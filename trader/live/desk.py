@@ -557,7 +557,7 @@ class OrderDesk:
               done: bool) -> None:
         pair = t.pair
         signed = qty if t.spec.side == "buy" else -qty
-        realized = self._position_fill(pair, signed, price, fee, t.trade_id, t.spec.purpose, t.spec.tag)
+        realized = self._position_fill(pair, signed, price, fee, t.trade_id, t.spec.purpose, t.spec.tag, ts)
         self.ledger.record_fill(t.cid, t.trade_id, pair, key, t.spec.side, price, qty, fee, maker, realized, ts)
         self.notes.put(FillNote(t.spec.ref if t.spec.ref >= 0 else None, pair, float(signed), float(price),
                                 float(fee), ts, done, t.spec.tag or t.spec.purpose))
@@ -579,7 +579,7 @@ class OrderDesk:
         self._schedule_balance()
 
     def _position_fill(self, pair: str, signed: Decimal, price: Decimal, fee: Decimal, trade_id: int | None,
-                       purpose: str, tag: str) -> Decimal:
+                       purpose: str, tag: str, ts_ms: int) -> Decimal:
         """Update the position mirror and the trade book; returns the realized price PnL of the fill."""
         size, entry = self.positions[pair]
         realized = ZERO
@@ -606,16 +606,16 @@ class OrderDesk:
         book.max_qty = max(book.max_qty, abs(new))
         self.positions[pair] = (new, entry)
         if book.id:
-            if size == 0 and new != 0:
-                self.ledger.update_trade(book.id, status="open")
             fields: dict[str, Any] = {
                 "amount": book.max_qty, "amount_open": abs(new), "fees": book.fees, "realized_pnl": book.realized,
                 "open_rate": (book.entry_value / book.entry_qty) if book.entry_qty else ZERO,
                 "stake": (book.entry_value / self.leverage) if book.entry_qty else ZERO,
             }
+            if size == 0 and new != 0:
+                fields.update(status="open", open_date=utc_from_ms(ts_ms))  # the exchange's time of the fill
             if new == 0:
                 fields.update(status="closed", close_rate=book.exit_value / book.exit_qty if book.exit_qty else None,
-                              exit_reason=book.exit_reason[:64], close_date=utc_from_ms(int(time.time() * 1000)))
+                              exit_reason=book.exit_reason[:64], close_date=utc_from_ms(ts_ms))
             self.ledger.update_trade(book.id, **fields)
         if new == 0:
             self.trades.pop(pair, None)
@@ -643,9 +643,9 @@ class OrderDesk:
         book = self.trades.get(s.pair)
         rates = self.fee_rates.get(s.pair, (Decimal("0.0002"), Decimal("0.0005")))
         fee = s.filled * price * rates[1]
-        self._position_fill(s.pair, signed, price, fee, book.id if book else None, "exit", tag)
-        self.notes.put(FillNote(None, s.pair, float(signed), float(price), float(fee),
-                                int(s.timestamp_ms or time.time() * 1000), True, tag))
+        ts = int(s.timestamp_ms or time.time() * 1000)
+        self._position_fill(s.pair, signed, price, fee, book.id if book else None, "exit", tag, ts)
+        self.notes.put(FillNote(None, s.pair, float(signed), float(price), float(fee), ts, True, tag))
         self.wake.set()
         if self.positions[s.pair][0] == 0:
             self._spawn(s.pair, self._after_flat(s.pair))
