@@ -41,7 +41,7 @@ class Catalogs:
     def has(self, key: str) -> bool:
         return key in self.texts[DEFAULT_LANGUAGE]
 
-    def text(self, language: str, key: str, **fields: Any) -> str:
+    def text(self, language: str, key: str, /, **fields: Any) -> str:
         catalog = self.texts.get(language) or self.texts[DEFAULT_LANGUAGE]
         template = catalog.get(key)
         if template is None:
@@ -67,7 +67,7 @@ class Translator:
     catalogs: Catalogs
     language: str
 
-    def __call__(self, key: str, **fields: Any) -> str:
+    def __call__(self, key: str, /, **fields: Any) -> str:
         return self.catalogs.text(self.language, key, **fields)
 
 

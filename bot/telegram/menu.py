@@ -37,8 +37,9 @@ async def set_for_user(bot: Any, deps: BotDeps, user_id: int, role: str, languag
         language = (await asyncio.to_thread(deps.user_settings.get, user_id)).language
     try:
         await bot.set_my_commands(commands_for(deps, role, language), scope=BotCommandScopeChat(user_id))
-    except TelegramError as exc:  # the user never opened a chat with the bot: the default menu applies
-        log.info("no per-user menu for %s: %s", user_id, exc)
+        deps.access.menus_sent.add(user_id)
+    except TelegramError as exc:  # the user never opened a chat with the bot: set at their first message
+        log.info("no per-user menu for %s yet: %s", user_id, exc)
 
 
 async def clear_for_user(bot: Any, user_id: int) -> None:

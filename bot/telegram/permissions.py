@@ -20,6 +20,7 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, CallbackContext
 
 from bot.i18n import language_from_client
+from bot.telegram import menu
 from bot.telegram.context import Caller, deps_of
 from bot.telegram.store import RoleStore
 from trader.persistence.audit import Actor
@@ -53,6 +54,7 @@ class AccessControl:
         self._clock = clock
         self._audit_interval = audit_interval_s
         self._strangers: OrderedDict[int, _Stranger] = OrderedDict()
+        self.menus_sent: set[int] = set()
 
     def role_of(self, user_id: int) -> str | None:
         if user_id in self.config_users:
@@ -114,6 +116,10 @@ async def gate(update: object, context: CallbackContext[Any, Any, Any, Any]) -> 
     t = deps.catalogs.translator(settings.language)
     caller = Caller(user.id, chat.id, chat.type, role, settings)
     context.caller = caller  # type: ignore[attr-defined]
+    if user.id not in access.menus_sent and chat.type == ChatType.PRIVATE:
+        # Telegram only takes a per-chat menu once the chat exists, i.e. after the user's first message.
+        access.menus_sent.add(user.id)
+        context.application.create_task(menu.set_for_user(context.bot, deps, user.id, role, settings.language))
     if chat.type != ChatType.PRIVATE and not access.allow_groups:
         await deps.audit_async(caller.actor, "telegram_access", {"chat_id": chat.id, "chat_type": chat.type},
                                "denied", "group chats are not allowed")

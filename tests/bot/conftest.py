@@ -15,6 +15,7 @@ import pytest
 
 from bot.emulator import TelegramEmulator
 from bot.emulator.state import ChatMessage
+from bot.i18n import LANGUAGES, Catalogs
 from bot.telegram.app import build_application
 from bot.telegram.context import DEPS_KEY, BotDeps
 from tests.exchange.conftest import make_client
@@ -33,6 +34,14 @@ PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
 ADMIN, TRADER, VIEWER, STRANGER = 1001, 1002, 1003, 4242
 SIZES = {"BTC/USDT:USDT": Decimal("0.01"), "ETH/USDT:USDT": Decimal("0.2"), "SOL/USDT:USDT": Decimal("2")}
 _ids = itertools.count(1)
+# The fixed start of every notification template, in both languages: how tests tell them from answers.
+NOTIFICATION_PREFIXES = tuple(sorted({
+    text.split("{")[0] for language in LANGUAGES for key, text in Catalogs().texts[language].items()
+    if key.startswith("event.msg.") and text.split("{")[0].strip()}))
+
+
+def is_notification(text: str | None) -> bool:
+    return bool(text) and text.startswith(NOTIFICATION_PREFIXES)  # type: ignore[union-attr]
 
 
 @dataclass
@@ -91,8 +100,12 @@ class Harness:
         return self.app.bot_data[DEPS_KEY]
 
     async def ask(self, user_id: int, text: str, timeout: float = 5.0) -> ChatMessage:
+        """The bot's answer to `text`, skipping event notifications that may arrive in between."""
         self.tg.send_text(user_id, text)
-        return await self.tg.wait_for_sent(user_id, timeout=timeout)
+        return await self.tg.wait_for_sent(user_id, lambda m: not is_notification(m.text), timeout=timeout)
+
+    async def notification(self, user_id: int, timeout: float = 5.0) -> ChatMessage:
+        return await self.tg.wait_for_sent(user_id, lambda m: is_notification(m.text), timeout=timeout)
 
     async def press(self, user_id: int, message: ChatMessage, which: str = "y", **kw: Any) -> ChatMessage:
         data = next(b.callback_data for b in message.buttons() if b.callback_data.endswith(f":{which}"))
