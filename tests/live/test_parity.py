@@ -22,8 +22,9 @@ from trader.sim.config import SimConfig
 from trader.sim.server import SimulatorThread
 from trader.strategy.reference import RsiBollingerStrategy
 
-# 2025-05-08 00:00 UTC, six hours of the bundled BTC 1m data: five reference trades (stops and time stops).
-START = 1746662400000
+# Six-hour windows of the bundled BTC 1m data: 2025-05-08 00:00 UTC (five trades: stops and time stops) and
+# 2025-05-21 14:00 UTC (targets hit, partial closes, break-even stops, stops, time stops).
+WINDOWS = [1746662400000, 1747836000000]
 HOURS = 6
 WARM = 30  # minutes of history preloaded before the live replay starts; no signal can fire before bar 20
 
@@ -37,22 +38,23 @@ class T:
     entry: float
     exit: float
     reason: str
+    fills: int  # orders that filled: entry, each target, the final exit
 
 
-def _backtest(end: int) -> list[T]:
-    r = run_backtest(BacktestRequest(strategy=RsiBollingerStrategy, pairs=(BTC,), start_ms=START, end_ms=end,
+def _backtest(start: int, end: int) -> list[T]:
+    r = run_backtest(BacktestRequest(strategy=RsiBollingerStrategy, pairs=(BTC,), start_ms=start, end_ms=end,
                                      use_funding=False))
-    return [T(t.side, t.open_ms, t.close_ms, t.qty, t.entry_price, t.exit_price, t.exit_reason)
+    return [T(t.side, t.open_ms, t.close_ms, t.qty, t.entry_price, t.exit_price, t.exit_reason, t.fills)
             for t in r.trades if t.exit_reason != "end_of_run"]
 
 
-def _live(sim: SimulatorThread, sessions, end: int) -> tuple[list[T], LiveEngine]:
+def _live(sim: SimulatorThread, sessions, start: int, end: int) -> tuple[list[T], LiveEngine]:
     engine = LiveEngine(EngineConfig(pairs=[BTC], strategy=RsiBollingerStrategy, history_bars=WARM,
                                      stream=StreamOptions(heartbeat_s=5.0)),
                         client_factory(sim), bus=EventBus(), sessions=sessions)
     engine.start()
     try:
-        minutes = (end - START) // MINUTE - WARM
+        minutes = (end - start) // MINUTE - WARM
         step_minutes(sim, engine, minutes)
     finally:
         engine.stop()
@@ -61,25 +63,28 @@ def _live(sim: SimulatorThread, sessions, end: int) -> tuple[list[T], LiveEngine
         for t in s.scalars(select(Trade).where(Trade.status == "closed").order_by(Trade.id)):
             out.append(T(t.side, int(t.open_date.timestamp() * 1000) // MINUTE * MINUTE,
                          int(t.close_date.timestamp() * 1000) // MINUTE * MINUTE, float(t.amount),
-                         float(t.open_rate), float(t.close_rate), t.exit_reason or ""))
+                         float(t.open_rate), float(t.close_rate), t.exit_reason or "",
+                         sum(1 for o in t.orders if o.filled > 0)))
     return out, engine
 
 
 @pytest.mark.slow
-def test_simulator_replay_makes_the_backtest_trades(sessions) -> None:
-    end = START + HOURS * 3_600_000
-    expected = _backtest(end)
-    assert len(expected) >= 4 and all(t.open_ms > START + WARM * MINUTE for t in expected)
+@pytest.mark.parametrize("start", WINDOWS)
+def test_simulator_replay_makes_the_backtest_trades(sessions, start: int) -> None:
+    end = start + HOURS * 3_600_000
+    expected = _backtest(start, end)
+    assert len(expected) >= 4 and all(t.open_ms > start + WARM * MINUTE for t in expected)
     t0 = time.perf_counter()
-    with SimulatorThread(SimConfig(port=0, clock_mode="stepped", pairs=[BTC], start_ms=START + WARM * MINUTE)) as sim:
-        got, engine = _live(sim, sessions, end)
+    with SimulatorThread(SimConfig(port=0, clock_mode="stepped", pairs=[BTC], start_ms=start + WARM * MINUTE)) as sim:
+        got, engine = _live(sim, sessions, start, end)
     elapsed = time.perf_counter() - t0
     print(f"\nparity: {len(expected)} backtest trades, {len(got)} live trades, replay {elapsed:.1f}s")
     for a, b in zip(expected, got, strict=False):
         print(f"  bt   {a}\n  live {b}")
     assert not engine.errors and not engine.desk.errors
-    assert [(t.side, t.open_ms, t.close_ms, t.reason) for t in got] == \
-        [(t.side, t.open_ms, t.close_ms, t.reason) for t in expected]
+    assert [(t.side, t.open_ms, t.close_ms, t.reason, t.fills) for t in got] == \
+        [(t.side, t.open_ms, t.close_ms, t.reason, t.fills) for t in expected]
+    assert any(t.fills > 2 for t in expected) or start == WINDOWS[0]  # the second window has partial closes
     for a, b in zip(expected, got, strict=True):
         assert abs(a.qty - b.qty) <= 0.0011, (a, b)  # at most one lot step
         assert b.entry == pytest.approx(a.entry, rel=5e-4), (a, b)
