@@ -1,0 +1,162 @@
+"""Risky actions ask first; only the asker's fresh, unused Confirm does anything, and the state is re-checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bot.conftest import ADMIN, TRADER, VIEWER
+
+
+async def test_leverage_change_is_confirmed_applied_and_audited(bot) -> None:
+    question = await bot.ask(TRADER, "/leverage 20")
+    assert question.text.startswith("Change leverage from 10x to 20x on BTC/USDT, ETH/USDT?")
+    assert [b.text for b in question.buttons()] == ["✅ Confirm", "✖ Cancel"]
+    assert bot.service.leverage == 10  # asking changes nothing
+    outcome = await bot.press(TRADER, question)
+    assert outcome.text == "Leverage changed from 10x to 20x on BTC/USDT, ETH/USDT." and outcome.buttons() == []
+    assert bot.service.leverage == 20 and bot.sim.exchange.leverage["ETHUSDT"] == 20
+    (record,) = [a for a in bot.audit(5) if a.action == "set_leverage"]
+    assert (record.outcome, record.actor.user_id, record.actor.role) == ("ok", TRADER, "trader")
+
+
+async def test_cancel_does_nothing(bot) -> None:
+    question = await bot.ask(TRADER, "/whitelist add SOL")
+    outcome = await bot.press(TRADER, question, "n")
+    assert outcome.text == "Cancelled. Nothing was done."
+    assert bot.service.pairs == ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+
+
+async def test_forged_replayed_expired_and_foreign_presses_are_refused(bot) -> None:
+    question = await bot.ask(TRADER, "/leverage 15")
+    data = question.buttons()[0].callback_data
+    nonce = data.split(":")[1]
+    refusals = []
+    for forged in ("cf:AAAAAAAAAAAAAAAA:y", f"cf:{nonce[::-1]}:y", f"cf:{nonce}:x", "flatten", "", "cf::y"):
+        query = bot.tg.press_button(TRADER, question, forged or " ", strict=False)
+        refusals.append((await bot.tg.wait_for_answer(query)).text)
+    assert set(refusals) == {"This button is not valid."}
+    # Someone else (an admin, even) cannot confirm the trader's question, from their own chat or by forging it.
+    query = bot.tg.press_button(ADMIN, question, data, strict=False)
+    assert (await bot.tg.wait_for_answer(query)).text == "This confirmation belongs to someone else."
+    assert bot.service.leverage == 10
+    outcome = await bot.press(TRADER, question)  # the owner still can
+    assert bot.service.leverage == 15 and outcome.text.startswith("Leverage changed")
+    query = bot.tg.press_button(TRADER, question, data, strict=False)  # replay
+    assert (await bot.tg.wait_for_answer(query)).text == "This button was already used."
+    reasons = [a.arguments["reason"] for a in bot.audit(20) if a.action == "confirm"]
+    assert sorted(set(reasons)) == ["foreign", "forged", "replayed"] and reasons.count("forged") == 6
+    assert [a.outcome for a in bot.audit(20) if a.action == "set_leverage"] == ["ok"]
+
+    late = await bot.ask(TRADER, "/leverage 12")
+    bot.advance(61)
+    outcome = await bot.press(TRADER, late)
+    assert outcome.text.startswith("This confirmation has expired") and bot.service.leverage == 15
+    expired = [a for a in bot.audit(5) if a.action == "set_leverage"][0]
+    assert (expired.outcome, expired.detail) == ("refused", "confirmation expired")
+
+
+async def test_an_expired_question_swept_away_is_still_called_expired(bot) -> None:
+    old = await bot.ask(TRADER, "/leverage 12")
+    bot.advance(61)
+    await bot.ask(TRADER, "/leverage 13")  # creating a new question sweeps the old one
+    query = bot.tg.press_button(TRADER, old, old.buttons()[0].callback_data)
+    assert (await bot.tg.wait_for_answer(query)).text.startswith("This confirmation has expired")
+    assert bot.service.leverage == 10
+
+
+async def test_state_is_checked_again_on_press(bot) -> None:
+    first = await bot.ask(TRADER, "/leverage 20")
+    second = await bot.ask(ADMIN, "/leverage 30")
+    assert (await bot.press(ADMIN, second)).text.startswith("Leverage changed from 10x to 30x")
+    stale = await bot.press(TRADER, first)
+    assert stale.text.startswith("Things changed since you were asked") and bot.service.leverage == 30
+
+
+async def test_a_demoted_or_revoked_user_cannot_confirm(bot) -> None:
+    question = await bot.ask(ADMIN, "/users grant 2002 trader")
+    assert question.text.startswith("Give user 2002 the trader role?")
+    assert (await bot.press(ADMIN, question)).text == "User 2002 is now trader."
+    assert bot.deps.access.role_of(2002) == "trader"
+    asked = await bot.ask(2002, "/leverage 20")
+    demote = await bot.ask(ADMIN, "/users grant 2002 viewer")
+    assert (await bot.press(ADMIN, demote)).text == "User 2002 is now viewer."
+    outcome = await bot.press(2002, asked)
+    assert outcome.text.startswith("Your role no longer allows this") and bot.service.leverage == 10
+    asked = await bot.ask(2002, "/status")
+    revoke = await bot.ask(ADMIN, "/users revoke 2002")
+    assert (await bot.press(ADMIN, revoke)).text == "User 2002 no longer has access."
+    refused = await bot.ask(2002, "/status")
+    assert "not on its list of users" in refused.text
+    actions = [(a.action, a.outcome) for a in bot.audit(12)]
+    assert ("role_grant", "ok") in actions and ("role_revoke", "ok") in actions
+    assert ("set_leverage", "denied") in actions and ("telegram_access", "denied") in actions
+    listing = (await bot.ask(ADMIN, "/users")).text
+    assert "1002: trader, from the config file" in listing and "2002" not in listing
+    audit = (await bot.ask(ADMIN, "/audit 5")).text
+    assert audit.startswith("📜 Last 5 actions:") and "role_revoke" in audit
+    assert bot.app.job_queue.get_jobs_by_name("daily-report:2002") == ()
+
+
+async def test_granted_user_can_use_the_bot_and_the_grant_survives(bot) -> None:
+    question = await bot.ask(ADMIN, "/users grant 2003 viewer")
+    await bot.press(ADMIN, question)
+    assert (await bot.ask(2003, "/status")).text.startswith("📊 Status")
+    assert "needs the trader role" in (await bot.ask(2003, "/flatten")).text
+    listing = (await bot.ask(ADMIN, "/users")).text
+    assert f"2003: viewer, granted by {ADMIN}" in listing
+    bot.deps.roles._cache = None  # a fresh process reads the grant back from the database
+    assert bot.deps.access.role_of(2003) == "viewer"
+
+
+async def test_whitelist_changes_go_through_confirmation(bot) -> None:
+    question = await bot.ask(TRADER, "/whitelist add solusdt")
+    assert question.text.startswith("Add SOL/USDT to the traded pairs?")
+    outcome = await bot.press(TRADER, question)
+    assert outcome.text == "Added: SOL/USDT.\nTraded pairs: BTC/USDT, ETH/USDT, SOL/USDT"
+    assert bot.service.pairs[-1] == "SOL/USDT:USDT"
+    question = await bot.ask(TRADER, "/whitelist add BTC/USDT:USDT")
+    assert (await bot.press(TRADER, question)).text == "Not done: already whitelisted: BTC/USDT:USDT."
+    question = await bot.ask(TRADER, "/whitelist add DOGE")
+    refused = await bot.press(TRADER, question)
+    assert refused.text.startswith("Not accepted: not traded on the exchange: DOGE/USDT:USDT")
+    question = await bot.ask(TRADER, "/whitelist remove ETH SOL")
+    assert (await bot.press(TRADER, question)).text == "Removed: ETH/USDT, SOL/USDT.\nTraded pairs: BTC/USDT"
+    assert (await bot.ask(VIEWER, "/status")).text.count("Pairs: BTC/USDT\n") == 1
+
+
+async def test_start_stop_and_forced_trades_with_an_engine(bot) -> None:
+    started = await bot.press(TRADER, await bot.ask(TRADER, "/start_trading"))
+    assert started.text.startswith("▶ Trading started.") and "Engine: running" in started.text
+    again = await bot.press(TRADER, await bot.ask(TRADER, "/start_trading"))
+    assert again.text == "Not done: trading is already running."
+    question = await bot.ask(TRADER, "/forcelong BTC/USDT")
+    assert question.text.startswith("Open a long position on BTC/USDT now at 10x?")
+    entered = await bot.press(TRADER, question)
+    assert entered.text.startswith("Entry sent: BTC/USDT long, trade #")
+    trade_id = entered.text.split("#")[1].rstrip(".")
+    (position,) = await bot.service.positions()
+    assert (position.pair, position.side) == ("BTC/USDT:USDT", "long")
+    short = await bot.press(TRADER, await bot.ask(TRADER, "/forceshort eth"))
+    assert short.text.startswith("Entry sent: ETH/USDT short")
+    question = await bot.ask(TRADER, f"/forceexit {trade_id}")
+    assert question.text.startswith(f"Close #{trade_id} now at market?")
+    assert (await bot.press(TRADER, question)).text == f"Exit sent for #{trade_id}: trades #{trade_id}."
+    exited = await bot.press(TRADER, await bot.ask(TRADER, "/forceexit ETHUSDT"))
+    assert exited.text.startswith("Exit sent for ETH/USDT: trades #")
+    assert await bot.service.positions() == []
+    nothing = await bot.press(TRADER, await bot.ask(TRADER, "/forceexit SOL"))
+    assert nothing.text == "Refused: no open trade matches 'SOL/USDT:USDT'. Nothing was changed."
+    outside = await bot.press(TRADER, await bot.ask(TRADER, "/forcelong SOL"))
+    assert outside.text == "Refused: SOL/USDT:USDT is not whitelisted. Nothing was changed."
+    stopped = await bot.press(TRADER, await bot.ask(TRADER, "/stop"))
+    assert stopped.text.startswith("⏹ Trading stopped.") and not bot.service.engine.running
+
+
+@pytest.mark.parametrize("text", ["/flatten", "/leverage 20", "/start_trading", "/stop", "/whitelist add SOL",
+                                  "/forcelong BTC", "/forceshort BTC", "/forceexit 3", "/users grant 9 viewer"])
+async def test_every_risky_command_asks_first(bot, text) -> None:
+    user = ADMIN
+    question = await bot.ask(user, text)
+    assert [b.text for b in question.buttons()] == ["✅ Confirm", "✖ Cancel"], question.text
+    assert all(len(b.callback_data.encode()) <= 64 for b in question.buttons())
+    assert "Confirm within 60 seconds." in question.text
