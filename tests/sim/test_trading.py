@@ -3,6 +3,7 @@ liquidation — with expected numbers computed by hand from the formulas."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal as D
 
 import ccxt
@@ -316,3 +317,21 @@ def test_stop_limit_rests_after_trigger_then_finishes(sim, ex):
     assert ex.fetch_order(order["id"], BTC, params={"trigger": True})["info"]["algoStatus"] == "FINISHED"
     (trade,) = ex.fetch_my_trades(BTC)
     assert _d(trade["price"]) == D("100500") and trade["takerOrMaker"] == "maker"
+
+
+def test_edit_order_and_batch_orders(sim, ex):
+    hold_price(sim, 100_000)
+    order = ex.create_order(BTC, "limit", "buy", 0.01, 99_000)
+    edited = ex.edit_order(order["id"], BTC, "limit", "buy", 0.02, 99_500)
+    assert edited["id"] == order["id"] and edited["amount"] == 0.02 and edited["price"] == 99_500
+    # Amended above the ask it takes at once, as taker.
+    taken = ex.edit_order(order["id"], BTC, "limit", "buy", 0.02, 100_010)
+    assert taken["status"] == "closed" and _d(taken["average"]) == D("100001.0")
+    results = ex.create_orders([
+        {"symbol": BTC, "type": "limit", "side": "sell", "amount": 0.01, "price": 101_000},
+        {"symbol": BTC, "type": "limit", "side": "buy", "amount": 0.001, "price": 99_000},  # 99 < 100: −4164
+    ])
+    raw = json.loads(ex.last_http_response)  # Binance answers in request order (ccxt re-sorts its parsed list by time)
+    assert raw[0]["status"] == "NEW" and raw[1]["code"] == -4164
+    assert sorted(o["status"] for o in results) == ["open", "rejected"]
+    assert [o["id"] for o in ex.fetch_open_orders(BTC)] == [str(raw[0]["orderId"])]

@@ -9,6 +9,7 @@ account a request sees is the account at that simulated instant.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -527,6 +528,60 @@ class Exchange:
         if o.is_open and (otype == "MARKET" or tif in ("IOC", "FOK")):
             o.status, o.update_time = "EXPIRED", now
             self._order_event(o, "EXPIRED", now)
+        return o.to_api(with_time=False)
+
+    def place_batch(self, params: dict[str, str], now: int) -> list[dict[str, object]]:
+        """``POST /fapi/v1/batchOrders``: up to 5 orders as a JSON list; each answered in place (order or error)."""
+        raw = params.get("batchOrders")
+        if not raw:
+            raise err(-1102, "batchOrders")
+        try:
+            batch = json.loads(raw)
+        except ValueError:
+            raise err(-1130, "batchOrders") from None
+        if not isinstance(batch, list) or not 1 <= len(batch) <= 5 or not all(isinstance(b, dict) for b in batch):
+            raise err(-1130, "batchOrders")
+        out: list[dict[str, object]] = []
+        for item in batch:
+            try:
+                out.append(self.place_order({k: str(v) for k, v in item.items()}, now))
+            except BinanceError as e:
+                out.append(e.body())
+        return out
+
+    def modify_order(self, params: dict[str, str], now: int) -> dict[str, object]:
+        """``PUT /fapi/v1/order``: new price and quantity for an open LIMIT order. It loses its queue place; a
+        post-only (GTX) amendment that would take is cancelled instead, as at Binance."""
+        self.advance(now)
+        o = self._find_order(params, -2013)
+        if not o.is_open:
+            raise err(-2013)
+        if o.type != "LIMIT":
+            raise err(-1116)
+        side = str(params.get("side", o.side)).upper()
+        if side != o.side:
+            raise err(-1130, "side")
+        spec = self.specs[o.symbol]
+        qty = parse_decimal(params.get("quantity"), "quantity")
+        price = parse_decimal(params.get("price"), "price")
+        check_price(spec, price)
+        check_quantity(spec, qty, market=False)
+        if qty <= o.executed:
+            raise err(-4003)
+        check_percent_price(spec, side, price, self.mark_price(o.symbol))
+        book = self.book(o.symbol)
+        best = book.asks[0][0] if side == "BUY" else book.bids[0][0]
+        marketable = price >= best if side == "BUY" else price <= best
+        if qty - o.executed > o.remaining and not o.reduce_only:
+            self._check_margin(o.symbol, side, qty - o.executed, price)
+        o.orig_qty, o.price, o.update_time = qty, price, now
+        if marketable and o.tif == "GTX":
+            o.status = "EXPIRED"
+            self._order_event(o, "EXPIRED", now)
+            return o.to_api(with_time=False)
+        self._order_event(o, "AMENDMENT", now)
+        if marketable:
+            self._take(o, now, limit=price)
         return o.to_api(with_time=False)
 
     def place_algo(self, params: dict[str, str], now: int) -> dict[str, object]:

@@ -35,7 +35,8 @@ Handler = Callable[["SimulatorServer", Params, int], Any]
 NONE, KEY, SIGNED = "NONE", "USER_STREAM", "SIGNED"
 LISTEN_KEY_TTL_S = 3600.0
 KLINE_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
-ORDER_PATHS = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder")}
+ORDER_PATHS = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder"), ("PUT", "/fapi/v1/order"),
+               ("POST", "/fapi/v1/batchOrders")}
 
 
 @dataclass(frozen=True)
@@ -435,6 +436,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/multiAssetsMargin"): Route(h_multi_get, SIGNED, 30),
     ("POST", "/fapi/v1/multiAssetsMargin"): Route(_call("set_multi_assets"), SIGNED, 1),
     ("POST", "/fapi/v1/order"): Route(_call("place_order"), SIGNED, 0),
+    ("PUT", "/fapi/v1/order"): Route(_call("modify_order"), SIGNED, 1),
+    ("POST", "/fapi/v1/batchOrders"): Route(_call("place_batch"), SIGNED, 5),
     ("GET", "/fapi/v1/order"): Route(_call("query_order"), SIGNED, 1),
     ("DELETE", "/fapi/v1/order"): Route(_call("cancel_order"), SIGNED, 1),
     ("GET", "/fapi/v1/openOrder"): Route(h_open_order, SIGNED, 1),
