@@ -60,6 +60,8 @@ async def test_watch_ohlcv_and_mark_price():
             by_t = {b[0]: b for b in bars}
             assert by_t[START][1:5] == rest[0][1:5]
             assert bars[-1][0] == START + 60_000
+            ticker = await asyncio.wait_for(ex.watch_ticker(BTC), 5)
+            assert ticker["last"] == (await ex.fetch_ticker(BTC))["last"]
             mp = await asyncio.wait_for(ex.watch_mark_price(BTC), 5)
             fr = await ex.fetch_funding_rate(BTC)
             assert mp["markPrice"] == fr["markPrice"]

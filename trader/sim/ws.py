@@ -19,6 +19,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from trader.data.timeframes import timeframe_ms
 from trader.sim.orders import fs
+from trader.sim.rest import _ticker as rest_ticker
 
 if TYPE_CHECKING:
     from trader.sim.server import SimulatorServer
@@ -228,6 +229,19 @@ class StreamHub:
             if last is None or now - last[1] >= period:
                 c.sent[stream] = (0, now)
                 c.send(stream, self._mark_event(sym, now))
+        elif kind in ("ticker", "miniTicker"):
+            last = c.sent.get(stream)
+            if last is None or now - last[1] >= 1000:
+                c.sent[stream] = (0, now)
+                t = rest_ticker(sim, sym, now)
+                event = {"e": "24hrTicker", "E": now, "s": sym, "p": t["priceChange"], "P": t["priceChangePercent"],
+                         "w": t["weightedAvgPrice"], "c": t["lastPrice"], "Q": t["lastQty"], "o": t["openPrice"],
+                         "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"],
+                         "O": t["openTime"], "C": t["closeTime"], "F": 0, "L": 0, "n": 0}
+                if kind == "miniTicker":
+                    event = {k: event[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")}
+                    event = {"e": "24hrMiniTicker", **event}
+                c.send(stream, event)
         elif kind.startswith("bookTicker"):
             last = c.sent.get(stream)
             if last is None or last[1] != now:
