@@ -1,0 +1,1 @@
+"""One module per chart; each returns PNG bytes sized for a phone."""
