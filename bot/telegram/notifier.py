@@ -91,6 +91,9 @@ class Notifier:
         self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=queue_size)
         self.delivered = 0
         self.dropped = 0
+        # Chats Telegram says we cannot write to (never opened, blocked): skipped until the user writes again,
+        # so one absent user does not cost a failed request and a log line per event.
+        self.unreachable: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -127,6 +130,8 @@ class Notifier:
         """Render for each recipient in their language and level; never waits, never raises."""
         try:
             for chat_id, user_id in self.recipients().items():
+                if chat_id in self.unreachable:
+                    continue
                 settings = self.deps.user_settings.get(user_id) if user_id is not None \
                     else self.deps.user_settings.defaults(chat_id)
                 level = settings.level(event.kind)
@@ -169,6 +174,8 @@ class Notifier:
                     exc.retry_after.total_seconds()
                 await asyncio.sleep(float(delay))
             except (Forbidden, BadRequest) as exc:  # blocked, chat never opened, bad text: retrying cannot help
+                if isinstance(exc, Forbidden) or "chat not found" in str(exc).lower():
+                    self.unreachable.add(item.chat_id)
                 log.warning("notification to %s dropped: %s", item.chat_id, exc)
                 self.dropped += 1
                 return

@@ -106,6 +106,8 @@ async def gate(update: object, context: CallbackContext[Any, Any, Any, Any]) -> 
     if (message is None and query is None) or user is None or chat is None or user.is_bot:
         raise ApplicationHandlerStop
     access = deps.access
+    if deps.notifier is not None and chat.type == ChatType.PRIVATE:
+        deps.notifier.unreachable.discard(chat.id)  # they wrote: the chat exists and is not blocked
     role = access.role_of(user.id)
     text = message.text if message is not None else None
     command, _ = command_of(text, context.bot.username)

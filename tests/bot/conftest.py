@@ -134,7 +134,7 @@ def make_settings(write_config: Callable[..., Path], tmp_path: Path, tg: Telegra
 @asynccontextmanager
 async def running_bot(write_config: Callable[..., Path], tmp_path: Path, *, engine: bool = True,
                       sim_config: SimConfig | None = None, notifier_options: dict[str, Any] | None = None,
-                      **telegram: Any) -> AsyncIterator[Harness]:
+                      rate_limit: bool = False, **telegram: Any) -> AsyncIterator[Harness]:
     async with TelegramEmulator() as tg, \
             SimulatorServer(sim_config or SimConfig(port=0, clock_mode="stepped", pairs=PAIRS)) as sim:
         settings = make_settings(write_config, tmp_path, tg, **telegram)
@@ -144,7 +144,7 @@ async def running_bot(write_config: Callable[..., Path], tmp_path: Path, *, engi
         bus = EventBus()
         service = TradingService(settings, core, client, bus, engine=SimEngine(client) if engine else None)
         clock = [1000.0]
-        app = build_application(settings, service, core, bus, clock=lambda: clock[0], rate_limit=False,
+        app = build_application(settings, service, core, bus, clock=lambda: clock[0], rate_limit=rate_limit,
                                 notifier_options=notifier_options)
         for user_id, name in ((ADMIN, "Ada"), (TRADER, "Tom"), (VIEWER, "Vic"), (STRANGER, "Eve")):
             tg.user(user_id, first_name=name)

@@ -37,7 +37,7 @@ def publish_from_engine_thread(bus, events) -> float:
 
 
 async def test_each_user_hears_at_their_level_and_language(write_config, tmp_path) -> None:
-    async with running_bot(write_config, tmp_path, notifier_options=FAST) as bot:
+    async with running_bot(write_config, tmp_path, notifier_options=FAST, rate_limit=True) as bot:
         for user in (ADMIN, TRADER, VIEWER):
             bot.tg.open_private_chat(user)
         await bot.ask(TRADER, "/settings language zh_CN")
@@ -134,3 +134,20 @@ def test_split_text_keeps_lines_and_limits() -> None:
     assert split_text("aa\nbb\ncc", limit=5) == ["aa\nbb", "cc"]
     assert split_text("x" * 10, limit=4) == ["xxxx", "xxxx", "xx"]
     assert split_text("") == ["-"]
+
+
+async def test_a_user_who_never_opened_the_chat_is_skipped_until_they_write(write_config, tmp_path) -> None:
+    async with running_bot(write_config, tmp_path, notifier_options=FAST) as bot:
+        await bot.ask(ADMIN, "/settings notify all off")
+        await bot.ask(TRADER, "/settings notify all off")
+        notifier = bot.deps.notifier
+        publish_from_engine_thread(bot.bus, [fill(1)])  # the viewer never wrote: Telegram says chat not found
+        await notifier.drain()
+        assert notifier.unreachable == {VIEWER} and notifier.dropped == 1
+        publish_from_engine_thread(bot.bus, [fill(2)])
+        await notifier.drain()
+        assert notifier.dropped == 1  # skipped, not attempted
+        await bot.ask(VIEWER, "/start")
+        publish_from_engine_thread(bot.bus, [fill(3)])
+        assert (await bot.notification(VIEWER)).text.startswith("✅ Entry filled")
+        assert notifier.unreachable == set()
