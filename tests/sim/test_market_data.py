@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from pathlib import Path
 
 import ccxt
 import pytest
 
-from tests.sim.conftest import BTC, START
+from tests.sim.conftest import BTC, START, sim_config
 from trader.data.store import bundled_data_dir, load_candles, load_funding
+from trader.sim import SimulatorThread
+from trader.sim.client import make_client
 
 
 def test_markets_carry_binance_filters(ex):
@@ -111,3 +114,23 @@ def test_status_tickers_and_bad_symbol(sim, ex):
     assert len(ex.fetch_tickers()) == 3
     with pytest.raises(ccxt.BadSymbol):
         ex.fapiPublicGetDepth({"symbol": "NOPEUSDT"})
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "futures"
+
+
+@pytest.mark.skipif(not (SHARED / "1INCH_USDT_USDT-1h-futures.parquet").exists(), reason="no ../shared/data")
+def test_shared_layout_with_hourly_only_pair():
+    """A pair with only 1h candles replays hour bars; intervals finer than the data are refused (−1120)."""
+    with SimulatorThread(sim_config(data_dir=SHARED, pairs=["1INCH"], start_ms=None)) as sim:
+        ex = make_client(sim.rest_url)
+        ex.load_markets()
+        sim.step(3 * 3_600_000)
+        df = load_candles(SHARED, "1INCH/USDT:USDT", "1h")
+        now = ex.fetch_time()
+        got = ex.fetch_ohlcv("1INCH/USDT:USDT", "1h", limit=3)
+        closed = df[df["timestamp"] == got[0][0]].iloc[0]
+        assert got[0][1:5] == pytest.approx([closed["open"], closed["high"], closed["low"], closed["close"]])
+        assert got[-1][0] == now // 3_600_000 * 3_600_000
+        with pytest.raises(ccxt.BadRequest, match="-1120"):
+            ex.fetch_ohlcv("1INCH/USDT:USDT", "1m", limit=3)
