@@ -22,7 +22,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackContext, CallbackQueryHandler
 
 from bot.i18n import Translator
-from bot.telegram.context import Caller, Request, deps_of, send_text
+from bot.telegram.context import BotDeps, Caller, Request, deps_of, send_text
 from bot.telegram.formatting import split_text
 from bot.telegram.permissions import at_least
 from bot.telegram.registry import service_error_text
@@ -183,7 +183,7 @@ async def on_press(update: Update, context: CallbackContext[Any, Any, Any, Any])
     await _edit(query, deps, outcome)
 
 
-async def _edit(query: Any, deps: Any, text: str) -> None:
+async def _edit(query: Any, deps: BotDeps, text: str) -> None:
     """Turn the question into the outcome; what does not fit in one message follows as new messages."""
     first, *rest = split_text(deps.redactor(text))
     try:

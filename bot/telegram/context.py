@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,6 @@ class BotDeps:
 
     async def audit_async(self, actor: Actor, action: str, arguments: dict[str, Any], outcome: str,
                           detail: str = "") -> None:
-        import asyncio
-
         try:
             await asyncio.to_thread(self.audit.record, actor, action, arguments, outcome, detail)
         except Exception:  # an audit write failing must not turn a refusal into a crash

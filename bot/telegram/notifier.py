@@ -118,13 +118,13 @@ class Notifier:
             self._task = None
 
     # -- events in ----------------------------------------------------------------------------------------------------
-    def recipients(self) -> dict[int, str | None]:
+    def recipients(self) -> dict[int, int | None]:
         """chat id → user id (None for the configured broadcast chat)."""
         chats: dict[int, int | None] = {uid: uid for uid in self.deps.access.known_users()}
         broadcast = self.deps.settings.telegram.chat_id
         if broadcast is not None and broadcast not in chats:
             chats[broadcast] = None
-        return chats  # type: ignore[return-value]
+        return chats
 
     def on_event(self, event: Event) -> None:
         """Render for each recipient in their language and level; never waits, never raises."""

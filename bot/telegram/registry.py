@@ -7,7 +7,7 @@ menu in each language. A command that is not declared here does not exist for th
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,7 +52,7 @@ class Registry:
     def get(self, name: str) -> Command | None:
         return self._commands.get(name)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Command]:
         return iter(self._commands.values())
 
     def for_role(self, role: str) -> list[Command]:

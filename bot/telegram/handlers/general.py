@@ -7,6 +7,7 @@ import datetime as dt
 import zoneinfo
 
 from bot.i18n import LANGUAGES
+from bot.telegram import menu
 from bot.telegram.context import Request
 from bot.telegram.handlers import args
 from bot.telegram.registry import Command
@@ -101,8 +102,6 @@ async def settings(request: Request) -> None:
     if deps.reports is not None:
         deps.reports.schedule(changed)
     if changed.language != current.language:
-        from bot.telegram import menu
-
         await menu.set_for_user(request.context.bot, deps, caller.user_id, caller.role, changed.language)
     t = deps.catalogs.translator(changed.language)
     request.t = t
