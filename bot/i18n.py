@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,21 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
 DEFAULT_LANGUAGE = "en"
 LANGUAGES = ("en", "zh_CN")
+
+def _locales_dir() -> Path:
+    """The repository's locales/ (source and editable installs), else ./locales (an installed package run
+    from the project directory, as in the Docker image), overridable with BSMART_LOCALES."""
+    candidates = [Path(os.environ["BSMART_LOCALES"])] if os.environ.get("BSMART_LOCALES") else []
+    candidates += [Path(__file__).resolve().parents[1] / "locales", Path.cwd() / "locales"]
+    for candidate in candidates:
+        if (candidate / f"{DEFAULT_LANGUAGE}.json").is_file():
+            return candidate
+    return candidates[0]
+
+
+LOCALES_DIR = _locales_dir()
 # Telegram clients report IETF tags ("zh-hans", "en-GB"); the menu API takes two-letter ISO 639-1 codes.
 MENU_CODES = {"en": "en", "zh_CN": "zh"}
 
