@@ -16,6 +16,7 @@ from bot.cli import COMMAND_MODULES, build_parser, main
 from bot.main_job import run_main_job
 from trader.config.loader import load_settings
 from trader.persistence.database import make_engine, make_session_factory
+from trader.persistence.migrate import head_revision
 from trader.persistence.runtime_state import RuntimeStateStore
 
 SECRET = "Qm9vdGVkU2VjcmV0VmFsdWUxMjM0NTY3ODkw"
@@ -92,9 +93,9 @@ def test_db_upgrade_and_current(capsys) -> None:
     assert main(["db", "current"]) == 0
     assert capsys.readouterr().out.startswith("empty: behind")
     assert main(["db", "upgrade"]) == 0
-    assert "empty -> 0001" in capsys.readouterr().out
+    assert f"empty -> {head_revision()}" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
-    assert capsys.readouterr().out.strip() == "0001: up to date"
+    assert capsys.readouterr().out.strip() == f"{head_revision()}: up to date"
 
 
 async def test_main_job_runs_and_stops_cleanly(write_config, isolated: Path) -> None:

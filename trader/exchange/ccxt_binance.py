@@ -21,8 +21,8 @@ import ccxt.pro as ccxtpro
 
 from trader.exchange.errors import parse_body
 
-BINANCE_FAPI = "https://fapi.binance.com"
-BINANCE_API = "https://api.binance.com"
+BINANCE_HOSTS = ("https://fapi.binance.com", "https://api.binance.com", "https://dapi.binance.com",
+                 "https://eapi.binance.com", "https://papi.binance.com")
 
 ResponseObserver = Callable[[str, int, Mapping[str, str], float], None]  # endpoint, status, headers, ms
 
@@ -90,6 +90,30 @@ class BinanceUSDM(ccxtpro.binanceusdm):
             raise
 
 
+def point_at(exchange: Any, rest_url: str | None, ws_url: str | None = None) -> Any:
+    """Rewrite a ccxt binance client in place to another host (the simulator, a proxy) and merge in the linear
+    error table, which ccxt otherwise applies only to Binance's own futures host.
+
+    ``ws_url`` is the websocket base ending in ``/ws`` (ccxt.pro rewrites it to /public|market|private/ws).
+    """
+    api = exchange.urls["api"]
+    if rest_url:
+        base = rest_url.rstrip("/")
+        for key, url in list(api.items()):
+            if isinstance(url, str):
+                for host in BINANCE_HOSTS:
+                    if url.startswith(host):
+                        api[key] = base + url[len(host):]
+    if ws_url is not None and isinstance(api.get("ws"), dict):
+        if not ws_url.endswith("/ws"):
+            raise ValueError("the websocket base must end in /ws")
+        api["ws"]["linear"] = ws_url
+    linear = exchange.exceptions.get("linear", {})
+    exchange.exceptions["exact"].update(linear.get("exact", {}))
+    exchange.exceptions["broad"].update(linear.get("broad", {}))
+    return exchange
+
+
 def make_exchange(
     api_url: str | None = None,
     ws_url: str | None = None,
@@ -115,13 +139,4 @@ def make_exchange(
         config["apiKey"], config["secret"] = api_key, secret
     exchange = BinanceUSDM(config)
     exchange.observer = observer
-    exchange.exceptions["exact"].update(exchange.exceptions["linear"]["exact"])
-    if api_url:
-        base = api_url.rstrip("/")
-        api = exchange.urls["api"]
-        for key, value in list(api.items()):
-            if isinstance(value, str):
-                api[key] = value.replace(BINANCE_FAPI, base).replace(BINANCE_API, base)
-    if ws_url:
-        exchange.urls["api"]["ws"]["linear"] = ws_url.rstrip("/") + "/ws"
-    return exchange
+    return point_at(exchange, api_url, ws_url.rstrip("/") + "/ws" if ws_url else None)

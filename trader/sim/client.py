@@ -14,29 +14,10 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
+from trader.exchange.ccxt_binance import point_at
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
-_BINANCE_HOSTS = ("https://fapi.binance.com", "https://api.binance.com", "https://dapi.binance.com",
-                  "https://eapi.binance.com", "https://papi.binance.com")
-
-
-def point_at(exchange: Any, rest_url: str, ws_url: str | None = None) -> Any:
-    """Rewrite ``exchange``'s URLs in place to ``rest_url`` (``http://127.0.0.1:PORT``) and, for ccxt.pro, its
-    linear websocket base to ``ws_url`` (must end in ``/ws``: ccxt rewrites it to /public|market|private/ws)."""
-    api = exchange.urls["api"]
-    for key, url in list(api.items()):
-        if isinstance(url, str):
-            for host in _BINANCE_HOSTS:
-                if url.startswith(host):
-                    api[key] = rest_url.rstrip("/") + url[len(host):]
-    if ws_url is not None and isinstance(api.get("ws"), dict):
-        if not ws_url.endswith("/ws"):
-            raise ValueError("the websocket base must end in /ws")
-        api["ws"]["linear"] = ws_url
-    linear = exchange.exceptions.get("linear", {})
-    exchange.exceptions["exact"].update(linear.get("exact", {}))
-    exchange.exceptions["broad"].update(linear.get("broad", {}))
-    return exchange
+__all__ = ["make_async_client", "make_client", "make_pro_client", "point_at"]
 
 
 def _options(api_key: str, secret: str, extra: dict[str, Any] | None) -> dict[str, Any]:
