@@ -27,6 +27,7 @@ QUEUE_SIZE = 500
 RETRIES = 3
 BACKOFF_S = 0.5
 SEND_TIMEOUT_S = 10.0
+MAX_FLOOD_WAITS = 5
 PURPOSES = ("entry", "exit", "stop", "take_profit", "flatten")
 
 
@@ -163,13 +164,15 @@ class Notifier:
                 self.queue.task_done()
 
     async def _deliver(self, item: Outgoing) -> None:
-        for attempt in range(self.retries + 1):
+        failures = flood_waits = 0
+        while failures <= self.retries and flood_waits <= MAX_FLOOD_WAITS:
             try:
                 await asyncio.wait_for(send_text(self.bot, item.chat_id, item.text, silent=item.silent),
                                        self.send_timeout_s)
                 self.delivered += 1
                 return
-            except RetryAfter as exc:  # flood control: wait as told, it does not count as a failure of ours
+            except RetryAfter as exc:  # flood control: wait as told; not a failure, but not forever either
+                flood_waits += 1
                 delay = exc.retry_after if isinstance(exc.retry_after, int | float) else \
                     exc.retry_after.total_seconds()
                 await asyncio.sleep(float(delay))
@@ -180,12 +183,13 @@ class Notifier:
                 self.dropped += 1
                 return
             except (NetworkError, TelegramError, TimeoutError) as exc:
-                log.info("notification to %s failed (attempt %d): %s", item.chat_id, attempt + 1, exc)
-                if attempt < self.retries:
-                    await asyncio.sleep(self.backoff_s * 2**attempt)
+                failures += 1
+                log.info("notification to %s failed (attempt %d): %s", item.chat_id, failures, exc)
+                if failures <= self.retries:
+                    await asyncio.sleep(self.backoff_s * 2 ** (failures - 1))
         self.dropped += 1
-        log.warning("notification to %s dropped after %d attempts: %s", item.chat_id, self.retries + 1,
-                    item.text[:80].replace("\n", " "))
+        log.warning("notification to %s dropped after %d failures and %d flood waits: %s", item.chat_id, failures,
+                    flood_waits, item.text[:80].replace("\n", " "))
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Until everything queued was delivered or dropped (tests, shutdown)."""

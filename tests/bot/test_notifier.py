@@ -8,6 +8,8 @@ import threading
 import time
 from decimal import Decimal
 
+import pytest
+
 from bot.telegram.formatting import split_text
 from tests.bot.conftest import ADMIN, TRADER, VIEWER, running_bot
 from trader.events import EngineError, LiquidationWarning, OrderFilled, OrderPlaced, StopHit
@@ -151,3 +153,16 @@ async def test_a_user_who_never_opened_the_chat_is_skipped_until_they_write(writ
         publish_from_engine_thread(bot.bus, [fill(3)])
         assert (await bot.notification(VIEWER)).text.startswith("✅ Entry filled")
         assert notifier.unreachable == set()
+
+
+@pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
+async def test_flood_control_is_waited_out_not_counted_as_a_failure(write_config, tmp_path) -> None:
+    async with running_bot(write_config, tmp_path, notifier_options={**FAST, "retries": 0}) as bot:
+        await bot.ask(ADMIN, "/settings notify all off")
+        await bot.ask(TRADER, "/settings notify all off")
+        bot.tg.open_private_chat(VIEWER)
+        bot.tg.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+        began = time.perf_counter()
+        publish_from_engine_thread(bot.bus, [fill(1)])
+        assert (await bot.notification(VIEWER)).text.startswith("✅ Entry filled")
+        assert time.perf_counter() - began >= 1.0 and bot.deps.notifier.dropped == 0
