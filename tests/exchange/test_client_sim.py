@@ -176,3 +176,16 @@ async def test_weight_limit_is_learned_and_a_429_pauses_the_client(sim) -> None:
     finally:
         sim.set_faults({"error_share": 0.0})
         await client.close()
+
+
+async def test_resting_orders_are_cancelled_in_batches(sim, client) -> None:
+    await client.initialize(PAIRS, 25)
+    ids = []
+    for i in range(12):  # more than one batch of 10
+        state = await client.create_order(OrderRequest("ETH/USDT:USDT", "buy", "limit", client_order_id(i, "entry"),
+                                                       amount=Decimal("0.05"), price=Decimal("1750") - i))
+        ids.append(state.id)
+    before = client.latency.rest_stats("DELETE /fapi/v1/batchOrders").count
+    assert await client.cancel_orders("ETH/USDT:USDT", ids) == 12
+    assert client.latency.rest_stats("DELETE /fapi/v1/batchOrders").count - before == 2
+    assert await client.fetch_open_orders("ETH/USDT:USDT") == []

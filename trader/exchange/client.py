@@ -331,6 +331,17 @@ class ExchangeClient:
                 return False
             raise
 
+    async def cancel_orders(self, pair: str, order_ids: list[str]) -> int:
+        """Cancel several regular orders in one request per 10 (Binance's batch limit); returns how many were
+        cancelled. Conditional (algo) orders have no batch endpoint: use cancel_order or cancel_all for those."""
+        cancelled = 0
+        for start in range(0, len(order_ids), 10):
+            chunk = order_ids[start : start + 10]
+            results = await self._read("cancel_orders", Priority.PROTECT,
+                                       lambda c=chunk: self.ccxt.cancel_orders(c, pair))
+            cancelled += sum(1 for r in results if str(r.get("status")) == "canceled")
+        return cancelled
+
     async def cancel_all(self, pair: str) -> None:
         """Cancel every open regular and conditional order on a pair."""
         symbol = exchange_symbol(pair)

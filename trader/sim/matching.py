@@ -713,6 +713,32 @@ class Exchange:
         self._order_event(o, "CANCELED", now)
         return o.to_api(with_time=False)
 
+    def cancel_batch(self, params: dict[str, str], now: int) -> list[dict[str, object]]:
+        """``DELETE /fapi/v1/batchOrders``: up to 10 ids (``orderIdList`` or ``origClientOrderIdList``, JSON lists);
+        each answered in place (the cancelled order or its error)."""
+        sym = params.get("symbol")
+        if not sym:
+            raise err(-1102, "symbol")
+        # Parameter names are matched case-insensitively here, as Binance does (ccxt sends them lower-case).
+        lowered = {k.lower(): v for k, v in params.items()}
+        by_id, by_client = lowered.get("orderidlist"), lowered.get("origclientorderidlist")
+        if bool(by_id) == bool(by_client):
+            raise err(-1102, "orderIdList")
+        try:
+            ids = json.loads(by_id or by_client or "")
+        except ValueError:
+            raise err(-1130, "orderIdList") from None
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 10:
+            raise err(-1130, "orderIdList")
+        key = "orderId" if by_id else "origClientOrderId"
+        out: list[dict[str, object]] = []
+        for one in ids:
+            try:
+                out.append(self.cancel_order({"symbol": sym, key: str(one)}, now))
+            except BinanceError as e:
+                out.append(e.body())
+        return out
+
     def cancel_all(self, params: dict[str, str], now: int) -> dict[str, object]:
         self.advance(now)
         sym = self._sym(params.get("symbol"))

@@ -438,6 +438,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/fapi/v1/order"): Route(_call("place_order"), SIGNED, 0),
     ("PUT", "/fapi/v1/order"): Route(_call("modify_order"), SIGNED, 1),
     ("POST", "/fapi/v1/batchOrders"): Route(_call("place_batch"), SIGNED, 5),
+    ("DELETE", "/fapi/v1/batchOrders"): Route(_call("cancel_batch"), SIGNED, 1),
     ("GET", "/fapi/v1/order"): Route(_call("query_order"), SIGNED, 1),
     ("DELETE", "/fapi/v1/order"): Route(_call("cancel_order"), SIGNED, 1),
     ("GET", "/fapi/v1/openOrder"): Route(h_open_order, SIGNED, 1),
@@ -478,7 +479,8 @@ async def dispatch(sim: SimulatorServer, request: web.Request) -> web.StreamResp
     delay = faults.delay_s()
     if delay:
         await asyncio.sleep(delay)
-    raw_query = request.query_string
+    # Binance signs the query exactly as sent: keep it percent-encoded (aiohttp's query_string is decoded).
+    raw_query = request.rel_url.raw_query_string
     raw_body = (await request.read()).decode() if request.can_read_body else ""
     params: Params = dict(parse_qsl(raw_body, keep_blank_values=True))
     params.update(dict(parse_qsl(raw_query, keep_blank_values=True)))
