@@ -48,6 +48,7 @@ class Theme:
     accent: str  # equity line, neutral series
     stop: str  # stop lines and stop exits
     band: str  # Monte Carlo bands are shades of this
+    band_alpha: tuple[float, float] = (0.22, 0.45)  # outer, inner; a dark panel needs more to show the band
 
     def rc(self) -> dict[str, Any]:
         """rcParams for a figure drawn in this theme (applied with ``rc_context`` only while rendering)."""
@@ -124,6 +125,7 @@ DARK = Theme(
     accent="#5EB4F0",
     stop="#D99CF0",
     band="#56B4E9",  # Okabe-Ito sky blue
+    band_alpha=(0.35, 0.65),
 )
 
 THEMES = {"light": LIGHT, "dark": DARK}

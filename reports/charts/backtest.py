@@ -17,10 +17,15 @@ from reports import render
 from reports.charts.common import Labels, merge_labels
 from reports.charts.equity import LABELS as EQUITY_LABELS
 from reports.charts.equity import draw_equity
+from reports.charts.montecarlo import monte_carlo_chart, monte_carlo_fan
+from reports.charts.pairs import pair_performance_chart
+from reports.charts.pnl import daily_pnl_chart
+from reports.series import daily_pnl, pair_performance
 from reports.text.backtest import HEADLINE, backtest_rows, montecarlo_rows
 from reports.text.backtest import LABELS as TEXT_LABELS
 from reports.text.table import Row, as_dict
 from reports.theme import BASE_PT, TALL, TITLE_PT, Theme
+from trader.performance.montecarlo import trade_returns
 
 LABELS = {**TEXT_LABELS, **{f"equity_{k}": v for k, v in EQUITY_LABELS.items()}, "report": "Backtest"}
 
@@ -77,3 +82,20 @@ def backtest_report_chart(result: Any, *, montecarlo: Any | None = None, theme: 
                     labels=eq_words, title=eq_words["title"])
 
     return render.render(draw, theme, size_px)
+
+
+def backtest_pngs(result: Any, *, montecarlo: Any | None = None, theme: str | Theme = "light", tz: str = "UTC",
+                  mc_runs: int = 1000, seed: int | None = 0) -> dict[str, bytes]:
+    """Every chart of a backtest answer, keyed: "report", "daily_pnl", "pairs" and, when the run has trades,
+    "montecarlo". The bot sends them as one album after the text summary."""
+    out = {
+        "report": backtest_report_chart(result, montecarlo=montecarlo, theme=theme, tz=tz),
+        "daily_pnl": daily_pnl_chart(daily_pnl(result.trades, tz, result.start_ms, result.end_ms), theme=theme),
+        "pairs": pair_performance_chart(pair_performance(result.trades), theme=theme),
+    }
+    returns = trade_returns(result.trades)
+    if len(returns):
+        method = montecarlo.method if montecarlo is not None else "bootstrap"
+        fan = monte_carlo_fan(returns, runs=mc_runs, method=method, seed=seed)
+        out["montecarlo"] = monte_carlo_chart(fan, summary=montecarlo, theme=theme)
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from reports.theme import PORTRAIT, SMALL_PT, Theme
 from reports.timeaxis import ms_to_num, time_axis
 from trader.data.store import resample
 from trader.data.timeframes import timeframe_ms
+from trader.service.views import PositionView
 
 LABELS = {
     "long_entry": "long entry",
@@ -68,41 +70,41 @@ class Level:
     kind: str  # entry | stop | liquidation
 
 
-def marks_from_backtest(trades: Iterable[object], pair: str) -> list[TradeMark]:
+def marks_from_backtest(trades: Iterable[Any], pair: str) -> list[TradeMark]:
     """``TradeRecord``s of ``pair``. The backtester does not record the stop price, so stopped exits are marked
     by their exit reason (a cross) rather than by a stop line."""
     out = []
     for t in trades:
         if getattr(t, "pair", None) != pair:
             continue
-        out.append(TradeMark(side=t.side, open_ms=int(t.open_ms), entry_price=t.entry_price,  # type: ignore[attr-defined]
-                             close_ms=int(t.close_ms) or None, exit_price=t.exit_price or None,  # type: ignore[attr-defined]
-                             exit_reason=t.exit_reason or None))  # type: ignore[attr-defined]
+        out.append(TradeMark(side=t.side, open_ms=int(t.open_ms), entry_price=t.entry_price,
+                             close_ms=int(t.close_ms) or None, exit_price=t.exit_price or None,
+                             exit_reason=t.exit_reason or None))
     return out
 
 
-def marks_from_views(trades: Iterable[object], pair: str) -> list[TradeMark]:
+def marks_from_views(trades: Iterable[Any], pair: str) -> list[TradeMark]:
     """The service's ``TradeView``s of ``pair`` (aware datetimes, Decimal prices, the stop that was set)."""
     out = []
     for v in trades:
         if getattr(v, "pair", None) != pair:
             continue
-        close = v.close_date  # type: ignore[attr-defined]
-        out.append(TradeMark(side=v.side, open_ms=int(v.open_date.timestamp() * 1000),  # type: ignore[attr-defined]
-                             entry_price=v.open_rate,  # type: ignore[attr-defined]
+        close = v.close_date
+        out.append(TradeMark(side=v.side, open_ms=int(v.open_date.timestamp() * 1000),
+                             entry_price=v.open_rate,
                              close_ms=int(close.timestamp() * 1000) if close is not None else None,
-                             exit_price=v.close_rate, stop_price=v.stop_price,  # type: ignore[attr-defined]
-                             exit_reason=v.exit_reason))  # type: ignore[attr-defined]
+                             exit_price=v.close_rate, stop_price=v.stop_price,
+                             exit_reason=v.exit_reason))
     return out
 
 
-def levels_from_position(position: object) -> list[Level]:
+def levels_from_position(position: PositionView) -> list[Level]:
     """Entry, stop and liquidation lines of a ``PositionView``."""
-    out = [Level(position.entry_price, "entry")]  # type: ignore[attr-defined]
-    if getattr(position, "stop_price", None) is not None:
-        out.append(Level(position.stop_price, "stop"))  # type: ignore[attr-defined]
-    if getattr(position, "liquidation_price", None) is not None:
-        out.append(Level(position.liquidation_price, "liquidation"))  # type: ignore[attr-defined]
+    out = [Level(position.entry_price, "entry")]
+    if position.stop_price is not None:
+        out.append(Level(position.stop_price, "stop"))
+    if position.liquidation_price is not None:
+        out.append(Level(position.liquidation_price, "liquidation"))
     return out
 
 

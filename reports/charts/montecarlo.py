@@ -79,7 +79,7 @@ def draw_fan(ax: Axes, theme: Theme, fan: Fan, summary: MonteCarloResult | None,
     ax.set_title(f"{title or labels['title']}  ({fan.method}, {fan.runs:,} {labels['runs']})", loc="left")
     x = fan.steps
     # Darker inner band, lighter outer one: the likely region stands out even in greyscale.
-    for (lo, hi), alpha in zip(BANDS, (0.22, 0.45), strict=True):
+    for (lo, hi), alpha in zip(BANDS, theme.band_alpha, strict=True):
         if lo in fan.bands and hi in fan.bands:
             ax.fill_between(x, fan.bands[lo], fan.bands[hi], color=theme.band, alpha=alpha, lw=0,
                             label=f"p{lo}–p{hi}")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from report_helpers import assert_chart, colour_share, decode, hex_rgb
 
-from reports.charts.backtest import backtest_report_chart
+from reports.charts.backtest import backtest_pngs, backtest_report_chart
 from reports.charts.candles import (
     Level,
     TradeMark,
@@ -177,3 +177,12 @@ def test_levels_cover_a_stop_far_from_the_candles(eth_window) -> None:
     fig = candle_figure(frame, "ETH/USDT:USDT", levels=[Level(far, "stop")])
     lo, hi = fig.axes[0].get_ylim()
     assert lo < far < hi
+
+
+def test_backtest_pngs_bundle(backtest) -> None:
+    summary = monte_carlo(trade_returns(backtest.trades), runs=300, seed=2)
+    pngs = backtest_pngs(backtest, montecarlo=summary, theme="dark", tz="Asia/Shanghai", mc_runs=300)
+    sizes = {"report": TALL, "daily_pnl": SQUARE, "pairs": SQUARE, "montecarlo": SQUARE}
+    assert set(pngs) == set(sizes)
+    for key, png in pngs.items():
+        assert_chart(png, sizes[key], get_theme("dark").background)
