@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator
 
 from reports.text.format import number, percent
 from reports.theme import BASE_PT, Theme
@@ -25,22 +25,32 @@ def merge_labels(defaults: Mapping[str, str], labels: Labels) -> dict[str, str]:
     return out
 
 
-def money_axis(ax: Axes, axis: str = "y", nbins: int = 5) -> None:
-    """Compact money ticks: 12,345 / 1.2k / 3.4M; the exact figures are in the text, the axis shows shape."""
-    def fmt(v: float, _pos: int | None) -> str:
-        a = abs(v)
-        if a < 1e-9:
-            return "0"
-        if a >= 1e6:
-            return number(v / 1e6, 1) + "M"
-        if a >= 1e4:
-            return number(v / 1e3, 1) + "k"
-        if a >= 100:
-            return number(v, 0)
-        return number(v, 2 if a < 10 else 1)
+class MoneyFormatter(Formatter):
+    """Compact money ticks: 12,345 / 1.2k / 3.4M, with as few decimals as the tick spacing needs (80, not 80.0).
+    The exact figures are in the text; the axis shows shape."""
 
+    _ticks: np.ndarray = np.empty(0)
+
+    def set_locs(self, locs: list[float]) -> None:
+        # Kept here: ``Formatter.locs`` is deprecated (matplotlib 3.11) and its private name may change.
+        super().set_locs(locs)
+        self._ticks = np.asarray(locs, dtype=float)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        locs = self._ticks if len(self._ticks) else np.asarray([x], dtype=float)
+        big = float(np.max(np.abs(locs)))
+        scale, suffix = (1e6, "M") if big >= 1e6 else (1e3, "k") if big >= 1e4 else (1.0, "")
+        scaled = locs / scale
+        step = float(np.min(np.diff(np.sort(scaled)))) if len(scaled) > 1 else abs(float(scaled[0])) or 1.0
+        places = 0 if step >= 1 and np.allclose(scaled, np.round(scaled)) else 1 if step >= 0.1 else 2
+        if abs(x) < 1e-9 * max(big, 1.0):
+            return "0"
+        return number(x / scale, places) + suffix
+
+
+def money_axis(ax: Axes, axis: str = "y", nbins: int = 5) -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_formatter(FuncFormatter(fmt))
+    target.set_major_formatter(MoneyFormatter())
     target.set_major_locator(MaxNLocator(nbins=nbins))
 
 

@@ -60,7 +60,8 @@ def draw_equity(ax_eq: Axes, ax_dd: Axes, theme: Theme, timestamps_ms: Sequence[
     ax_dd.set_ylim(low * 1.35, 0)
     ax_dd.set_ylabel(labels["drawdown"])
     percent_axis(ax_dd, nbins=3)
-    ax_dd.set_xlim(x[0], x[-1])
+    half_hour = 1 / 48  # a single point still gets a readable hour-wide axis
+    ax_dd.set_xlim(x[0] - (half_hour if x[0] == x[-1] else 0), x[-1] + (half_hour if x[0] == x[-1] else 0))
     time_axis(ax_dd, tz)
     ax_eq.tick_params(labelbottom=False)
 

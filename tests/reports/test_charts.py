@@ -186,3 +186,14 @@ def test_backtest_pngs_bundle(backtest) -> None:
     assert set(pngs) == set(sizes)
     for key, png in pngs.items():
         assert_chart(png, sizes[key], get_theme("dark").background)
+
+
+def test_degenerate_series_render_without_warnings(backtest) -> None:
+    """One point, a flat line: matplotlib warns about singular limits unless the chart widens them itself."""
+    import warnings
+
+    ts, eq = backtest.equity_ms, backtest.equity
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for png in (equity_chart(ts[:1], eq[:1]), equity_chart(ts[:50], [1000.0] * 50)):
+            assert decode(png).size == PORTRAIT

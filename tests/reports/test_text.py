@@ -9,6 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from reports.charts.common import MoneyFormatter
 from reports.charts.montecarlo import monte_carlo_fan
 from reports.series import daily_pnl, decimate, drawdown, pair_performance
 from reports.text import format as f
@@ -137,3 +138,16 @@ def test_position_rows_and_daily_figures(positions, balance) -> None:
 def test_format_table_aligns() -> None:
     out = format_table([["a", "1"], ["long label", "1,234.56"]])
     assert out.splitlines() == ["a                  1", "long label  1,234.56"]
+
+
+def test_money_axis_uses_as_few_decimals_as_the_ticks_need() -> None:
+    fmt = MoneyFormatter()
+    for locs, expected in (
+        ([-80.0, 0.0, 80.0, 160.0], ["-80", "0", "80", "160"]),
+        ([7200.0, 8000.0, 8800.0], ["7,200", "8,000", "8,800"]),
+        ([0.0, 20000.0, 40000.0], ["0", "20k", "40k"]),
+        ([0.0, 0.5, 1.0], ["0", "0.5", "1.0"]),
+        ([0.0, 2.5e6, 5e6], ["0", "2.5M", "5.0M"]),
+    ):
+        fmt.set_locs(locs)
+        assert [fmt(v) for v in locs] == expected
