@@ -9,9 +9,11 @@ filled candles, hatched losses, triangle markers) so colour is never the only si
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
 
 DPI = 180
 WIDTH_PX = 1080
@@ -33,6 +35,23 @@ _CJK = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen
 def _font_family() -> list[str]:
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return ["DejaVu Sans", *[name for name in _CJK if name in installed]]
+
+
+@lru_cache(maxsize=1)
+def _charset() -> frozenset[int]:
+    """Code points the chart fonts can draw (DejaVu Sans plus any installed CJK family)."""
+    points: set[int] = set()
+    for family in _font_family():
+        path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        points.update(FT2Font(path).get_charmap())
+    return frozenset(points)
+
+
+def can_render(text: str) -> bool:
+    """Whether every character of ``text`` has a glyph: a zh_CN label on a server without CJK fonts would
+    otherwise come out as empty boxes."""
+    charset = _charset()
+    return all(ord(ch) in charset or ch.isspace() for ch in text)
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,21 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator
 
 from reports.text.format import number, percent
-from reports.theme import BASE_PT, Theme
+from reports.theme import BASE_PT, Theme, can_render
 
 Labels = Mapping[str, str] | None
 
 
 def merge_labels(defaults: Mapping[str, str], labels: Labels) -> dict[str, str]:
-    """English defaults, overridden key by key by the caller's translations; unknown keys are a caller bug."""
+    """English defaults, overridden key by key by the caller's translations; unknown keys are a caller bug.
+
+    A translation the installed fonts cannot draw keeps the English label: readable beats boxes."""
     out = dict(defaults)
     if labels:
         unknown = set(labels) - set(defaults)
         if unknown:
             raise KeyError(f"unknown chart label keys: {sorted(unknown)}")
-        out.update(labels)
+        out.update({k: v for k, v in labels.items() if can_render(v)})
     return out
 
 

@@ -197,3 +197,16 @@ def test_degenerate_series_render_without_warnings(backtest) -> None:
         warnings.simplefilter("error")
         for png in (equity_chart(ts[:1], eq[:1]), equity_chart(ts[:50], [1000.0] * 50)):
             assert decode(png).size == PORTRAIT
+
+
+def test_labels_the_fonts_cannot_draw_fall_back_to_english(backtest) -> None:
+    from reports.theme import can_render
+
+    ts, eq = backtest.equity_ms, backtest.equity
+    chinese = equity_chart(ts, eq, labels={"title": "权益", "drawdown": "回撤"})
+    english = equity_chart(ts, eq)
+    if can_render("权益回撤"):  # a CJK font is installed: the translation is drawn
+        assert chinese != english
+    else:
+        assert chinese == english
+    assert can_render("Kapital") and not can_render("\U0001d11e\U000e0001")  # musical clef, language tag
