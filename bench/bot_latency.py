@@ -64,7 +64,7 @@ def line(name: str, samples: list[float], target: str) -> str:
             f"mean={statistics.fmean(samples):7.1f} ms  target {target}")
 
 
-async def main(rounds: int, flattens: int) -> None:
+async def main(rounds: int, flattens: int, pace_s: float) -> None:
     logging.disable(logging.INFO)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -85,7 +85,8 @@ async def main(rounds: int, flattens: int) -> None:
                 resolve_delay_s=0.01))
             await client.initialize(PAIRS, settings.leverage)
             service = TradingService(settings, core, client, EventBus())
-            app = build_application(settings, service, core, rate_limit=False)
+            # As in production: AIORateLimiter keeps the bot under Telegram's 30 messages/s.
+            app = build_application(settings, service, core, rate_limit=True)
             await app.initialize()
             await app.start()
             await app.updater.start_polling(timeout=10)
@@ -97,6 +98,7 @@ async def main(rounds: int, flattens: int) -> None:
                     tg.send_text(USER, "/status")
                     await tg.wait_for_sent(USER)
                     status.append((time.perf_counter() - began) * 1000)
+                    await asyncio.sleep(pace_s)
                 flatten = []
                 for run in range(flattens):
                     for index, pair in enumerate(PAIRS):
@@ -129,5 +131,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--flattens", type=int, default=5)
+    parser.add_argument("--pace", type=float, default=0.05,
+                        help="seconds between /status rounds: a fast human, below the 30 messages/s limit")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.flattens))
+    asyncio.run(main(args.rounds, args.flattens, args.pace))
