@@ -123,11 +123,13 @@ async def gate(update: object, context: CallbackContext[Any, Any, Any, Any]) -> 
         access.menus_sent.add(user.id)
         context.application.create_task(menu.set_for_user(context.bot, deps, user.id, role, settings.language))
     if chat.type != ChatType.PRIVATE and not access.allow_groups:
+        if query is None and command is None:
+            raise ApplicationHandlerStop  # group chatter is not an attempt: no answer, no audit row
         await deps.audit_async(caller.actor, "telegram_access", {"chat_id": chat.id, "chat_type": chat.type},
                                "denied", "group chats are not allowed")
         if query is not None:
             await query.answer(deps.redactor(t("gate.private_only")), show_alert=True)
-        elif message is not None and command is not None:
+        elif message is not None:
             await message.reply_text(deps.redactor(t("gate.private_only")))
         raise ApplicationHandlerStop
     if query is not None:

@@ -161,6 +161,10 @@ async def test_groups_are_refused_unless_allowed(write_config, tmp_path) -> None
         bot.tg.send_text(ADMIN, "/status", chat_id=group, chat_type="supergroup")
         reply = await bot.tg.wait_for_sent(group)
         assert "only answers in a private chat" in reply.text
+        bot.tg.send_text(ADMIN, "@" + bot.tg.bot.username + " chatting", chat_id=group, chat_type="supergroup")
+        with pytest.raises(TimeoutError):
+            await bot.tg.wait_for_sent(group, timeout=0.5)
+        assert [a.action for a in bot.audit(5)] == ["telegram_access"]  # the command only, not the chatter
     async with running_bot(write_config, tmp_path / "g", allow_groups=True) as bot:
         group = bot.tg.group(title="desk").id
         bot.tg.send_text(VIEWER, "/status", chat_id=group, chat_type="supergroup")
