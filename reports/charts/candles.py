@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from reports import render
-from reports.charts.common import Labels, empty_panel, merge_labels
-from reports.text.format import price, price_places, short_pair
+from reports.charts.common import Labels, PriceFormatter, empty_panel, merge_labels
+from reports.text.format import price, short_pair
 from reports.theme import PORTRAIT, SMALL_PT, Theme
 from reports.timeaxis import ms_to_num, time_axis
 from trader.data.store import resample
@@ -189,8 +189,7 @@ def _drawer(candles: pd.DataFrame, pair: str, trades: Sequence[TradeMark], level
         x0, x1 = draw_candles(ax, theme, frame, tf, tz)
         last = float(frame["close"].iloc[-1])
         ax.set_title(f"{title or short_pair(pair)}  {tf}  {price(last)}", loc="left")
-        places = price_places(last)
-        ax.yaxis.set_major_formatter(lambda v, _p: f"{v:,.{max(0, places - 2) if v >= 1000 else places}f}")
+        ax.yaxis.set_major_formatter(PriceFormatter())
         ax.yaxis.tick_right()
         ax.spines["right"].set_visible(True)
         ax.spines["left"].set_visible(False)

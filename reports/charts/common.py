@@ -50,6 +50,24 @@ class MoneyFormatter(Formatter):
         return number(x / scale, places) + suffix
 
 
+class PriceFormatter(Formatter):
+    """Prices with grouping and just enough decimals to tell neighbouring ticks apart (2,400 / 171.5 / 0.2345)."""
+
+    _ticks: np.ndarray = np.empty(0)
+
+    def set_locs(self, locs: list[float]) -> None:
+        super().set_locs(locs)
+        self._ticks = np.asarray(locs, dtype=float)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        ticks = np.sort(self._ticks)
+        step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else 0.0
+        if step <= 0:
+            return number(x, 2)
+        places = max(0, int(np.ceil(-np.log10(step) - 1e-9)))
+        return number(x, min(places, 8))
+
+
 def money_axis(ax: Axes, axis: str = "y", nbins: int = 5) -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_formatter(MoneyFormatter())

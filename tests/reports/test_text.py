@@ -9,7 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from reports.charts.common import MoneyFormatter
+from reports.charts.common import MoneyFormatter, PriceFormatter
 from reports.charts.montecarlo import monte_carlo_fan
 from reports.series import daily_pnl, decimate, drawdown, pair_performance
 from reports.text import format as f
@@ -148,6 +148,17 @@ def test_money_axis_uses_as_few_decimals_as_the_ticks_need() -> None:
         ([0.0, 20000.0, 40000.0], ["0", "20k", "40k"]),
         ([0.0, 0.5, 1.0], ["0", "0.5", "1.0"]),
         ([0.0, 2.5e6, 5e6], ["0", "2.5M", "5.0M"]),
+    ):
+        fmt.set_locs(locs)
+        assert [fmt(v) for v in locs] == expected
+
+
+def test_price_axis_shows_enough_decimals_to_tell_ticks_apart() -> None:
+    fmt = PriceFormatter()
+    for locs, expected in (
+        ([2320.0, 2340.0, 2360.0], ["2,320", "2,340", "2,360"]),
+        ([170.0, 170.5, 171.0], ["170.0", "170.5", "171.0"]),
+        ([0.234, 0.2345, 0.235], ["0.2340", "0.2345", "0.2350"]),
     ):
         fmt.set_locs(locs)
         assert [fmt(v) for v in locs] == expected
