@@ -94,7 +94,3 @@ def empty_panel(ax: Axes, theme: Theme, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=BASE_PT * 1.2,
             color=theme.muted)
 
-
-def finite(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype="float64")
-    return v[np.isfinite(v)]
