@@ -6,6 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# CJK fonts so zh_CN chart labels render instead of falling back to English.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 # Dependencies first, so code changes do not reinstall the 3 GB stack.
 COPY pyproject.toml constraints.txt README.md ./
@@ -17,6 +22,7 @@ COPY bot ./bot
 COPY trader ./trader
 COPY reports ./reports
 COPY config ./config
+COPY locales ./locales
 RUN pip install --no-deps -c constraints.txt . \
  && useradd --create-home --uid 1000 bsmart \
  && mkdir -p /app/user_data && chown bsmart:bsmart /app/user_data
