@@ -195,3 +195,24 @@ async def test_engine_commands_without_an_engine_say_so(write_config, tmp_path) 
         assert (await bot.press(TRADER, question)).text.startswith("The trading engine is not running")
         assert (await bot.ask(VIEWER, "/status")).text.count("Engine: stopped") == 1
         assert bot.sim.exchange.leverage["BTCUSDT"] == 10 and Decimal(0) == Decimal(0)
+
+
+async def test_every_answer_is_redacted(bot) -> None:
+    bot.core.redactor.add("ETH/USDT")  # stands in for a secret that ended up in a view
+    assert "Pairs: BTC/USDT, ***" in (await bot.ask(VIEWER, "/status")).text
+    question = await bot.ask(TRADER, "/leverage 20")
+    assert "on BTC/USDT, ***?" in question.text
+    assert (await bot.press(TRADER, question)).text.endswith("on BTC/USDT, ***.")
+    assert not any("ETH/USDT" in (m.text or "") for m in bot.tg.sent())
+
+
+async def test_a_strangers_button_press_is_answered_once_and_audited(bot) -> None:
+    question = await bot.ask(ADMIN, "/leverage 20")
+    query = bot.tg.press_button(STRANGER, question, question.buttons()[0].callback_data, strict=False)
+    answer = await bot.tg.wait_for_answer(query)
+    assert answer.show_alert and "not on its list of users" in answer.text
+    again = bot.tg.press_button(STRANGER, question, question.buttons()[0].callback_data, strict=False)
+    with pytest.raises(TimeoutError):
+        await bot.tg.wait_for_answer(again, timeout=0.5)
+    assert bot.service.leverage == 10 and len(bot.deps.confirmations) == 1  # the admin's question still stands
+    assert [(a.action, a.actor.user_id) for a in bot.audit(3)][0] == ("telegram_access", STRANGER)
