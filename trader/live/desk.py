@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -185,8 +185,9 @@ class OrderDesk:
         self.wallet = ZERO
         self.available = ZERO
         self.entry_block: str | None = None  # why new entries are refused (pause, latency tier, ...)
-        self._by_cid: dict[str, Tracked] = {}
+        self._by_cid: dict[str, Tracked] = {}  # live orders (and children waiting for their entry)
         self._by_ref: dict[int, Tracked] = {}
+        self._recent: OrderedDict[str, Tracked] = OrderedDict()  # finished ones, for late stream updates
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._inflight: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
         self._balance_task: asyncio.Task[None] | None = None
@@ -504,7 +505,7 @@ class OrderDesk:
     async def on_orders(self, states: list[OrderState]) -> None:
         """The user-data stream's order updates."""
         for s in states:
-            t = self._by_cid.get(s.client_order_id)
+            t = self._by_cid.get(s.client_order_id) or self._recent.get(s.client_order_id)
             if t is not None:
                 self._apply(t, s)
             elif s.pair in self.pairs and s.filled > 0 and s.status in TERMINAL:
@@ -550,6 +551,7 @@ class OrderDesk:
                 if not reported_done and t.spec.ref >= 0:
                     self.notes.put(StatusNote(t.spec.ref, "completed"))
                     self.wake.set()
+                self._retire(t)
         elif s.status == "open" and t.status == "pending":
             t.status = "open"
 
@@ -658,6 +660,7 @@ class OrderDesk:
         t.done.set()
         if not was_live:
             return
+        self._retire(t)
         if t.spec.ref >= 0:
             self.notes.put(StatusNote(t.spec.ref, status if status in ("canceled", "expired", "rejected", "margin")
                                       else "canceled", reason))
@@ -668,6 +671,15 @@ class OrderDesk:
             for child in t.children:
                 if child.live:
                     self._finish(child, "canceled", "parent order did not fill")
+
+    def _retire(self, t: Tracked) -> None:
+        """Finished orders leave the live tables (every candle walks them); the last few hundred stay findable."""
+        if self._by_cid.pop(t.cid, None) is not None:
+            self._recent[t.cid] = t
+            while len(self._recent) > 512:
+                self._recent.popitem(last=False)
+        if self._by_ref.get(t.spec.ref) is t:
+            del self._by_ref[t.spec.ref]
 
     # -- keeping in step ----------------------------------------------------------------------------------------
     async def sync_order(self, t: Tracked, *, wait: bool = True) -> None:

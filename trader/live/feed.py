@@ -15,7 +15,6 @@ Thread model: ``push_*`` may be called from any thread; ``_load`` runs on the Ba
 
 from __future__ import annotations
 
-import collections
 import math
 import queue
 import threading
@@ -77,6 +76,32 @@ class BarAggregator:
         return None
 
 
+class RollingColumns:
+    """Fixed-width rolling window of float columns in preallocated numpy arrays (twice the width, so a bar is one
+    store and the window a view; the occasional copy back to the front is amortised)."""
+
+    def __init__(self, names: Sequence[str], width: int) -> None:
+        self.width = max(1, int(width))
+        self._buf = {k: np.empty(2 * self.width) for k in names}
+        self._end = 0
+
+    def append(self, values: Mapping[str, float]) -> None:
+        if self._end == 2 * self.width:
+            for a in self._buf.values():
+                a[: self.width] = a[self.width:]
+            self._end = self.width
+        for k, a in self._buf.items():
+            a[self._end] = values[k]
+        self._end += 1
+
+    def view(self) -> dict[str, np.ndarray]:
+        start = max(0, self._end - self.width)
+        return {k: a[start:self._end] for k, a in self._buf.items()}
+
+    def __len__(self) -> int:
+        return min(self._end, self.width)
+
+
 _CLASSES: dict[tuple[str, ...], type] = {}
 
 
@@ -104,8 +129,7 @@ class LiveFeed(bt.feed.DataBase):
         super().__init__()
         self._q: queue.SimpleQueue[tuple[Bar, dict[str, float], bool] | None] = queue.SimpleQueue()
         self._agg = BarAggregator(int(self.p.tf_ms))
-        n = int(self.p.window)
-        self._win: dict[str, collections.deque[float]] = {k: collections.deque(maxlen=n) for k in (*_BASE, "ts")}
+        self._win = RollingColumns((*_BASE, "ts"), int(self.p.window))
         self._wake: threading.Event = self.p.wake or threading.Event()
         self._ind_names = tuple(self.p.strategy_cls.indicator_lines) if self.p.strategy_cls else ()
         self._params: Mapping[str, Any] = dict(self.p.strategy_params or {})
@@ -199,14 +223,13 @@ class LiveFeed(bt.feed.DataBase):
 
     # -- indicators ---------------------------------------------------------------------------------------------
     def _append(self, b: Bar) -> None:
-        w = self._win
-        w["ts"].append(float(b.ts_ms))
-        for k in _BASE:
-            w[k].append(float(getattr(b, k)))
+        self._win.append({"ts": float(b.ts_ms), "open": b.open, "high": b.high, "low": b.low, "close": b.close,
+                          "volume": b.volume})
 
     def _indicators_now(self) -> dict[str, float]:
-        arrays = {k: np.fromiter(v, dtype="float64", count=len(v)) for k, v in self._win.items()}
-        return {k: float(v[-1]) if len(v) else math.nan for k, v in self._compute(arrays).items()}
+        if not self._ind_names:
+            return {}
+        return {k: float(v[-1]) if len(v) else math.nan for k, v in self._compute(self._win.view()).items()}
 
     def _compute(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         cls: type[FuturesStrategy] | None = self.p.strategy_cls

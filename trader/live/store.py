@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+import ccxt
 import pandas as pd
 
 from trader.data.store import resample
@@ -26,21 +27,57 @@ log = logging.getLogger(__name__)
 
 
 class FullCacheCandleStream(CandleStream):
-    """``CandleStream`` reading ccxt's whole kline cache instead of the batch ``watch_ohlcv`` returns.
+    """``CandleStream`` reading ccxt's whole kline cache, and looking at it again whenever the socket is quiet.
 
-    ccxt.pro returns only the rows updated since the last call (``newUpdates``), so a batch rarely holds both the
-    finished candle and its successor; ``CandleStream`` then sees nothing closed until its heartbeat resyncs over
-    REST (seconds late). The cache keeps the finished candle's final values next to the new one.
+    Two ccxt.pro behaviours lose closed candles for seconds (until the REST heartbeat resync): ``watch_ohlcv``
+    returns only the rows updated since the last call (``newUpdates``), so a batch rarely holds both the finished
+    candle and its successor; and a message that arrives while nobody awaits ``watch_ohlcv`` (the engine is busy
+    with the previous candle) resolves nothing — it only updates the cache. Reading the cache, and re-reading it
+    after ``poll_s`` of silence, delivers such a candle at most ``poll_s`` late instead of ``heartbeat_s``.
     """
+
+    poll_s = 0.2
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.connected = asyncio.Event()
 
+    def _cache(self) -> list[list[float]]:
+        cache = (getattr(self.client.ccxt, "ohlcvs", None) or {}).get(self.pair, {}).get("1m")
+        return list(cache) if cache else []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        heard = loop.time()
+        while not stop.is_set():
+            try:
+                rows = await asyncio.wait_for(self.client.ccxt.watch_ohlcv(self.pair, "1m"), timeout=self.poll_s)
+                failures = 0
+                heard = loop.time()
+            except asyncio.TimeoutError:
+                cached = self._cache()
+                if cached:
+                    await CandleStream._on_rows(self, cached)
+                if loop.time() - heard > self.options.heartbeat_s:
+                    log.warning("%s kline stream silent for %.0fs; resyncing over REST", self.pair,
+                                self.options.heartbeat_s)
+                    heard = loop.time()
+                    await self._safe_resync()
+                continue
+            except ccxt.NetworkError as exc:
+                failures += 1
+                self.reconnects += 1
+                delay = self.options.backoff.delay(min(failures, 8))
+                log.warning("%s kline stream dropped (%s); reconnecting in %.1fs", self.pair, exc, delay)
+                await asyncio.sleep(delay)
+                await self._safe_resync()
+                continue
+            await self._on_rows(rows)
+
     async def _on_rows(self, rows: list[list[float]]) -> None:
         self.connected.set()
-        cache = (getattr(self.client.ccxt, "ohlcvs", None) or {}).get(self.pair, {}).get("1m")
-        await super()._on_rows(list(cache) if cache else rows)
+        await super()._on_rows(self._cache() or rows)
 
 
 class LiveStore:
