@@ -53,6 +53,14 @@ class OneShot(FuturesStrategy):
 
     def notify_order(self, order: bt.Order) -> None:
         type(self).seen.append((order.info.get("tag") or "", order.getstatusname(), order.executed.size))
+        if self.p.breakeven and order.info.get("tag") == "tp1" and order.status == order.Completed:
+            # Move the stop to the entry price, as the reference strategy does after its first target.
+            pos = self.getposition(self.data)
+            self.cancel(self.stop_order)
+            leave = self.sell if pos.size > 0 else self.buy
+            self.stop_order = leave(data=self.data, size=abs(pos.size), exectype=bt.Order.Stop,
+                                    price=round(self.entry.executed.price, 1), close_position=True,
+                                    tag="stop_breakeven")
 
 
 @pytest.fixture

@@ -124,3 +124,93 @@ def test_pause_refuses_entries_and_resume_allows_them(sim) -> None:
         assert position_amt(sim) == 0 and _algos(sim) == []
     finally:
         engine.stop()
+
+
+def test_moving_the_stop_places_the_new_one_before_the_old_goes(sim) -> None:
+    t0 = sim.call(lambda s: s.clock.now_ms())
+    engine, rec = make_engine_for(sim, OneShot, {"enter_at_ms": t0 + MINUTE, "breakeven": True})
+    calls: list[tuple[str, str]] = []
+    engine.start()
+    client = engine.client
+    create, cancel = client.create_order, client.cancel_order
+
+    async def traced_create(request):
+        calls.append(("create", request.client_order_id))
+        return await create(request)
+
+    async def traced_cancel(pair, order_id, *, algo):
+        calls.append(("cancel", order_id))
+        return await cancel(pair, order_id, algo=algo)
+
+    client.create_order, client.cancel_order = traced_create, traced_cancel
+    try:
+        _entered(sim, engine)
+        old = next(a for a in _algos(sim) if a["orderType"] == "STOP_MARKET")
+        tp = next(a for a in _algos(sim) if a["orderType"] == "TAKE_PROFIT_MARKET")
+        sim.call(lambda s: s.set_price(BTC, float(tp["triggerPrice"]) * 1.001))
+        step_minutes(sim, engine, 1)
+        algos = _algos(sim)
+        assert position_amt(sim) == Decimal("0.005")
+        assert [a["orderType"] for a in algos] == ["STOP_MARKET"]
+        new = algos[0]
+        assert new["clientAlgoId"] != old["clientAlgoId"] and new["clientAlgoId"].endswith("-stop-1")
+        entry = float(sim_state(sim)["positions"][0]["entry"])
+        assert abs(float(new["triggerPrice"]) - entry) <= 0.1
+        moved = [e for e in rec.events if e.kind == "stop_moved"]
+        assert len(moved) == 1 and moved[0].new_price == Decimal(new["triggerPrice"])
+        # The strategy cancelled first and then submitted; on the exchange the new stop went live first.
+        assert calls.index(("create", new["clientAlgoId"])) < calls.index(("cancel", str(old["algoId"])))
+        assert ("stop", "Canceled", 0.0) in OneShot.seen
+        assert _cancelled_algo_ids(sim) == [old["clientAlgoId"]]
+    finally:
+        engine.stop()
+
+
+def _cancelled_algo_ids(sim) -> list[str]:
+    return sim.call(lambda s: [a.client_algo_id for a in s.exchange.algos.values() if a.status == "CANCELED"])
+
+
+def test_a_stop_that_cannot_be_placed_closes_the_position(sim) -> None:
+    t0 = sim.call(lambda s: s.clock.now_ms())
+    # A long's "stop" above the market would trigger at once: Binance answers -2021 and the desk must not leave
+    # the position naked.
+    engine, rec = make_engine_for(sim, OneShot, {"enter_at_ms": t0 + MINUTE, "stop_move": -0.01, "tp_qty": 0})
+    engine.start()
+    try:
+        step_minutes(sim, engine, 3)
+        assert position_amt(sim) == 0 and _algos(sim) == []
+        assert any(e.kind == "risk_action" and e.action == "emergency_close" for e in rec.events)
+        assert ("stop", "Rejected", 0.0) in OneShot.seen
+        assert engine.broker.getposition(engine.feeds[BTC]).size == 0
+    finally:
+        engine.stop()
+
+
+def test_restart_keeps_the_trade_and_never_duplicates_orders(sim, sessions) -> None:
+    t0 = sim.call(lambda s: s.clock.now_ms())
+    engine, _ = make_engine_for(sim, OneShot, {"enter_at_ms": t0 + MINUTE}, sessions=sessions)
+    engine.start()
+    try:
+        _entered(sim, engine)
+    finally:
+        engine.stop()
+    before = sim_state(sim)
+    again, rec = make_engine_for(sim, OneShot, {"enter_at_ms": 2**62}, sessions=sessions)
+    again.start()
+    try:
+        step_minutes(sim, again, 2)
+        after = sim_state(sim)
+        assert after["orders"] == before["orders"]  # nothing was sent again
+        assert sorted(a["clientAlgoId"] for a in after["open_algo_orders"]) == \
+            sorted(a["clientAlgoId"] for a in before["open_algo_orders"])
+        assert again.broker.getposition(again.feeds[BTC]).size == 0.01
+        stop = next(a for a in after["open_algo_orders"] if a["orderType"] == "STOP_MARKET")
+        sim.call(lambda s: s.set_price(BTC, float(stop["triggerPrice"]) * 0.998))
+        step_minutes(sim, again, 1)
+        assert position_amt(sim) == 0 and _algos(sim) == []
+        with transaction(sessions) as s:
+            trades = s.scalars(select(Trade)).all()
+            assert len(trades) == 1 and trades[0].status == "closed" and trades[0].exit_reason == "stop"
+        assert any(e.kind == "stop_hit" for e in rec.events)
+    finally:
+        again.stop()
