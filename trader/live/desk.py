@@ -36,7 +36,7 @@ from trader.exchange.client import ExchangeClient
 from trader.exchange.errors import ExchangeError
 from trader.exchange.models import OrderRequest, OrderState, Position
 from trader.exchange.order_ids import client_order_id
-from trader.live.ledger import Ledger, utc_from_ms
+from trader.live.ledger import Ledger, OrderRow, utc_from_ms
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -192,6 +192,7 @@ class OrderDesk:
         self._inflight: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
         self._balance_task: asyncio.Task[None] | None = None
         self._seen_foreign: set[str] = set()
+        self._flush_scheduled = False
         self.errors: list[str] = []
 
     # -- start-up -----------------------------------------------------------------------------------------------
@@ -284,9 +285,25 @@ class OrderDesk:
             self._inflight[pair].discard(task)
             if not task.cancelled() and task.exception() is not None:
                 self._error(f"{pair}: {task.exception()!r}", "desk")
+            self._schedule_flush()
         return done
 
-    def _build(self, t: Tracked, trade_id: int) -> OrderRequest:
+    def _schedule_flush(self) -> None:
+        if self.ledger.dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Bookkeeping waits while orders are on their way: a stop must never queue behind a database write."""
+        self._flush_scheduled = False
+        if any(list(self._inflight.values())):
+            return  # the last op to finish schedules it again
+        try:
+            self.ledger.flush()
+        except Exception as exc:  # the exchange is the truth; recovery can rebuild these rows
+            self._error(f"ledger write failed: {exc!r}", "ledger")
+
+    def _build(self, t: Tracked, trade_id: int, *, record: bool = True) -> OrderRequest:
         s = t.spec
         seq = self.ledger.next_seq(trade_id, s.purpose)
         t.trade_id = trade_id
@@ -307,26 +324,44 @@ class OrderDesk:
                                reduce_only=s.reduce_only and not s.close_position, close_position=s.close_position,
                                working_type=wt)
         t.request = req
-        self.ledger.record_order(trade_id, t.cid, s.pair, req.type, s.side, s.purpose, amount=req.amount,
-                                 price=req.price, stop_price=req.trigger_price, reduce_only=req.reduce_only,
-                                 close_position=req.close_position)
+        if record:
+            self.ledger.record_order(self._row(t))
         self._by_cid[t.cid] = t
         return req
 
-    def _trade_for(self, t: Tracked, now_ms: int | None = None) -> int:
+    @staticmethod
+    def _row(t: Tracked) -> OrderRow:
+        req = t.request
+        assert req is not None
+        return OrderRow(t.trade_id or None, t.cid, t.pair, req.type, t.spec.side, t.spec.purpose, req.amount, req.price,
+                        req.trigger_price, req.reduce_only, req.close_position)
+
+    def _build_for_trade(self, t: Tracked) -> OrderRequest:
+        """Client id and ledger rows for ``t``: an entry from flat opens a trade (trade and order rows in one
+        commit); anything else belongs to the pair's open trade, or to trade 0 when the position is not ours."""
         s = t.spec
         book = self.trades.get(s.pair)
         size = self.positions[s.pair][0]
         if book is not None and book.id is not None and (size != 0 or not s.is_entry):
-            return book.id
+            return self._build(t, book.id)
         if not s.is_entry:
-            # A reduce order with no trade on record (a position opened elsewhere): id 0 marks "not ours".
-            return 0
+            return self._build(t, 0)
         side = "long" if s.side == "buy" else "short"
         stop = next((c.spec.price for c in t.children if c.spec.purpose == "stop"), None)
-        tid = self.ledger.new_trade(s.pair, side, self.leverage, enter_tag=s.tag, stop_price=stop, time_ms=now_ms)
+
+        def first_order(tid: int) -> OrderRow:
+            self._build(t, tid, record=False)
+            return self._row(t)
+
+        tid = self.ledger.new_trade(s.pair, side, self.leverage, enter_tag=s.tag, stop_price=stop,
+                                    first_order=first_order)
         self.trades[s.pair] = TradeBook(tid, side, stop_price=stop)
-        return tid
+        assert t.request is not None
+        return t.request
+
+    def _trade_for(self, t: Tracked) -> int:
+        book = self.trades.get(t.pair)
+        return book.id if book is not None and book.id is not None else 0
 
     async def _send(self, t: Tracked) -> None:
         if t.cancel_requested:
@@ -338,7 +373,7 @@ class OrderDesk:
         if t.spec.purpose in PROTECTIVE and not t.spec.is_entry:
             await self._send_protective(t)
             return
-        req = self._build(t, self._trade_for(t))
+        req = self._build_for_trade(t)
         state = await self._create(t, req)
         if state is None:
             return
@@ -510,6 +545,7 @@ class OrderDesk:
                 self._apply(t, s)
             elif s.pair in self.pairs and s.filled > 0 and s.status in TERMINAL:
                 self._foreign_fill(s)
+        self._schedule_flush()
 
     def _apply(self, t: Tracked, s: OrderState) -> None:
         if s.is_algo and t.is_algo:
@@ -560,7 +596,7 @@ class OrderDesk:
         pair = t.pair
         signed = qty if t.spec.side == "buy" else -qty
         realized = self._position_fill(pair, signed, price, fee, t.trade_id, t.spec.purpose, t.spec.tag, ts)
-        self.ledger.record_fill(t.cid, t.trade_id, pair, key, t.spec.side, price, qty, fee, maker, realized, ts)
+        self.ledger.record_fill(t.cid, t.trade_id or None, pair, key, t.spec.side, price, qty, fee, maker, realized, ts)
         self.notes.put(FillNote(t.spec.ref if t.spec.ref >= 0 else None, pair, float(signed), float(price),
                                 float(fee), ts, done, t.spec.tag or t.spec.purpose))
         self.wake.set()
@@ -727,7 +763,7 @@ class OrderDesk:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def busy(self) -> bool:
-        return any(list(self._inflight.values())) or (self._balance_task is not None and not self._balance_task.done())
+        return any(list(self._inflight.values())) or self.ledger.dirty or (self._balance_task is not None and not self._balance_task.done())
 
     async def resync(self) -> None:
         """After a user-stream drop: every live order is looked up, positions are compared with the exchange."""

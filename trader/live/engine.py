@@ -251,6 +251,7 @@ class LiveEngine:
             await self.desk.drain()  # an entry's stop is never left half-placed
             if self.desk._balance_task is not None:
                 await asyncio.gather(self.desk._balance_task, return_exceptions=True)
+            self.desk.ledger.flush()
         if self.client is not None:
             await self.client.close()
         self.store = None

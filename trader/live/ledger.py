@@ -2,6 +2,9 @@
 
 An order's row is committed *before* the order is sent, under its deterministic client id, so a restart finds
 every order it may have sent and resolves it by that id (``ExchangeClient.find_order``) instead of sending again.
+Those inserts sit between a candle and its order, so they are plain Core inserts in one short transaction. What
+follows a fill (order status, fill rows, the trade's running numbers) is queued and written by ``flush`` once the
+protective orders are out: the exchange stays the truth for fills, and recovery re-reads it after a crash.
 Without a database (tests, benches) the ledger keeps the same bookkeeping in memory and starts trade ids from the
 clock, so two runs on one account never reuse an id.
 """
@@ -13,10 +16,12 @@ import itertools
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from trader.persistence.database import transaction
@@ -27,6 +32,21 @@ ZERO = Decimal(0)
 
 def utc_from_ms(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    trade_id: int | None
+    cid: str
+    pair: str
+    type: str
+    side: str
+    purpose: str
+    amount: Decimal | None
+    price: Decimal | None
+    stop_price: Decimal | None
+    reduce_only: bool
+    close_position: bool
 
 
 @dataclass
@@ -46,13 +66,22 @@ class Ledger:
         self._seq: dict[tuple[int, str], int] = defaultdict(int)
         self._ids = itertools.count(int(time.time() * 1000) % 10**11)
         self._order_ids: dict[str, int] = {}  # client id -> orders.id
+        self._fresh: set[int] = set()  # trades created by this process: their sequences start at 0
+        self._zero_seq = int(time.time() * 10) % 10**9
+        self._pending: list[Callable[[Session], None]] = []
 
     # -- ids ----------------------------------------------------------------------------------------------------
     def next_seq(self, trade_id: int, purpose: str) -> int:
-        """The next unused sequence number of ``purpose`` orders in a trade (stops moved, exits retried)."""
+        """The next unused sequence number of ``purpose`` orders in a trade (stops moved, exits retried).
+
+        Trade 0 gathers orders for positions the bot did not open; its numbers start from the clock so that a
+        restart never reuses one."""
         with self._lock:
+            if trade_id == 0:
+                self._zero_seq += 1
+                return self._zero_seq
             key = (trade_id, purpose)
-            if key not in self._seq and self.sessions is not None:
+            if key not in self._seq and self.sessions is not None and trade_id not in self._fresh:
                 with transaction(self.sessions) as s:
                     n = s.scalar(select(func.count(Order.id)).where(Order.trade_id == trade_id,
                                                                      Order.purpose == purpose))
@@ -61,61 +90,83 @@ class Ledger:
             self._seq[key] = n + 1
             return n
 
-    # -- trades -------------------------------------------------------------------------------------------------
+    # -- trades ---------------------------------------------------------------------------------------------------
     def new_trade(self, pair: str, side: str, leverage: int, enter_tag: str = "", stop_price: Decimal | None = None,
-                  time_ms: int | None = None) -> int:
+                  time_ms: int | None = None, first_order: Callable[[int], OrderRow] | None = None) -> int:
+        """A new trade row, and with ``first_order`` (built from the new id) its entry order in the same
+        transaction: one commit on the way from a candle to the exchange."""
         if self.sessions is None:
-            return next(self._ids)
-        with transaction(self.sessions) as s:
-            t = Trade(pair=pair, side=side, leverage=leverage, amount=ZERO, amount_open=ZERO, stake=ZERO,
-                      open_rate=ZERO, stop_price=stop_price, strategy=self.strategy, enter_tag=enter_tag,
-                      dry_run=self.dry_run, status="open",
-                      open_date=utc_from_ms(time_ms) if time_ms else dt.datetime.now(dt.timezone.utc))
-            s.add(t)
-            s.flush()
-            return int(t.id)
+            tid = next(self._ids)
+            self._fresh.add(tid)
+            if first_order is not None:
+                first_order(tid)
+            return tid
+        now = utc_from_ms(time_ms) if time_ms else dt.datetime.now(dt.timezone.utc)
+        with self.sessions() as s, s.begin():
+            conn = s.connection()
+            tid = int(conn.execute(insert(Trade.__table__).values(
+                pair=pair, side=side, leverage=leverage, amount=ZERO, amount_open=ZERO, stake=ZERO, open_rate=ZERO,
+                stop_price=stop_price, fees=ZERO, funding=ZERO, realized_pnl=ZERO, status="open",
+                strategy=self.strategy, enter_tag=enter_tag[:64], dry_run=self.dry_run, open_date=now,
+            )).inserted_primary_key[0])
+            with self._lock:
+                self._fresh.add(tid)
+            if first_order is not None:
+                row = first_order(tid)
+                self._order_ids[row.cid] = int(conn.execute(insert(Order.__table__).values(
+                    **self._order_values(row))).inserted_primary_key[0])
+        return tid
 
     def update_trade(self, trade_id: int, **fields: object) -> None:
         if self.sessions is None:
             return
-        with transaction(self.sessions) as s:
+
+        def write(s: Session) -> None:
             t = s.get(Trade, trade_id)
             if t is not None:
                 for k, v in fields.items():
                     setattr(t, k, v)
+        self._pending.append(write)
 
     def open_trades(self) -> dict[str, OpenTrade]:
         """Open trades by pair (the newest wins if the database holds more than one for a pair)."""
         if self.sessions is None:
             return {}
+        self.flush()
         with transaction(self.sessions) as s:
             rows = s.scalars(select(Trade).where(Trade.status == "open", Trade.backtest_run_id.is_(None))
                              .order_by(Trade.id)).all()
             return {t.pair: OpenTrade(t.id, t.pair, t.side, t.stop_price) for t in rows}
 
     # -- orders and fills ---------------------------------------------------------------------------------------
-    def record_order(self, trade_id: int | None, cid: str, pair: str, type_: str, side: str, purpose: str, *,
-                     amount: Decimal | None, price: Decimal | None, stop_price: Decimal | None,
-                     reduce_only: bool, close_position: bool) -> None:
-        if self.sessions is None:
+    @staticmethod
+    def _order_values(row: OrderRow) -> dict[str, object]:
+        now = dt.datetime.now(dt.timezone.utc)
+        return dict(trade_id=row.trade_id, client_order_id=row.cid, pair=row.pair, type=row.type.upper(),
+                    side=row.side, reduce_only=row.reduce_only, close_position=row.close_position,
+                    amount=row.amount, price=row.price, stop_price=row.stop_price, purpose=row.purpose,
+                    status="new", filled=ZERO, created_at=now, updated_at=now)
+
+    def record_order(self, row: OrderRow) -> None:
+        """Committed before the order is sent (see the module docstring)."""
+        if self.sessions is None or row.cid in self._order_ids:
             return
-        with transaction(self.sessions) as s:
-            existing = s.scalar(select(Order).where(Order.client_order_id == cid))
-            if existing is not None:  # a restart re-placing under the same id
-                self._order_ids[cid] = existing.id
-                return
-            o = Order(trade_id=trade_id, client_order_id=cid, pair=pair, type=type_.upper(), side=side,
-                      reduce_only=reduce_only, close_position=close_position, amount=amount, price=price,
-                      stop_price=stop_price, purpose=purpose, status="new")
-            s.add(o)
-            s.flush()
-            self._order_ids[cid] = o.id
+        try:
+            with self.sessions() as s, s.begin():
+                self._order_ids[row.cid] = int(s.connection().execute(
+                    insert(Order.__table__).values(**self._order_values(row))).inserted_primary_key[0])
+        except IntegrityError:  # a restart re-placing under the same id: the row is there already
+            with transaction(self.sessions) as s:
+                existing = s.scalar(select(Order.id).where(Order.client_order_id == row.cid))
+                if existing is not None:
+                    self._order_ids[row.cid] = existing
 
     def update_order(self, cid: str, *, status: str, exchange_id: str | None = None, filled: Decimal | None = None,
                      average: Decimal | None = None) -> None:
         if self.sessions is None:
             return
-        with transaction(self.sessions) as s:
+
+        def write(s: Session) -> None:
             o = s.scalar(select(Order).where(Order.client_order_id == cid))
             if o is None:
                 return
@@ -126,18 +177,34 @@ class Ledger:
                 o.filled = filled
             if average is not None:
                 o.average = average
+        self._pending.append(write)
 
     def record_fill(self, cid: str, trade_id: int | None, pair: str, key: str, side: str, price: Decimal,
                     amount: Decimal, fee: Decimal, maker: bool, realized_pnl: Decimal, time_ms: int) -> None:
         if self.sessions is None:
             return
-        with transaction(self.sessions) as s:
+
+        def write(s: Session) -> None:
             order_id = self._order_ids.get(cid) or s.scalar(select(Order.id).where(Order.client_order_id == cid))
             if order_id is None:
                 return  # not ours (liquidation, manual): the trade row still gets the numbers
-            dup = s.scalar(select(Fill.id).where(Fill.pair == pair, Fill.exchange_trade_id == key))
-            if dup is not None:
+            if s.scalar(select(Fill.id).where(Fill.pair == pair, Fill.exchange_trade_id == key)) is not None:
                 return
             s.add(Fill(order_id=order_id, trade_id=trade_id, pair=pair, exchange_trade_id=key, side=side,
                        price=price, amount=amount, fee=fee, is_maker=maker, realized_pnl=realized_pnl,
                        time=utc_from_ms(time_ms)))
+        self._pending.append(write)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._pending)
+
+    def flush(self) -> None:
+        """Write the queued bookkeeping in one transaction (in order)."""
+        if self.sessions is None or not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        with transaction(self.sessions) as s:
+            for write in pending:
+                write(s)
+                s.flush()

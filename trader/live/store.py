@@ -43,8 +43,9 @@ class FullCacheCandleStream(CandleStream):
         self.connected = asyncio.Event()
 
     def _cache(self) -> list[list[float]]:
+        # The tail is enough: anything older than a few rows is either delivered or a gap that resync fetches.
         cache = (getattr(self.client.ccxt, "ohlcvs", None) or {}).get(self.pair, {}).get("1m")
-        return list(cache) if cache else []
+        return list(cache[-8:]) if cache else []
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
