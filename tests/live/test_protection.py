@@ -6,7 +6,16 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from tests.live.conftest import BTC, MINUTE, OneShot, make_engine_for, position_amt, sim_state, step_minutes
+from tests.live.conftest import (
+    BTC,
+    MINUTE,
+    OneShot,
+    make_engine_for,
+    position_amt,
+    sim_state,
+    step_minutes,
+    wait_until,
+)
 from trader.persistence.database import transaction
 from trader.persistence.models import Fill, Order, Trade
 
@@ -214,3 +223,47 @@ def test_restart_keeps_the_trade_and_never_duplicates_orders(sim, sessions) -> N
         assert any(e.kind == "stop_hit" for e in rec.events)
     finally:
         again.stop()
+
+
+class NakedEntry(OneShot):
+    """Buys at market without any stop: the desk's safety net must add one."""
+
+    def next(self) -> None:
+        if not self.done and self.data.bar_is_live:
+            self.done = True
+            self.buy(data=self.data, size=0.01, tag="entry")
+
+
+def test_an_entry_without_a_stop_gets_the_fallback_stop(sim) -> None:
+    engine, rec = make_engine_for(sim, NakedEntry)
+    engine.start()
+    try:
+        step_minutes(sim, engine, 2)
+        assert position_amt(sim) == Decimal("0.01")
+        algos = _algos(sim)
+        assert [a["orderType"] for a in algos] == ["STOP_MARKET"] and algos[0]["closePosition"] is True
+        entry = float(sim_state(sim)["positions"][0]["entry"])
+        assert abs(float(algos[0]["triggerPrice"]) / entry - (1 - 0.8 / 25)) < 1e-4
+    finally:
+        engine.stop()
+
+
+def test_unknown_outcome_of_an_entry_is_resolved_and_the_fill_protected(sim) -> None:
+    t0 = sim.call(lambda s: s.clock.now_ms())
+    engine, rec = make_engine_for(sim, OneShot, {"enter_at_ms": t0 + MINUTE, "tp_qty": 0})
+    engine.start()
+    try:
+        step_minutes(sim, engine, 1)
+        # Every answer now says "-1007 timeout, status unknown" although the exchange executes the order.
+        sim.call(lambda s: s.set_faults({"error_share": 1.0, "error_kinds": ["-1007"], "seed": 1}))
+        sim.step(MINUTE)
+        wait_until(lambda: sim.call(lambda s: len(s.exchange.orders)) >= 1, 10)
+        sim.call(lambda s: s.set_faults({"error_share": 0.0}))
+        wait_until(lambda: [a["orderType"] for a in _algos(sim)] == ["STOP_MARKET"], 15)
+        engine.wait_idle(15)
+        assert position_amt(sim) == Decimal("0.01")
+        assert sim.call(lambda s: sum(1 for o in s.exchange.orders.values() if o.client_id.endswith("entry-0"))) == 1
+        assert engine.broker.getposition(engine.feeds[BTC]).size == 0.01
+        assert ("entry", "Completed", 0.01) in OneShot.seen
+    finally:
+        engine.stop()

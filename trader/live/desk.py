@@ -392,7 +392,11 @@ class OrderDesk:
                 try:
                     state = await self.client.find_order(req)
                 except ExchangeError:
-                    state = None
+                    # Sent or not, nobody can tell yet: it stays live (its children too) and is looked up until
+                    # the exchange answers; a fill found later is protected like any other.
+                    t.status = "open"
+                    asyncio.get_running_loop().create_task(self._resolve_later(t, req))
+                    return None
                 if state is not None:
                     return state
             reason = f"{exc.info.code}: {exc.info.message}" if exc.info.code else str(exc)
@@ -407,6 +411,26 @@ class OrderDesk:
         if t.status == "pending":
             t.status = "open"
         return state
+
+    async def _resolve_later(self, t: Tracked, req: OrderRequest, attempts: int = 60, delay_s: float = 1.0) -> None:
+        for _ in range(attempts):
+            await asyncio.sleep(delay_s)
+            if not t.live:
+                return  # the stream told us meanwhile
+            try:
+                state = await self.client.find_order(req)
+            except ExchangeError:
+                continue
+            if state is None:
+                self._finish(t, "rejected", "not on the exchange after an unknown outcome")
+                return
+            t.exchange_id = state.id
+            self._apply(t, state)
+            if t.filled > 0 and t.children and not t.protected:
+                self._spawn(t.pair, self._protect(t))
+            return
+        self._error(f"{t.cid}: outcome still unknown after {attempts} lookups", "create")
+        self._spawn(t.pair, self.reconcile_stops(locked=t.pair))
 
     # -- protection ---------------------------------------------------------------------------------------------
     async def _protect(self, entry: Tracked) -> None:
@@ -614,7 +638,21 @@ class OrderDesk:
             self._spawn(pair, self._after_flat(pair))
         elif t.children and not t.protected:
             self._spawn(pair, self._protect(t))
+        elif not self._has_stop(pair):
+            # A position without a stop (an entry sent without one, a resolved unknown outcome, a fill from
+            # elsewhere): the safety net gives it the fallback stop.
+            self._spawn(pair, self._ensure_stop(pair))
         self._schedule_balance()
+
+    def _has_stop(self, pair: str) -> bool:
+        return any(o.pair == pair and o.spec.purpose == "stop" and o.live for o in self._by_cid.values()) or any(
+            o.pair == pair and o.spec.purpose == "stop" and o.live for o in self._by_ref.values())
+
+    async def _ensure_stop(self, pair: str) -> None:
+        if self.positions[pair][0] == 0 or self._has_stop(pair):
+            return
+        for r in await self.reconcile_stops(locked=pair):
+            log.warning("%s: safety-net stop %s at %s %s", r.pair, r.action, r.price, r.detail)
 
     def _position_fill(self, pair: str, signed: Decimal, price: Decimal, fee: Decimal, trade_id: int | None,
                        purpose: str, tag: str, ts_ms: int) -> Decimal:
@@ -802,7 +840,7 @@ class OrderDesk:
             self._balance_task = asyncio.get_running_loop().create_task(self.refresh_balance())
 
     # -- stops for every position -------------------------------------------------------------------------------
-    async def reconcile_stops(self) -> list[StopRepair]:
+    async def reconcile_stops(self, *, locked: str | None = None) -> list[StopRepair]:
         """Place a stop for every open position on the exchange that has none (ours or not).
 
         The stop price is the trade's recorded stop when it still lies on the protective side of the mark, else
@@ -816,6 +854,9 @@ class OrderDesk:
                 continue
             closing_side = "sell" if p.contracts > 0 else "buy"
             if any(o.pair == p.pair and o.is_algo and o.side == closing_side and _is_stop(o) for o in opens):
+                continue
+            if p.pair == locked:  # called from an op that holds this pair's lock already
+                repairs.append(await self._repair(p, closing_side))
                 continue
             async with self._locks[p.pair]:
                 repairs.append(await self._repair(p, closing_side))
