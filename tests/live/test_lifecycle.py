@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import threading
 from decimal import Decimal
 
 import ccxt.async_support as ccxt_async
+import pytest
 
 from tests.live.conftest import BTC, OneShot, make_engine_for, position_amt, sim_state, step_minutes
+from trader.exchange.backoff import BackoffPolicy
+from trader.exchange.client import ClientOptions, ExchangeClient
+from trader.exchange.errors import ExchangeError
 from trader.live.host import EngineHost
 from trader.sim.client import point_at
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
@@ -96,3 +101,17 @@ def test_start_replaces_a_missing_stop_for_an_open_position(sim) -> None:
     finally:
         engine.stop()
     assert len(sim_state(sim)["open_algo_orders"]) == 1  # stop() keeps positions and their stops
+
+
+def test_a_failed_start_cleans_up_and_raises(sim) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    engine, rec = make_engine_for(sim, OneShot)
+    engine.client_factory = lambda: ExchangeClient(ClientOptions(
+        api_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}", api_key=DEFAULT_API_KEY,
+        secret=DEFAULT_API_SECRET, timeout_ms=500, backoff=BackoffPolicy(attempts=1)))
+    with pytest.raises(ExchangeError):
+        engine.start()
+    assert engine.state == "stopped" and _engine_threads() == []
+    assert any(e.kind == "error" for e in rec.events)
