@@ -12,8 +12,17 @@ which they never block)::
     engine.force_enter(pair, side, qty=None, stop_price=None) -> Future[bool]
     engine.reconcile_stops()  / await engine.reconcile_stops_async()  -> list[StopRepair]
     engine.status()           -> EngineStatus (state, positions, open orders, wallet, bars, errors)
+    engine.state              # "stopped" | "starting" | "running" | "stopping" | "error"
     engine.strategy           # the running FuturesStrategy instance (read-only use from other threads)
     engine.desk, engine.host  # the exchange side: await engine.host.wrap(engine.desk.<coroutine>())
+    engine.idle() / engine.wait_idle(timeout)   # drills and tests stepping a simulated clock
+    engine.bus                # EventBus: OrderPlaced, OrderFilled, StopMoved, StopHit, RiskAction, EngineError,
+                              # EngineStateChanged (subscribe_on_loop for the bot)
+
+Configuration that matters for recovery: ``EngineConfig.desk.run`` namespaces client ids (dry-run vs live on one
+account); ``sessions`` (SQLAlchemy) makes trades, orders and fills durable — without it ids come from the clock.
+``reconcile_on_start`` places a stop for every open position that lacks one before the first bar is traded;
+the lead's recovery may call ``reconcile_stops`` again after reconciling the database.
 
 Threads: the host thread runs the asyncio loop (exchange client, streams, order desk); the Backtrader thread runs
 ``cerebro.run()`` with live feeds. ``start`` returns once history is loaded, missing stops are re-placed and the
