@@ -188,11 +188,12 @@ class LiveEngine:
             for r in await desk.reconcile_stops():
                 log.warning("start-up: %s stop %s at %s %s", r.pair, r.action, r.price, r.detail)
         self.store = store = LiveStore(client, desk, stream_options=cfg.stream)
+        # The feeds share one lock with the store, so all pairs' bars of a minute appear to Backtrader at once.
         cls = live_feed_class(self.strategy_cls.indicator_lines)
         self.feeds = {}
         for pair in cfg.pairs:
             feed = cls(pair=pair, strategy_cls=self.strategy_cls, strategy_params=self.params, tf_ms=self.tf_ms,
-                       window=cfg.window, wake=desk.wake, name=pair, timeframe=bt.TimeFrame.Minutes,
+                       window=cfg.window, wake=desk.wake, lock=store.feed_lock, name=pair, timeframe=bt.TimeFrame.Minutes,
                        compression=self.tf_ms // 60_000)
             feed.preload_history(await store.history(pair, self.tf_ms, cfg.history_bars))
             self.feeds[pair] = feed

@@ -123,6 +123,7 @@ class LiveFeed(bt.feed.DataBase):
         ("window", 1500),  # bars kept for indicator computation
         ("qcheck", 0.25),  # longest wait for a bar before Backtrader loops (notifications, stop requests)
         ("wake", None),  # threading.Event shared with the broker
+        ("lock", None),  # threading.Lock shared by the feeds of one engine: a minute's bars appear all at once
     )
 
     def __init__(self) -> None:
@@ -131,6 +132,7 @@ class LiveFeed(bt.feed.DataBase):
         self._agg = BarAggregator(int(self.p.tf_ms))
         self._win = RollingColumns((*_BASE, "ts"), int(self.p.window))
         self._wake: threading.Event = self.p.wake or threading.Event()
+        self._lock: threading.Lock = self.p.lock or threading.Lock()
         self._ind_names = tuple(self.p.strategy_cls.indicator_lines) if self.p.strategy_cls else ()
         self._params: Mapping[str, Any] = dict(self.p.strategy_params or {})
         self.bar_is_live = False
@@ -155,16 +157,21 @@ class LiveFeed(bt.feed.DataBase):
     def stop(self) -> None:
         self._stopped = True
 
+    def _take(self) -> tuple[Bar, dict[str, float], bool] | None | bool:
+        with self._lock:
+            try:
+                return self._q.get_nowait()
+            except queue.Empty:
+                return False
+
     def _load(self) -> bool | None:
-        try:
-            item = self._q.get_nowait()
-        except queue.Empty:
+        item = self._take()
+        if item is False:
             # Backtrader sets _qcheck to 0 when another feed already has a bar waiting.
             self._wake.wait(self._qcheck if self._qcheck else 0.0)
             self._wake.clear()
-            try:
-                item = self._q.get_nowait()
-            except queue.Empty:
+            item = self._take()
+            if item is False:
                 return None
         if item is None:
             return False
@@ -201,8 +208,10 @@ class LiveFeed(bt.feed.DataBase):
         self.last_close = bars[-1].close
         self._wake.set()
 
-    def push_minute(self, ts_ms: int, o: float, h: float, low: float, c: float, v: float) -> Bar | None:
-        """A closed live 1m candle; returns the bar it completed, if any."""
+    def push_minute(self, ts_ms: int, o: float, h: float, low: float, c: float, v: float, *,
+                    wake: bool = True) -> Bar | None:
+        """A closed live 1m candle; returns the bar it completed, if any. With several feeds, the store pushes a
+        minute for all of them holding the shared lock, then wakes Backtrader once (``wake=False`` here)."""
         if self.last_minute_ms is not None and ts_ms <= self.last_minute_ms:
             return None  # already part of the history
         self.last_minute_ms = ts_ms
@@ -214,7 +223,8 @@ class LiveFeed(bt.feed.DataBase):
         self.last_bar_ms = bar.ts_ms
         # Computed here, with the window exactly as of this bar: a later bar must never leak into it.
         self._q.put((bar, self._indicators_now(), True))
-        self._wake.set()
+        if wake:
+            self._wake.set()
         return bar
 
     def end(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 
 import ccxt
@@ -91,6 +92,10 @@ class LiveStore:
         self.candle_streams: dict[str, FullCacheCandleStream] = {}
         self.account_stream: AccountStream | None = None
         self.on_bar: Callable[[str, Bar], None] | None = None  # observers (bench, status)
+        self.feed_lock = threading.Lock()  # shared with the feeds (LiveFeed's ``lock``)
+        self._feeds: dict[str, LiveFeed] = {}
+        self._pending: dict[int, dict[str, Candle]] = {}  # minute -> pair -> candle, until every pair has it
+        self._newest = 0  # the latest minute any pair has delivered
 
     async def history(self, pair: str, tf_ms: int, bars: int) -> list[Bar]:
         """The last ``bars`` complete bars of ``tf_ms`` before now, built from closed 1m candles."""
@@ -119,6 +124,7 @@ class LiveStore:
     def start(self, feeds: dict[str, LiveFeed]) -> None:
         """Start the streams (on the engine loop)."""
         loop = asyncio.get_running_loop()
+        self._feeds = dict(feeds)
         for pair, feed in feeds.items():
             stream = FullCacheCandleStream(self.client, pair, self._candle_handler(feed), last_closed_ms=feed.last_minute_ms,
                                   options=self.stream_options)
@@ -141,10 +147,28 @@ class LiveStore:
         async def on_closed(c: Candle) -> None:
             # The gate first: the strategy must see the fills this candle caused before deciding on it.
             await self.desk.settle(c.pair, c.low, c.high)
-            bar = feed.push_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume)
-            if bar is not None and self.on_bar is not None:
-                self.on_bar(c.pair, bar)
+            self._pending.setdefault(c.timestamp, {})[c.pair] = c
+            self._newest = max(self._newest, c.timestamp)
+            self._release()
         return on_closed
+
+    def _release(self) -> None:
+        """Hand minutes to the feeds in order: a minute goes when every pair has it, or — for a pair that lags
+        (REST resync, a quiet socket) — once another pair is a minute further on. The backtest aligns pairs the
+        same way, so a multi-pair strategy sees one next() per minute, not one per pair."""
+        for ts in sorted(self._pending):
+            got = self._pending[ts]
+            if len(got) < len(self._feeds) and ts >= self._newest:
+                break
+            del self._pending[ts]
+            with self.feed_lock:
+                bars = [(pair, self._feeds[pair].push_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume,
+                                                             wake=False)) for pair, c in got.items()]
+            self.desk.wake.set()
+            if self.on_bar is not None:
+                for pair, bar in bars:
+                    if bar is not None:
+                        self.on_bar(pair, bar)
 
     async def stop(self) -> None:
         self._stop.set()
