@@ -15,6 +15,7 @@ from trader import __version__
 # Order is the order shown in --help.
 COMMAND_MODULES = [
     "bot.commands.run",
+    "bot.commands.demo",
     "bot.commands.config",
     "bot.commands.secrets",
     "bot.commands.db",

@@ -1,27 +1,214 @@
-"""The main job (`bsmart run`): the composition root that wires the engine's parts and runs until told to stop.
+"""The main job (`bsmart run`): the composition root that wires every part and runs until told to stop.
 
-Today it opens storage (migrated), redacted logging, health monitoring and the metrics endpoint, and records
-its start and stop in RuntimeState. The trading engine and the Telegram bot join here as they are built.
+- Storage (migrated), redacted logging, health and the metrics endpoint.
+- The exchange: Binance (or whatever exchange.api_url names), or in dry-run without an api_url the simulator,
+  embedded, replaying the shipped data (``simulator`` settings), so a dry run needs no keys and no network.
+- The service host: its own thread and loop with the trading service and its exchange client; the live engine
+  runs on threads of its own. The bot (when telegram.enabled) runs on this thread's loop and reaches the service
+  through a ServiceProxy, so neither side ever waits on the other.
+- The engine starts by itself unless it was stopped by a user (RuntimeState), with entries paused if they were.
+Shutdown stops the bot, then the engine (positions and their exchange-side stops stay), then the exchange side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from trader.bootstrap import open_core
+from trader.bootstrap import Core, open_core
+from trader.config.pairs import normalize_pair
 from trader.config.schema import Settings
+from trader.data.store import bundled_data_dir
+from trader.events import EngineError, EventBus
+from trader.exchange.client import ClientOptions, ExchangeClient
+from trader.exchange.errors import ExchangeError
+from trader.exchange.latency import LatencyMonitor
+from trader.live.engine import EngineConfig, LiveEngine
+from trader.live.host import EngineHost
 from trader.logging_setup import PERFORMANCE_LOGGER
 from trader.monitoring.health import HealthMonitor
 from trader.monitoring.metrics import make_metrics, serve_metrics
+from trader.persistence.audit import Actor
 from trader.persistence.types import utcnow
+from trader.service.engine_control import LiveEngineControl
+from trader.service.errors import ServiceError
+from trader.service.service import ServiceProxy, TradingService
+from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig
+from trader.sim.server import SimulatorServer
 
 log = logging.getLogger("bsmart.main")
 perf = logging.getLogger(PERFORMANCE_LOGGER)
 
 HEARTBEAT_S = 30.0
+ENGINE = Actor("engine")
+
+
+class StartupError(Exception):
+    """The job cannot start; the message names the cause. Nothing trades."""
+
+
+@dataclass
+class Runtime:
+    """What the main job built (tests and the demo drive it)."""
+
+    settings: Settings
+    core: Core
+    bus: EventBus
+    host: EngineHost
+    service: TradingService
+    proxy: ServiceProxy
+    control: LiveEngineControl
+    sim: SimulatorServer | None = None
+    app: Any = None  # the Telegram Application when the bot runs
+
+
+def _data_pairs(data_dir: Path) -> list[str]:
+    stems = sorted(p.name.split("-")[0] for p in Path(data_dir).glob("*-1m-futures.parquet"))
+    return [normalize_pair(stem.replace("_", "/", 1).replace("_", ":", 1)) for stem in stems]
+
+
+def _client_options(settings: Settings, sim: SimulatorServer | None) -> ClientOptions:
+    ex = settings.exchange
+    if sim is not None:
+        return ClientOptions(api_url=sim.rest_url, ws_url=sim.ws_url.removesuffix("/ws"), api_key=DEFAULT_API_KEY,
+                             secret=DEFAULT_API_SECRET, timeout_ms=ex.timeout_ms, recv_window_ms=ex.recv_window_ms)
+    return ClientOptions(
+        api_url=str(ex.api_url).rstrip("/") if ex.api_url else None,
+        ws_url=str(ex.ws_url).rstrip("/") if ex.ws_url else None,
+        api_key=ex.key.get_secret_value() if ex.key else None,
+        secret=ex.secret.get_secret_value() if ex.secret else None,
+        timeout_ms=ex.timeout_ms,
+        recv_window_ms=ex.recv_window_ms,
+        live=not settings.dry_run,
+    )
+
+
+def _client_factory(settings: Settings, options: ClientOptions) -> Callable[[], ExchangeClient]:
+    tiers = settings.risk.latency
+
+    def make() -> ExchangeClient:
+        latency = LatencyMonitor(tiers.safe_ms, tiers.no_entries_ms, tiers.emergency_ms, tiers.hold_seconds)
+        return ExchangeClient(options, latency=latency)
+
+    return make
+
+
+async def _start_simulator(settings: Settings, sim_overrides: dict[str, Any] | None) -> SimulatorServer:
+    data_dir = settings.simulator.data_dir or bundled_data_dir()
+    cfg = SimConfig(
+        port=0,
+        data_dir=settings.simulator.data_dir,
+        pairs=_data_pairs(data_dir),
+        clock_mode="real" if settings.simulator.speed == 1 else "accelerated",
+        speed=settings.simulator.speed,
+        balance=settings.simulator.balance,
+        state_file=settings.user_data_dir / "simulator_state.json",
+    )
+    for key, value in (sim_overrides or {}).items():
+        setattr(cfg, key, value)
+    return await SimulatorServer(cfg).start()
+
+
+def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = None) -> Runtime:
+    """Open storage, the exchange side and the service; the engine is built but not started."""
+    core = open_core(settings)
+    bus = EventBus()
+    host = EngineHost("bsmart-service").start()
+    sim: SimulatorServer | None = None
+    try:
+        if settings.dry_run and settings.exchange.api_url is None:
+            sim = host.call(_start_simulator(settings, sim_overrides), timeout=120)
+            log.info("dry-run: trading against the embedded simulator at %s", sim.rest_url)
+        options = _client_options(settings, sim)
+        factory = _client_factory(settings, options)
+        pairs = list(core.runtime_state.get("pair_whitelist", settings.pair_whitelist))
+        leverage = int(core.runtime_state.get("leverage", settings.leverage))
+
+        async def connect() -> ExchangeClient:
+            client = factory()
+            try:
+                report = await client.initialize(pairs, leverage)
+            except BaseException:
+                await client.close()
+                raise
+            for change in report.changed:
+                log.warning("exchange account adjusted: %s", change)
+            return client
+
+        try:
+            client = host.call(connect(), timeout=120)
+        except ExchangeError as exc:
+            raise StartupError(f"exchange start-up checks failed: {exc}") from exc
+        base = EngineConfig(pairs=pairs, strategy=settings.strategy, timeframe=settings.timeframes[0],
+                            leverage=leverage, dry_run=settings.dry_run)
+        holder: dict[str, TradingService] = {}
+        control = LiveEngineControl(
+            make_engine=lambda cfg: LiveEngine(cfg, factory, bus=bus, sessions=core.sessions),
+            base_config=base,
+            sessions=core.sessions,
+            current=lambda: (holder["service"].pairs, holder["service"].leverage),
+        )
+        service = TradingService(settings, core, client, bus, engine=control,
+                                 health=HealthMonitor(core.engine, settings.user_data_dir))
+        holder["service"] = service
+        if service.paused:
+            control.pause_entries()
+        return Runtime(settings, core, bus, host, service, ServiceProxy(service, host.loop), control, sim)
+    except BaseException:
+        if sim is not None:
+            with contextlib.suppress(Exception):
+                host.call(sim.stop(), timeout=30)
+        host.stop()
+        core.close()
+        raise
+
+
+async def _start_bot(runtime: Runtime) -> Any:
+    from bot.telegram.app import build_application  # the bot's stack loads only when the bot runs
+
+    app = build_application(runtime.settings, runtime.proxy, runtime.core, runtime.bus)
+    await app.initialize()
+    await app.start()
+    await app.updater.start_polling()
+    return app
+
+
+async def _stop_bot(app: Any) -> None:
+    with contextlib.suppress(Exception):
+        if app.updater.running:
+            await app.updater.stop()
+    with contextlib.suppress(Exception):
+        if app.running:
+            await app.stop()
+    with contextlib.suppress(Exception):
+        await app.shutdown()
+
+
+def close_runtime(runtime: Runtime) -> None:
+    """Engine (positions kept), exchange client, simulator (state saved), host, storage, in that order."""
+    host = runtime.host
+    try:
+        host.call(runtime.control.stop(), timeout=120)
+    except Exception as exc:
+        log.error("engine stop: %s", exc)
+
+    async def close_exchange() -> None:
+        await runtime.service.client.close()
+        if runtime.sim is not None:
+            await runtime.sim.stop()
+
+    try:
+        host.call(close_exchange(), timeout=60)
+    except Exception as exc:
+        log.error("exchange shutdown: %s", exc)
+    host.stop()
+    runtime.core.close()
 
 
 async def run_main_job(
@@ -29,54 +216,62 @@ async def run_main_job(
     stop: asyncio.Event,
     *,
     heartbeat_s: float = HEARTBEAT_S,
-    on_ready: Callable[[dict[str, object]], None] | None = None,
+    on_ready: Callable[[Runtime, dict[str, object]], None] | None = None,
+    sim_overrides: dict[str, Any] | None = None,
 ) -> int:
-    core = open_core(settings)
+    try:
+        runtime = await asyncio.to_thread(build_runtime, settings, sim_overrides=sim_overrides)
+    except StartupError as exc:
+        log.error("%s; nothing is trading", exc)
+        return 1
+    core = runtime.core
     server = None
     try:
         health = HealthMonitor(core.engine, settings.user_data_dir)
         metrics = make_metrics(settings.dry_run)
         info: dict[str, object] = {"db": core.engine.url.render_as_string(hide_password=True)}
+        if runtime.sim is not None:
+            info["simulator"] = runtime.sim.rest_url
         if settings.metrics.enabled:
             server, port = serve_metrics(metrics, settings.metrics.host, settings.metrics.port)
             info["metrics"] = f"http://{settings.metrics.host}:{port}/metrics"
         core.runtime_state.set("last_start", utcnow().isoformat(), updated_by="bsmart run")
-        mode = "dry-run" if settings.dry_run else "LIVE"
+        if not core.runtime_state.get("stopped", False):
+            try:
+                await runtime.proxy.start(ENGINE)
+            except (ServiceError, Exception) as exc:  # the bot must still come up to report and flatten
+                log.error("the engine did not start: %s", exc)
+                runtime.bus.publish(EngineError(message=f"engine start failed: {exc}", where="main"))
+        if settings.telegram.enabled:
+            runtime.app = await _start_bot(runtime)
         log.info(
-            "bsmart started: %s, %s margin, leverage %dx, pairs %s, database %s, metrics %s",
-            mode,
-            settings.margin_mode,
-            settings.leverage,
-            ", ".join(settings.pair_whitelist),
-            info["db"],
-            info.get("metrics", "off"),
+            "bsmart started: %s, %s margin, leverage %dx, pairs %s, engine %s, bot %s, database %s, metrics %s",
+            "dry-run" if settings.dry_run else "LIVE", settings.margin_mode, runtime.service.leverage,
+            ", ".join(runtime.service.pairs), "running" if runtime.control.running else "stopped",
+            "on" if runtime.app else "off", info["db"], info.get("metrics", "off"),
         )
         if on_ready:
-            on_ready(info)
+            on_ready(runtime, info)
         while not stop.is_set():
             snapshot = health.snapshot()
             metrics.observe(snapshot)
-            perf.info(
-                "health ok=%s db_latency_ms=%.2f disk_free_mb=%d uptime_s=%.0f",
-                snapshot.ok,
-                snapshot.db_latency_ms or -1,
-                snapshot.disk_free_bytes // 2**20,
-                snapshot.uptime_s,
-            )
+            perf.info("health ok=%s db_latency_ms=%.2f disk_free_mb=%d uptime_s=%.0f engine=%s",
+                      snapshot.ok, snapshot.db_latency_ms or -1, snapshot.disk_free_bytes // 2**20,
+                      snapshot.uptime_s, runtime.control.running)
             if not snapshot.ok:
                 log.error("health check failed: db_ok=%s %s", snapshot.db_ok, snapshot.db_error)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=heartbeat_s)
-            except TimeoutError:
-                pass
         log.info("stop requested; shutting down")
         core.runtime_state.set("last_stop", utcnow().isoformat(), updated_by="bsmart run")
         return 0
     finally:
+        if runtime.app is not None:
+            await _stop_bot(runtime.app)
         if server is not None:
             server.shutdown()
             server.server_close()
-        core.close()
+        await asyncio.to_thread(close_runtime, runtime)
         log.info("bsmart stopped cleanly")
 
 

@@ -103,7 +103,7 @@ async def test_main_job_runs_and_stops_cleanly(write_config, isolated: Path) -> 
     stop = asyncio.Event()
     ready: dict[str, object] = {}
 
-    def on_ready(info: dict[str, object]) -> None:
+    def on_ready(runtime, info: dict[str, object]) -> None:
         ready.update(info)
 
     task = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=0.05, on_ready=on_ready))

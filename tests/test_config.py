@@ -71,6 +71,8 @@ def test_example_lists_every_top_level_key() -> None:
         ),
         ({"risk": {"latency": {"safe_ms": 600}}}, "risk.latency: latency tiers must ascend"),
         ({"metrics": {"port": 70000}}, "metrics.port: Input should be less than or equal to 65535"),
+        ({"strategy": "moonshot"}, "strategy: unknown strategy 'moonshot' (known: rsi_bollinger)"),
+        ({"simulator": {"speed": 0}}, "simulator.speed: Input should be greater than 0"),
     ],
 )
 def test_bad_values_name_the_key_and_value(write_config, data: dict, expected: str) -> None:

@@ -191,6 +191,14 @@ class MetricsConfig(StrictModel):
     port: Annotated[SInt, Field(ge=0, le=65535)] = 9108  # 0 picks a free port
 
 
+class SimulatorConfig(StrictModel):
+    """The exchange simulator that dry-run trades against when exchange.api_url is not set."""
+
+    speed: Annotated[float, Field(gt=0, le=10_000)] = 1.0  # replay speed; 1 = real time
+    balance: Annotated[Decimal, Field(gt=0)] = Decimal("10000")
+    data_dir: Path | None = None  # None: the dataset shipped with the package
+
+
 class Settings(StrictModel):
     exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
     trading_mode: Literal["futures"] = "futures"
@@ -209,6 +217,8 @@ class Settings(StrictModel):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    strategy: str = "rsi_bollinger"
     db_url: str | None = None  # unset: SQLite in user_data_dir
     user_data_dir: Path = Path("user_data")
     log_level: LogLevel = "INFO"
@@ -220,6 +230,15 @@ class Settings(StrictModel):
         if twice:
             raise ValueError(f"pairs listed twice: {', '.join(twice)}")
         return pairs
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        from trader.strategy.reference import STRATEGIES  # lazy: TA-Lib and Backtrader load only when validating
+
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})")
+        return name
 
     @field_validator("timeframes")
     @classmethod

@@ -135,6 +135,13 @@ class TradingService:
         who = f"{actor.source}:{actor.user_id}" if actor.user_id is not None else actor.source
         self.core.runtime_state.set(key, value, updated_by=who)
 
+    async def _reload_engine(self) -> None:
+        """A running engine trades the whitelist and leverage it started with: restart it so a change applies.
+        Positions and their exchange-side stops stay in place across the restart."""
+        if self.engine is not None and self.engine.running:
+            await self.engine.stop()
+            await self.engine.start()
+
     def _engine(self) -> EngineControl:
         if self.engine is None:
             raise ServiceError("not_running", "no trading engine is configured in this process")
@@ -244,6 +251,7 @@ class TradingService:
                     await self.client.set_leverage(pair, leverage)
                     applied.append(pair)
                 self._remember("leverage", leverage, actor)
+                await self._reload_engine()
                 return LeverageChange(old, leverage, tuple(applied))
 
         return await self._audited(actor, "set_leverage", {"leverage": leverage}, run)
@@ -279,6 +287,7 @@ class TradingService:
                 for pair in new:  # the pair trades at the account's settings from its first entry
                     await self.client.set_leverage(pair, self.leverage)
                 self._remember("pair_whitelist", current + new, actor)
+                await self._reload_engine()
                 return WhitelistView(tuple(current + new), tuple(new))
 
         return await self._audited(actor, "whitelist_add", {"pairs": texts}, run)
@@ -299,6 +308,7 @@ class TradingService:
                 if not remaining:
                     raise ServiceError("refused", "the whitelist cannot be empty")
                 self._remember("pair_whitelist", remaining, actor)
+                await self._reload_engine()
                 return WhitelistView(tuple(remaining), tuple(pairs))
 
         return await self._audited(actor, "whitelist_remove", {"pairs": texts}, run)

@@ -1,0 +1,150 @@
+"""`bsmart demo`: the whole product offline, with no configuration at all.
+
+The simulator replays the shipped BTC/ETH/SOL data fast, the engine trades it in dry-run, the real bot answers
+through the Telegram Bot API emulator, and this terminal is the phone: type a command, or the number of a button
+to press it. Everything lives in ``user_data/demo`` so a demo never touches a real deployment's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from bot.emulator import TelegramEmulator
+from bot.emulator.transcript import NumberedButton, render_message
+from bot.main_job import Runtime, run_main_job
+from trader.config.loader import validate
+from trader.config.schema import Settings
+
+DEMO_USER = 1001
+DEMO_SPEED = 60.0  # one replayed minute per second: candles close every second
+
+
+def demo_settings(user_data: Path, api_base_url: str, token: str, language: str = "en") -> Settings:
+    return validate({
+        "pair_whitelist": ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"],
+        "timeframes": ["1m"],
+        "telegram": {"enabled": True, "token": token, "api_base_url": api_base_url,
+                     "users": {str(DEMO_USER): "admin"}, "language": language},
+        "simulator": {"speed": DEMO_SPEED},
+        "metrics": {"enabled": False},
+        "user_data_dir": str(user_data),
+    })
+
+
+@dataclass
+class TerminalChat:
+    """Prints what the bot sends (new messages and edits), numbers buttons, and turns typed lines into updates."""
+
+    tg: TelegramEmulator
+    out: TextIO = sys.stdout
+    buttons: dict[int, NumberedButton] = field(default_factory=dict)
+    _seen: dict[int, tuple[str | None, object]] = field(default_factory=dict)
+    _next: int = 1
+
+    def show_news(self) -> None:
+        for message in self.tg.sent(DEMO_USER):
+            version = (message.text if message.text is not None else message.caption, message.edit_date)
+            if self._seen.get(message.message_id) == version:
+                continue
+            self._seen[message.message_id] = version
+            text, numbered = render_message(message, self._next)
+            for button in numbered:
+                self.buttons[button.number] = button
+            self._next += len(numbered)
+            print(text, file=self.out, flush=True)
+
+    def handle(self, line: str) -> bool:
+        """Act on one typed line; False means the user wants to leave."""
+        text = line.strip()
+        if text in ("/quit", "/exit", "quit", "exit"):
+            return False
+        if not text:
+            return True
+        if text.isdigit():
+            button = self.buttons.get(int(text))
+            if button is None:
+                print(f"(no button {text})", file=self.out, flush=True)
+            else:
+                self.tg.press_button(DEMO_USER, button.message, button.button.callback_data)
+            return True
+        self.tg.send_text(DEMO_USER, text)
+        return True
+
+
+def _start_reader(source: TextIO, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:
+    """Read lines on a daemon thread: a blocked read must never keep the process from exiting on Ctrl-C."""
+
+    def run() -> None:
+        for line in source:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    threading.Thread(target=run, name="demo-stdin", daemon=True).start()
+
+
+async def run_demo(
+    user_data: Path,
+    *,
+    language: str = "en",
+    source: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    stop: asyncio.Event | None = None,
+) -> int:
+    stop = stop or asyncio.Event()
+    tg = TelegramEmulator()
+    tg.start_in_thread()
+    try:
+        tg.user(DEMO_USER, first_name="Demo", language_code="zh-hans" if language == "zh_CN" else "en")
+        tg.open_private_chat(DEMO_USER)
+        settings = demo_settings(user_data, tg.base_url.removesuffix("/bot"), tg.token, language)
+        chat = TerminalChat(tg, out)
+        ready = asyncio.Event()
+
+        def on_ready(runtime: Runtime, info: dict[str, object]) -> None:
+            print(f"demo: simulator {info.get('simulator')}, engine "
+                  f"{'running' if runtime.control.running else 'stopped'}. Type /help, a command, or a button "
+                  "number; /quit leaves.", file=out, flush=True)
+            ready.set()
+
+        job = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=5.0, on_ready=on_ready))
+        done, _ = await asyncio.wait({job, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if job in done:
+            return job.result()
+        tg.send_text(DEMO_USER, "/start")
+        printer = asyncio.create_task(_print_loop(chat, stop))
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        _start_reader(source, asyncio.get_running_loop(), lines)
+        try:
+            while not stop.is_set():
+                getter = asyncio.create_task(lines.get())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if not getter.done():
+                    getter.cancel()
+                    break
+                line = getter.result()
+                if line is None or not chat.handle(line):
+                    break
+                await asyncio.sleep(0.3)  # let the answer arrive before the next prompt
+                chat.show_news()
+        finally:
+            stop.set()
+            printer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await printer
+        return await job
+    finally:
+        tg.stop_thread()
+
+
+async def _print_loop(chat: TerminalChat, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        chat.show_news()
+        await asyncio.sleep(0.2)

@@ -1,0 +1,62 @@
+"""The composition root end to end: embedded simulator, engine, service, bot and the terminal demo."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+from bot.demo import run_demo
+from bot.main_job import run_main_job
+from trader.config.loader import load_settings
+from trader.persistence.audit import Actor
+
+ADMIN = Actor("cli", None, "admin")
+
+
+async def _run_once(settings, action) -> int:
+    stop = asyncio.Event()
+    results: list[object] = []
+
+    def on_ready(runtime, info) -> None:
+        async def go() -> None:
+            try:
+                results.append(await action(runtime))
+            finally:
+                stop.set()
+
+        asyncio.ensure_future(go())
+
+    code = await run_main_job(settings, stop, heartbeat_s=0.1, on_ready=on_ready)
+    assert code == 0
+    return results[0]
+
+
+async def test_dry_run_starts_the_engine_and_a_user_stop_survives_a_restart(write_config, tmp_path: Path) -> None:
+    settings = load_settings(write_config({"metrics": {"enabled": False}, "user_data_dir": str(tmp_path / "ud")}),
+                             environ={})
+
+    async def first(runtime):
+        status = await runtime.proxy.status()
+        assert status.running and status.dry_run and runtime.sim is not None
+        await runtime.proxy.set_leverage(ADMIN, 20)  # restarts the running engine with the new leverage
+        assert runtime.control.running and runtime.control.engine.config.leverage == 20
+        return await runtime.proxy.stop(ADMIN)
+
+    stopped = await _run_once(settings, first)
+    assert stopped.running is False
+
+    async def second(runtime):
+        return await runtime.proxy.status()
+
+    again = await _run_once(settings, second)
+    assert again.running is False and again.leverage == 20  # stopped by a user: stays stopped; leverage kept
+
+
+async def test_demo_answers_typed_commands_and_numbered_buttons(tmp_path: Path) -> None:
+    out = io.StringIO()
+    source = io.StringIO("/status\n/flatten\n1\n/quit\n")
+    assert await asyncio.wait_for(run_demo(tmp_path / "demo", source=source, out=out), 120) == 0
+    text = out.getvalue()
+    assert "Engine: running" in text
+    assert "[1] ✅ Confirm" in text and "Flatten done" in text

@@ -1,0 +1,118 @@
+"""The live engine as the service sees it (``EngineControl``).
+
+The engine's configuration is rebuilt at every start from what the service holds (whitelist and leverage as
+changed at run time), so a restart is how such a change reaches a running engine. Forced entries report the id of
+the trade the engine's ledger opened for them; forced exits name trades by id or by pair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from trader.live.engine import EngineConfig, LiveEngine
+from trader.persistence.models import Trade
+from trader.service.errors import ServiceError
+
+TRADE_WAIT_S = 10.0  # how long a forced entry may take to appear in the ledger
+
+
+class LiveEngineControl:
+    def __init__(
+        self,
+        make_engine: Callable[[EngineConfig], LiveEngine],
+        base_config: EngineConfig,
+        sessions: sessionmaker[Session],
+        current: Callable[[], tuple[list[str], int]],
+    ):
+        self._make_engine = make_engine
+        self._base = base_config
+        self._sessions = sessions
+        self._current = current  # () -> (pairs, leverage) as the service holds them now
+        self._paused_reason: str | None = None
+        self.engine: LiveEngine | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.engine is not None and self.engine.state == "running"
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_reason is not None
+
+    async def start(self) -> None:
+        pairs, leverage = self._current()
+        config = dataclasses.replace(self._base, pairs=list(pairs), leverage=leverage)
+        engine = self._make_engine(config)
+        if self._paused_reason is not None:
+            engine.pause(self._paused_reason)
+        await engine.start_async(actor="service")
+        self.engine = engine
+
+    async def stop(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop_async(actor="service")
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    def pause_entries(self) -> None:
+        self._paused_reason = "paused"
+        if self.engine is not None:
+            self.engine.pause("paused")
+
+    def resume_entries(self) -> None:
+        self._paused_reason = None
+        if self.engine is not None:
+            self.engine.resume()
+
+    def _latest_trade_id(self) -> int:
+        with self._sessions() as session:
+            return int(session.scalar(select(func.max(Trade.id))) or 0)
+
+    def _open_trades(self, pair: str | None = None, trade_id: int | None = None) -> list[Trade]:
+        with self._sessions() as session:
+            query = select(Trade).where(Trade.status == "open", Trade.backtest_run_id.is_(None))
+            if pair is not None:
+                query = query.where(Trade.pair == pair)
+            if trade_id is not None:
+                query = query.where(Trade.id == trade_id)
+            return list(session.scalars(query))
+
+    async def force_enter(self, pair: str, side: str) -> int:
+        engine = self._running_engine()
+        before = await asyncio.to_thread(self._latest_trade_id)
+        sent = await asyncio.wrap_future(engine.force_enter(pair, "long" if side == "long" else "short"))
+        if not sent:
+            raise ServiceError("refused", f"the strategy could not size or place an entry on {pair}")
+        deadline = asyncio.get_running_loop().time() + TRADE_WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            trades = [t for t in await asyncio.to_thread(self._open_trades, pair) if t.id > before]
+            if trades:
+                return max(t.id for t in trades)
+            await asyncio.sleep(0.05)
+        raise ServiceError("exchange", f"the entry on {pair} was sent but no trade was recorded in time")
+
+    async def force_exit(self, target: int | str) -> list[int]:
+        engine = self._running_engine()
+        trades = await asyncio.to_thread(
+            self._open_trades, target if isinstance(target, str) else None, target if isinstance(target, int) else None
+        )
+        if not trades:
+            return []
+        pairs = sorted({t.pair for t in trades})
+        for pair in pairs:
+            if pair not in engine.config.pairs:
+                raise ServiceError("refused", f"{pair} is not traded by the running engine; use /flatten")
+            await asyncio.wrap_future(engine.force_exit(pair))
+        return sorted(t.id for t in trades)
+
+    def _running_engine(self) -> LiveEngine:
+        if self.engine is None or self.engine.state != "running":
+            raise ServiceError("not_running", "trading is not running")
+        return self.engine
