@@ -267,3 +267,31 @@ def test_unknown_outcome_of_an_entry_is_resolved_and_the_fill_protected(sim) -> 
         assert ("entry", "Completed", 0.01) in OneShot.seen
     finally:
         engine.stop()
+
+
+def test_account_check_brings_a_drifted_position_back_in_step(sim) -> None:
+    t0 = sim.call(lambda s: s.clock.now_ms())
+    engine, _ = make_engine_for(sim, OneShot, {"enter_at_ms": t0 + MINUTE, "tp_qty": 0})
+    engine.start()
+    try:
+        _entered(sim, engine)
+        desk = engine.desk
+        # Pretend an update was lost: the engine (desk mirror and strategy) says flat, the exchange holds 0.01.
+        engine.host.call(_set_mirror(desk, BTC, Decimal(0)))
+        feed = engine.feeds[BTC]
+        engine.broker.commands.put(lambda: engine.broker.positions[feed].set(0.0, 0.0))
+        engine.broker.wake.set()
+        engine.wait_idle()
+        assert engine.broker.getposition(feed).size == 0
+        assert engine.host.call(desk.check_account()) is False
+        engine.wait_idle()
+        assert desk.positions[BTC][0] == Decimal("0.01")
+        assert engine.broker.getposition(engine.feeds[BTC]).size == 0.01
+        assert engine.host.call(desk.check_account()) is True
+        assert [a["orderType"] for a in _algos(sim)] == ["STOP_MARKET"]  # still exactly one stop
+    finally:
+        engine.stop()
+
+
+async def _set_mirror(desk, pair: str, size: Decimal) -> None:
+    desk.positions[pair] = (size, Decimal(0))

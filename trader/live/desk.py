@@ -825,6 +825,23 @@ class OrderDesk:
                 self._foreign_fill(st)
         await self.reconcile_stops()
 
+    async def check_account(self) -> bool:
+        """Periodic check (the engine runs it every ``account_sync_s``): balance refreshed, positions compared with
+        the exchange once in-flight orders are settled; a difference triggers ``resync``. True when in step."""
+        await self.refresh_balance()
+        await self.drain()
+        try:
+            actual = {p.pair: p.contracts for p in await self.client.fetch_positions(self.pairs)}
+        except ExchangeError as exc:
+            self._error(f"position check: {exc}", "check")
+            return False
+        if all(actual.get(p, ZERO) == self.positions[p][0] for p in self.pairs):
+            return True
+        log.warning("positions differ from the exchange (%s here, %s there); resyncing",
+                    {p: str(self.positions[p][0]) for p in self.pairs}, {p: str(v) for p, v in actual.items()})
+        await self.resync()
+        return False
+
     async def refresh_balance(self) -> None:
         try:
             b = await self.client.fetch_balance()

@@ -78,6 +78,7 @@ class EngineConfig:
     initialize_account: bool = True  # one-way, cross, leverage (ExchangeClient.initialize)
     reconcile_on_start: bool = True
     connect_timeout_s: float = 15.0
+    account_sync_s: float = 60.0  # balance and positions compared with the exchange this often (0: never)
     desk: DeskOptions = field(default_factory=DeskOptions)
     stream: StreamOptions | None = None
     dry_run: bool = True
@@ -187,7 +188,7 @@ class LiveEngine:
         if cfg.reconcile_on_start:
             for r in await desk.reconcile_stops():
                 log.warning("start-up: %s stop %s at %s %s", r.pair, r.action, r.price, r.detail)
-        self.store = store = LiveStore(client, desk, stream_options=cfg.stream)
+        self.store = store = LiveStore(client, desk, stream_options=cfg.stream, account_sync_s=cfg.account_sync_s)
         # The feeds share one lock with the store, so all pairs' bars of a minute appear to Backtrader at once.
         cls = live_feed_class(self.strategy_cls.indicator_lines)
         self.feeds = {}

@@ -83,8 +83,10 @@ class FullCacheCandleStream(CandleStream):
 
 
 class LiveStore:
-    def __init__(self, client: ExchangeClient, desk: OrderDesk, *, stream_options: StreamOptions | None = None):
+    def __init__(self, client: ExchangeClient, desk: OrderDesk, *, stream_options: StreamOptions | None = None,
+                 account_sync_s: float = 60.0):
         self.client = client
+        self.account_sync_s = account_sync_s
         self.desk = desk
         self.stream_options = stream_options
         self._stop = asyncio.Event()
@@ -133,6 +135,16 @@ class LiveStore:
         self.account_stream = AccountStream(self.client, on_orders=self.desk.on_orders,
                                             on_reconnect=self.desk.resync)
         self._tasks.append(loop.create_task(self.account_stream.run(self._stop), name="account"))
+        if self.account_sync_s > 0:
+            self._tasks.append(loop.create_task(self._account_checks(), name="account-check"))
+
+    async def _account_checks(self) -> None:
+        # Events lost without a reconnect (they happen) must not leave the engine out of step for long.
+        while not self._stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.account_sync_s)
+            if not self._stop.is_set():
+                await self.desk.check_account()
 
     async def wait_connected(self, timeout: float) -> bool:
         """True once every candle stream has had its first message (the subscription is live)."""
