@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import backtrader as bt
 from sqlalchemy import select
 
 from tests.live.conftest import (
@@ -295,3 +296,37 @@ def test_account_check_brings_a_drifted_position_back_in_step(sim) -> None:
 
 async def _set_mirror(desk, pair: str, size: Decimal) -> None:
     desk.positions[pair] = (size, Decimal(0))
+
+
+class LimitOnce(OneShot):
+    """A resting limit entry below the market, with its stop as a child."""
+
+    def next(self) -> None:
+        d = self.data
+        if self.done or not d.bar_is_live:
+            return
+        self.done = True
+        ref = d.close[0]
+        self.entry = self.buy(data=d, size=0.01, exectype=bt.Order.Limit, price=round(ref * 0.997, 1),
+                              transmit=False, tag="entry")
+        self.stop_order = self.sell(data=d, size=0.01, exectype=bt.Order.Stop, price=round(ref * 0.98, 1),
+                                    parent=self.entry, close_position=True, tag="stop")
+
+
+def test_a_limit_entry_rests_then_fills_and_gets_its_stop(sim) -> None:
+    engine, rec = make_engine_for(sim, LimitOnce)
+    engine.start()
+    try:
+        step_minutes(sim, engine, 2)
+        opened = sim_state(sim)["open_orders"]
+        assert [(o["type"], o["side"]) for o in opened] == [("LIMIT", "BUY")] and _algos(sim) == []
+        limit = float(opened[0]["price"])
+        sim.call(lambda s: s.set_price(BTC, limit * 0.999))
+        step_minutes(sim, engine, 1)
+        assert position_amt(sim) == Decimal("0.01")
+        assert [a["orderType"] for a in _algos(sim)] == ["STOP_MARKET"]
+        assert ("entry", "Completed", 0.01) in LimitOnce.seen
+        fills = [e for e in rec.events if e.kind == "order_filled"]
+        assert len(fills) == 1 and fills[0].price == Decimal(str(limit))  # a resting limit fills at its price
+    finally:
+        engine.stop()
