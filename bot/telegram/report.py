@@ -1,5 +1,5 @@
 """The daily health and PnL report: built from the service's views, sent by the JobQueue at each user's local
-time. Text for now; the reports issue adds a chart."""
+time, as text followed by a chart (reports.daily) in the user's language and time zone."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from bot.i18n import Translator
 from bot.telegram import formatting as fmt
 from bot.telegram.context import DEPS_KEY, BotDeps, send_text
 from bot.telegram.store import UserSettings
+from reports.daily import LABELS as CHART_LABELS
+from reports.daily import daily_report_chart
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,34 @@ async def build(service: Any, t: Translator, settings: UserSettings, now: dt.dat
     return "\n".join(lines)
 
 
+CHART_DAYS = 14
+
+
+async def chart(service: Any, t: Translator, settings: UserSettings, now: dt.datetime | None = None) -> bytes | None:
+    """The report's chart, or None when the service cannot answer (the text says what is missing)."""
+    try:
+        days, positions = await asyncio.gather(service.pnl("day", CHART_DAYS, settings.timezone), service.positions())
+    except Exception as exc:
+        log.warning("daily report chart: %s", exc)
+        return None
+    try:
+        balance = await service.balance()
+    except Exception:  # the chart is still useful without the balance line
+        balance = None
+    labels = {key: t(f"chart.daily.{key}", days=CHART_DAYS) for key in CHART_LABELS}
+    # Rendering takes a few hundred ms of CPU: keep it off the bot's loop.
+    return await asyncio.to_thread(daily_report_chart, days, positions, balance=balance, now=now,
+                                   tz=settings.timezone, labels=labels)
+
+
+async def deliver(bot: Any, deps: BotDeps, chat_id: int, t: Translator, settings: UserSettings) -> None:
+    text = await build(deps.service, t, settings)
+    await send_text(bot, chat_id, deps.redactor(text))
+    png = await chart(deps.service, t, settings)
+    if png is not None:
+        await bot.send_photo(chat_id, png, caption=t("chart.daily.caption"))
+
+
 def job_name(user_id: int) -> str:
     return f"daily-report:{user_id}"
 
@@ -106,8 +136,7 @@ async def send_report(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     settings = await asyncio.to_thread(deps.user_settings.get, user_id)
     t = deps.catalogs.translator(settings.language)
-    text = await build(deps.service, t, settings)
     try:
-        await send_text(context.bot, user_id, deps.redactor(text))
+        await deliver(context.bot, deps, user_id, t, settings)
     except TelegramError as exc:
         log.warning("daily report to %s not delivered: %s", user_id, exc)

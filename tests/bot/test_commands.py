@@ -20,7 +20,12 @@ async def test_read_commands_answer_every_role(bot) -> None:
     await bot.service.client.create_order(OrderRequest("BTC/USDT:USDT", "buy", "market", client_order_id(1, "entry"),
                                                        amount=SIZES["BTC/USDT:USDT"]))
     for user in (VIEWER, TRADER, ADMIN):
-        answers = {text: (await bot.ask(user, text)).text for text in READS}
+        answers = {}
+        for text in READS:
+            answers[text] = (await bot.ask(user, text)).text
+            if text == "/report":  # the report's chart follows its text
+                chart = await bot.tg.wait_for_sent(user, lambda m: bool(m.photo), timeout=10)
+                assert chart.photo_bytes.startswith(b"\x89PNG") and chart.caption
         assert "Leverage: 10x" in answers["/status"] and "Pairs: BTC/USDT, ETH/USDT" in answers["/status"]
         assert "BTC/USDT long 0.01 @" in answers["/positions"] and "liquidation" in answers["/positions"]
         assert "Wallet: 10,000.00" in answers["/balance"] or "Wallet: 9,99" in answers["/balance"]

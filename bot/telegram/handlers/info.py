@@ -56,7 +56,7 @@ async def health(request: Request) -> None:
 
 
 async def report_now(request: Request) -> None:
-    await request.reply(await report.build(request.service, request.t, request.caller.settings))
+    await report.deliver(request.context.bot, request.deps, request.caller.chat_id, request.t, request.caller.settings)
 
 
 COMMANDS = [
