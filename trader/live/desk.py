@@ -430,7 +430,7 @@ class OrderDesk:
                 self._spawn(t.pair, self._protect(t))
             return
         self._error(f"{t.cid}: outcome still unknown after {attempts} lookups", "create")
-        self._spawn(t.pair, self.reconcile_stops(locked=t.pair))
+        self._spawn(t.pair, self._ensure_stop(t.pair))
 
     # -- protection ---------------------------------------------------------------------------------------------
     async def _protect(self, entry: Tracked) -> None:
@@ -649,10 +649,15 @@ class OrderDesk:
             o.pair == pair and o.spec.purpose == "stop" and o.live for o in self._by_ref.values())
 
     async def _ensure_stop(self, pair: str) -> None:
-        if self.positions[pair][0] == 0 or self._has_stop(pair):
+        """Runs under ``pair``'s lock and touches no other pair (two pairs' safety nets must not wait on each
+        other)."""
+        if self._has_stop(pair):
             return
-        for r in await self.reconcile_stops(locked=pair):
-            log.warning("%s: safety-net stop %s at %s %s", r.pair, r.action, r.price, r.detail)
+        for p in await self.client.fetch_positions([pair]):
+            if p.pair == pair and p.contracts != 0:
+                r = await self._repair_if_missing(p)
+                if r is not None:
+                    log.warning("%s: safety-net stop %s at %s %s", r.pair, r.action, r.price, r.detail)
 
     def _position_fill(self, pair: str, signed: Decimal, price: Decimal, fee: Decimal, trade_id: int | None,
                        purpose: str, tag: str, ts_ms: int) -> Decimal:
@@ -801,7 +806,12 @@ class OrderDesk:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def busy(self) -> bool:
-        return any(list(self._inflight.values())) or self.ledger.dirty or (self._balance_task is not None and not self._balance_task.done())
+        """Anything in flight (safe to ask from another thread: a table changing meanwhile counts as busy)."""
+        try:
+            inflight = any(list(self._inflight.values()))
+        except RuntimeError:
+            return True
+        return inflight or self.ledger.dirty or (self._balance_task is not None and not self._balance_task.done())
 
     async def resync(self) -> None:
         """After a user-stream drop: every live order is looked up, positions are compared with the exchange."""
@@ -857,27 +867,33 @@ class OrderDesk:
             self._balance_task = asyncio.get_running_loop().create_task(self.refresh_balance())
 
     # -- stops for every position -------------------------------------------------------------------------------
-    async def reconcile_stops(self, *, locked: str | None = None) -> list[StopRepair]:
+    async def reconcile_stops(self) -> list[StopRepair]:
         """Place a stop for every open position on the exchange that has none (ours or not).
 
         The stop price is the trade's recorded stop when it still lies on the protective side of the mark, else
         entry ∓ ``fallback_stop``/leverage; a position already beyond that level is closed at market.
         """
         repairs: list[StopRepair] = []
-        positions = await self.client.fetch_positions(self.pairs)
-        opens = await self.client.fetch_open_orders()
-        for p in positions:
+        for p in await self.client.fetch_positions(self.pairs):
             if p.contracts == 0:
                 continue
-            closing_side = "sell" if p.contracts > 0 else "buy"
-            if any(o.pair == p.pair and o.is_algo and o.side == closing_side and _is_stop(o) for o in opens):
-                continue
-            if p.pair == locked:  # called from an op that holds this pair's lock already
-                repairs.append(await self._repair(p, closing_side))
-                continue
+            # Under the pair's lock, and the open orders read only then: an entry whose stop is on its way
+            # finishes first, and its stop is seen instead of being doubled.
             async with self._locks[p.pair]:
-                repairs.append(await self._repair(p, closing_side))
+                repair = await self._repair_if_missing(p)
+            if repair is not None:
+                repairs.append(repair)
         return repairs
+
+    async def _repair_if_missing(self, p: Position) -> StopRepair | None:
+        current = {q.pair: q for q in await self.client.fetch_positions([p.pair])}.get(p.pair)
+        if current is None or current.contracts == 0:
+            return None
+        closing_side: Literal["buy", "sell"] = "sell" if current.contracts > 0 else "buy"
+        opens = await self.client.fetch_open_orders(p.pair)
+        if any(o.is_algo and o.side == closing_side and _is_stop(o) for o in opens):
+            return None
+        return await self._repair(current, closing_side)
 
     async def _repair(self, p: Position, closing_side: Literal["buy", "sell"]) -> StopRepair:
         spec = self.spec(p.pair)

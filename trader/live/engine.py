@@ -352,7 +352,16 @@ class LiveEngine:
     # -- status ---------------------------------------------------------------------------------------------------
     def status(self) -> EngineStatus:
         desk = self.desk
-        snap = desk.snapshot() if desk is not None else {}
+        snap: dict[str, Any] = {}
+        if desk is not None:
+            if self.host.running and not self.host.in_host_thread():
+                # The desk's tables belong to the engine loop: read them there.
+                try:
+                    snap = self.host.call(_snapshot(desk), 5.0)
+                except Exception:  # the loop is going away: a partial status is better than none
+                    snap = {}
+            else:
+                snap = desk.snapshot()
         return EngineStatus(
             state=self._state, paused=self._paused, pairs=list(self.config.pairs),
             bars={p: f.delivered for p, f in self.feeds.items()},
@@ -393,6 +402,10 @@ class LiveEngine:
         log.error("%s: %s", where, message)
         self.errors.append(message)
         self.bus.publish(EngineError(message=message, where=f"live.{where}"))
+
+
+async def _snapshot(desk: OrderDesk) -> dict[str, Any]:
+    return desk.snapshot()
 
 
 async def _off_loop(fn: Callable[[], None]) -> None:
