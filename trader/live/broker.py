@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections import defaultdict, deque
 from decimal import Decimal
 from typing import Any
@@ -164,6 +165,8 @@ class LiveBroker(bt.BrokerBase):
         with self._lock:
             self.pending_submits += 1
         self.host.call_soon(self._hand_over, specs)
+        # Hand the GIL to the engine loop now, so the order goes out before this thread finishes its bar.
+        time.sleep(0)
         return order
 
     def _hand_over(self, specs: list[OrderSpec]) -> None:
