@@ -193,6 +193,7 @@ class OrderDesk:
         self._balance_task: asyncio.Task[None] | None = None
         self._seen_foreign: set[str] = set()
         self._flush_scheduled = False
+        self._background: set[asyncio.Task[None]] = set()  # lookups of unknown outcomes
         self.errors: list[str] = []
 
     # -- start-up -----------------------------------------------------------------------------------------------
@@ -296,6 +297,7 @@ class OrderDesk:
     def _flush(self) -> None:
         """Bookkeeping waits while orders are on their way: a stop must never queue behind a database write."""
         self._flush_scheduled = False
+        self._background: set[asyncio.Task[None]] = set()  # lookups of unknown outcomes
         if any(list(self._inflight.values())):
             return  # the last op to finish schedules it again
         try:
@@ -395,7 +397,9 @@ class OrderDesk:
                     # Sent or not, nobody can tell yet: it stays live (its children too) and is looked up until
                     # the exchange answers; a fill found later is protected like any other.
                     t.status = "open"
-                    asyncio.get_running_loop().create_task(self._resolve_later(t, req))
+                    task = asyncio.get_running_loop().create_task(self._resolve_later(t, req))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
                     return None
                 if state is not None:
                     return state
@@ -804,6 +808,14 @@ class OrderDesk:
             if not tasks:
                 return
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop background lookups (the engine is stopping; recovery resolves those orders at the next start)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.drain()
+        self.ledger.flush()
 
     def busy(self) -> bool:
         """Anything in flight (safe to ask from another thread: a table changing meanwhile counts as busy)."""

@@ -262,7 +262,7 @@ class LiveEngine:
             await self.desk.drain()  # an entry's stop is never left half-placed
             if self.desk._balance_task is not None:
                 await asyncio.gather(self.desk._balance_task, return_exceptions=True)
-            self.desk.ledger.flush()
+            await self.desk.close()
         if self.client is not None:
             await self.client.close()
         self.store = None
@@ -323,7 +323,7 @@ class LiveEngine:
             dist = 0.8 / acct.leverage
             stop = stop_price if stop_price is not None else ref * (1 - sign * dist)
             dist = abs(ref - stop) / ref
-            size = qty
+            size = spec.round_qty_down(qty) if qty is not None else None
             if size is None:
                 risk = float(self.params.get("risk_per_trade", 0.02))
                 size = risk_position_size(acct.wallet_balance(), acct.available_balance(), ref, dist, spec,
