@@ -14,6 +14,7 @@ import backtrader as bt
 import numpy as np
 import talib
 
+from trader.optimize.spaces import Categorical, Dimension, FloatRange, IntRange
 from trader.strategy.base import Candles, FuturesStrategy, split_take_profits
 from trader.strategy.sizing import risk_position_size, stop_distance
 
@@ -61,6 +62,19 @@ class RsiBollingerStrategy(FuturesStrategy):
         ("taker_fee", 0.0005),
     )
     indicator_lines: ClassVar[tuple[str, ...]] = ("rsi", "bb_upper", "bb_lower", "atr", "signal")
+    # Hyperopt search spaces (trader/optimize). buy = when to open (both sides: the signal is symmetric), sell =
+    # when to close besides stop and targets, roi = take-profit tiers as price moves from entry (risk-rules.md
+    # ranges: 0.5–1 %, 1–3 %, 3–10 %; the disjoint ranges keep the tiers ordered). Steps keep the grid finite.
+    spaces: ClassVar[dict[str, tuple[Dimension, ...]]] = {
+        "buy": (IntRange("rsi_period", 7, 21, step=7), FloatRange("rsi_low", 20.0, 40.0, step=5.0),
+                FloatRange("rsi_high", 60.0, 80.0, step=5.0), IntRange("bb_period", 14, 30, step=8),
+                FloatRange("bb_dev", 1.5, 2.5, step=0.5)),
+        "sell": (IntRange("time_stop_bars", 30, 120, step=30), Categorical("breakeven", (True, False))),
+        "stoploss": (FloatRange("atr_multiplier", 1.0, 3.0, step=0.5),
+                     FloatRange("min_stop_distance", 0.003, 0.009, step=0.002)),
+        "roi": (FloatRange("tp_moves[0]", 0.005, 0.01, step=0.0025), FloatRange("tp_moves[1]", 0.015, 0.03, step=0.005),
+                FloatRange("tp_moves[2]", 0.04, 0.10, step=0.02)),
+    }
 
     @classmethod
     def compute_indicators(cls, candles: Candles, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
