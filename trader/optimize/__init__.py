@@ -1,0 +1,66 @@
+"""Parameter optimisation with optuna: grid search, NSGA-II and TPE over a strategy's declared spaces, judged
+out of sample by rolling walk-forward folds.
+
+Python API (what ``bsmart hyperopt`` and the Telegram /hyperopt command call)::
+
+    from trader.optimize import HyperoptRequest, plan_hyperopt, run_hyperopt
+
+    request = HyperoptRequest(strategy="rsi_bollinger", pairs=("BTC", "ETH"), timeframe="15m",
+                              start_ms=None, end_ms=None,          # UTC ms, end exclusive; None = edge of the data
+                              spaces=("buy", "sell"),              # declared on the strategy class; "all" = every one
+                              epochs=100,                          # new trials per fold (per machine)
+                              sampler="tpe",                       # "tpe" | "nsga2" | "grid"
+                              loss="sharpe",                       # "sharpe" | "sortino" | "calmar" | "profit_drawdown"
+                              folds=3,                             # or train_days=/test_days=
+                              jobs=2,                              # worker processes
+                              storage=None,                        # or "sqlite:///f.sqlite", "postgresql://…"
+                              study_name=None, seed=42)
+    plan = plan_hyperopt(request)   # validates everything first: ValueError (bad argument), FileNotFoundError (data)
+    result = run_hyperopt(request, progress=on_progress, cancel=should_stop, plan=plan)
+
+- ``on_progress(p: HyperoptProgress)``: ``p.fraction`` (0..1), ``p.message()``, ``p.fold``/``p.folds``,
+  ``p.trials_done``/``p.trials_target``, ``p.best_score`` (in-sample), ``p.stage``.
+- ``should_stop() -> bool`` is polled after every trial (about twice a second with jobs > 1); True stops the run
+  after the running trials, and ``result.cancelled`` is set (only fully finished folds are reported).
+- ``result: HyperoptResult``: ``best_params`` (strategy_params overrides from the last fold, i.e. trained on the
+  most recent window: what to apply), ``oos_score`` (mean out-of-sample score: the number to judge by),
+  ``is_score``, ``oos_total_return``, ``oos_worst_drawdown``, ``folds`` (``FoldResult``: ``fold`` windows,
+  ``best_params``, ``is_score``/``is_metrics``, ``oos_score``/``oos_metrics``, ``trials``), ``table()`` (text),
+  ``to_dict()`` (JSON-ready), ``write_json(root)``.
+
+The run is blocking and CPU-bound: call it from a worker process, not from an event loop. Applying parameters is
+the caller's business (RuntimeState); nothing here changes a running strategy.
+
+Take-profit targets: the reference strategy's ``tp_moves`` (``roi`` space) are price moves from entry. The
+specification's 5/10/20 % "profit targets" are returns on margin; at leverage L a price move m is m·L on margin
+(``margin_return_to_price_move``/``price_move_to_margin_return``; 10 % on margin at 25x = 0.4 % move). Results
+carry ``tp_return_on_margin`` beside the moves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "HyperoptRequest": "trader.optimize.study",
+    "HyperoptProgress": "trader.optimize.study",
+    "plan_hyperopt": "trader.optimize.study",
+    "run_hyperopt": "trader.optimize.study",
+    "check_storage_url": "trader.optimize.study",
+    "HyperoptResult": "trader.optimize.results",
+    "FoldResult": "trader.optimize.results",
+    "margin_return_to_price_move": "trader.optimize.results",
+    "price_move_to_margin_return": "trader.optimize.results",
+    "make_loss": "trader.optimize.losses",
+    "walk_forward": "trader.optimize.walkforward",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: strategies import trader.optimize.spaces, and the live engine should not load optuna for that.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)
