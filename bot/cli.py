@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "bot.commands.db",
     "bot.commands.sim",
     "bot.commands.backtest",
+    "bot.commands.hyperopt",
     "bot.commands.download",
 ]
 
