@@ -330,3 +330,18 @@ def test_a_limit_entry_rests_then_fills_and_gets_its_stop(sim) -> None:
         assert len(fills) == 1 and fills[0].price == Decimal(str(limit))  # a resting limit fills at its price
     finally:
         engine.stop()
+
+
+def test_a_target_already_passed_is_taken_at_market(sim) -> None:
+    t0 = sim.call(lambda s: s.clock.now_ms())
+    # A long's target below the market: TAKE_PROFIT_MARKET would trigger at once (-2021).
+    engine, rec = make_engine_for(sim, OneShot, {"enter_at_ms": t0 + MINUTE, "tp_move": -0.01})
+    engine.start()
+    try:
+        step_minutes(sim, engine, 2)
+        assert position_amt(sim) == Decimal("0.005")
+        assert [a["orderType"] for a in _algos(sim)] == ["STOP_MARKET"]
+        assert ("tp1", "Completed", -0.005) in OneShot.seen
+        assert [e.purpose for e in rec.events if e.kind == "order_filled"] == ["entry", "take_profit"]
+    finally:
+        engine.stop()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -480,6 +481,8 @@ class OrderDesk:
             try:
                 state = await self.client.create_order(req)
             except ExchangeError as exc:
+                if exc.info.code == -2021 and t.spec.kind == "take_profit" and t.spec.amount:
+                    return await self._target_passed(t, trade_id)
                 if exc.info.code == -2021 or not (exc.info.retryable or exc.info.state_unknown):
                     # -2021: the price is already through the trigger; retrying cannot help.
                     self.ledger.update_order(t.cid, status="rejected")
@@ -510,6 +513,19 @@ class OrderDesk:
                 if old is not None and old != t.spec.price:
                     self.bus.publish(StopMoved(pair=t.pair, trade_id=book.id, old_price=old, new_price=t.spec.price))
             await self._replaced(t)
+        return True
+
+    async def _target_passed(self, t: Tracked, trade_id: int) -> bool:
+        """The price is already beyond the target (it gapped through while the entry filled): take the profit now
+        with a reduce-only market order, as the backtest fills a target the open has passed."""
+        self.ledger.update_order(t.cid, status="rejected")
+        self._by_cid.pop(t.cid, None)
+        t.spec = dataclasses.replace(t.spec, kind="market", price=None)
+        state = await self._create(t, self._build(t, trade_id))
+        if state is None:
+            return False
+        self._publish_placed(t)
+        self._apply(t, state)
         return True
 
     async def _replaced(self, new_stop: Tracked) -> None:
