@@ -22,6 +22,10 @@ from trader.config.schema import Settings
 from trader.events import EngineStateChanged, EventBus, RiskAction
 from trader.exchange.client import ExchangeClient
 from trader.exchange.errors import ErrorClass, ExchangeError
+from trader.jobs import data as job_data
+from trader.jobs import store as job_store
+from trader.jobs.runner import BacktestJobs, JobProgress, JobRefused
+from trader.jobs.worker import BacktestJobSpec
 from trader.monitoring.health import HealthMonitor
 from trader.persistence.audit import Actor
 from trader.service import pnl as pnl_mod
@@ -416,6 +420,116 @@ class TradingService:
             api_errors=self.client.api_errors,
             problems=tuple(problems),
         )
+
+
+    # -- backtests in worker processes (trader.jobs) ----------------------------------------------------------------
+    MAX_BACKTEST_PAIRS = 10
+    BACKTEST_WALLET = 10_000.0
+
+    @property
+    def backtest_jobs(self) -> BacktestJobs:
+        """Created on first use, so a host that never backtests never spawns or sweeps anything."""
+        jobs = getattr(self, "_backtest_jobs", None)
+        if jobs is None:
+            jobs = self._backtest_jobs = BacktestJobs(self.core.sessions)
+        return jobs
+
+    def _backtest_spec(self, ask: job_data.BacktestAsk) -> BacktestJobSpec:
+        """Validate a request and check the candle store; raises ServiceError saying what is wrong."""
+        from trader.backtest.runner import new_run_id
+        from trader.strategy.reference import STRATEGIES
+
+        if ask.strategy not in STRATEGIES:
+            raise ServiceError("invalid_argument",
+                               f"unknown strategy {ask.strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+        if ask.timeframe not in job_data.TIMEFRAMES:
+            raise ServiceError("invalid_argument",
+                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}")
+        try:
+            pairs = job_data.canonical_pairs(ask.pairs, self.settings.stake_currency)
+            rng = job_data.resolve_range(ask.timerange)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        if not pairs or len(pairs) > self.MAX_BACKTEST_PAIRS:
+            raise ServiceError("invalid_argument", f"give 1 to {self.MAX_BACKTEST_PAIRS} pairs")
+        if rng.start_ms is None:
+            raise ServiceError("invalid_argument", "the time range needs a start date")
+        data_dir = job_data.choose_data_dir(self.settings.data_dir, pairs, ask.timeframe)
+        lacking = job_data.missing(data_dir, pairs, ask.timeframe, rng)
+        if lacking is not None:
+            raise ServiceError("refused", f"no stored candles for {', '.join(lacking.pairs)} over {lacking.timerange}; "
+                                          f"run: {lacking.command}", missing_data=lacking)
+        return BacktestJobSpec(
+            run_id=new_run_id(), strategy=ask.strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
+            end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
+            data_dir=str(data_dir), results_dir=str((self.settings.user_data_dir / "backtest_results").resolve()))
+
+    async def start_backtest(self, actor: Actor, ask: job_data.BacktestAsk,
+                             on_progress: Callable[[JobProgress], None]) -> str:
+        """Start a backtest in a worker process and return its id (also its BacktestRun id) at once.
+
+        ``on_progress`` is called from a follower thread (not this loop): at least every second while the job
+        runs, then once with a final state (done, failed, cancelled) after the outcome is stored. One heavy job
+        per user; refusals are ServiceErrors: ``refused`` with ``details["missing_data"]`` (a
+        ``trader.jobs.data.MissingData`` naming the download command) or ``conflict`` with
+        ``details["running"]`` (the job already running)."""
+        owner = f"{actor.source}:{actor.user_id}"
+
+        async def run() -> str:
+            spec = await asyncio.to_thread(self._backtest_spec, ask)
+            try:
+                return await asyncio.to_thread(self.backtest_jobs.start, owner, spec, on_progress,
+                                               requested_by=actor.user_id)
+            except JobRefused as exc:
+                if exc.reason == "owner_busy":
+                    raise ServiceError("conflict", f"your backtest {exc.running} is still running",
+                                       running=exc.running) from None
+                raise ServiceError("conflict", "the machine is busy with other backtests; try again later",
+                                   machine_busy=True) from None
+
+        arguments = {"strategy": ask.strategy, "pairs": list(ask.pairs), "timeframe": ask.timeframe,
+                     "timerange": ask.timerange}
+        return await self._audited(actor, "backtest_start", arguments, run)
+
+    async def cancel_backtest(self, actor: Actor, job_id: str) -> None:
+        """Terminate a running backtest; its run is stored as cancelled. Its owner or an admin may."""
+        async def run() -> None:
+            job = self.backtest_jobs.get(job_id)
+            if job is None:
+                raise ServiceError("conflict", f"backtest {job_id} is not running")
+            if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
+                raise ServiceError("refused", f"backtest {job_id} was started by someone else")
+            if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
+                raise ServiceError("conflict", f"backtest {job_id} has already finished")
+
+        await self._audited(actor, "backtest_cancel", {"job_id": job_id}, run)
+
+    async def backtests(self, limit: int = 10) -> list[job_store.RunView]:
+        """Stored runs, newest first (running, done, failed and cancelled ones)."""
+        return await asyncio.to_thread(job_store.recent_runs, self.core.sessions, limit)
+
+    async def backtest(self, run_id: str) -> job_store.StoredRun | None:
+        """One run by id (or a unique ending of it, 6+ characters) with its result read back from the export."""
+        def load() -> job_store.StoredRun | None:
+            view = job_store.find_run(self.core.sessions, run_id)
+            if view is None:
+                return None
+            result = job_store.load_result(view.result_dir) if view.status == "done" and view.result_dir else None
+            return job_store.StoredRun(view, result)
+
+        return await asyncio.to_thread(load)
+
+    async def backtest_data(self, pairs: list[str], timeframe: str) -> job_data.Span | None:
+        """The stretch of candles stored for all ``pairs`` (what a backtest could cover), None if nothing."""
+        def find() -> job_data.Span | None:
+            canonical = job_data.canonical_pairs(pairs, self.settings.stake_currency)
+            data_dir = job_data.choose_data_dir(self.settings.data_dir, canonical, timeframe)
+            return job_data.common_span(data_dir, canonical, timeframe)
+
+        try:
+            return await asyncio.to_thread(find)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
 
 
 class ServiceProxy:
