@@ -26,8 +26,9 @@ import backtrader as bt
 
 from trader.backtest.futures_model import FeeSchedule, FuturesCommInfo
 from trader.backtest.instruments import InstrumentSpec
-from trader.live.desk import FillNote, OrderDesk, OrderSpec, StatusNote, WalletNote
+from trader.live.desk import OrderDesk
 from trader.live.host import EngineHost
+from trader.live.orders import FillNote, OrderSpec, StatusNote, WalletNote
 
 Order = bt.Order
 _SUPPORTED = (Order.Market, Order.Stop, Order.Limit)

@@ -27,7 +27,6 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -37,136 +36,25 @@ from trader.exchange.client import ExchangeClient
 from trader.exchange.errors import ExchangeError
 from trader.exchange.models import OrderRequest, OrderState, Position
 from trader.exchange.order_ids import client_order_id
-from trader.live.ledger import Ledger, OrderRow, utc_from_ms
+from trader.live.ledger import Ledger, OrderRow
+from trader.live.orders import (
+    PROTECTIVE,
+    TERMINAL,
+    ZERO,
+    DeskOptions,
+    FillNote,
+    Kind,
+    Note,
+    OrderSpec,
+    StatusNote,
+    StopRepair,
+    Tracked,
+    TradeBook,
+    WalletNote,
+)
+from trader.live.positions import PositionBook
 
 log = logging.getLogger(__name__)
-ZERO = Decimal(0)
-TERMINAL = frozenset({"closed", "canceled", "expired", "rejected"})
-PROTECTIVE = frozenset({"stop", "tp1", "tp2", "tp3"})
-
-Kind = Literal["market", "limit", "stop", "take_profit"]
-
-
-@dataclass
-class DeskOptions:
-    run: str = ""  # client-id namespace: dry-run and live on one account never share ids
-    # Stops and targets trigger on the last price, as the backtest models them; MARK_PRICE resists wicks but no
-    # longer matches a backtest bar for bar.
-    working_type: Literal["CONTRACT_PRICE", "MARK_PRICE"] = "CONTRACT_PRICE"
-    # How a reduce-only Backtrader Limit (a target) goes out: a TAKE_PROFIT_MARKET algo order (no book exposure,
-    # taker fill) or a resting reduce-only LIMIT (maker fill at its price).
-    take_profit: Literal["take_profit_market", "limit"] = "take_profit_market"
-    sync_timeout_s: float = 1.0  # candle gate: wait this long for the stream before asking REST
-    mark_band: float = 0.003  # MARK_PRICE triggers: levels this close to a candle's range are checked
-    close_unprotected: bool = True  # a stop that cannot be placed: close the position at market
-    fallback_stop: float = 0.8  # reconcile_stops without a known stop: stop at entry ∓ fallback_stop / leverage
-    protect_attempts: int = 3
-
-
-@dataclass(frozen=True)
-class OrderSpec:
-    """One Backtrader order as the exchange needs it (built on the Backtrader thread)."""
-
-    ref: int
-    pair: str
-    side: Literal["buy", "sell"]
-    kind: Kind
-    amount: Decimal | None  # None with close_position
-    price: Decimal | None  # limit price or trigger price
-    reduce_only: bool
-    close_position: bool
-    purpose: str  # one of order_ids.PURPOSES
-    tag: str = ""
-
-    @property
-    def is_entry(self) -> bool:
-        return not (self.reduce_only or self.close_position)
-
-
-# -- notes for the Backtrader thread -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FillNote:
-    ref: int | None  # None: a fill of an order that is not ours (liquidation, manual)
-    pair: str
-    qty: float  # signed
-    price: float
-    fee: float
-    ts_ms: int
-    completed: bool  # the exchange says the order is done
-    tag: str = ""
-
-
-@dataclass(frozen=True)
-class StatusNote:
-    ref: int
-    status: Literal["canceled", "expired", "rejected", "margin", "completed"]
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class WalletNote:
-    wallet: float
-    available: float
-
-
-Note = FillNote | StatusNote | WalletNote
-
-
-@dataclass
-class Tracked:
-    spec: OrderSpec
-    trade_id: int | None = None
-    cid: str = ""
-    request: OrderRequest | None = None
-    exchange_id: str | None = None
-    status: str = "pending"  # pending | open | closed | canceled | expired | rejected
-    filled: Decimal = ZERO
-    cost: Decimal = ZERO
-    fee: Decimal = ZERO
-    triggered: bool = False
-    children: list[Tracked] = field(default_factory=list)
-    protected: bool = False  # children handled
-    cancel_requested: bool = False
-    cancel_when_replaced: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def pair(self) -> str:
-        return self.spec.pair
-
-    @property
-    def is_algo(self) -> bool:
-        return self.request.is_algo if self.request is not None else self.spec.kind in ("stop", "take_profit")
-
-    @property
-    def live(self) -> bool:
-        return self.status in ("pending", "open")
-
-
-@dataclass
-class TradeBook:
-    """The running numbers of the trade open on a pair (one per position, flat to flat)."""
-
-    id: int | None
-    side: str
-    stop_price: Decimal | None = None
-    entry_qty: Decimal = ZERO
-    entry_value: Decimal = ZERO
-    exit_qty: Decimal = ZERO
-    exit_value: Decimal = ZERO
-    realized: Decimal = ZERO
-    fees: Decimal = ZERO
-    max_qty: Decimal = ZERO
-    exit_reason: str = ""
-
-
-@dataclass(frozen=True)
-class StopRepair:
-    pair: str
-    action: Literal["placed", "closed", "failed"]
-    price: Decimal | None
-    detail: str = ""
-
 
 class OrderDesk:
     def __init__(self, client: ExchangeClient, pairs: Iterable[str], *, leverage: int, ledger: Ledger | None = None,
@@ -181,8 +69,9 @@ class OrderDesk:
         self.wake = threading.Event()
         self.specs: dict[str, InstrumentSpec] = {}
         self.fee_rates: dict[str, tuple[Decimal, Decimal]] = {}  # maker, taker
-        self.positions: dict[str, tuple[Decimal, Decimal]] = defaultdict(lambda: (ZERO, ZERO))  # size, entry
-        self.trades: dict[str, TradeBook] = {}
+        self.book = PositionBook(self.ledger, leverage)
+        self.positions = self.book.positions  # pair -> (signed size, entry price), as filled
+        self.trades = self.book.trades  # pair -> the open trade's running numbers
         self.wallet = ZERO
         self.available = ZERO
         self.entry_block: str | None = None  # why new entries are refused (pause, latency tier, ...)
@@ -639,7 +528,7 @@ class OrderDesk:
               done: bool) -> None:
         pair = t.pair
         signed = qty if t.spec.side == "buy" else -qty
-        realized = self._position_fill(pair, signed, price, fee, t.trade_id, t.spec.purpose, t.spec.tag, ts)
+        realized = self.book.fill(pair, signed, price, fee, t.trade_id, t.spec.purpose, t.spec.tag, ts)
         self.ledger.record_fill(t.cid, t.trade_id or None, pair, key, t.spec.side, price, qty, fee, maker, realized, ts)
         self.notes.put(FillNote(t.spec.ref if t.spec.ref >= 0 else None, pair, float(signed), float(price),
                                 float(fee), ts, done, t.spec.tag or t.spec.purpose))
@@ -679,49 +568,6 @@ class OrderDesk:
                 if r is not None:
                     log.warning("%s: safety-net stop %s at %s %s", r.pair, r.action, r.price, r.detail)
 
-    def _position_fill(self, pair: str, signed: Decimal, price: Decimal, fee: Decimal, trade_id: int | None,
-                       purpose: str, tag: str, ts_ms: int) -> Decimal:
-        """Update the position mirror and the trade book; returns the realized price PnL of the fill."""
-        size, entry = self.positions[pair]
-        realized = ZERO
-        book = self.trades.get(pair)
-        if book is None:
-            book = self.trades[pair] = TradeBook(trade_id, "long" if signed > 0 else "short")
-        new = size + signed
-        if size == 0 or (size > 0) == (signed > 0):
-            entry = (entry * abs(size) + price * abs(signed)) / abs(new)
-            book.entry_qty += abs(signed)
-            book.entry_value += abs(signed) * price
-        else:
-            closed = min(abs(signed), abs(size))
-            realized = (price - entry) * closed * (1 if size > 0 else -1)
-            book.exit_qty += closed
-            book.exit_value += closed * price
-            book.realized += realized
-            book.exit_reason = tag or purpose
-            if new == 0:
-                entry = ZERO
-            elif (new > 0) != (size > 0):  # reversed through zero: the rest opens at this price
-                entry = price
-        book.fees += fee
-        book.max_qty = max(book.max_qty, abs(new))
-        self.positions[pair] = (new, entry)
-        if book.id:
-            fields: dict[str, Any] = {
-                "amount": book.max_qty, "amount_open": abs(new), "fees": book.fees, "realized_pnl": book.realized,
-                "open_rate": (book.entry_value / book.entry_qty) if book.entry_qty else ZERO,
-                "stake": (book.entry_value / self.leverage) if book.entry_qty else ZERO,
-            }
-            if size == 0 and new != 0:
-                fields.update(status="open", open_date=utc_from_ms(ts_ms))  # the exchange's time of the fill
-            if new == 0:
-                fields.update(status="closed", close_rate=book.exit_value / book.exit_qty if book.exit_qty else None,
-                              exit_reason=book.exit_reason[:64], close_date=utc_from_ms(ts_ms))
-            self.ledger.update_trade(book.id, **fields)
-        if new == 0:
-            self.trades.pop(pair, None)
-        return realized
-
     async def _after_flat(self, pair: str) -> None:
         """Flat: the targets and stops left on the exchange have nothing to protect."""
         if self.positions[pair][0] != 0:
@@ -745,7 +591,7 @@ class OrderDesk:
         rates = self.fee_rates.get(s.pair, (Decimal("0.0002"), Decimal("0.0005")))
         fee = s.filled * price * rates[1]
         ts = int(s.timestamp_ms or time.time() * 1000)
-        self._position_fill(s.pair, signed, price, fee, book.id if book else None, "exit", tag, ts)
+        self.book.fill(s.pair, signed, price, fee, book.id if book else None, "exit", tag, ts)
         self.notes.put(FillNote(None, s.pair, float(signed), float(price), float(fee), ts, True, tag))
         self.wake.set()
         if self.positions[s.pair][0] == 0:

@@ -50,10 +50,11 @@ from trader.events import EngineError, EngineStateChanged, EventBus
 from trader.exchange.client import ExchangeClient
 from trader.exchange.streams import StreamOptions
 from trader.live.broker import LiveBroker
-from trader.live.desk import DeskOptions, OrderDesk, StopRepair
+from trader.live.desk import OrderDesk
 from trader.live.feed import LiveFeed, live_feed_class
 from trader.live.host import EngineHost
 from trader.live.ledger import Ledger
+from trader.live.orders import DeskOptions, StopRepair
 from trader.live.store import LiveStore
 from trader.strategy.base import FuturesStrategy
 from trader.strategy.sizing import risk_position_size
