@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import multiprocessing as mp
+import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -227,17 +228,26 @@ class _Objective:
             trial.set_user_attr("error", str(exc))
             return PENALTY
         trial.set_user_attr("metrics", result.metrics.to_dict())
+        trial.set_user_attr("pid", os.getpid())  # which worker ran it: shows the parallelism in the storage
         return self.loss.score(result.metrics)
 
 
 # Set in each worker process by the pool initializer: an Event can only reach a process by inheritance.
 _STOP: Any = None
+_BARRIER: Any = None
 
 
-def _init_worker(stop: Any) -> None:
-    global _STOP
-    _STOP = stop
+def _init_worker(stop: Any, barrier: Any) -> None:
+    global _STOP, _BARRIER
+    _STOP, _BARRIER = stop, barrier
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _ready(_n: int) -> int:
+    # Every worker blocks here until all have started, so the pool is fully up before the first fold: otherwise
+    # the first process out of its imports can take every share of a fold and the run is serial after all.
+    _BARRIER.wait(timeout=120)
+    return os.getpid()
 
 
 def _work(storage: _Storage, study_name: str, objective: _Objective, sampler: str, seed: int, epochs: int,
@@ -302,7 +312,8 @@ def run_hyperopt(request: HyperoptRequest, progress: ProgressCallback | None = N
             ctx = mp.get_context("spawn")  # never fork a process that may run threads (the bot, an event loop)
             stop = ctx.Event()
             pool = cf.ProcessPoolExecutor(max_workers=request.jobs, mp_context=ctx, initializer=_init_worker,
-                                          initargs=(stop,))
+                                          initargs=(stop, ctx.Barrier(request.jobs)))
+            list(pool.map(_ready, range(request.jobs)))
         for fold in plan.folds:
             if is_cancelled():
                 result.cancelled = True
