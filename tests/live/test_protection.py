@@ -17,6 +17,7 @@ from tests.live.conftest import (
     step_minutes,
     wait_until,
 )
+from trader.live.orders import DeskOptions
 from trader.persistence.database import transaction
 from trader.persistence.models import Fill, Order, Trade
 
@@ -343,5 +344,23 @@ def test_a_target_already_passed_is_taken_at_market(sim) -> None:
         assert [a["orderType"] for a in _algos(sim)] == ["STOP_MARKET"]
         assert ("tp1", "Completed", -0.005) in OneShot.seen
         assert [e.purpose for e in rec.events if e.kind == "order_filled"] == ["entry", "take_profit"]
+    finally:
+        engine.stop()
+
+
+def test_mark_price_stops_trigger_and_are_followed(sim) -> None:
+    t0 = sim.call(lambda s: s.clock.now_ms())
+    engine, rec = make_engine_for(sim, OneShot, {"enter_at_ms": t0 + MINUTE, "tp_qty": 0},
+                                  desk=DeskOptions(working_type="MARK_PRICE"))
+    engine.start()
+    try:
+        _entered(sim, engine)
+        stop = _algos(sim)[0]
+        assert stop["workingType"] == "MARK_PRICE"
+        sim.call(lambda s: s.set_price(BTC, float(stop["triggerPrice"]) * 0.995))
+        step_minutes(sim, engine, 1)
+        assert position_amt(sim) == 0
+        assert ("stop", "Completed", -0.01) in OneShot.seen
+        assert any(e.kind == "stop_hit" for e in rec.events)
     finally:
         engine.stop()
