@@ -1,0 +1,566 @@
+"""/backtest, /backtests and /backtest_show: backtests from the phone.
+
+``/backtest [strategy] [pairs] [timeframe] [timerange | days]`` asks with inline buttons for whatever is missing,
+then the service runs it in a worker process (trader.jobs). One message shows the progress, edited at most every
+``EDIT_INTERVAL_S`` (Telegram throttles edits of a message), with a Cancel button; at the end come the summary
+and the charts. Buttons carry only ``bt:<nonce>:<choice>``; what a nonce means lives here, bound to the user,
+chat and message it was posted to, usable once, expiring after ``PICK_TTL_S`` (a Cancel button lives as long as
+its job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, TelegramError
+
+from bot.i18n import Translator
+from bot.telegram import formatting as fmt
+from bot.telegram.context import BotDeps, Caller, Request, send_text
+from bot.telegram.handlers import args
+from bot.telegram.registry import Command, service_error_text
+from reports.charts.backtest import backtest_pngs
+from reports.text.backtest import backtest_rows
+from trader.config.pairs import normalize_pair
+from trader.jobs.data import DAY_MS, MAX_DAYS, TIMEFRAMES, BacktestAsk, resolve_range
+from trader.service.errors import ServiceError
+from trader.strategy.reference import STRATEGIES
+
+if TYPE_CHECKING:
+    from trader.jobs.runner import JobProgress
+
+log = logging.getLogger(__name__)
+
+PREFIX = "bt"
+_DATA = re.compile(rf"^{PREFIX}:([A-Za-z0-9_-]{{16}}):(x|\d{{1,2}})$")
+_RANGE = re.compile(r"^\d{8}-\d{8}$|^\d{8}-$|^-\d{8}$")
+_DAYS = re.compile(r"^\d{1,5}d$")
+_TIMEFRAME_SHAPE = re.compile(r"^\d{1,3}[mhdwM]$")
+PICK_TTL_S = 120.0
+EDIT_INTERVAL_S = 2.0  # Telegram answers 429 to a message edited much faster than this
+MAX_PAIRS = 10
+LIST_LIMIT = 10
+PICK_TIMEFRAMES = ("5m", "15m", "1h", "4h")
+STORED_DAYS = (3, 14)  # the picker's "last N days of stored data" choices, plus all of it
+RECENT_DAYS = (7, 30)  # and "the last N days up to today"
+FIELDS = ("strategy", "pairs", "timeframe", "timerange")
+STATE_KEY = "backtests"
+CHARTS = ("report", "daily_pnl", "pairs", "montecarlo")
+
+
+# -- arguments --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Draft:
+    strategy: str | None = None
+    pairs: tuple[str, ...] | None = None
+    timeframe: str | None = None
+    timerange: str | None = None
+
+    def missing(self) -> str | None:
+        return next((f for f in FIELDS if getattr(self, f) is None), None)
+
+    def ask(self) -> BacktestAsk:
+        assert self.strategy and self.pairs and self.timeframe and self.timerange
+        return BacktestAsk(self.strategy, self.pairs, self.timeframe, self.timerange)
+
+
+class BadArgument(Exception):
+    def __init__(self, key: str, **fields: Any):
+        super().__init__(key)
+        self.key = key
+        self.fields = fields
+
+
+def parse(tokens: list[str], quote: str = "USDT") -> Draft:
+    """Arguments in any order, told apart by shape: a strategy name, ``20250504-20250603``, a timeframe, then
+    ``<n>d`` days (so ``1d`` alone is a timeframe), and everything else pairs (also comma-separated)."""
+    draft = Draft()
+    pairs: list[str] = []
+    for token in tokens:
+        low = token.lower()
+        if low in STRATEGIES and draft.strategy is None:
+            draft = replace(draft, strategy=low)
+        elif _RANGE.match(low) or (_DAYS.match(low) and (low not in TIMEFRAMES or draft.timeframe is not None)):
+            if draft.timerange is not None:
+                raise BadArgument("backtest.bad_argument", text=token[:40], strategies=", ".join(sorted(STRATEGIES)))
+            try:
+                resolve_range(low)
+            except ValueError:
+                raise BadArgument("backtest.bad_range", text=token[:40], max_days=MAX_DAYS) from None
+            draft = replace(draft, timerange=low)
+        elif low in TIMEFRAMES and draft.timeframe is None:
+            draft = replace(draft, timeframe=low)
+        elif _TIMEFRAME_SHAPE.match(token):
+            raise BadArgument("backtest.bad_timeframe", text=token[:40], choices=", ".join(TIMEFRAMES))
+        else:
+            for part in filter(None, token.split(",")):
+                try:
+                    pairs.append(normalize_pair(part, quote))
+                except ValueError:
+                    raise BadArgument("backtest.bad_argument", text=part[:40],
+                                      strategies=", ".join(sorted(STRATEGIES))) from None
+    if pairs:
+        unique = tuple(dict.fromkeys(pairs))
+        if len(unique) > MAX_PAIRS:
+            raise BadArgument("backtest.too_many_pairs", count=len(unique), max=MAX_PAIRS)
+        draft = replace(draft, pairs=unique)
+    return draft
+
+
+# -- buttons ------------------------------------------------------------------------------------------------------------
+@dataclass
+class Pending:
+    """What a posted keyboard means: a picker step (choices) or a running job's Cancel."""
+
+    nonce: str
+    user_id: int
+    chat_id: int
+    message_id: int
+    created: float
+    draft: Draft | None = None
+    choices: list[Any] = field(default_factory=list)
+    job_id: str | None = None  # a Cancel button: valid until the job ends
+
+
+class Buttons:
+    MAX_PENDING = 1000
+    MAX_SPENT = 5000
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self._pending: OrderedDict[str, Pending] = OrderedDict()
+        self._spent: OrderedDict[str, str] = OrderedDict()
+
+    def add(self, caller: Caller, message_id: int, **what: Any) -> Pending:
+        self._sweep()
+        pending = Pending(secrets.token_urlsafe(12), caller.user_id, caller.chat_id, message_id, self.clock(), **what)
+        self._pending[pending.nonce] = pending
+        while len(self._pending) > self.MAX_PENDING:
+            self._pending.popitem(last=False)
+        return pending
+
+    def expired(self, pending: Pending) -> bool:
+        return pending.job_id is None and self.clock() - pending.created > PICK_TTL_S
+
+    def peek(self, nonce: str) -> Pending | None:
+        return self._pending.get(nonce)
+
+    def take(self, nonce: str, how: str = "used") -> Pending | None:
+        pending = self._pending.pop(nonce, None)
+        self._spent[nonce] = how
+        while len(self._spent) > self.MAX_SPENT:
+            self._spent.popitem(last=False)
+        return pending
+
+    def spent(self, nonce: str) -> str | None:
+        return self._spent.get(nonce)
+
+    def _sweep(self) -> None:
+        for nonce in [n for n, p in self._pending.items() if self.expired(p)]:
+            self.take(nonce, "expired")
+
+
+@dataclass
+class State:
+    buttons: Buttons
+    views: dict[str, ProgressView] = field(default_factory=dict)  # job id → its message; keeps tasks alive
+
+
+def state_of(deps: BotDeps) -> State:
+    found = deps.extras.get(STATE_KEY)
+    if found is None:
+        # The bot's clock (the one confirmations expire by), so tests can move time.
+        clock = getattr(deps.confirmations, "_clock", time.monotonic)
+        found = deps.extras[STATE_KEY] = State(Buttons(clock))
+    return found
+
+
+def _keyboard(t: Translator, nonce: str, labels: list[str], columns: int = 2) -> InlineKeyboardMarkup:
+    rows = [[InlineKeyboardButton(label, callback_data=f"{PREFIX}:{nonce}:{i}")
+             for i, label in enumerate(labels)][k:k + columns] for k in range(0, len(labels), columns)]
+    rows.append([InlineKeyboardButton(t("backtest.button.cancel"), callback_data=f"{PREFIX}:{nonce}:x")])
+    return InlineKeyboardMarkup(rows)
+
+
+def _described(t: Translator, draft: Draft) -> str:
+    return t("backtest.chosen", strategy=draft.strategy or "…",
+             pairs=", ".join(fmt.short_pair(p) for p in draft.pairs) if draft.pairs else "…",
+             timeframe=draft.timeframe or "…", timerange=draft.timerange or "…")
+
+
+def _day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y%m%d")
+
+
+async def _choices(request: Request, draft: Draft, step: str) -> tuple[list[str], list[Any]]:
+    """(button labels, values) for a picker step."""
+    t = request.t
+    if step == "strategy":
+        names = sorted(STRATEGIES)
+        return names, names
+    if step == "pairs":
+        whitelist = list((await request.service.whitelist()).pairs)
+        labels = [fmt.short_pair(p) for p in whitelist]
+        values: list[Any] = [(p,) for p in whitelist]
+        if len(whitelist) > 1:
+            labels.append(t("backtest.pick.all_pairs", count=len(whitelist)))
+            values.append(tuple(whitelist))
+        return labels, values
+    if step == "timeframe":
+        return list(PICK_TIMEFRAMES), list(PICK_TIMEFRAMES)
+    labels, values = [], []
+    assert draft.pairs and draft.timeframe
+    stored = await request.service.backtest_data(list(draft.pairs), draft.timeframe)
+    if stored is not None:
+        # Whole UTC days inside what is stored (a partial first day is within the store check's slack).
+        end = stored.end_ms - stored.end_ms % DAY_MS
+        first = stored.first_ms - stored.first_ms % DAY_MS
+        for days in STORED_DAYS:
+            if end - days * DAY_MS >= first:
+                rng = f"{_day(end - days * DAY_MS)}-{_day(end)}"
+                labels.append(t("backtest.pick.stored_days", days=days, range=rng))
+                values.append(rng)
+        if end > first:
+            rng = f"{_day(first)}-{_day(end)}"
+            labels.append(t("backtest.pick.stored_all", range=rng))
+            values.append(rng)
+    for days in RECENT_DAYS:
+        labels.append(t("backtest.pick.recent_days", days=days))
+        values.append(f"{days}d")
+    return labels, values
+
+
+async def _ask_next(request: Request, draft: Draft, message: Any | None) -> None:
+    """Post (or edit ``message`` into) the picker for the first missing argument, or start the run."""
+    step = draft.missing()
+    if step is None:
+        await _launch(request, draft, message)
+        return
+    labels, values = await _choices(request, draft, step)
+    t = request.t
+    text = t(f"backtest.pick.{step}") + "\n" + _described(t, draft)
+    buttons = state_of(request.deps).buttons
+    pending = buttons.add(request.caller, 0, draft=draft, choices=values)
+    keyboard = _keyboard(t, pending.nonce, labels, columns=1 if step == "timerange" else 2)
+    if message is None:
+        pending.message_id = (await request.reply(text, keyboard)).message_id
+    else:
+        pending.message_id = message.message_id
+        await _edit(request.context.bot, request.deps, request.caller.chat_id, message.message_id, text, keyboard)
+
+
+# -- running ----------------------------------------------------------------------------------------------------------
+class ProgressView:
+    """One job's message: progress edits throttled to one per EDIT_INTERVAL_S, the latest state always shown
+    last; the outcome, summary and charts when the job ends."""
+
+    def __init__(self, request: Request, draft: Draft):
+        self.request = request
+        self.deps = request.deps
+        self.t = request.t
+        self.chat_id = request.caller.chat_id
+        self.draft = draft
+        self.message_id = 0
+        self.ready = asyncio.Event()  # set once the message exists: progress may arrive before it does
+        self.loop = asyncio.get_running_loop()
+        self.job_id: str | None = None
+        self.cancel_nonce: str | None = None
+        self.latest: JobProgress | None = None
+        self.last_edit = 0.0
+        self.last_text = ""
+        self.timer: asyncio.TimerHandle | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.finished = False
+
+    # Called from the job's follower thread: hop onto the bot's loop.
+    def from_thread(self, progress: JobProgress) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.update, progress)
+        except RuntimeError:  # the bot has stopped; the run is stored regardless
+            pass
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def update(self, progress: JobProgress) -> None:
+        if self.finished:
+            return
+        self.job_id = progress.job_id
+        if progress.final:
+            self.finished = True
+            if self.timer is not None:
+                self.timer.cancel()
+            self._spawn(self.finish(progress))
+            return
+        self.latest = progress
+        wait = EDIT_INTERVAL_S - (time.monotonic() - self.last_edit)
+        if wait <= 0:
+            self._spawn(self.show())
+        elif self.timer is None:
+            self.timer = self.loop.call_later(wait, self._due)
+
+    def _due(self) -> None:
+        self.timer = None
+        if not self.finished:
+            self._spawn(self.show())
+
+    def keyboard(self) -> InlineKeyboardMarkup | None:
+        if self.cancel_nonce is None:
+            return None
+        return InlineKeyboardMarkup([[InlineKeyboardButton(self.t("backtest.button.stop"),
+                                                           callback_data=f"{PREFIX}:{self.cancel_nonce}:x")]])
+
+    def text(self, progress: JobProgress | None) -> str:
+        t = self.t
+        head = t("backtest.running", strategy=self.draft.strategy,
+                 pairs=", ".join(fmt.short_pair(p) for p in self.draft.pairs or ()),
+                 timeframe=self.draft.timeframe, timerange=self.draft.timerange)
+        if progress is None or progress.state in ("starting", "loading") or not progress.bars_total:
+            return head + "\n" + t("backtest.progress.starting",
+                                   elapsed=_clock_text(progress.elapsed_s if progress else 0.0))
+        return head + "\n" + t("backtest.progress.line", percent=int(progress.fraction * 100),
+                               done=f"{progress.bars_done:,}", total=f"{progress.bars_total:,}",
+                               elapsed=_clock_text(progress.elapsed_s))
+
+    async def show(self) -> None:
+        if self.finished or not self.ready.is_set():
+            return
+        text = self.text(self.latest)
+        if text == self.last_text:
+            return
+        self.last_edit = time.monotonic()
+        self.last_text = text
+        await _edit(self.request.context.bot, self.deps, self.chat_id, self.message_id, text, self.keyboard())
+
+    async def finish(self, progress: JobProgress) -> None:
+        t, bot = self.t, self.request.context.bot
+        await self.ready.wait()
+        if self.cancel_nonce is not None:
+            state_of(self.deps).buttons.take(self.cancel_nonce, "used")
+        state_of(self.deps).views.pop(progress.job_id, None)
+        short = progress.job_id[-12:]
+        elapsed = _clock_text(progress.elapsed_s)
+        if progress.state == "cancelled":
+            await _edit(bot, self.deps, self.chat_id, self.message_id,
+                        t("backtest.cancelled", id=short, done=f"{progress.bars_done:,}",
+                          total=f"{progress.bars_total:,}", elapsed=elapsed), None)
+            return
+        if progress.state == "failed":
+            await _edit(bot, self.deps, self.chat_id, self.message_id,
+                        t("backtest.failed", id=short, error=progress.error[:500]), None)
+            return
+        await _edit(bot, self.deps, self.chat_id, self.message_id,
+                    t("backtest.finished", id=short, bars=f"{progress.bars_total:,}", elapsed=elapsed), None)
+        try:
+            stored = await self.request.service.backtest(progress.job_id)
+            await send_run(bot, self.deps, self.chat_id, t, self.request.caller.settings.timezone, stored)
+        except (TelegramError, ServiceError) as exc:
+            log.warning("backtest %s: results not delivered: %s", progress.job_id, exc)
+
+
+def _clock_text(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+async def _edit(bot: Any, deps: BotDeps, chat_id: int, message_id: int, text: str,
+                keyboard: InlineKeyboardMarkup | None) -> None:
+    try:
+        await bot.edit_message_text(deps.redactor(text), chat_id=chat_id, message_id=message_id,
+                                    reply_markup=keyboard)
+    except BadRequest as exc:
+        if "not modified" in str(exc).lower():
+            return
+        # The message is gone (deleted by the user): say it anew rather than lose the news.
+        log.info("could not edit backtest message %s (%s); sending instead", message_id, exc)
+        await send_text(bot, chat_id, deps.redactor(text), keyboard)
+    except TelegramError as exc:  # a flood wait or an outage: the next edit carries the news
+        log.warning("backtest message %s not edited: %s", message_id, exc)
+
+
+async def _launch(request: Request, draft: Draft, message: Any | None) -> None:
+    """Ask the service first, so a refusal is one plain answer; then post (or edit the picker into) the
+    progress message with its Stop button."""
+    t, deps, caller, bot = request.t, request.deps, request.caller, request.context.bot
+    state = state_of(deps)
+    view = ProgressView(request, draft)
+    try:
+        job_id = await request.service.start_backtest(caller.actor, draft.ask(), view.from_thread)
+    except ServiceError as exc:
+        if message is None:
+            await request.reply(refusal_text(t, exc))
+        else:
+            await _edit(bot, deps, caller.chat_id, message.message_id, refusal_text(t, exc), None)
+        return
+    view.job_id = job_id
+    state.views[job_id] = view
+    stop = state.buttons.add(caller, 0, job_id=job_id)
+    view.cancel_nonce = stop.nonce
+    view.last_text = view.text(view.latest)
+    if message is None:
+        message = await request.reply(view.last_text, view.keyboard())
+    else:
+        await _edit(bot, deps, caller.chat_id, message.message_id, view.last_text, view.keyboard())
+    view.message_id = stop.message_id = message.message_id
+    view.last_edit = time.monotonic()
+    view.ready.set()
+
+
+def refusal_text(t: Translator, exc: ServiceError) -> str:
+    missing = exc.details.get("missing_data")
+    if missing is not None:
+        return t("backtest.missing_data", pairs=", ".join(fmt.short_pair(p) for p in missing.pairs),
+                 timeframe=missing.timeframe, timerange=missing.timerange, command=missing.command)
+    if exc.details.get("running"):
+        return t("backtest.busy", id=str(exc.details["running"])[-12:])
+    if exc.details.get("machine_busy"):
+        return t("backtest.machine_busy")
+    return service_error_text(t, exc)
+
+
+# -- results ----------------------------------------------------------------------------------------------------------
+def summary_text(t: Translator, result: Any, run_id: str, tz: str) -> str:
+    lines = [t("backtest.summary.title", id=run_id[-12:])]
+    lines += [t("backtest.summary.line", label=t(f"backtest.row.{row.key}"), value=row.value)
+              for row in backtest_rows(result, tz)]
+    lines.append("")
+    lines.append(t("backtest.summary.show", id=run_id[-12:]))
+    return "\n".join(lines)
+
+
+async def send_run(bot: Any, deps: BotDeps, chat_id: int, t: Translator, tz: str, stored: Any) -> None:
+    """A stored run: summary and charts when its result is there, else what became of it."""
+    if stored is None:
+        return
+    run = stored.run
+    if stored.result is None:
+        lines = [run_line(t, run, tz)]
+        if run.error:
+            lines.append(t("backtest.show.error", error=run.error[:500]))
+        lines.append(t("backtest.show.no_result"))
+        await send_text(bot, chat_id, deps.redactor("\n".join(lines)))
+        return
+    await send_text(bot, chat_id, deps.redactor(summary_text(t, stored.result, run.id, tz)))
+    # Rendering is a second or two of CPU: off the bot's loop.
+    pngs = await asyncio.to_thread(backtest_pngs, stored.result, tz=tz)
+    for key in CHARTS:
+        if key in pngs:
+            await bot.send_photo(chat_id, pngs[key], caption=t(f"backtest.chart.{key}"))
+
+
+def run_line(t: Translator, run: Any, tz: str) -> str:
+    result = "-"
+    if run.total_return is not None:
+        result = t("backtest.list.result", total_return=f"{run.total_return * 100:+.2f} %", trades=run.trades)
+    return t("backtest.list.line", id=run.id[-12:], status=t(f"backtest.status.{run.status}"),
+             created=fmt.local_time(run.created_at, tz, "%m-%d %H:%M"), strategy=run.strategy,
+             pairs=", ".join(fmt.short_pair(p) for p in run.pairs), timeframe=run.timeframe,
+             timerange=run.timerange, result=result)
+
+
+# -- commands ---------------------------------------------------------------------------------------------------------
+async def backtest(request: Request) -> None:
+    try:
+        draft = parse(request.args, request.deps.settings.stake_currency)
+    except BadArgument as exc:
+        await request.reply(request.t(exc.key, **exc.fields) + "\n" + request.t("usage.backtest"))
+        return
+    await _ask_next(request, draft, None)
+
+
+async def backtests(request: Request) -> None:
+    if request.args:
+        await args.usage(request)
+        return
+    runs = await request.service.backtests(LIST_LIMIT)
+    t, tz = request.t, request.caller.settings.timezone
+    if not runs:
+        await request.reply(t("backtest.list.none"))
+        return
+    lines = [t("backtest.list.title", count=len(runs))] + [run_line(t, r, tz) for r in runs]
+    lines += ["", t("backtest.list.footer")]
+    await request.reply("\n".join(lines))
+
+
+async def backtest_show(request: Request) -> None:
+    if len(request.args) != 1 or len(request.args[0]) > 64:
+        await args.usage(request)
+        return
+    stored = await request.service.backtest(request.args[0])
+    if stored is None:
+        await request.reply(request.t("backtest.show.unknown", id=request.args[0][:64]))
+        return
+    await send_run(request.context.bot, request.deps, request.caller.chat_id, request.t,
+                   request.caller.settings.timezone, stored)
+
+
+async def on_press(request: Request) -> None:
+    deps, caller, t = request.deps, request.caller, request.t
+    query = request.update.callback_query
+    data = query.data or ""
+    buttons = state_of(deps).buttons
+
+    async def refuse(reason: str, key: str) -> None:
+        await deps.audit_async(caller.actor, "backtest_button", {"reason": reason, "data": data[:64]}, "denied",
+                               reason)
+        await query.answer(deps.redactor(t(key)), show_alert=True)
+
+    match = _DATA.match(data)
+    if match is None:
+        await refuse("forged", "confirm.invalid")
+        return
+    nonce, choice = match.groups()
+    pending = buttons.peek(nonce)
+    if pending is None:
+        reason = {"used": "replayed", "expired": "expired"}.get(buttons.spent(nonce) or "", "forged")
+        await refuse(reason, {"replayed": "confirm.used", "expired": "backtest.pick.expired"}.get(reason,
+                                                                                                  "confirm.invalid"))
+        return
+    message_id = query.message.message_id if query.message is not None else None
+    if (pending.user_id, pending.chat_id, pending.message_id) != (caller.user_id, caller.chat_id, message_id):
+        await refuse("foreign", "confirm.not_yours")  # not consumed: its owner can still use it
+        return
+    buttons.take(nonce)
+    if buttons.expired(pending):
+        await query.answer(deps.redactor(t("backtest.pick.expired")))
+        await _edit(request.context.bot, deps, caller.chat_id, pending.message_id, t("backtest.pick.expired"), None)
+        return
+    if pending.job_id is not None:  # the running job's Cancel
+        await query.answer(deps.redactor(t("backtest.stopping")))
+        try:
+            await request.service.cancel_backtest(caller.actor, pending.job_id)
+        except ServiceError as exc:
+            await request.reply(refusal_text(t, exc))
+        return
+    if choice == "x":
+        await query.answer()
+        await _edit(request.context.bot, deps, caller.chat_id, pending.message_id, t("backtest.pick.cancelled"),
+                    None)
+        return
+    index = int(choice)
+    if pending.draft is None or index >= len(pending.choices):
+        await refuse("forged", "confirm.invalid")
+        return
+    await query.answer()
+    step = pending.draft.missing()
+    draft = replace(pending.draft, **{step: pending.choices[index]}) if step else pending.draft
+    await _ask_next(request, draft, query.message)
+
+
+COMMANDS = [
+    Command("backtest", backtest, "trader", "write", "help.backtest", buttons=PREFIX, on_press=on_press),
+    Command("backtests", backtests, "viewer", "read", "help.backtests"),
+    Command("backtest_show", backtest_show, "viewer", "read", "help.backtest_show"),
+]
