@@ -18,8 +18,9 @@ from bot.emulator.state import ChatMessage
 from bot.i18n import Catalogs
 from bot.telegram.handlers import backtest as bt
 from reports.text.backtest import LABELS as ROW_LABELS
-from tests.bot.conftest import TRADER, VIEWER, Harness
+from tests.bot.conftest import ADMIN, TRADER, VIEWER, Harness
 from trader.persistence.models import BacktestRun
+from trader.service.errors import ServiceError
 
 EN = Catalogs().translator("en")
 ZH = Catalogs().translator("zh_CN")
@@ -176,8 +177,23 @@ async def test_one_job_per_user_and_the_bot_stays_responsive(bot: Harness) -> No
     assert len(runs(h)) == 1
     refused = [a for a in h.audit(50) if a.action == "backtest_start" and a.outcome == "refused"]
     assert len(refused) == 1
-    await h.service.cancel_backtest(_actor(h, TRADER), job.job_id)
+    # Only its owner (or an admin) may stop it.
+    with pytest.raises(ServiceError) as foreign:
+        await h.service.cancel_backtest(_actor(h, VIEWER), job.job_id)
+    assert foreign.value.code == "refused" and h.service.backtest_jobs.running()
+    await h.service.cancel_backtest(_actor(h, ADMIN), job.job_id)
     await h.tg.wait_for_edit(message, lambda m: (m.text or "").startswith("⏹"), timeout=20)
+    assert [r.status for r in runs(h)] == ["cancelled"]
+
+
+async def test_closing_the_service_stops_running_backtests(bot: Harness) -> None:
+    h = bot
+    message = await h.ask(TRADER, LONG)
+    await wait_running(h, message)
+    await h.service.close_backtests()
+    assert h.service.backtest_jobs.running() == []
+    await h.tg.wait_for_edit(message, lambda m: (m.text or "").startswith("⏹"), timeout=20)
+    assert [r.status for r in runs(h)] == ["cancelled"]
 
 
 def _actor(h: Harness, user_id: int) -> Any:

@@ -504,12 +504,21 @@ class TradingService:
 
         await self._audited(actor, "backtest_cancel", {"job_id": job_id}, run)
 
+    async def close_backtests(self) -> None:
+        """Stop every running backtest (a host shutting down); their runs are stored as cancelled."""
+        jobs = getattr(self, "_backtest_jobs", None)
+        if jobs is not None:
+            await asyncio.to_thread(jobs.close)
+
     async def backtests(self, limit: int = 10) -> list[job_store.RunView]:
         """Stored runs, newest first (running, done, failed and cancelled ones)."""
+        self.backtest_jobs  # noqa: B018 -- first use closes runs a previous process left "running"
         return await asyncio.to_thread(job_store.recent_runs, self.core.sessions, limit)
 
     async def backtest(self, run_id: str) -> job_store.StoredRun | None:
         """One run by id (or a unique ending of it, 6+ characters) with its result read back from the export."""
+        self.backtest_jobs  # noqa: B018 -- first use closes runs a previous process left "running"
+
         def load() -> job_store.StoredRun | None:
             view = job_store.find_run(self.core.sessions, run_id)
             if view is None:
