@@ -66,7 +66,16 @@ class StreamOptions:
 
 
 class CandleStream:
-    """Delivers every closed 1m candle of one pair exactly once, in order."""
+    """Delivers every closed 1m candle of one pair exactly once, in order.
+
+    ccxt.pro's ``watch_ohlcv`` returns only the rows updated since the previous call, and a message that arrives
+    while nobody awaits it only updates ccxt's kline cache. So the stream reads the tail of that cache, and reads it
+    again after ``poll_s`` of silence: a finished candle reaches the engine at most ``poll_s`` late, not after the
+    heartbeat's REST resync.
+    """
+
+    poll_s = 0.2
+    CACHE_TAIL = 8  # anything older is either delivered or a gap that resync fetches
 
     def __init__(
         self,
@@ -84,46 +93,76 @@ class CandleStream:
         self.options = options or StreamOptions()
         self.reconnects = 0
         self.resyncs = 0
+        self.connected = asyncio.Event()  # set at the first message from the socket
+
+    def _forget_cache(self) -> None:
+        # After a drop the cache may hold a candle whose final update was lost: it would pass for closed as soon as
+        # a newer row appears. Forget it; the REST resync brings the final values.
+        cache = (getattr(self.client.ccxt, "ohlcvs", None) or {}).get(self.pair)
+        if cache is not None:
+            cache.pop("1m", None)
+
+    def _cache(self) -> list[list[float]]:
+        cache = (getattr(self.client.ccxt, "ohlcvs", None) or {}).get(self.pair, {}).get("1m")
+        return list(cache[-self.CACHE_TAIL:]) if cache else []
 
     async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         failures = 0
+        heard = loop.time()
         while not stop.is_set():
             try:
-                rows = await asyncio.wait_for(
-                    self.client.ccxt.watch_ohlcv(self.pair, "1m"), timeout=self.options.heartbeat_s
-                )
+                rows = await asyncio.wait_for(self.client.ccxt.watch_ohlcv(self.pair, "1m"), timeout=self.poll_s)
                 failures = 0
+                heard = loop.time()
             except asyncio.TimeoutError:
-                log.warning("%s kline stream silent for %.0fs; resyncing over REST", self.pair, self.options.heartbeat_s)
-                await self._safe_resync()
+                cached = self._cache()
+                if cached:
+                    await self._on_rows(cached)
+                if loop.time() - heard > self.options.heartbeat_s:
+                    log.warning("%s kline stream silent for %.0fs; resyncing over REST", self.pair,
+                                self.options.heartbeat_s)
+                    heard = loop.time()
+                    await self._safe_resync()
                 continue
             except ccxt.NetworkError as exc:
                 failures += 1
                 self.reconnects += 1
                 delay = self.options.backoff.delay(min(failures, 8))
                 log.warning("%s kline stream dropped (%s); reconnecting in %.1fs", self.pair, exc, delay)
+                self._forget_cache()
                 await asyncio.sleep(delay)
                 await self._safe_resync()
                 continue
-            await self._on_rows(rows)
+            self.connected.set()
+            await self._on_rows(self._cache() or rows)
 
     async def _on_rows(self, rows: list[list[float]]) -> None:
         if not rows:
             return
         newest = int(rows[-1][0])
-        closed = [r for r in rows if int(r[0]) < newest]
+        # A row is known final only when its successor minute follows it directly: on one socket Binance sends a
+        # candle's last update before the next candle's first. After a hole (a reconnect, possibly one ccxt did
+        # silently) the row before the hole may be a partial one, so those minutes come from REST instead.
+        trusted: list[list[float]] = []
+        for row, after in zip(rows, rows[1:], strict=False):
+            if int(after[0]) != int(row[0]) + MINUTE:
+                break
+            trusted.append(row)
+        complete = len(trusted) == len(rows) - 1
         if self.last_closed_ms is None:
             # First message: start from the last closed candle the stream shows; history is the caller's business.
-            if closed:
-                await self._deliver([Candle.from_row(self.pair, closed[-1])])
+            if trusted and complete:
+                await self._deliver([Candle.from_row(self.pair, trusted[-1])])
             else:
                 self.last_closed_ms = newest - MINUTE
             return
-        fresh = [r for r in closed if int(r[0]) > self.last_closed_ms]
+        fresh = [r for r in trusted if int(r[0]) > self.last_closed_ms]
         expected = self.last_closed_ms + MINUTE
-        if (fresh and int(fresh[0][0]) > expected) or (not fresh and newest > expected + MINUTE):
+        if (fresh and int(fresh[0][0]) > expected) or not complete or (not fresh and newest > expected + MINUTE):
+            await self._deliver([Candle.from_row(self.pair, r) for r in fresh if int(r[0]) == expected])
             await self.resync(until_ms=newest)
-            fresh = [r for r in closed if int(r[0]) > (self.last_closed_ms or 0)]
+            return
         await self._deliver([Candle.from_row(self.pair, r) for r in fresh])
 
     async def _deliver(self, candles: list[Candle]) -> None:

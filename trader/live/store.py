@@ -15,7 +15,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import ccxt
 import pandas as pd
 
 from trader.data.store import resample
@@ -27,61 +26,6 @@ from trader.live.feed import MINUTE, Bar, LiveFeed
 log = logging.getLogger(__name__)
 
 
-class FullCacheCandleStream(CandleStream):
-    """``CandleStream`` reading ccxt's whole kline cache, and looking at it again whenever the socket is quiet.
-
-    Two ccxt.pro behaviours lose closed candles for seconds (until the REST heartbeat resync): ``watch_ohlcv``
-    returns only the rows updated since the last call (``newUpdates``), so a batch rarely holds both the finished
-    candle and its successor; and a message that arrives while nobody awaits ``watch_ohlcv`` (the engine is busy
-    with the previous candle) resolves nothing — it only updates the cache. Reading the cache, and re-reading it
-    after ``poll_s`` of silence, delivers such a candle at most ``poll_s`` late instead of ``heartbeat_s``.
-    """
-
-    poll_s = 0.2
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.connected = asyncio.Event()
-
-    def _cache(self) -> list[list[float]]:
-        # The tail is enough: anything older than a few rows is either delivered or a gap that resync fetches.
-        cache = (getattr(self.client.ccxt, "ohlcvs", None) or {}).get(self.pair, {}).get("1m")
-        return list(cache[-8:]) if cache else []
-
-    async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        failures = 0
-        heard = loop.time()
-        while not stop.is_set():
-            try:
-                rows = await asyncio.wait_for(self.client.ccxt.watch_ohlcv(self.pair, "1m"), timeout=self.poll_s)
-                failures = 0
-                heard = loop.time()
-            except asyncio.TimeoutError:
-                cached = self._cache()
-                if cached:
-                    await CandleStream._on_rows(self, cached)
-                if loop.time() - heard > self.options.heartbeat_s:
-                    log.warning("%s kline stream silent for %.0fs; resyncing over REST", self.pair,
-                                self.options.heartbeat_s)
-                    heard = loop.time()
-                    await self._safe_resync()
-                continue
-            except ccxt.NetworkError as exc:
-                failures += 1
-                self.reconnects += 1
-                delay = self.options.backoff.delay(min(failures, 8))
-                log.warning("%s kline stream dropped (%s); reconnecting in %.1fs", self.pair, exc, delay)
-                await asyncio.sleep(delay)
-                await self._safe_resync()
-                continue
-            await self._on_rows(rows)
-
-    async def _on_rows(self, rows: list[list[float]]) -> None:
-        self.connected.set()
-        await super()._on_rows(self._cache() or rows)
-
-
 class LiveStore:
     def __init__(self, client: ExchangeClient, desk: OrderDesk, *, stream_options: StreamOptions | None = None,
                  account_sync_s: float = 60.0):
@@ -91,7 +35,7 @@ class LiveStore:
         self.stream_options = stream_options
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.candle_streams: dict[str, FullCacheCandleStream] = {}
+        self.candle_streams: dict[str, CandleStream] = {}
         self.account_stream: AccountStream | None = None
         self.on_bar: Callable[[str, Bar], None] | None = None  # observers (bench, status)
         self.feed_lock = threading.Lock()  # shared with the feeds (LiveFeed's ``lock``)
@@ -128,7 +72,7 @@ class LiveStore:
         loop = asyncio.get_running_loop()
         self._feeds = dict(feeds)
         for pair, feed in feeds.items():
-            stream = FullCacheCandleStream(self.client, pair, self._candle_handler(feed), last_closed_ms=feed.last_minute_ms,
+            stream = CandleStream(self.client, pair, self._candle_handler(feed), last_closed_ms=feed.last_minute_ms,
                                   options=self.stream_options)
             self.candle_streams[pair] = stream
             self._tasks.append(loop.create_task(stream.run(self._stop), name=f"candles-{pair}"))
