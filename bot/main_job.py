@@ -13,11 +13,13 @@ Shutdown stops the bot, then the engine (positions and their exchange-side stops
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from trader.persistence.audit import Actor
 from trader.persistence.types import utcnow
 from trader.service.engine_control import LiveEngineControl
 from trader.service.errors import ServiceError
+from trader.service.monitors import AccountMonitor, LatencyGuard
 from trader.service.service import ServiceProxy, TradingService
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig
 from trader.sim.server import SimulatorServer
@@ -66,6 +69,9 @@ class Runtime:
     control: LiveEngineControl
     sim: SimulatorServer | None = None
     app: Any = None  # the Telegram Application when the bot runs
+    guard: LatencyGuard | None = None
+    monitor: AccountMonitor | None = None
+    monitor_task: concurrent.futures.Future[None] | None = None
 
 
 def _data_pairs(data_dir: Path) -> list[str]:
@@ -89,11 +95,21 @@ def _client_options(settings: Settings, sim: SimulatorServer | None) -> ClientOp
     )
 
 
-def _client_factory(settings: Settings, options: ClientOptions) -> Callable[[], ExchangeClient]:
+def _client_factory(
+    settings: Settings, options: ClientOptions, hooks: dict[str, Callable[..., None]]
+) -> Callable[[], ExchangeClient]:
+    """Every client (the service's, each engine's) measures latency; tier changes go to ``hooks["latency"]``,
+    looked up when they happen, because the guard exists only once the service does."""
     tiers = settings.risk.latency
 
+    def tier_changed(old: Any, new: Any) -> None:
+        hook = hooks.get("latency")
+        if hook is not None:
+            hook(old, new)
+
     def make() -> ExchangeClient:
-        latency = LatencyMonitor(tiers.safe_ms, tiers.no_entries_ms, tiers.emergency_ms, tiers.hold_seconds)
+        latency = LatencyMonitor(tiers.safe_ms, tiers.no_entries_ms, tiers.emergency_ms, tiers.hold_seconds,
+                                 on_tier_change=tier_changed)
         return ExchangeClient(options, latency=latency)
 
     return make
@@ -126,7 +142,8 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
             sim = host.call(_start_simulator(settings, sim_overrides), timeout=120)
             log.info("dry-run: trading against the embedded simulator at %s", sim.rest_url)
         options = _client_options(settings, sim)
-        factory = _client_factory(settings, options)
+        hooks: dict[str, Callable[..., None]] = {}
+        factory = _client_factory(settings, options, hooks)
         pairs = list(core.runtime_state.get("pair_whitelist", settings.pair_whitelist))
         leverage = int(core.runtime_state.get("leverage", settings.leverage))
 
@@ -159,7 +176,13 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         holder["service"] = service
         if service.paused:
             control.pause_entries()
-        return Runtime(settings, core, bus, host, service, ServiceProxy(service, host.loop), control, sim)
+        guard = LatencyGuard(service, bus, host.loop, settings.risk.latency.emergency_action)
+        hooks["latency"] = guard.on_tier_change
+        monitor = AccountMonitor(service, bus, warn_distance=Decimal(str(settings.risk.liquidation_warning)))
+        runtime = Runtime(settings, core, bus, host, service, ServiceProxy(service, host.loop), control, sim,
+                          guard=guard, monitor=monitor)
+        runtime.monitor_task = asyncio.run_coroutine_threadsafe(monitor.run(asyncio.Event()), host.loop)
+        return runtime
     except BaseException:
         if sim is not None:
             with contextlib.suppress(Exception):
@@ -193,6 +216,8 @@ async def _stop_bot(app: Any) -> None:
 def close_runtime(runtime: Runtime) -> None:
     """Engine (positions kept), exchange client, simulator (state saved), host, storage, in that order."""
     host = runtime.host
+    if runtime.monitor_task is not None:
+        runtime.monitor_task.cancel()
     try:
         host.call(runtime.control.stop(), timeout=120)
     except Exception as exc:

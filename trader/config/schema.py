@@ -89,6 +89,8 @@ class LatencyTiers(StrictModel):
     no_entries_ms: Annotated[SInt, Field(ge=1)] = 500
     emergency_ms: Annotated[SInt, Field(ge=1)] = 1000
     hold_seconds: Annotated[SInt, Field(ge=0)] = 60
+    # Above emergency_ms: close every position ("flatten") or only stop new entries ("block_entries").
+    emergency_action: Literal["flatten", "block_entries"] = "flatten"
 
     @model_validator(mode="after")
     def _ascending(self) -> LatencyTiers:
@@ -124,6 +126,7 @@ class RiskConfig(StrictModel):
     loss_streak: Annotated[SInt, Field(ge=1)] = 3
     max_drawdown: Fraction = 0.2
     correlation_max: Fraction = 0.8
+    liquidation_warning: Fraction = 0.05  # warn when the mark is this close (fraction) to the liquidation price
     volatility_percentile: Fraction = 0.9
     latency: LatencyTiers = Field(default_factory=LatencyTiers)
     liquidity: LiquidityConfig = Field(default_factory=LiquidityConfig)

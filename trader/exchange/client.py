@@ -245,6 +245,11 @@ class ExchangeClient:
             lambda: self.ccxt.fetch_funding_rate_history(pair, since=since_ms, limit=limit),
         )
 
+    async def fetch_funding_payments(self, since_ms: int | None = None) -> list[dict[str, Any]]:
+        """Funding the account paid or received (income FUNDING_FEE), every pair: symbol, timestamp, amount."""
+        return await self._read("fetch_funding_history", Priority.ACCOUNT,
+                                lambda: self.ccxt.fetch_funding_history(None, since_ms))
+
     async def fetch_order_book(self, pair: str, limit: int = 1000) -> dict[str, Any]:
         """The raw REST snapshot (with lastUpdateId), as the local order book procedure needs it."""
         return await self._read(

@@ -116,7 +116,7 @@ class FundingPayment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trade_id: Mapped[int | None] = mapped_column(ForeignKey("trades.id"), nullable=True, index=True)
     pair: Mapped[str] = mapped_column(String(32))
-    rate: Mapped[Decimal] = mapped_column(Money)
+    rate: Mapped[Decimal | None] = mapped_column(Money, nullable=True)  # unknown when read from income history
     amount: Mapped[Decimal] = mapped_column(Money)  # signed: negative = paid by us
     time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 

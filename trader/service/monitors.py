@@ -1,0 +1,155 @@
+"""Account-level protection that runs beside the engine, on the service's loop.
+
+- Latency tiers (risk-rules.md): at "no entries" and above, entries are paused; back below, they resume unless a
+  user paused them; at "emergency" the configured action runs (flatten by default). The tier itself rises at once
+  and falls only after its hold time (trader.exchange.latency).
+- Liquidation warnings: a position whose mark is closer to its liquidation price than the warning distance
+  publishes a LiquidationWarning, at most once per pair per quiet period.
+- Funding: settlements the exchange booked (income FUNDING_FEE) are stored as FundingPayment rows and added to the
+  open trade of that pair, so PnL is net of funding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from trader.events import EventBus, LatencyTierChanged, LiquidationWarning, RiskAction
+from trader.exchange.errors import ExchangeError
+from trader.exchange.latency import LatencyTier
+from trader.persistence.audit import Actor
+from trader.persistence.database import transaction
+from trader.persistence.models import FundingPayment, Trade
+from trader.service.service import TradingService
+
+log = logging.getLogger(__name__)
+GUARD = Actor("engine", None, "risk")
+
+
+class LatencyGuard:
+    """Turns latency tier changes into actions. ``on_tier_change`` may be called from any thread."""
+
+    def __init__(
+        self,
+        service: TradingService,
+        bus: EventBus,
+        loop: asyncio.AbstractEventLoop,
+        emergency_action: Literal["flatten", "block_entries"] = "flatten",
+    ):
+        self.service = service
+        self.bus = bus
+        self.loop = loop
+        self.emergency_action = emergency_action
+        self.blocked = False  # entries paused by this guard (not by a user)
+        self.actions: list[str] = []
+
+    def on_tier_change(self, old: LatencyTier, new: LatencyTier) -> None:
+        self.bus.publish(LatencyTierChanged(old=old.name.lower(), new=new.name.lower()))
+        asyncio.run_coroutine_threadsafe(self.apply(new), self.loop)
+
+    async def apply(self, tier: LatencyTier) -> None:
+        engine = self.service.engine
+        if tier >= LatencyTier.NO_ENTRIES and not self.blocked:
+            self.blocked = True
+            if engine is not None:
+                engine.pause_entries()
+            self._act("entries_blocked", f"latency tier {tier.name.lower()}")
+        elif tier < LatencyTier.NO_ENTRIES and self.blocked:
+            self.blocked = False
+            if engine is not None and not self.service.paused:  # a user's pause outlives the latency episode
+                engine.resume_entries()
+            self._act("entries_resumed", f"latency tier {tier.name.lower()}")
+        if tier is LatencyTier.EMERGENCY:
+            if self.emergency_action == "flatten":
+                self._act("emergency_flatten", "latency above the emergency threshold")
+                report = await self.service.flatten(GUARD)
+                if not report.flat:
+                    log.error("emergency flatten left positions: %s", report.leftovers)
+            else:
+                self._act("emergency_block", "latency above the emergency threshold; positions kept")
+
+    def _act(self, action: str, reason: str) -> None:
+        self.actions.append(action)
+        log.warning("risk: %s (%s)", action, reason)
+        self.bus.publish(RiskAction(action=action, reason=reason))
+
+
+class AccountMonitor:
+    """Liquidation warnings and funding bookkeeping, polled on the service's loop."""
+
+    def __init__(
+        self,
+        service: TradingService,
+        bus: EventBus,
+        *,
+        warn_distance: Decimal = Decimal("0.05"),
+        quiet_s: float = 600.0,
+    ):
+        self.service = service
+        self.bus = bus
+        self.warn_distance = warn_distance
+        self.quiet_s = quiet_s
+        self._warned: dict[str, float] = {}
+
+    async def check_liquidation(self) -> list[LiquidationWarning]:
+        now = time.monotonic()
+        warnings = []
+        for pos in await self.service.positions():
+            if pos.liquidation_distance is None or pos.liquidation_distance >= self.warn_distance:
+                continue
+            if now - self._warned.get(pos.pair, -1e18) < self.quiet_s:
+                continue
+            self._warned[pos.pair] = now
+            event = LiquidationWarning(pair=pos.pair, mark_price=pos.mark_price or Decimal(0),
+                                       liquidation_price=pos.liquidation_price or Decimal(0),
+                                       distance=pos.liquidation_distance)
+            self.bus.publish(event)
+            warnings.append(event)
+        return warnings
+
+    async def sync_funding(self, since_ms: int | None = None) -> int:
+        """Store new funding settlements; returns how many were added."""
+        client = self.service.client
+        rows = await client.fetch_funding_payments(since_ms)
+        return await asyncio.to_thread(self._store_funding, rows)
+
+    def _store_funding(self, rows: list[dict]) -> int:
+        added = 0
+        sessions = self.service.core.sessions
+        for row in rows:
+            pair = row.get("symbol")
+            when = dt.datetime.fromtimestamp(int(row["timestamp"]) / 1000, dt.timezone.utc).replace(second=0,
+                                                                                                    microsecond=0)
+            amount = Decimal(str(row.get("amount") or 0))
+            try:
+                with transaction(sessions) as session:
+                    trade = session.scalar(select(Trade).where(Trade.pair == pair, Trade.status == "open",
+                                                               Trade.backtest_run_id.is_(None)))
+                    session.add(FundingPayment(trade_id=trade.id if trade else None, pair=pair,
+                                               rate=None, amount=amount, time=when))
+                    if trade is not None:
+                        trade.funding = trade.funding + amount
+            except IntegrityError:
+                continue  # already stored (one settlement per pair and time)
+            added += 1
+        return added
+
+    async def run(self, stop: asyncio.Event, interval_s: float = 30.0) -> None:
+        while not stop.is_set():
+            for job in (self.check_liquidation, self.sync_funding):
+                try:
+                    await job()
+                except (ExchangeError, Exception) as exc:  # a monitor must outlive any one failed poll
+                    log.warning("account monitor %s: %s", job.__name__, exc)
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except asyncio.TimeoutError:
+                pass
+
