@@ -44,6 +44,7 @@ from trader.service.monitors import AccountMonitor, LatencyGuard
 from trader.service.service import ServiceProxy, TradingService
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig
 from trader.sim.server import SimulatorServer
+from trader.strategy.reference import STRATEGIES
 
 log = logging.getLogger("bsmart.main")
 perf = logging.getLogger(PERFORMANCE_LOGGER)
@@ -77,6 +78,23 @@ class Runtime:
 def _data_pairs(data_dir: Path) -> list[str]:
     stems = sorted(p.name.split("-")[0] for p in Path(data_dir).glob("*-1m-futures.parquet"))
     return [normalize_pair(stem.replace("_", "/", 1).replace("_", ":", 1)) for stem in stems]
+
+
+def strategy_risk_params(settings: Settings) -> dict[str, Any]:
+    """The config's risk section as strategy parameters, for the parameters the configured strategy declares."""
+    risk = settings.risk
+    wanted: dict[str, Any] = {
+        "risk_per_trade": risk.risk_per_trade,
+        "max_total_risk": risk.max_total_risk,
+        "max_open_trades": settings.max_open_trades,
+        "atr_period": risk.atr_period,
+        "atr_multiplier": risk.atr_multiplier,
+        "stop_leverage_factor": risk.stop_leverage_factor,
+        "tp_moves": tuple(t.move for t in risk.take_profit),
+        "tp_shares": tuple(t.close for t in risk.take_profit),
+    }
+    declared = STRATEGIES[settings.strategy].param_values()
+    return {k: v for k, v in wanted.items() if k in declared}
 
 
 def _client_options(settings: Settings, sim: SimulatorServer | None) -> ClientOptions:
@@ -163,7 +181,7 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         except ExchangeError as exc:
             raise StartupError(f"exchange start-up checks failed: {exc}") from exc
         base = EngineConfig(pairs=pairs, strategy=settings.strategy, timeframe=settings.timeframes[0],
-                            leverage=leverage, dry_run=settings.dry_run)
+                            leverage=leverage, dry_run=settings.dry_run, strategy_params=strategy_risk_params(settings))
         holder: dict[str, TradingService] = {}
         control = LiveEngineControl(
             make_engine=lambda cfg: LiveEngine(cfg, factory, bus=bus, sessions=core.sessions),

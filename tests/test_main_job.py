@@ -60,3 +60,12 @@ async def test_demo_answers_typed_commands_and_numbered_buttons(tmp_path: Path) 
     text = out.getvalue()
     assert "Engine: running" in text
     assert "[1] ✅ Confirm" in text and "Flatten done" in text
+
+
+def test_config_risk_reaches_the_strategy(write_config) -> None:
+    from bot.main_job import strategy_risk_params
+
+    settings = load_settings(write_config({"max_open_trades": 2, "risk": {"risk_per_trade": 0.01}}), environ={})
+    params = strategy_risk_params(settings)
+    assert params["max_open_trades"] == 2 and params["risk_per_trade"] == 0.01
+    assert params["tp_moves"] == (0.008, 0.02, 0.05) and params["tp_shares"] == (0.3, 0.3, 0.4)

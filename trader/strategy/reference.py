@@ -29,7 +29,7 @@ def rsi_bollinger_signal(close: np.ndarray, rsi: np.ndarray, upper: np.ndarray, 
 
 
 class _PairState:
-    __slots__ = ("entry", "stop", "tps", "held", "exiting", "side", "entry_price")
+    __slots__ = ("entry", "stop", "tps", "held", "exiting", "side", "entry_price", "risk")
 
     def __init__(self) -> None:
         self.entry: bt.Order | None = None
@@ -39,6 +39,11 @@ class _PairState:
         self.exiting = False
         self.side = 0
         self.entry_price = 0.0
+        self.risk = 0.0  # loss at the stop, as a fraction of the wallet when the entry was sized
+
+    @property
+    def active(self) -> bool:
+        return self.entry is not None
 
 
 class RsiBollingerStrategy(FuturesStrategy):
@@ -55,6 +60,9 @@ class RsiBollingerStrategy(FuturesStrategy):
         # so the reference strategy keeps stops at least this far away.
         ("min_stop_distance", 0.005),
         ("risk_per_trade", 0.02),
+        # Account-level caps (risk-rules.md): positions open at once, and the summed loss-at-stop of all of them.
+        ("max_open_trades", 3),
+        ("max_total_risk", 0.10),
         ("tp_moves", (0.008, 0.02, 0.05)),
         ("tp_shares", (0.3, 0.3, 0.4)),
         ("breakeven", True),
@@ -118,8 +126,15 @@ class RsiBollingerStrategy(FuturesStrategy):
         ref = d.close[0]  # the decision price; the fill is the next bar's open
         dist = stop_distance(acct.leverage, d.atr[0], ref, self.p.atr_multiplier, self.p.stop_leverage_factor)
         dist = max(dist, min(self.p.min_stop_distance, self.p.stop_leverage_factor / acct.leverage))
+        open_states = [s for s in self._st.values() if s.active]
+        if len(open_states) >= self.p.max_open_trades:
+            return
+        budget = self.p.max_total_risk - sum(s.risk for s in open_states)
+        risk = min(self.p.risk_per_trade, budget)
+        if risk < 0.25 * self.p.risk_per_trade:  # the rounding crumbs of a spent budget would open dust positions
+            return
         size = risk_position_size(acct.wallet_balance(), acct.available_balance(), ref, dist, spec, acct.leverage,
-                                  self.p.risk_per_trade, self.p.taker_fee)
+                                  risk, self.p.taker_fee)
         if size.qty <= 0:
             return
         stop = ref * (1 - side * dist)
@@ -130,6 +145,7 @@ class RsiBollingerStrategy(FuturesStrategy):
         st.side = side
         st.held = 0
         st.exiting = False
+        st.risk = size.qty * ref * dist / acct.wallet_balance()
 
     def notify_order(self, order: bt.Order) -> None:
         if order.status in (order.Submitted, order.Accepted):
@@ -142,6 +158,7 @@ class RsiBollingerStrategy(FuturesStrategy):
                 st.entry_price = order.executed.price
             elif not order.alive():
                 st.entry = None
+                st.risk = 0.0
             return
         if tag == "tp1" and order.status == order.Completed and self.p.breakeven:
             self._move_stop_to_breakeven(d, st)
@@ -151,6 +168,7 @@ class RsiBollingerStrategy(FuturesStrategy):
             st.tps = []
             st.held = 0
             st.exiting = False
+            st.risk = 0.0
 
     def _move_stop_to_breakeven(self, d: bt.DataBase, st: _PairState) -> None:
         pos = self.getposition(d)
