@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -59,4 +61,27 @@ def test_bad_arguments_exit_2_and_write_nothing(isolated: Path, capsys, extra: l
     assert main([*ARGS, *extra]) == 2
     err = capsys.readouterr().err
     assert message in err
+    assert _files(isolated) == before
+
+
+def test_two_machines_share_one_study(isolated: Path) -> None:
+    """Two independent ``bsmart hyperopt`` processes on one storage (as two machines on one PostgreSQL would)."""
+    storage = f"sqlite:///{isolated / 'shared.sqlite'}"
+    cmd = [sys.executable, "-m", "bot.cli", *ARGS, "--storage", storage, "--study-name", "shared"]
+    procs = [subprocess.Popen([*cmd, "--seed", str(seed)], cwd=isolated, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    for k in (0, 1):
+        trials = optuna.load_study(study_name=f"shared.fold{k}", storage=storage).trials
+        assert len(trials) == 8  # both machines' 4 trials, in one study
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        assert len({tuple(sorted(t.params.items())) for t in trials}) >= 6  # different seeds: different points
+
+
+def test_storage_that_cannot_be_opened_exits_2(isolated: Path, capsys) -> None:
+    (isolated / "adir").mkdir()  # a well-formed SQLite URL whose "file" is a directory
+    before = _files(isolated)
+    assert main([*ARGS, "--storage", f"sqlite:///{isolated / 'adir'}"]) == 2
+    assert "cannot open storage" in capsys.readouterr().err
     assert _files(isolated) == before

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from trader.backtest import data_prep
 from trader.backtest.runner import BacktestRequest, resolve_strategy, run_backtest
@@ -63,7 +64,7 @@ class HyperoptRequest:
     train_days: float | None = None
     test_days: float | None = None
     jobs: int = 1
-    storage: str | None = None  # RDB URL; None: in memory (a temporary journal file when jobs > 1)
+    storage: str | None = None  # RDB URL; None: in memory (a temporary SQLite file when jobs > 1)
     study_name: str | None = None  # None: derived from the settings, so rerunning them resumes
     seed: int = 42
 
@@ -96,21 +97,49 @@ CancelHook = Callable[[], bool]
 
 @dataclass(frozen=True)
 class _Storage:
-    kind: str  # "memory", "rdb", "journal"
-    target: str  # URL or journal file path
+    kind: str  # "memory" or "rdb"
+    target: str  # the URL
 
     def open(self) -> optuna.storages.BaseStorage:
         if self.kind == "rdb":
-            kwargs: dict[str, Any] = {}
-            if self.target.startswith("sqlite"):
-                # Several processes write one file: wait for the lock rather than fail a trial.
-                kwargs = {"connect_args": {"timeout": 60}}
-            return optuna.storages.RDBStorage(self.target, engine_kwargs=kwargs)
-        if self.kind == "journal":
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-            return JournalStorage(JournalFileBackend(self.target))
+            sqlite = self.target.startswith("sqlite")
+            # Several processes write one SQLite file: wait for the lock rather than fail a trial.
+            kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
+            rdb = _open_rdb(self.target, kwargs)
+            if not sqlite:
+                return rdb
+            # optuna commits once per suggested parameter; with SQLite's default full fsync per commit that cost
+            # ~55 ms a trial here, WAL with normal sync ~20 ms (a power cut may lose the last trials, never corrupt
+            # the file; SQLite storage is one-machine-only anyway). Pooled connections are dropped to get the pragmas.
+            event.listen(rdb.engine, "connect", _sqlite_pragmas)
+            rdb.engine.dispose()
+            return rdb
         return optuna.storages.InMemoryStorage()
+
+
+class StorageError(ValueError):
+    """The storage URL is well formed but the database cannot be opened (host, credentials, permissions)."""
+
+
+def _open_rdb(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+    # Machines (or the workers of a run) starting together on a fresh database race to create optuna's tables;
+    # the loser gets an integrity or "already exists" error and finds the schema in place on a retry.
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except SQLAlchemyError as exc:
+            if attempt == 4:
+                raise StorageError(f"cannot open storage {hidden_password(url)}: {exc.__class__.__name__}: "
+                                   f"{str(exc).splitlines()[0]}") from exc
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
 
 
 @dataclass(frozen=True)
@@ -299,9 +328,10 @@ def run_hyperopt(request: HyperoptRequest, progress: ProgressCallback | None = N
     if request.storage:
         storage = _Storage("rdb", request.storage)
     elif request.jobs > 1:
-        # Worker processes cannot share an in-memory storage; optuna's journal file is safe across processes.
+        # Worker processes cannot share an in-memory storage. A throwaway SQLite file (WAL) measured faster here
+        # than optuna's journal file, whose lock is contended by every parameter write.
         tmp = tempfile.TemporaryDirectory(prefix="bsmart-hyperopt-")
-        storage = _Storage("journal", str(Path(tmp.name) / "journal.log"))
+        storage = _Storage("rdb", f"sqlite:///{Path(tmp.name) / 'hyperopt.sqlite'}")
     else:
         storage = _Storage("memory", "")
     opened = storage.open()
@@ -413,5 +443,5 @@ def _run_fold(plan: Plan, fold: Fold, opened: optuna.storages.BaseStorage, stora
                       oos_metrics=oos_metrics)
 
 
-__all__ = ["HyperoptProgress", "HyperoptRequest", "Plan", "check_storage_url", "data_span", "plan_hyperopt",
-           "run_hyperopt"]
+__all__ = ["HyperoptProgress", "HyperoptRequest", "Plan", "StorageError", "check_storage_url", "data_span",
+           "plan_hyperopt", "run_hyperopt"]
