@@ -14,13 +14,23 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from bot.emulator import TelegramEmulator
 from bot.emulator.state import ChatMessage
 from bot.i18n import Catalogs
+from bot.telegram.app import build_application
 from bot.telegram.handlers import backtest as bt
 from reports.text.backtest import LABELS as ROW_LABELS
-from tests.bot.conftest import ADMIN, TRADER, VIEWER, Harness
+from tests.bot.conftest import ADMIN, PAIRS, TRADER, VIEWER, Harness, make_settings
+from tests.bot.test_proxy import EngineLoop
+from tests.exchange.conftest import make_client
+from trader.bootstrap import open_core
+from trader.events import EventBus
+from trader.persistence.audit import Actor
 from trader.persistence.models import BacktestRun
 from trader.service.errors import ServiceError
+from trader.service.service import ServiceProxy, TradingService
+from trader.sim.config import SimConfig
+from trader.sim.server import SimulatorServer
 
 EN = Catalogs().translator("en")
 ZH = Catalogs().translator("zh_CN")
@@ -196,9 +206,7 @@ async def test_closing_the_service_stops_running_backtests(bot: Harness) -> None
     assert [r.status for r in runs(h)] == ["cancelled"]
 
 
-def _actor(h: Harness, user_id: int) -> Any:
-    from trader.persistence.audit import Actor
-
+def _actor(h: Harness, user_id: int) -> Actor:
     return Actor("telegram", user_id, h.deps.access.role_of(user_id))
 
 
@@ -288,3 +296,41 @@ def test_arguments_in_any_order() -> None:
     assert bt.parse([]).missing() == "strategy"
     with pytest.raises(bt.BadArgument):
         bt.parse(["20250504-20250510", "7d"])
+
+
+async def test_backtest_through_the_service_proxy(write_config: Any, tmp_path: Any) -> None:
+    """Production shape: the service on the engine's loop and thread, the bot on its own; progress arrives from
+    the job's follower thread and still lands on the bot's loop."""
+    engine = EngineLoop()
+    sim = SimulatorServer(SimConfig(port=0, clock_mode="stepped", pairs=PAIRS))
+    try:
+        async with TelegramEmulator() as tg:
+            settings = make_settings(write_config, tmp_path, tg)
+            core = open_core(settings, console_logging=False, file_logging=False)
+            await engine.run(sim.start())
+            client = make_client(sim)
+            await engine.run(client.initialize(settings.pair_whitelist, settings.leverage))
+            service = TradingService(settings, core, client, EventBus())
+            app = build_application(settings, ServiceProxy(service, engine.loop), core, rate_limit=False)
+            await app.initialize()
+            await app.start()
+            await app.updater.start_polling(timeout=10)
+            try:
+                await tg.wait_for_poll()
+                tg.send_text(TRADER, "/backtest rsi_bollinger ETH 15m 20250510-20250513")
+                message = await tg.wait_for_sent(TRADER)
+                done = await tg.wait_for_edit(message, lambda m: (m.text or "").startswith("✅"), timeout=30)
+                assert "288" in (done.text or "")
+                await tg.wait_for(lambda: True if len([m for m in tg.sent(TRADER) if m.photo]) >= 3 else None,
+                                  timeout=30, what="charts")
+                assert [r.status for r in await engine.run(service.backtests())] == ["done"]
+            finally:
+                await app.updater.stop()
+                await app.stop()
+                await app.shutdown()
+                await engine.run(service.close_backtests())
+                await engine.run(client.close())
+                core.close()
+    finally:
+        await engine.run(sim.stop())
+        engine.close()
