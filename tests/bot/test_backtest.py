@@ -132,8 +132,14 @@ async def test_backtest_with_pickers_progress_summary_charts_list_and_show(bot: 
     assert [(a.actor.user_id, a.outcome) for a in started] == [(TRADER, "ok")]
 
 
-async def test_stop_kills_the_worker_and_the_run_is_cancelled(bot: Harness) -> None:
+def progress_edits(h: Harness, message: ChatMessage) -> list[Any]:
+    return [c for c in h.tg.calls("editMessageText") if str(c.params.get("message_id")) == str(message.message_id)
+            and PROGRESS.search(str(c.params.get("text", "")))]
+
+
+async def test_stop_kills_the_worker_and_the_run_is_cancelled(bot: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     h = bot
+    monkeypatch.setattr(bt, "EDIT_INTERVAL_S", 1.0)  # the worker reports every 0.25 s: edits must be sparser
     message = await h.ask(TRADER, LONG)
     assert message.text.startswith(EN("backtest.running", strategy="rsi_bollinger", pairs="BTC/USDT, ETH/USDT, SOL/USDT",
                                        timeframe="1m", timerange="20250504-20250603"))
@@ -142,6 +148,10 @@ async def test_stop_kills_the_worker_and_the_run_is_cancelled(bot: Harness) -> N
     assert pid is not None
     done, total = await wait_running(h, message)
     assert 0 < done < total
+    edits = await h.tg.wait_for(lambda: progress_edits(h, message) if len(progress_edits(h, message)) >= 3 else None,
+                                timeout=20, what="three progress edits")
+    gaps = [(b.at - a.at).total_seconds() for a, b in zip(edits, edits[1:], strict=False)]
+    assert min(gaps) >= 0.9, gaps
     query = h.tg.press_button(TRADER, current(h, message), text=EN("backtest.button.stop"))
     assert (await h.tg.wait_for_answer(query)).text == EN("backtest.stopping")
     stopped = await h.tg.wait_for_edit(message, lambda m: (m.text or "").startswith("⏹"), timeout=20)

@@ -281,6 +281,7 @@ class ProgressView:
         self.timer: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.finished = False
+        self.editing = asyncio.Lock()  # one edit at a time, so a late progress edit never lands after the outcome
 
     # Called from the job's follower thread: hop onto the bot's loop.
     def from_thread(self, progress: JobProgress) -> None:
@@ -307,6 +308,7 @@ class ProgressView:
         self.latest = progress
         wait = EDIT_INTERVAL_S - (time.monotonic() - self.last_edit)
         if wait <= 0:
+            self.last_edit = time.monotonic()
             self._spawn(self.show())
         elif self.timer is None:
             self.timer = self.loop.call_later(wait, self._due)
@@ -314,6 +316,7 @@ class ProgressView:
     def _due(self) -> None:
         self.timer = None
         if not self.finished:
+            self.last_edit = time.monotonic()
             self._spawn(self.show())
 
     def keyboard(self) -> InlineKeyboardMarkup | None:
@@ -335,18 +338,22 @@ class ProgressView:
                                elapsed=_clock_text(progress.elapsed_s))
 
     async def show(self) -> None:
-        if self.finished or not self.ready.is_set():
-            return
-        text = self.text(self.latest)
-        if text == self.last_text:
-            return
-        self.last_edit = time.monotonic()
-        self.last_text = text
-        await _edit(self.request.context.bot, self.deps, self.chat_id, self.message_id, text, self.keyboard())
+        async with self.editing:
+            if self.finished or not self.ready.is_set():
+                return
+            text = self.text(self.latest)
+            if text == self.last_text:
+                return
+            self.last_text = text
+            await _edit(self.request.context.bot, self.deps, self.chat_id, self.message_id, text, self.keyboard())
 
     async def finish(self, progress: JobProgress) -> None:
-        t, bot = self.t, self.request.context.bot
         await self.ready.wait()
+        async with self.editing:
+            await self._finish(progress)
+
+    async def _finish(self, progress: JobProgress) -> None:
+        t, bot = self.t, self.request.context.bot
         if self.cancel_nonce is not None:
             state_of(self.deps).buttons.take(self.cancel_nonce, "used")
         state_of(self.deps).views.pop(progress.job_id, None)
