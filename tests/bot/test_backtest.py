@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.bot.conftest import ADMIN, PAIRS, TRADER, VIEWER, Harness, make_setti
 from tests.bot.test_proxy import EngineLoop
 from tests.exchange.conftest import make_client
 from trader.bootstrap import open_core
+from trader.data.store import bundled_data_dir
 from trader.events import EventBus
 from trader.persistence.audit import Actor
 from trader.persistence.models import BacktestRun
@@ -344,3 +346,18 @@ async def test_backtest_through_the_service_proxy(write_config: Any, tmp_path: A
     finally:
         await engine.run(sim.stop())
         engine.close()
+
+
+async def test_data_gone_before_the_worker_reads_it_gives_the_download_hint(bot: Harness) -> None:
+    h = bot
+    store = h.settings.data_dir
+    store.mkdir(parents=True, exist_ok=True)
+    copied = store / "BTC_USDT_USDT-1m-futures.parquet"
+    shutil.copy(bundled_data_dir() / copied.name, copied)
+    message = await h.ask(TRADER, "/backtest rsi_bollinger BTC 15m 20250510-20250513")
+    copied.unlink()  # the worker is still starting (a spawn takes most of a second): it will find nothing
+    failed = await h.tg.wait_for_edit(message, lambda m: "bsmart download" in (m.text or ""), timeout=20)
+    assert failed.text == EN("backtest.missing_data", pairs="BTC/USDT", timeframe="15m", timerange="20250510-20250513",
+                             command="bsmart download --pairs BTC --timeframes 15m --timerange 20250510-20250513")
+    (run,) = runs(h)
+    assert run.status == "failed" and "FileNotFoundError" in run.error

@@ -32,7 +32,7 @@ from bot.telegram.registry import Command, service_error_text
 from reports.charts.backtest import backtest_pngs
 from reports.text.backtest import backtest_rows
 from trader.config.pairs import normalize_pair
-from trader.jobs.data import DAY_MS, MAX_DAYS, TIMEFRAMES, BacktestAsk, resolve_range
+from trader.jobs.data import DAY_MS, MAX_DAYS, TIMEFRAMES, BacktestAsk, MissingData, resolve_range
 from trader.service.errors import ServiceError
 from trader.strategy.reference import STRATEGIES
 
@@ -365,8 +365,12 @@ class ProgressView:
                           total=f"{progress.bars_total:,}", elapsed=elapsed), None)
             return
         if progress.state == "failed":
-            await _edit(bot, self.deps, self.chat_id, self.message_id,
-                        t("backtest.failed", id=short, error=progress.error[:500]), None)
+            text = t("backtest.failed", id=short, error=progress.error[:500])
+            if progress.missing_data and self.draft.pairs and self.draft.timeframe and self.draft.timerange:
+                # A file vanished between the service's check and the worker's read: same advice as the check.
+                lacking = MissingData(self.draft.pairs, self.draft.timeframe, str(resolve_range(self.draft.timerange)))
+                text = missing_text(t, lacking)
+            await _edit(bot, self.deps, self.chat_id, self.message_id, text, None)
             return
         await _edit(bot, self.deps, self.chat_id, self.message_id,
                     t("backtest.finished", id=short, bars=f"{progress.bars_total:,}", elapsed=elapsed), None)
@@ -425,11 +429,15 @@ async def _launch(request: Request, draft: Draft, message: Any | None) -> None:
     view.ready.set()
 
 
+def missing_text(t: Translator, missing: MissingData) -> str:
+    return t("backtest.missing_data", pairs=", ".join(fmt.short_pair(p) for p in missing.pairs),
+             timeframe=missing.timeframe, timerange=missing.timerange, command=missing.command)
+
+
 def refusal_text(t: Translator, exc: ServiceError) -> str:
     missing = exc.details.get("missing_data")
     if missing is not None:
-        return t("backtest.missing_data", pairs=", ".join(fmt.short_pair(p) for p in missing.pairs),
-                 timeframe=missing.timeframe, timerange=missing.timerange, command=missing.command)
+        return missing_text(t, missing)
     if exc.details.get("running"):
         return t("backtest.busy", id=str(exc.details["running"])[-12:])
     if exc.details.get("machine_busy"):
