@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,19 @@ def test_json_export_is_strict_json(tmp_path: Path) -> None:
     assert fold["tp_return_on_margin"] == pytest.approx([m * 25 for m in moves])
     assert doc["aggregate"]["oos_score"] == pytest.approx(fold["out_of_sample"]["score"])
     assert doc["best_params"] == fold["strategy_params"]
+
+
+def test_cancel_reaches_worker_processes(tmp_path: Path) -> None:
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'ho.sqlite'}"
+    seen = []
+    t0 = time.perf_counter()
+    result = run_hyperopt(_request(epochs=400, jobs=2, storage=url, study_name="c"), progress=seen.append,
+                          cancel=lambda: any(p.trials_done >= 2 for p in seen))
+    assert result.cancelled and result.folds == []
+    trials = optuna.load_study(study_name="c.fold0", storage=url).trials
+    # Stopped within a poll interval and one running trial per worker, far short of the 400 asked for.
+    assert 2 <= len(trials) < 60
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert time.perf_counter() - t0 < 60

@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -269,6 +270,9 @@ _BARRIER: Any = None
 def _init_worker(stop: Any, barrier: Any) -> None:
     global _STOP, _BARRIER
     _STOP, _BARRIER = stop, barrier
+    # Ctrl-C reaches the whole process group; the parent turns it into the stop event so running trials end
+    # cleanly instead of every worker dumping a traceback mid-backtest.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -412,7 +416,12 @@ def _run_fold(plan: Plan, fold: Fold, opened: optuna.storages.BaseStorage, stora
         futures = [pool.submit(_work, storage, name, objective, request.sampler, seed + i, request.epochs, n)
                    for i, n in enumerate(shares) if n]
         while True:
-            done, _ = cf.wait(futures, timeout=0.5)
+            try:
+                done, _ = cf.wait(futures, timeout=0.5)
+            except KeyboardInterrupt:
+                stop.set()
+                cf.wait(futures)
+                raise
             report(state("optimising"))
             if not cancelled and is_cancelled():
                 cancelled = True
