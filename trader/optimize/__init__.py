@@ -28,8 +28,18 @@ Python API (what ``bsmart hyperopt`` and the Telegram /hyperopt command call)::
   ``best_params``, ``is_score``/``is_metrics``, ``oos_score``/``oos_metrics``, ``trials``), ``table()`` (text),
   ``to_dict()`` (JSON-ready), ``write_json(root)``.
 
-The run is blocking and CPU-bound: call it from a worker process, not from an event loop. Applying parameters is
-the caller's business (RuntimeState); nothing here changes a running strategy.
+Errors: ``plan_hyperopt`` raises ValueError for a bad argument (unknown space, epochs ≤ 0, malformed storage URL,
+range too short for one fold) and FileNotFoundError for missing candles; ``run_hyperopt`` raises ``StorageError``
+(a ValueError) when the storage cannot be opened and ValueError when a study of that name exists with other
+settings. Nothing is written before those checks pass; ``run_hyperopt`` itself writes no file (``write_json`` does).
+
+The run is blocking and CPU-bound: call it from a worker process, not from an event loop. With ``jobs`` > 1 it
+starts its own spawned worker processes, so that caller must not be a daemonic process (a multiprocessing.Pool
+worker); a strategy passed as a class must be importable by its module path. Applying parameters is the caller's
+business (RuntimeState); nothing here changes a running strategy.
+
+Out-of-sample windows are separate backtests: indicators warm up inside the test window, so its first few bars
+(the longest indicator period) cannot trade.
 
 Take-profit targets: the reference strategy's ``tp_moves`` (``roi`` space) are price moves from entry. The
 specification's 5/10/20 % "profit targets" are returns on margin; at leverage L a price move m is m·L on margin
@@ -47,6 +57,7 @@ _EXPORTS = {
     "plan_hyperopt": "trader.optimize.study",
     "run_hyperopt": "trader.optimize.study",
     "check_storage_url": "trader.optimize.study",
+    "StorageError": "trader.optimize.study",
     "HyperoptResult": "trader.optimize.results",
     "FoldResult": "trader.optimize.results",
     "margin_return_to_price_move": "trader.optimize.results",
