@@ -361,3 +361,18 @@ async def test_data_gone_before_the_worker_reads_it_gives_the_download_hint(bot:
                              command="bsmart download --pairs BTC --timeframes 15m --timerange 20250510-20250513")
     (run,) = runs(h)
     assert run.status == "failed" and "FileNotFoundError" in run.error
+
+
+async def test_a_deleted_progress_message_is_replaced_once_and_followed(bot: Harness) -> None:
+    h = bot
+    message = await h.ask(TRADER, LONG)
+    await wait_running(h, message)
+    await h.app.bot.delete_message(TRADER, message.message_id)
+    moved = await h.tg.wait_for_sent(TRADER, lambda m: bool(PROGRESS.search(m.text or "")), timeout=10)
+    await h.tg.wait_for_edit(moved, lambda m: len(m.history) >= 2, timeout=10)  # edits follow the new message
+    assert [m.message_id for m in h.tg.sent(TRADER) if PROGRESS.search(m.text or "") and not m.deleted] \
+        == [moved.message_id]
+    query = h.tg.press_button(TRADER, current(h, moved), text=EN("backtest.button.stop"))
+    assert (await h.tg.wait_for_answer(query)).text == EN("backtest.stopping")
+    await h.tg.wait_for_edit(moved, lambda m: (m.text or "").startswith("⏹"), timeout=20)
+    assert [r.status for r in runs(h)] == ["cancelled"]

@@ -345,7 +345,17 @@ class ProgressView:
             if text == self.last_text:
                 return
             self.last_text = text
-            await _edit(self.request.context.bot, self.deps, self.chat_id, self.message_id, text, self.keyboard())
+            self._moved(await _edit(self.request.context.bot, self.deps, self.chat_id, self.message_id, text,
+                                    self.keyboard()))
+
+    def _moved(self, replacement: Any | None) -> None:
+        """Later edits (and the Stop button) follow a message that had to be sent anew."""
+        if replacement is None:
+            return
+        self.message_id = replacement.message_id
+        pending = state_of(self.deps).buttons.peek(self.cancel_nonce) if self.cancel_nonce else None
+        if pending is not None:
+            pending.message_id = replacement.message_id
 
     async def finish(self, progress: JobProgress) -> None:
         await self.ready.wait()
@@ -387,18 +397,20 @@ def _clock_text(seconds: float) -> str:
 
 
 async def _edit(bot: Any, deps: BotDeps, chat_id: int, message_id: int, text: str,
-                keyboard: InlineKeyboardMarkup | None) -> None:
+                keyboard: InlineKeyboardMarkup | None) -> Any | None:
+    """Edit the message; the replacement message when it had to be sent anew (None otherwise)."""
     try:
         await bot.edit_message_text(deps.redactor(text), chat_id=chat_id, message_id=message_id,
                                     reply_markup=keyboard)
     except BadRequest as exc:
         if "not modified" in str(exc).lower():
-            return
+            return None
         # The message is gone (deleted by the user): say it anew rather than lose the news.
         log.info("could not edit backtest message %s (%s); sending instead", message_id, exc)
-        await send_text(bot, chat_id, deps.redactor(text), keyboard)
+        return await send_text(bot, chat_id, deps.redactor(text), keyboard)
     except TelegramError as exc:  # a flood wait or an outage: the next edit carries the news
         log.warning("backtest message %s not edited: %s", message_id, exc)
+    return None
 
 
 async def _launch(request: Request, draft: Draft, message: Any | None) -> None:
