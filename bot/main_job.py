@@ -237,6 +237,10 @@ def close_runtime(runtime: Runtime) -> None:
     if runtime.monitor_task is not None:
         runtime.monitor_task.cancel()
     try:
+        host.call(runtime.service.close_backtests(), timeout=60)  # workers end with us, their runs cancelled
+    except Exception as exc:
+        log.error("backtest jobs: %s", exc)
+    try:
         host.call(runtime.control.stop(), timeout=120)
     except Exception as exc:
         log.error("engine stop: %s", exc)
