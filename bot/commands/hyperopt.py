@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "(one machine), postgresql://… or mysql://… (several); default in memory")
     parser.add_argument("--study-name", help="default: derived from strategy, pairs, timeframe, loss, spaces and "
                                              "windows, so the same command resumes the same study")
-    parser.add_argument("--folds", type=int, default=3, help="walk-forward folds (default 3)")
+    parser.add_argument("--folds", type=int, default=3, help="walk-forward folds (default 3; with --train-days and "
+                                                              "--test-days: at most this many, the newest)")
     parser.add_argument("--train-days", type=float, help="train window length (default: 3 × test)")
     parser.add_argument("--test-days", type=float, help="test window length (default: range / (folds + 3))")
     parser.add_argument("--seed", type=int, default=42)
