@@ -1,8 +1,13 @@
-"""Heavy jobs in worker processes: a backtest never runs on the engine's or the bot's event loop.
+"""Heavy jobs in worker processes: a backtest or a hyperopt never runs on the engine's or the bot's event loop.
 
     jobs = BacktestJobs(core.sessions)
     job_id = jobs.start("telegram:1002", spec, on_progress)   # returns at once; the worker is spawned
+    job_id = jobs.start_hyperopt("telegram:1001", hspec, on_progress)  # the same, for a bounded hyperopt
     jobs.cancel(job_id)                                        # terminates the worker, the run is "cancelled"
+
+Both kinds share the limits (one heavy job per owner, ``max_jobs`` in all) and the follower. A backtest's run is a
+``BacktestRun`` row; a hyperopt's outcome travels in its final ``JobProgress.result`` (a ``HyperoptSummary``) and
+its JSON export, nothing in the database: applying its parameters is the service's separate, audited action.
 
 Each job is a "spawn" process (never fork: the parent holds sockets, threads and an event loop a fork would copy
 in whatever state they were) and one follower thread in this process that reads the worker's pipe, calls
@@ -27,6 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from trader.backtest.runner import resolve_strategy
 from trader.jobs import store
+from trader.jobs.hyperopt import HyperoptJobSpec
+from trader.jobs.hyperopt import run as hyperopt_work
 from trader.jobs.worker import BacktestJobSpec
 from trader.jobs.worker import run as work
 
@@ -48,6 +55,11 @@ class JobProgress:
     elapsed_s: float
     error: str = ""
     missing_data: bool = False  # failed because a candle file was absent
+    kind: str = "backtest"  # "backtest" | "hyperopt"; for a hyperopt the "bars" are trials (folds × epochs)
+    fold: int = 0  # hyperopt: 0-based fold being optimised, of ``folds``
+    folds: int = 0
+    best_score: float | None = None  # hyperopt: best in-sample score of the current fold so far
+    result: Any = None  # hyperopt, final "done" only: the HyperoptSummary
 
     @property
     def fraction(self) -> float:
@@ -66,15 +78,16 @@ Listener = Callable[[JobProgress], None]
 class JobRefused(Exception):
     """Not started: the owner already has a heavy job, or the machine has its share of them."""
 
-    def __init__(self, reason: Literal["owner_busy", "machine_busy"], running: str):
+    def __init__(self, reason: Literal["owner_busy", "machine_busy"], running: str, kind: str = ""):
         super().__init__(f"{reason}: {running}")
         self.reason = reason
         self.running = running
+        self.kind = kind  # owner_busy: what the owner is running ("backtest" | "hyperopt")
 
 
 @dataclass
 class _Job:
-    spec: BacktestJobSpec
+    spec: BacktestJobSpec | HyperoptJobSpec
     owner: str
     listener: Listener
     process: Any
@@ -85,6 +98,9 @@ class _Job:
     bars_total: int = 0
     cancel_requested: bool = False
     finishing: bool = False  # the result arrived: too late to cancel
+    fold: int = 0
+    folds: int = 0
+    best_score: float | None = None
     thread: threading.Thread | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -130,18 +146,36 @@ class BacktestJobs:
     # -- start / cancel ---------------------------------------------------------------------------------------------
     def start(self, owner: str, spec: BacktestJobSpec, listener: Listener, *, requested_by: int | None = None,
               params: dict[str, Any] | None = None) -> str:
+        def create_row() -> None:
+            # Named like a finished run (and the CLI's rows): the class, not the registry key.
+            store.create_running(self.sessions, spec.run_id, strategy=resolve_strategy(spec.strategy).__name__,
+                                 pairs=list(spec.pairs), timeframe=spec.timeframe, timerange=spec.timerange,
+                                 leverage=spec.leverage, params=params or {}, requested_by=requested_by)
+
+        def fail_row(error: str) -> None:
+            store.finish_other(self.sessions, spec.run_id, "failed", error)
+
+        return self._launch(owner, spec, listener, work, create_row, fail_row)
+
+    def start_hyperopt(self, owner: str, spec: HyperoptJobSpec, listener: Listener) -> str:
+        """A bounded hyperopt (``spec.epochs`` × ``spec.folds`` trials, one process): the same limits as a
+        backtest; its final progress carries the ``HyperoptSummary`` in ``result``."""
+        return self._launch(owner, spec, listener, hyperopt_work, None, None)
+
+    def _launch(self, owner: str, spec: BacktestJobSpec | HyperoptJobSpec, listener: Listener,
+                target: Callable[..., None], before: Callable[[], None] | None,
+                on_fail: Callable[[str], None] | None) -> str:
+        kind = _kind(spec)
         with self._lock:
             mine = [j for j in self._jobs.values() if j.owner == owner]
             if mine:
-                raise JobRefused("owner_busy", mine[0].spec.run_id)
+                raise JobRefused("owner_busy", mine[0].spec.run_id, _kind(mine[0].spec))
             if len(self._jobs) >= self.max_jobs:
                 raise JobRefused("machine_busy", ", ".join(self._jobs))
-            # Named like a finished run (and the CLI's rows): the class, not the registry key.
-            store.create_running(self.sessions, spec.run_id, strategy=resolve_strategy(spec.strategy).__name__, pairs=list(spec.pairs),
-                                 timeframe=spec.timeframe, timerange=spec.timerange, leverage=spec.leverage,
-                                 params=params or {}, requested_by=requested_by)
+            if before is not None:
+                before()
             receiver, sender = self._ctx.Pipe(duplex=False)
-            process = self._ctx.Process(target=work, args=(spec, sender), name=f"backtest-{spec.run_id}",
+            process = self._ctx.Process(target=target, args=(spec, sender), name=f"{kind}-{spec.run_id}",
                                         daemon=True)
             job = _Job(spec, owner, listener, process, receiver, self._clock())
             self._jobs[spec.run_id] = job
@@ -149,7 +183,8 @@ class BacktestJobs:
                 process.start()
             except Exception as exc:
                 del self._jobs[spec.run_id]
-                store.finish_other(self.sessions, spec.run_id, "failed", f"could not start a worker: {exc}")
+                if on_fail is not None:
+                    on_fail(f"could not start a worker: {exc}")
                 raise
             finally:
                 sender.close()  # the child holds its own copy; ours would hide the child's death (no EOF)
@@ -177,13 +212,14 @@ class BacktestJobs:
     # -- following a worker -----------------------------------------------------------------------------------------
     def _snapshot(self, job: _Job) -> JobProgress:
         return JobProgress(job.spec.run_id, job.owner, job.state, job.bars_done, job.bars_total,
-                           self._clock() - job.started)
+                           self._clock() - job.started, kind=_kind(job.spec), fold=job.fold, folds=job.folds,
+                           best_score=job.best_score)
 
     def _notify(self, job: _Job, progress: JobProgress | None = None) -> None:
         try:
             job.listener(progress or self._snapshot(job))
         except Exception:  # a front end failing to show progress must not lose the run
-            log.exception("backtest %s: progress listener failed", job.spec.run_id)
+            log.exception("%s %s: progress listener failed", _kind(job.spec), job.spec.run_id)
 
     def _follow(self, job: _Job) -> None:
         outcome: tuple[str, dict[str, Any]] | None = None
@@ -196,6 +232,8 @@ class BacktestJobs:
                 if kind == "progress":
                     job.state = data["state"]
                     job.bars_done, job.bars_total = data["bars_done"], data["bars_total"]
+                    if "folds" in data:
+                        job.fold, job.folds, job.best_score = data["fold"], data["folds"], data["best_score"]
                     self._notify(job)
                 else:
                     with self._lock:
@@ -214,6 +252,8 @@ class BacktestJobs:
         job.done.set()
 
     def _conclude(self, job: _Job, outcome: tuple[str, dict[str, Any]] | None) -> JobProgress:
+        if isinstance(job.spec, HyperoptJobSpec):
+            return self._conclude_hyperopt(job, outcome)
         spec = job.spec
         error, missing = "", False
         try:
@@ -246,6 +286,27 @@ class BacktestJobs:
             log.warning("backtest %s failed: %s", spec.run_id, error)
         return JobProgress(spec.run_id, job.owner, job.state, job.bars_done, job.bars_total,
                            self._clock() - job.started, error, missing)
+
+    def _conclude_hyperopt(self, job: _Job, outcome: tuple[str, dict[str, Any]] | None) -> JobProgress:
+        error, missing, result = "", False, None
+        if job.cancel_requested:
+            job.state = "cancelled"
+        elif outcome is not None and outcome[0] == "done":
+            job.state, job.bars_done, result = "done", job.bars_total, outcome[1]["summary"]
+        else:
+            if outcome is not None:
+                error, missing = outcome[1]["error"], bool(outcome[1].get("missing"))
+            else:
+                error = f"the worker stopped unexpectedly (exit code {job.process.exitcode})"
+            job.state = "failed"
+            log.warning("hyperopt %s failed: %s", job.spec.run_id, error)
+        return JobProgress(job.spec.run_id, job.owner, job.state, job.bars_done, job.bars_total,
+                           self._clock() - job.started, error, missing, kind="hyperopt", fold=job.fold,
+                           folds=job.folds, best_score=job.best_score, result=result)
+
+
+def _kind(spec: Any) -> str:
+    return "hyperopt" if isinstance(spec, HyperoptJobSpec) else "backtest"
 
 
 def _stop(process: Any) -> None:
