@@ -188,6 +188,7 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
             base_config=base,
             sessions=core.sessions,
             current=lambda: (holder["service"].pairs, holder["service"].leverage),
+            strategy_params=lambda: holder["service"].strategy_params(),
         )
         service = TradingService(settings, core, client, bus, engine=control,
                                  health=HealthMonitor(core.engine, settings.user_data_dir))

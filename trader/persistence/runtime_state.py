@@ -11,7 +11,8 @@ from trader.persistence.database import transaction
 from trader.persistence.models import RuntimeState
 
 # The keys the system uses; a value outside this set is a programming error, caught at the call.
-KEYS = frozenset({"leverage", "pair_whitelist", "paused", "stopped", "last_start", "last_stop", "user_settings"})
+KEYS = frozenset({"leverage", "pair_whitelist", "paused", "stopped", "last_start", "last_stop", "user_settings",
+                  "strategy_params"})
 
 
 class RuntimeStateStore:

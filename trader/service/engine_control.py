@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,11 +29,13 @@ class LiveEngineControl:
         base_config: EngineConfig,
         sessions: sessionmaker[Session],
         current: Callable[[], tuple[list[str], int]],
+        strategy_params: Callable[[], Mapping[str, Any]] | None = None,
     ):
         self._make_engine = make_engine
         self._base = base_config
         self._sessions = sessions
         self._current = current  # () -> (pairs, leverage) as the service holds them now
+        self._strategy_params = strategy_params  # () -> parameters applied at run time (over the base config's)
         self._paused_reason: str | None = None
         self.engine: LiveEngine | None = None
 
@@ -46,7 +49,9 @@ class LiveEngineControl:
 
     async def start(self) -> None:
         pairs, leverage = self._current()
-        config = dataclasses.replace(self._base, pairs=list(pairs), leverage=leverage)
+        applied = dict(self._strategy_params()) if self._strategy_params is not None else {}
+        config = dataclasses.replace(self._base, pairs=list(pairs), leverage=leverage,
+                                     strategy_params={**self._base.strategy_params, **applied})
         engine = self._make_engine(config)
         if self._paused_reason is not None:
             engine.pause(self._paused_reason)

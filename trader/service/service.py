@@ -23,6 +23,7 @@ from trader.events import EngineStateChanged, EventBus, RiskAction
 from trader.exchange.client import ExchangeClient
 from trader.exchange.errors import ErrorClass, ExchangeError
 from trader.jobs import data as job_data
+from trader.jobs import hyperopt as hyperopt_job
 from trader.jobs import store as job_store
 from trader.jobs.runner import BacktestJobs, JobProgress, JobRefused
 from trader.jobs.worker import BacktestJobSpec
@@ -539,6 +540,170 @@ class TradingService:
             return await asyncio.to_thread(find)
         except ValueError as exc:
             raise ServiceError("invalid_argument", str(exc)) from None
+
+    # -- hyperopt in a worker process and applying its parameters ---------------------------------------------------
+    def _hyperopt_spec(self, ask: hyperopt_job.HyperoptAsk) -> hyperopt_job.HyperoptJobSpec:
+        """Validate a bounded run and check the candle store, without importing optuna in this process;
+        raises ServiceError saying what is wrong."""
+        from trader.backtest.runner import new_run_id
+        from trader.optimize.losses import make_loss
+        from trader.optimize.spaces import select_dimensions
+        from trader.optimize.walkforward import walk_forward
+        from trader.strategy.reference import STRATEGIES
+
+        h = hyperopt_job
+        strategy = ask.strategy or self.settings.strategy
+        if strategy not in STRATEGIES:
+            raise ServiceError("invalid_argument",
+                               f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+        if ask.timeframe not in job_data.TIMEFRAMES:
+            raise ServiceError("invalid_argument",
+                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}")
+        if not 1 <= ask.epochs <= h.MAX_EPOCHS:
+            raise ServiceError("invalid_argument", f"epochs must be from 1 to {h.MAX_EPOCHS}, got {ask.epochs}")
+        if not 1 <= ask.folds <= h.MAX_FOLDS:
+            raise ServiceError("invalid_argument", f"folds must be from 1 to {h.MAX_FOLDS}, got {ask.folds}")
+        if ask.loss not in h.LOSSES:
+            raise ServiceError("invalid_argument", f"loss {ask.loss!r} is not one of {', '.join(h.LOSSES)}")
+        cls = STRATEGIES[strategy]
+        try:
+            select_dimensions(cls, ask.spaces)
+            make_loss(ask.loss)
+            pairs = job_data.canonical_pairs(ask.pairs if ask.pairs is not None else self.pairs[:h.MAX_PAIRS],
+                                             self.settings.stake_currency)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        if not pairs or len(pairs) > h.MAX_PAIRS:
+            raise ServiceError("invalid_argument", f"give 1 to {h.MAX_PAIRS} pairs")
+        data_dir = job_data.choose_data_dir(self.settings.data_dir, pairs, ask.timeframe)
+        try:
+            if ask.timerange is not None:
+                rng = job_data.resolve_range(ask.timerange)
+            else:
+                stored = job_data.common_span(data_dir, pairs, ask.timeframe)
+                # The newest whole UTC days stored; with nothing stored, the days before today name the download.
+                text = f"{h.DEFAULT_DAYS}d"
+                if stored is not None:
+                    end = stored.end_ms - stored.end_ms % job_data.DAY_MS
+                    start = max(end - h.DEFAULT_DAYS * job_data.DAY_MS,
+                                stored.first_ms - stored.first_ms % job_data.DAY_MS + job_data.DAY_MS)
+                    if end > start:
+                        text = f"{_utc_day(start)}-{_utc_day(end)}"
+                rng = job_data.resolve_range(text)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        if rng.start_ms is None or rng.end_ms is None:
+            raise ServiceError("invalid_argument", "the time range needs a start and an end date")
+        lacking = job_data.missing(data_dir, pairs, ask.timeframe, rng)
+        if lacking is not None:
+            raise ServiceError("refused", f"no stored candles for {', '.join(lacking.pairs)} over {lacking.timerange}; "
+                                          f"run: {lacking.command}", missing_data=lacking)
+        try:
+            walk_forward(rng.start_ms, rng.end_ms, folds=ask.folds, bar_ms=job_data.timeframe_ms(ask.timeframe))
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        return hyperopt_job.HyperoptJobSpec(
+            run_id=new_run_id(), strategy=strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
+            end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
+            data_dir=str(data_dir), results_dir=str((self.settings.user_data_dir / "hyperopt_results").resolve()),
+            spaces=tuple(dict.fromkeys(ask.spaces)), epochs=ask.epochs, folds=ask.folds, loss=ask.loss)
+
+    async def start_hyperopt(self, actor: Actor, ask: hyperopt_job.HyperoptAsk,
+                             on_progress: Callable[[JobProgress], None]) -> hyperopt_job.HyperoptJobSpec:
+        """Start a bounded hyperopt (admins only) in a worker process; returns the resolved run at once.
+
+        ``on_progress`` is called from a follower thread like a backtest's; the final call's ``result`` is the
+        ``HyperoptSummary`` when the run finished. It counts as the user's one heavy job (backtests included).
+        Refusals are ServiceErrors as for ``start_backtest``; ``conflict`` carries ``details["kind"]``."""
+        owner = f"{actor.source}:{actor.user_id}"
+
+        async def run() -> hyperopt_job.HyperoptJobSpec:
+            if actor.role != "admin":
+                raise ServiceError("refused", "only an admin may run a hyperopt")
+            spec = await asyncio.to_thread(self._hyperopt_spec, ask)
+            try:
+                await asyncio.to_thread(self.backtest_jobs.start_hyperopt, owner, spec, on_progress)
+            except JobRefused as exc:
+                if exc.reason == "owner_busy":
+                    raise ServiceError("conflict", f"your {exc.kind} {exc.running} is still running",
+                                       running=exc.running, kind=exc.kind) from None
+                raise ServiceError("conflict", "the machine is busy with other heavy jobs; try again later",
+                                   machine_busy=True) from None
+            return spec
+
+        arguments = {"strategy": ask.strategy, "pairs": list(ask.pairs or ()), "timeframe": ask.timeframe,
+                     "timerange": ask.timerange, "epochs": ask.epochs, "folds": ask.folds,
+                     "spaces": list(ask.spaces), "loss": ask.loss}
+        return await self._audited(actor, "hyperopt_start", arguments, run)
+
+    async def cancel_hyperopt(self, actor: Actor, job_id: str) -> None:
+        """Stop a running hyperopt (its owner or an admin); nothing of it is kept."""
+        async def run() -> None:
+            job = self.backtest_jobs.get(job_id)
+            if job is None or job.kind != "hyperopt":
+                raise ServiceError("conflict", f"hyperopt {job_id} is not running")
+            if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
+                raise ServiceError("refused", f"hyperopt {job_id} was started by someone else")
+            if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
+                raise ServiceError("conflict", f"hyperopt {job_id} has already finished")
+
+        await self._audited(actor, "hyperopt_cancel", {"job_id": job_id}, run)
+
+    def strategy_params(self) -> dict[str, Any]:
+        """Parameters applied at run time for the configured strategy (merged over the config's at every engine
+        start); empty when none were applied, or they were for another strategy or no longer fit it."""
+        from trader.strategy.reference import STRATEGIES
+
+        stored = self.core.runtime_state.get("strategy_params")
+        if not isinstance(stored, dict) or stored.get("strategy") != self.settings.strategy:
+            return {}
+        try:
+            return hyperopt_job.checked_params(STRATEGIES[self.settings.strategy], stored.get("params") or {})
+        except (KeyError, ValueError) as exc:
+            log.warning("applied strategy parameters ignored: %s", exc)
+            return {}
+
+    async def apply_strategy_params(self, actor: Actor, params: dict[str, Any]) -> AppliedParams:
+        """Validate ``params`` against the configured strategy's declared parameters, store them in
+        RuntimeState (they survive a restart and win over the config) and restart a running engine so they take
+        effect. Admins only; audited."""
+        async def run() -> AppliedParams:
+            from trader.strategy.reference import STRATEGIES
+
+            if actor.role != "admin":
+                raise ServiceError("refused", "only an admin may change strategy parameters")
+            if not params:
+                raise ServiceError("invalid_argument", "no parameters to apply")
+            try:
+                checked = hyperopt_job.checked_params(STRATEGIES[self.settings.strategy], params)
+            except ValueError as exc:
+                raise ServiceError("invalid_argument", str(exc)) from None
+            async with self._lock:
+                old = self.strategy_params()
+                merged = {**old, **checked}
+                stored = {"strategy": self.settings.strategy,
+                          "params": {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items()},
+                          "applied_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+                await asyncio.to_thread(self._remember, "strategy_params", stored, actor)
+                restarted = self.engine is not None and self.engine.running
+                await self._reload_engine()
+                return AppliedParams(self.settings.strategy, old, merged, restarted)
+
+        arguments = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}
+        return await self._audited(actor, "apply_strategy_params", arguments, run)
+
+
+@dataclass(frozen=True)
+class AppliedParams:
+    strategy: str
+    before: dict[str, Any]  # what was applied before (not the config's defaults)
+    after: dict[str, Any]  # now in force over the config's
+    restarted: bool  # a running engine was restarted with them; otherwise they apply at its next start
+
+
+def _utc_day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y%m%d")
+
 
 
 class ServiceProxy:
