@@ -34,6 +34,7 @@ from trader.backtest.futures_model import (
     maintenance_margin,
 )
 from trader.backtest.instruments import InstrumentSpec, instrument_spec
+from trader.strategy.order_entry import OrderEntryMixin
 
 Order = bt.Order
 _CONDITIONAL = (Order.Stop, Order.Limit)
@@ -105,7 +106,7 @@ class _Pair:
         self.lp_dirty = True
 
 
-class FuturesBroker(bt.BrokerBase):
+class FuturesBroker(OrderEntryMixin, bt.BrokerBase):
     params = (
         ("cash", 10_000.0),
         ("leverage", 25),
@@ -232,24 +233,6 @@ class FuturesBroker(bt.BrokerBase):
         self.notifs.append(order.clone())
 
     # --- order entry ----------------------------------------------------------------------------------------
-    def buy(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
-            trailamount=None, trailpercent=None, parent=None, transmit=True, histnotify=False,
-            _checksubmit=True, **kwargs):  # noqa: ANN001, ANN201 - Backtrader's signature
-        order = bt.BuyOrder(owner=owner, data=data, size=size, price=price, pricelimit=plimit, exectype=exectype,
-                            valid=valid, tradeid=tradeid, trailamount=trailamount, trailpercent=trailpercent,
-                            parent=parent, transmit=transmit, histnotify=histnotify)
-        order.addinfo(**kwargs)
-        return self.submit(order, oco=oco)
-
-    def sell(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
-             trailamount=None, trailpercent=None, parent=None, transmit=True, histnotify=False,
-             _checksubmit=True, **kwargs):  # noqa: ANN001, ANN201
-        order = bt.SellOrder(owner=owner, data=data, size=size, price=price, pricelimit=plimit, exectype=exectype,
-                             valid=valid, tradeid=tradeid, trailamount=trailamount, trailpercent=trailpercent,
-                             parent=parent, transmit=transmit, histnotify=histnotify)
-        order.addinfo(**kwargs)
-        return self.submit(order, oco=oco)
-
     def submit(self, order: Order, oco: Order | None = None) -> Order:
         p = self._pair_of(order.data)
         order.submit(self)

@@ -29,12 +29,13 @@ from trader.backtest.instruments import InstrumentSpec
 from trader.live.desk import OrderDesk
 from trader.live.host import EngineHost
 from trader.live.orders import FillNote, OrderSpec, StatusNote, WalletNote
+from trader.strategy.order_entry import OrderEntryMixin
 
 Order = bt.Order
 _SUPPORTED = (Order.Market, Order.Stop, Order.Limit)
 
 
-class LiveBroker(bt.BrokerBase):
+class LiveBroker(OrderEntryMixin, bt.BrokerBase):
     def __init__(self, desk: OrderDesk, host: EngineHost) -> None:
         super().__init__()
         self.desk = desk
@@ -121,24 +122,6 @@ class LiveBroker(bt.BrokerBase):
         self.notifs.append(order.clone())
 
     # -- order entry --------------------------------------------------------------------------------------------
-    def buy(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
-            trailamount=None, trailpercent=None, parent=None, transmit=True, histnotify=False,
-            _checksubmit=True, **kwargs):  # noqa: ANN001, ANN201 - Backtrader's signature
-        order = bt.BuyOrder(owner=owner, data=data, size=size, price=price, pricelimit=plimit, exectype=exectype,
-                            valid=valid, tradeid=tradeid, trailamount=trailamount, trailpercent=trailpercent,
-                            parent=parent, transmit=transmit, histnotify=histnotify)
-        order.addinfo(**kwargs)
-        return self.submit(order, oco=oco)
-
-    def sell(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
-             trailamount=None, trailpercent=None, parent=None, transmit=True, histnotify=False,
-             _checksubmit=True, **kwargs):  # noqa: ANN001, ANN201
-        order = bt.SellOrder(owner=owner, data=data, size=size, price=price, pricelimit=plimit, exectype=exectype,
-                             valid=valid, tradeid=tradeid, trailamount=trailamount, trailpercent=trailpercent,
-                             parent=parent, transmit=transmit, histnotify=histnotify)
-        order.addinfo(**kwargs)
-        return self.submit(order, oco=oco)
-
     def submit(self, order: Order, oco: Order | None = None) -> Order:
         order.submit(self)
         order.addcomminfo(self.comminfo.get(order.data._name) or self.getcommissioninfo(order.data))
