@@ -31,6 +31,7 @@ from trader.backtest.instruments import instrument_spec
 from trader.config.pairs import normalize_pair
 from trader.data.store import bundled_data_dir
 from trader.data.timeframes import timeframe_ms
+from trader.data.timerange import parse_timerange as _parse_timerange
 from trader.performance.metrics import Metrics, compute_metrics
 from trader.strategy.base import Candles, FuturesStrategy
 from trader.strategy.reference import STRATEGIES
@@ -39,21 +40,10 @@ Progress = Callable[[float, str], None]
 
 
 def parse_timerange(text: str) -> tuple[int | None, int | None]:
-    """``20250504-20250603`` → [start, end) in UTC ms; either side may be empty. The end day is exclusive."""
-    if "-" not in text:
-        raise ValueError(f"timerange {text!r} must look like YYYYMMDD-YYYYMMDD (either side may be empty)")
-    a, b = text.split("-", 1)
-
-    def day(s: str) -> int | None:
-        if not s:
-            return None
-        d = dt.datetime.strptime(s, "%Y%m%d").replace(tzinfo=dt.UTC)
-        return int(d.timestamp() * 1000)
-
-    start, end = day(a), day(b)
-    if start is not None and end is not None and end <= start:
-        raise ValueError(f"timerange {text!r} ends before it starts")
-    return start, end
+    """``20250504-20250603`` → [start, end) in UTC ms; either side may be empty. The end day is exclusive.
+    (trader.data.timerange's parser, as the tuple the runner's callers use.)"""
+    span = _parse_timerange(text)
+    return span.start_ms, span.end_ms
 
 
 @dataclass(frozen=True)
