@@ -71,7 +71,8 @@ async def test_latency_emergency_acts_and_recovery_resumes(setup, action: str) -
         await asyncio.sleep(0.05)
     if service._flatten_task is not None:
         await service._flatten_task
-    assert guard.actions[:2] == ["entries_blocked", f"emergency_{'flatten' if action == 'flatten' else 'block'}"]
+    assert guard.actions[:3] == ["size_halved", "entries_blocked",
+                                 f"emergency_{'flatten' if action == 'flatten' else 'block'}"]
     positions = await service.client.fetch_positions()
     assert (positions == []) is (action == "flatten")
     assert any(isinstance(e, LatencyTierChanged) and e.new == "emergency" for e in events)
@@ -83,7 +84,7 @@ async def test_latency_emergency_acts_and_recovery_resumes(setup, action: str) -
         await service.client.fetch_balance()
     await asyncio.sleep(0.05)
     assert service.client.latency.tier.name == "NORMAL"
-    assert "entries_resumed" in guard.actions
+    assert guard.actions[-2:] == ["size_restored", "entries_resumed"] and guard.risk_scale == 1.0
     assert any(isinstance(e, RiskAction) and e.action == "entries_resumed" for e in events)
 
 
@@ -116,3 +117,17 @@ async def test_funding_settlements_are_stored_once_and_charged_to_the_trade(setu
         trade = session.scalar(select(Trade))
     assert len(payments) == added and all(p.trade_id == trade.id for p in payments)
     assert trade.funding == sum((p.amount for p in payments), Decimal(0)) and trade.funding != 0
+
+
+async def test_safe_mode_halves_new_entries_without_blocking_them(setup) -> None:
+    sim, service, bus, events = setup
+    guard = LatencyGuard(service, bus, asyncio.get_running_loop())
+    service.client.latency = LatencyMonitor(safe_ms=100, no_entries_ms=500, emergency_ms=1000, hold_s=60,
+                                            window=3, on_tier_change=guard.on_tier_change)
+    sim.set_faults({"latency_ms": 200})
+    for _ in range(2):
+        await service.client.fetch_balance()
+    sim.set_faults({"latency_ms": 0})
+    await asyncio.sleep(0.05)
+    assert service.client.latency.tier.name == "SAFE"
+    assert guard.actions == ["size_halved"] and guard.risk_scale == 0.5 and not guard.blocked

@@ -182,6 +182,9 @@ class FuturesBroker(OrderEntryMixin, bt.BrokerBase):
     def wallet_balance(self) -> float:
         return self.wallet
 
+    def risk_scale(self) -> float:
+        return 1.0  # latency protection acts live only
+
     def _marks(self) -> tuple[float, float]:
         """(Σ unrealized P&L, Σ position initial margin) at the current bars' marks."""
         upnl = im = 0.0

@@ -81,6 +81,9 @@ class LiveBroker(OrderEntryMixin, bt.BrokerBase):
     def wallet_balance(self) -> float:
         return self.wallet
 
+    def risk_scale(self) -> float:
+        return self.desk.risk_scale
+
     def _marks(self) -> tuple[float, float]:
         upnl = im = 0.0
         for d, pos in self.positions.items():

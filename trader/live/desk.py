@@ -75,6 +75,7 @@ class OrderDesk:
         self.wallet = ZERO
         self.available = ZERO
         self.entry_block: str | None = None  # why new entries are refused (pause, latency tier, ...)
+        self.risk_scale = 1.0  # strategies size new entries by this share of their risk (latency safe mode: 0.5)
         self._by_cid: dict[str, Tracked] = {}  # live orders (and children waiting for their entry)
         self._by_ref: dict[int, Tracked] = {}
         self._recent: OrderedDict[str, Tracked] = OrderedDict()  # finished ones, for late stream updates

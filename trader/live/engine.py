@@ -123,6 +123,7 @@ class LiveEngine:
         self._bt_thread: threading.Thread | None = None
         self._strategy: FuturesStrategy | None = None
         self._paused: str | None = None
+        self._risk_scale = 1.0
         self._started_at: float | None = None
         self.errors: list[str] = []
 
@@ -185,6 +186,7 @@ class LiveEngine:
         self.desk = desk = OrderDesk(client, cfg.pairs, leverage=cfg.leverage, ledger=ledger, bus=self.bus,
                                      options=cfg.desk)
         desk.entry_block = self._paused
+        desk.risk_scale = self._risk_scale
         await desk.load()
         if cfg.reconcile_on_start:
             for r in await desk.reconcile_stops():
@@ -286,6 +288,12 @@ class LiveEngine:
     @property
     def paused(self) -> str | None:
         return self._paused
+
+    def set_risk_scale(self, scale: float) -> None:
+        """Size new entries by this share of their usual risk (the latency guard's safe mode)."""
+        self._risk_scale = scale
+        if self.desk is not None:
+            self.desk.risk_scale = scale
 
     def _in_strategy(self, fn: Callable[[FuturesStrategy], bool]) -> concurrent.futures.Future[bool]:
         """Run ``fn(strategy)`` on the Backtrader thread (orders may only be created there)."""

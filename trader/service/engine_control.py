@@ -37,6 +37,7 @@ class LiveEngineControl:
         self._current = current  # () -> (pairs, leverage) as the service holds them now
         self._strategy_params = strategy_params  # () -> parameters applied at run time (over the base config's)
         self._paused_reason: str | None = None
+        self._risk_scale = 1.0
         self.engine: LiveEngine | None = None
 
     @property
@@ -55,6 +56,7 @@ class LiveEngineControl:
         engine = self._make_engine(config)
         if self._paused_reason is not None:
             engine.pause(self._paused_reason)
+        engine.set_risk_scale(self._risk_scale)
         await engine.start_async(actor="service")
         self.engine = engine
 
@@ -75,6 +77,11 @@ class LiveEngineControl:
         self._paused_reason = None
         if self.engine is not None:
             self.engine.resume()
+
+    def set_risk_scale(self, scale: float) -> None:
+        self._risk_scale = scale
+        if self.engine is not None:
+            self.engine.set_risk_scale(scale)
 
     def _latest_trade_id(self) -> int:
         with self._sessions() as session:

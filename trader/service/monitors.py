@@ -48,6 +48,7 @@ class LatencyGuard:
         self.loop = loop
         self.emergency_action = emergency_action
         self.blocked = False  # entries paused by this guard (not by a user)
+        self.risk_scale = 1.0
         self.actions: list[str] = []
 
     def on_tier_change(self, old: LatencyTier, new: LatencyTier) -> None:
@@ -56,6 +57,14 @@ class LatencyGuard:
 
     async def apply(self, tier: LatencyTier) -> None:
         engine = self.service.engine
+        # Safe mode (and above): new entries take half their usual risk until latency is normal again.
+        scale = 1.0 if tier is LatencyTier.NORMAL else 0.5
+        if scale != self.risk_scale:
+            self.risk_scale = scale
+            setter = getattr(engine, "set_risk_scale", None)
+            if setter is not None:
+                setter(scale)
+            self._act("size_halved" if scale < 1 else "size_restored", f"latency tier {tier.name.lower()}")
         if tier >= LatencyTier.NO_ENTRIES and not self.blocked:
             self.blocked = True
             if engine is not None:

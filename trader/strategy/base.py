@@ -34,6 +34,11 @@ class FuturesAccount(Protocol):
 
     def instrument(self, data: bt.DataBase) -> InstrumentSpec: ...
 
+    def risk_scale(self) -> float:
+        """Multiplier on the risk a new entry may take: 1.0 normally; lower while the account is under
+        protection (the latency safe mode halves entries). Always 1.0 in a backtest."""
+        ...
+
 
 @dataclass(frozen=True)
 class Candles:

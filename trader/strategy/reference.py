@@ -130,8 +130,9 @@ class RsiBollingerStrategy(FuturesStrategy):
         if len(open_states) >= self.p.max_open_trades:
             return
         budget = self.p.max_total_risk - sum(s.risk for s in open_states)
-        risk = min(self.p.risk_per_trade, budget)
-        if risk < 0.25 * self.p.risk_per_trade:  # the rounding crumbs of a spent budget would open dust positions
+        wanted = self.p.risk_per_trade * acct.risk_scale()
+        risk = min(wanted, budget)
+        if risk < 0.25 * wanted:  # the rounding crumbs of a spent budget would open dust positions
             return
         size = risk_position_size(acct.wallet_balance(), acct.available_balance(), ref, dist, spec, acct.leverage,
                                   risk, self.p.taker_fee)
