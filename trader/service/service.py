@@ -598,10 +598,18 @@ class TradingService:
         if lacking is not None:
             raise ServiceError("refused", f"no stored candles for {', '.join(lacking.pairs)} over {lacking.timerange}; "
                                           f"run: {lacking.command}", missing_data=lacking)
+        bar_ms = job_data.timeframe_ms(ask.timeframe)
         try:
-            walk_forward(rng.start_ms, rng.end_ms, folds=ask.folds, bar_ms=job_data.timeframe_ms(ask.timeframe))
+            folds = walk_forward(rng.start_ms, rng.end_ms, folds=ask.folds, bar_ms=bar_ms)
         except ValueError as exc:
             raise ServiceError("invalid_argument", str(exc)) from None
+        # Indicators warm up inside each out-of-sample window: one barely longer than that cannot judge anything.
+        warmup = cls.warmup_bars(cls.param_values())
+        test_bars = (folds[0].test_end_ms - folds[0].test_start_ms) // bar_ms
+        if test_bars < 2 * warmup:
+            raise ServiceError("invalid_argument",
+                               f"the range is too short: each test window would hold {test_bars} bars, fewer than "
+                               f"twice the strategy's warm-up ({warmup} bars); give a longer range or fewer folds")
         return hyperopt_job.HyperoptJobSpec(
             run_id=new_run_id(), strategy=strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
             end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
