@@ -6,9 +6,9 @@ from bot.telegram.registry import Command, Registry
 
 
 def all_commands() -> list[Command]:
-    from bot.telegram.handlers import admin, backtest, control, general, info
+    from bot.telegram.handlers import admin, backtest, control, general, hyperopt, info
 
-    return [*general.COMMANDS, *info.COMMANDS, *control.COMMANDS, *backtest.COMMANDS, *admin.COMMANDS]
+    return [*general.COMMANDS, *info.COMMANDS, *control.COMMANDS, *backtest.COMMANDS, *hyperopt.COMMANDS, *admin.COMMANDS]
 
 
 def default_registry() -> Registry:
