@@ -98,6 +98,10 @@ async def test_admin_runs_a_tiny_hyperopt_and_applies_the_result_with_confirmati
     stale = await h.press(ADMIN, question, "y")
     assert stale.text == EN("confirm.stale")
     assert h.service.strategy_params()["rsi_low"] == 22.5
+    # Results can be applied for an hour (the bot's clock), then the button is refused.
+    h.advance(ho.APPLY_TTL_S + 1)
+    late = h.tg.press_button(ADMIN, current(h, done), text=EN("hyperopt.button.apply"))
+    assert (await h.tg.wait_for_answer(late)).text == EN("hyperopt.expired")
 
     # A new process on the same database: the applied parameters are still there.
     core = open_core(h.settings, console_logging=False, file_logging=False)

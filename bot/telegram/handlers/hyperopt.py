@@ -165,14 +165,13 @@ class HyperoptView(bt.ProgressView):
             await bt._edit(bot, self.deps, self.chat_id, self.message_id,
                            t("hyperopt.failed", id=short, error=(progress.error or "no result")[:500]), None)
             return
-        keyboard = None
-        if summary.best_params:
-            apply = state.buttons.add(self.request.caller, self.message_id, choices=[summary.best_params])
-            keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(
-                t("hyperopt.button.apply"), callback_data=f"{PREFIX}:{apply.nonce}:a")]])
+        apply = (state.buttons.add(self.request.caller, self.message_id, choices=[summary.best_params])
+                 if summary.best_params else None)
+        keyboard = None if apply is None else InlineKeyboardMarkup([[InlineKeyboardButton(
+            t("hyperopt.button.apply"), callback_data=f"{PREFIX}:{apply.nonce}:a")]])
         replacement = await bt._edit(bot, self.deps, self.chat_id, self.message_id,
                                      result_text(t, summary, elapsed), keyboard)
-        if replacement is not None and summary.best_params:
+        if replacement is not None and apply is not None:  # the results had to be sent anew: Apply follows them
             apply.message_id = replacement.message_id
 
 
