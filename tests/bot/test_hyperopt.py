@@ -123,7 +123,7 @@ async def test_stop_kills_the_hyperopt_worker(bot: Harness) -> None:
                              and PROGRESS.search(m.text or "").group(4) != "0", timeout=60)  # type: ignore[union-attr]
     # The same admin cannot start a backtest meanwhile: one heavy job per user, of either kind.
     busy = await h.ask(ADMIN, "/backtest rsi_bollinger BTC 15m 20250510-20250513")
-    assert busy.text == EN("backtest.busy", id=job.job_id[-12:])
+    assert busy.text == EN("hyperopt.busy", id=job.job_id[-12:], kind=EN("hyperopt.kind.hyperopt"))
     query = h.tg.press_button(ADMIN, current(h, message), text=EN("hyperopt.button.stop"))
     assert (await h.tg.wait_for_answer(query)).text == EN("hyperopt.stopping")
     stopped = await h.tg.wait_for_edit(message, lambda m: (m.text or "").startswith("⏹"), timeout=30)

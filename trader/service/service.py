@@ -483,8 +483,8 @@ class TradingService:
                                                requested_by=actor.user_id)
             except JobRefused as exc:
                 if exc.reason == "owner_busy":
-                    raise ServiceError("conflict", f"your backtest {exc.running} is still running",
-                                       running=exc.running) from None
+                    raise ServiceError("conflict", f"your {exc.kind} {exc.running} is still running",
+                                       running=exc.running, kind=exc.kind) from None
                 raise ServiceError("conflict", "the machine is busy with other backtests; try again later",
                                    machine_busy=True) from None
 
