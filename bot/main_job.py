@@ -92,6 +92,7 @@ def strategy_risk_params(settings: Settings) -> dict[str, Any]:
         "stop_leverage_factor": risk.stop_leverage_factor,
         "tp_moves": tuple(t.move for t in risk.take_profit),
         "tp_shares": tuple(t.close for t in risk.take_profit),
+        "trail_atr_multiplier": risk.trailing_atr_multiplier,
     }
     declared = STRATEGIES[settings.strategy].param_values()
     return {k: v for k, v in wanted.items() if k in declared}

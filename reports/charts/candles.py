@@ -42,7 +42,7 @@ LABELS = {
 
 # Timeframes tried, shortest first, when there are too many candles for the width.
 _LADDER = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
-STOP_REASONS = {"stop", "stop_breakeven", "liquidation", "stop_loss", "trailing_stop_loss"}
+STOP_REASONS = {"stop", "stop_breakeven", "stop_trail", "liquidation", "stop_loss", "trailing_stop_loss"}
 
 
 @dataclass(frozen=True)

@@ -36,3 +36,14 @@ def test_total_risk_budget_shrinks_or_skips_entries() -> None:
     # 6 % per trade under a 10 % budget: a second concurrent position gets at most 4 %, a third none.
     result = _run(risk_per_trade=0.06, max_total_risk=0.10)
     assert _max_concurrent(result.trades) <= 2
+
+
+def test_stop_trails_after_the_first_target_and_only_tightens() -> None:
+    trailing = _run()
+    fixed = _run(trail_atr_multiplier=0)
+    assert any(t.exit_reason == "stop_trail" for t in trailing.trades)
+    assert not any(t.exit_reason == "stop_trail" for t in fixed.trades)
+    # A trailed stop sits beyond break-even: a long stopped by it exits above its entry, a short below.
+    for t in trailing.trades:
+        if t.exit_reason == "stop_trail":
+            assert (t.exit_price - t.entry_price) * (1 if t.side == "long" else -1) > 0

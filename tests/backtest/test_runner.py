@@ -52,7 +52,7 @@ def test_trades_are_well_formed(month) -> None:
         assert t.close_ms >= t.open_ms
         assert t.qty > 0 and t.entry_price > 0 and t.exit_price > 0
         assert round(t.qty / 0.001) * 0.001 == pytest.approx(t.qty)  # BTC step size
-        assert t.exit_reason in {"stop", "stop_breakeven", "tp1", "tp2", "tp3", "time_stop", "liquidation",
+        assert t.exit_reason in {"stop", "stop_breakeven", "stop_trail", "tp1", "tp2", "tp3", "time_stop", "liquidation",
                                  "end_of_run"}
 
 

@@ -7,6 +7,7 @@ an ATR stop capped inside the liquidation distance, three take-profit tiers with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -29,7 +30,7 @@ def rsi_bollinger_signal(close: np.ndarray, rsi: np.ndarray, upper: np.ndarray, 
 
 
 class _PairState:
-    __slots__ = ("entry", "stop", "tps", "held", "exiting", "side", "entry_price", "risk")
+    __slots__ = ("entry", "stop", "tps", "held", "exiting", "side", "entry_price", "risk", "stop_price", "trailing")
 
     def __init__(self) -> None:
         self.entry: bt.Order | None = None
@@ -40,6 +41,8 @@ class _PairState:
         self.side = 0
         self.entry_price = 0.0
         self.risk = 0.0  # loss at the stop, as a fraction of the wallet when the entry was sized
+        self.stop_price = 0.0
+        self.trailing = False  # after the first target: the stop follows the price at trail_atr_multiplier·ATR
 
     @property
     def active(self) -> bool:
@@ -66,6 +69,10 @@ class RsiBollingerStrategy(FuturesStrategy):
         ("tp_moves", (0.008, 0.02, 0.05)),
         ("tp_shares", (0.3, 0.3, 0.4)),
         ("breakeven", True),
+        # After the first target the stop trails the close by this many ATRs (0 disables); it only ever tightens,
+        # and moves only by more than trail_min_step of the price so the exchange is not flooded with stop moves.
+        ("trail_atr_multiplier", 1.5),
+        ("trail_min_step", 0.001),
         ("time_stop_bars", 60),
         ("taker_fee", 0.0005),
     )
@@ -112,6 +119,8 @@ class RsiBollingerStrategy(FuturesStrategy):
                 if st.held >= self.p.time_stop_bars and not st.exiting:
                     st.exiting = True
                     self.close_position(d, tag="time_stop")
+                elif st.trailing and not st.exiting:
+                    self._trail(d, st)
                 continue
             if st.entry is not None:
                 continue
@@ -147,6 +156,8 @@ class RsiBollingerStrategy(FuturesStrategy):
         st.held = 0
         st.exiting = False
         st.risk = size.qty * ref * dist / acct.wallet_balance()
+        st.stop_price = spec.round_price(stop)
+        st.trailing = False
 
     def notify_order(self, order: bt.Order) -> None:
         if order.status in (order.Submitted, order.Accepted):
@@ -161,8 +172,10 @@ class RsiBollingerStrategy(FuturesStrategy):
                 st.entry = None
                 st.risk = 0.0
             return
-        if tag == "tp1" and order.status == order.Completed and self.p.breakeven:
-            self._move_stop_to_breakeven(d, st)
+        if tag == "tp1" and order.status == order.Completed:
+            if self.p.breakeven:
+                self._move_stop_to_breakeven(d, st)
+            st.trailing = self.p.trail_atr_multiplier > 0
         if not self.getposition(d).size and not order.alive():
             # Flat again (stop, last target, time stop or liquidation): ready for the next signal.
             st.entry = st.stop = None
@@ -170,6 +183,7 @@ class RsiBollingerStrategy(FuturesStrategy):
             st.held = 0
             st.exiting = False
             st.risk = 0.0
+            st.trailing = False
 
     def _move_stop_to_breakeven(self, d: bt.DataBase, st: _PairState) -> None:
         pos = self.getposition(d)
@@ -179,10 +193,28 @@ class RsiBollingerStrategy(FuturesStrategy):
         side = 1 if pos.size > 0 else -1
         # Break-even plus the round-trip taker fees, so a stop-out here is not a loss after costs.
         be = spec.round_price(st.entry_price * (1 + side * 2 * self.p.taker_fee))
+        self._replace_stop(d, st, be, "stop_breakeven")
+
+    def _trail(self, d: bt.DataBase, st: _PairState) -> None:
+        pos = self.getposition(d)
+        atr = d.atr[0]
+        if not pos.size or st.stop is None or not math.isfinite(atr) or atr <= 0:
+            return
+        side = 1 if pos.size > 0 else -1
+        spec = self.account.instrument(d)
+        candidate = spec.round_price(d.close[0] - side * self.p.trail_atr_multiplier * atr)
+        # Only tighten, and only by a meaningful step: every move is a cancel and a new order on the exchange.
+        if side * (candidate - st.stop_price) > self.p.trail_min_step * d.close[0]:
+            self._replace_stop(d, st, candidate, "stop_trail")
+
+    def _replace_stop(self, d: bt.DataBase, st: _PairState, price: float, tag: str) -> None:
+        pos = self.getposition(d)
+        side = 1 if pos.size > 0 else -1
         self.cancel(st.stop)
         leave = self.sell if side > 0 else self.buy
-        st.stop = leave(data=d, size=abs(pos.size), exectype=bt.Order.Stop, price=be, close_position=True,
-                        tag="stop_breakeven")
+        st.stop = leave(data=d, size=abs(pos.size), exectype=bt.Order.Stop, price=price, close_position=True,
+                        tag=tag)
+        st.stop_price = price
 
 
 STRATEGIES: dict[str, type[FuturesStrategy]] = {"rsi_bollinger": RsiBollingerStrategy}
