@@ -43,6 +43,7 @@ from trader.service.errors import ServiceError
 from trader.service.monitors import AccountMonitor, LatencyGuard
 from trader.service.service import ServiceProxy, TradingService
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig
+from trader.sim.mirror import MarketMirror
 from trader.sim.server import SimulatorServer
 from trader.strategy.reference import STRATEGIES
 
@@ -73,6 +74,7 @@ class Runtime:
     guard: LatencyGuard | None = None
     monitor: AccountMonitor | None = None
     monitor_task: concurrent.futures.Future[None] | None = None
+    mirror: MarketMirror | None = None  # when the simulator mirrors Binance's market
 
 
 def _data_pairs(data_dir: Path) -> list[str]:
@@ -134,7 +136,22 @@ def _client_factory(
     return make
 
 
-async def _start_simulator(settings: Settings, sim_overrides: dict[str, Any] | None) -> SimulatorServer:
+async def _start_simulator(
+    settings: Settings, sim_overrides: dict[str, Any] | None, pairs: list[str]
+) -> tuple[SimulatorServer, MarketMirror | None]:
+    if settings.simulator.market == "binance":
+        # Today's market from Binance's public endpoints (no keys); orders only ever reach the simulator.
+        tiers = settings.risk.latency
+        upstream = ExchangeClient(ClientOptions(timeout_ms=settings.exchange.timeout_ms),
+                                  latency=LatencyMonitor(tiers.safe_ms, tiers.no_entries_ms, tiers.emergency_ms))
+        mirror = MarketMirror(upstream, pairs)
+        cfg = SimConfig(port=0, balance=settings.simulator.balance,
+                        state_file=settings.user_data_dir / "simulator_state.json")
+        try:
+            return await mirror.start(cfg), mirror
+        except BaseException:
+            await upstream.close()
+            raise
     data_dir = settings.simulator.data_dir or bundled_data_dir()
     cfg = SimConfig(
         port=0,
@@ -147,7 +164,7 @@ async def _start_simulator(settings: Settings, sim_overrides: dict[str, Any] | N
     )
     for key, value in (sim_overrides or {}).items():
         setattr(cfg, key, value)
-    return await SimulatorServer(cfg).start()
+    return await SimulatorServer(cfg).start(), None
 
 
 def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = None) -> Runtime:
@@ -156,14 +173,19 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
     bus = EventBus()
     host = EngineHost("bsmart-service").start()
     sim: SimulatorServer | None = None
+    mirror: MarketMirror | None = None
+    pairs = list(core.runtime_state.get("pair_whitelist", settings.pair_whitelist))
     try:
         if settings.dry_run and settings.exchange.api_url is None:
-            sim = host.call(_start_simulator(settings, sim_overrides), timeout=120)
-            log.info("dry-run: trading against the embedded simulator at %s", sim.rest_url)
+            try:
+                sim, mirror = host.call(_start_simulator(settings, sim_overrides, pairs), timeout=120)
+            except ExchangeError as exc:
+                raise StartupError(f"the market to mirror is unreachable: {exc}") from exc
+            log.info("dry-run: trading against the embedded simulator at %s (%s market)", sim.rest_url,
+                     settings.simulator.market)
         options = _client_options(settings, sim)
         hooks: dict[str, Callable[..., None]] = {}
         factory = _client_factory(settings, options, hooks)
-        pairs = list(core.runtime_state.get("pair_whitelist", settings.pair_whitelist))
         leverage = int(core.runtime_state.get("leverage", settings.leverage))
 
         async def connect() -> ExchangeClient:
@@ -200,13 +222,15 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         hooks["latency"] = guard.on_tier_change
         monitor = AccountMonitor(service, bus, warn_distance=Decimal(str(settings.risk.liquidation_warning)))
         runtime = Runtime(settings, core, bus, host, service, ServiceProxy(service, host.loop), control, sim,
-                          guard=guard, monitor=monitor)
+                          guard=guard, monitor=monitor, mirror=mirror)
         runtime.monitor_task = asyncio.run_coroutine_threadsafe(monitor.run(asyncio.Event()), host.loop)
         return runtime
     except BaseException:
         if sim is not None:
             with contextlib.suppress(Exception):
-                host.call(sim.stop(), timeout=30)
+                host.call(mirror.stop() if mirror is not None else sim.stop(), timeout=30)
+                if mirror is not None:
+                    host.call(mirror.upstream.close(), timeout=30)
         host.stop()
         core.close()
         raise
@@ -249,7 +273,10 @@ def close_runtime(runtime: Runtime) -> None:
 
     async def close_exchange() -> None:
         await runtime.service.client.close()
-        if runtime.sim is not None:
+        if runtime.mirror is not None:
+            await runtime.mirror.stop()
+            await runtime.mirror.upstream.close()
+        elif runtime.sim is not None:
             await runtime.sim.stop()
 
     try:

@@ -197,7 +197,10 @@ class MetricsConfig(StrictModel):
 class SimulatorConfig(StrictModel):
     """The exchange simulator that dry-run trades against when exchange.api_url is not set."""
 
-    speed: Annotated[float, Field(gt=0, le=10_000)] = 1.0  # replay speed; 1 = real time
+    # "files": replay candles from data_dir (offline); "binance": mirror Binance's public market as it is now
+    # (needs the network; no keys: orders still only reach the simulator).
+    market: Literal["files", "binance"] = "files"
+    speed: Annotated[float, Field(gt=0, le=10_000)] = 1.0  # replay speed for "files"; 1 = real time
     balance: Annotated[Decimal, Field(gt=0)] = Decimal("10000")
     data_dir: Path | None = None  # None: the dataset shipped with the package
 

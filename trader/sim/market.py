@@ -112,6 +112,35 @@ class SymbolData:
         self._basis_ts = self.basis_ts.tolist()
         self._basis = self.basis.tolist()
 
+    def append_bars(self, rows: list[list[float]]) -> int:
+        """Add closed bars after the last one (a mirrored live market); returns how many were new.
+
+        Rows are ``[ts, open, high, low, close, volume]``; rows at or before the last bar are ignored, so a
+        resync that repeats bars is harmless.
+        """
+        last = self._ts[-1] if self._ts else -1
+        fresh = [r for r in rows if int(r[0]) > last]
+        if not fresh:
+            return 0
+        arr = np.asarray(fresh, dtype="float64")
+        self.ts = np.concatenate([self.ts, arr[:, 0].astype("int64")])
+        self.o = np.concatenate([self.o, arr[:, 1]])
+        self.h = np.concatenate([self.h, arr[:, 2]])
+        self.low = np.concatenate([self.low, arr[:, 3]])
+        self.c = np.concatenate([self.c, arr[:, 4]])
+        self.v = np.concatenate([self.v, arr[:, 5]])
+        self._ts.extend(int(r[0]) for r in fresh)
+        self._ohlc.extend((float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in fresh)
+        return len(fresh)
+
+    def append_funding(self, points: list[tuple[int, float]]) -> int:
+        last = int(self.funding_ts[-1]) if len(self.funding_ts) else -1
+        fresh = [(t, r) for t, r in points if t > last]
+        if fresh:
+            self.funding_ts = np.concatenate([self.funding_ts, np.array([t for t, _ in fresh], dtype="int64")])
+            self.funding_rate = np.concatenate([self.funding_rate, np.array([r for _, r in fresh])])
+        return len(fresh)
+
     # ---- the replayed path -------------------------------------------------------------------------------------
     def bar_index(self, t: int) -> int:
         """Index of the bar holding ``t`` (or the last bar before it); −1 before the data."""
@@ -288,6 +317,22 @@ def _first_available(data_dir: Path, pair: str, timeframes: tuple[str, ...], kin
         except FileNotFoundError:
             continue
     raise FileNotFoundError(f"no {kind} candles ({', '.join(timeframes)}) for {pair} in {data_dir}")
+
+
+def symbol_from_rows(pair: str, rows: list[list[float]], funding: list[tuple[int, float]] = ()) -> SymbolData:
+    """A market built from candles fetched from another exchange (the mirror's starting history)."""
+    if not rows:
+        raise ValueError(f"no candles for {pair}")
+    arr = np.asarray(rows, dtype="float64")
+    o, h, low = arr[:, 1], arr[:, 2], arr[:, 3]
+    ranges = (h - low) / o
+    return SymbolData(
+        pair=pair, symbol=exchange_symbol(pair), ts=arr[:, 0].astype("int64"), o=o, h=h, low=low, c=arr[:, 4],
+        v=arr[:, 5], basis_ts=np.array([], dtype="int64"), basis=np.array([], dtype="float64"),
+        funding_ts=np.array([t for t, _ in funding], dtype="int64"),
+        funding_rate=np.array([r for _, r in funding], dtype="float64"),
+        typical_range=float(np.median(ranges)), bar_ms=MINUTE,
+    )
 
 
 def load_symbol(data_dir: Path, pair: str) -> SymbolData:

@@ -68,9 +68,10 @@ def default_start(data: dict[str, SymbolData]) -> int:
 
 
 class SimulatorServer:
-    def __init__(self, cfg: SimConfig | None = None):
+    def __init__(self, cfg: SimConfig | None = None, data: dict[str, SymbolData] | None = None):
+        """``data`` replaces the candle files (the market mirror builds it from another exchange)."""
         self.cfg = cfg or SimConfig()
-        self.data = load_market(self.cfg)
+        self.data = data if data is not None else load_market(self.cfg)
         start = self.cfg.start_ms if self.cfg.start_ms is not None else default_start(self.data)
         self.clock = Clock(start, self.cfg.clock_mode, self.cfg.speed)
         self.exchange = Exchange(self.cfg, self.data, self.clock)
