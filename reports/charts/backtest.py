@@ -6,7 +6,7 @@ The table is drawn as text in an empty axes rather than with ``matplotlib.table`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib.axes import Axes
@@ -85,17 +85,22 @@ def backtest_report_chart(result: Any, *, montecarlo: Any | None = None, theme: 
 
 
 def backtest_pngs(result: Any, *, montecarlo: Any | None = None, theme: str | Theme = "light", tz: str = "UTC",
-                  mc_runs: int = 1000, seed: int | None = 0) -> dict[str, bytes]:
+                  mc_runs: int = 1000, seed: int | None = 0,
+                  labels: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, bytes]:
     """Every chart of a backtest answer, keyed: "report", "daily_pnl", "pairs" and, when the run has trades,
-    "montecarlo". The bot sends them as one album after the text summary."""
+    "montecarlo". The bot sends them as one album after the text summary. ``labels`` holds translations per chart
+    key (each chart's ``LABELS`` names the keys it takes)."""
+    words = labels or {}
     out = {
-        "report": backtest_report_chart(result, montecarlo=montecarlo, theme=theme, tz=tz),
-        "daily_pnl": daily_pnl_chart(daily_pnl(result.trades, tz, result.start_ms, result.end_ms), theme=theme),
-        "pairs": pair_performance_chart(pair_performance(result.trades), theme=theme),
+        "report": backtest_report_chart(result, montecarlo=montecarlo, theme=theme, tz=tz,
+                                        labels=words.get("report")),
+        "daily_pnl": daily_pnl_chart(daily_pnl(result.trades, tz, result.start_ms, result.end_ms), theme=theme,
+                                     labels=words.get("daily_pnl")),
+        "pairs": pair_performance_chart(pair_performance(result.trades), theme=theme, labels=words.get("pairs")),
     }
     returns = trade_returns(result.trades)
     if len(returns):
         method = montecarlo.method if montecarlo is not None else "bootstrap"
         fan = monte_carlo_fan(returns, runs=mc_runs, method=method, seed=seed)
-        out["montecarlo"] = monte_carlo_chart(fan, summary=montecarlo, theme=theme)
+        out["montecarlo"] = monte_carlo_chart(fan, summary=montecarlo, theme=theme, labels=words.get("montecarlo"))
     return out

@@ -88,3 +88,13 @@ def test_the_key_scan_sees_the_code() -> None:
     assert {"gate.stranger", "confirm.not_yours", "confirm.used", "whitelist.removed", "report.day",
             "help.flatten", "usage.forceexit", "event.msg.order_filled"} <= keys
     assert len(keys) > 200
+
+
+def test_backtest_chart_words_come_from_the_catalogs() -> None:
+    from bot.i18n import Catalogs
+    from bot.telegram.handlers.backtest import CHART_LABEL_KEYS, chart_labels
+
+    zh = chart_labels(Catalogs().translator("zh_CN"))
+    en = chart_labels(Catalogs().translator("en"))
+    assert set(zh) == set(CHART_LABEL_KEYS) and all(set(zh[c]) == set(CHART_LABEL_KEYS[c]) for c in zh)
+    assert zh["report"]["max_drawdown"] == "最大回撤" and en["report"]["max_drawdown"] == "Max drawdown"

@@ -29,6 +29,10 @@ from bot.telegram import formatting as fmt
 from bot.telegram.context import BotDeps, Caller, Request, send_text
 from bot.telegram.handlers import args
 from bot.telegram.registry import Command, service_error_text
+from reports.charts import montecarlo as mc_chart
+from reports.charts import pairs as pairs_chart
+from reports.charts import pnl as pnl_chart
+from reports.charts.backtest import LABELS as REPORT_LABELS
 from reports.charts.backtest import backtest_pngs
 from reports.text.backtest import backtest_rows
 from trader.config.pairs import normalize_pair
@@ -483,10 +487,20 @@ async def send_run(bot: Any, deps: BotDeps, chat_id: int, t: Translator, tz: str
         return
     await send_text(bot, chat_id, deps.redactor(summary_text(t, stored.result, run.id, tz)))
     # Rendering is a second or two of CPU: off the bot's loop.
-    pngs = await asyncio.to_thread(backtest_pngs, stored.result, tz=tz)
+    pngs = await asyncio.to_thread(backtest_pngs, stored.result, tz=tz, labels=chart_labels(t))
     for key in CHARTS:
         if key in pngs:
             await bot.send_photo(chat_id, pngs[key], caption=t(f"backtest.chart.{key}"))
+
+
+CHART_LABEL_KEYS = {"report": tuple(REPORT_LABELS), "daily_pnl": tuple(pnl_chart.LABELS),
+                    "pairs": tuple(pairs_chart.LABELS), "montecarlo": tuple(mc_chart.LABELS)}
+
+
+def chart_labels(t: Translator) -> dict[str, dict[str, str]]:
+    """The charts' words in the user's language (each chart's LABELS names its keys)."""
+    return {chart: {key: t(f"chart.{chart}.{key}") for key in names}
+            for chart, names in CHART_LABEL_KEYS.items()}
 
 
 def run_line(t: Translator, run: Any, tz: str) -> str:
