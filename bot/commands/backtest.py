@@ -7,13 +7,10 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from bot.commands.common import add_config_argument, settings_or_exit
+from bot.commands.common import add_config_argument, run_args, settings_or_exit
 from trader.backtest.export import result_summary, write_export
 from trader.backtest.persist import store_backtest
-from trader.backtest.runner import BacktestRequest, BacktestResult, parse_timerange, run_backtest
-from trader.config.pairs import normalize_pair
-from trader.data.store import bundled_data_dir, candle_path
-from trader.data.timeframes import timeframe_ms
+from trader.backtest.runner import BacktestRequest, BacktestResult, run_backtest
 from trader.performance.montecarlo import monte_carlo, trade_returns
 from trader.persistence.database import make_engine, make_session_factory
 from trader.persistence.migrate import upgrade
@@ -45,14 +42,6 @@ def _progress(fraction: float, message: str) -> None:
     if message == "done":
         sys.stderr.write("\n")
     sys.stderr.flush()
-
-
-def _data_dir(args: argparse.Namespace, default: Path, pairs: list[str]) -> Path:
-    if args.datadir:
-        return Path(args.datadir)
-    if all(candle_path(default, p, "1m").exists() for p in pairs):
-        return default
-    return bundled_data_dir()
 
 
 def _fmt(v: object, pct: bool = False) -> str:
@@ -99,23 +88,16 @@ def summary_table(result: BacktestResult) -> str:
 def _run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
     try:
-        pairs = ([normalize_pair(p) for p in args.pairs.split(",") if p.strip()] if args.pairs
-                 else list(settings.pair_whitelist))
-        timeframe_ms(args.timeframe)
-        start_ms, end_ms = parse_timerange(args.timerange) if args.timerange else (None, None)
-        leverage = args.leverage if args.leverage is not None else settings.leverage
-        if not 1 <= leverage <= settings.max_leverage:
-            raise ValueError(f"leverage {leverage} is outside 1..{settings.max_leverage} (max_leverage)")
+        run = run_args(args, settings)
         if args.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {args.strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    data_dir = _data_dir(args, settings.data_dir, pairs)
-    request = BacktestRequest(strategy=args.strategy, pairs=tuple(pairs), timeframe=args.timeframe,
-                              start_ms=start_ms, end_ms=end_ms, leverage=leverage, initial_wallet=args.wallet,
-                              data_dir=data_dir)
-    print(f"data: {data_dir}", file=sys.stderr)
+    request = BacktestRequest(strategy=args.strategy, pairs=tuple(run.pairs), timeframe=run.timeframe,
+                              start_ms=run.start_ms, end_ms=run.end_ms, leverage=run.leverage,
+                              initial_wallet=args.wallet, data_dir=run.data_dir)
+    print(f"data: {run.data_dir}", file=sys.stderr)
     try:
         result = run_backtest(request, progress=_progress)
     except (FileNotFoundError, ValueError) as exc:

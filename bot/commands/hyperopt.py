@@ -10,11 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bot.commands.common import add_config_argument, settings_or_exit
-from trader.backtest.runner import parse_timerange
-from trader.config.pairs import normalize_pair
-from trader.data.store import bundled_data_dir, candle_path
-from trader.data.timeframes import timeframe_ms
+from bot.commands.common import add_config_argument, run_args, settings_or_exit
 from trader.optimize.losses import LOSS_DESCRIPTIONS
 from trader.optimize.samplers import SAMPLERS
 from trader.optimize.study import HyperoptProgress, HyperoptRequest, plan_hyperopt, run_hyperopt
@@ -69,22 +65,12 @@ def _progress(p: HyperoptProgress) -> None:
 def _run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
     try:
-        pairs = ([normalize_pair(p) for p in args.pairs.split(",") if p.strip()] if args.pairs
-                 else list(settings.pair_whitelist))
-        timeframe_ms(args.timeframe)
-        start_ms, end_ms = parse_timerange(args.timerange) if args.timerange else (None, None)
-        leverage = args.leverage if args.leverage is not None else settings.leverage
-        if not 1 <= leverage <= settings.max_leverage:
-            raise ValueError(f"leverage {leverage} is outside 1..{settings.max_leverage} (max_leverage)")
-        if args.datadir:
-            data_dir = Path(args.datadir)
-        elif all(candle_path(settings.data_dir, p, "1m").exists() for p in pairs):
-            data_dir = settings.data_dir
-        else:
-            data_dir = bundled_data_dir()
+        run = run_args(args, settings)
+        data_dir = run.data_dir
         request = HyperoptRequest(
-            strategy=args.strategy, pairs=tuple(pairs), timeframe=args.timeframe, start_ms=start_ms, end_ms=end_ms,
-            leverage=leverage, initial_wallet=args.wallet, data_dir=data_dir, spaces=tuple(args.spaces),
+            strategy=args.strategy, pairs=tuple(run.pairs), timeframe=run.timeframe, start_ms=run.start_ms,
+            end_ms=run.end_ms, leverage=run.leverage, initial_wallet=args.wallet, data_dir=data_dir,
+            spaces=tuple(args.spaces),
             epochs=args.epochs, sampler=args.sampler, loss=args.loss, min_trades=args.min_trades,
             drawdown_penalty=args.drawdown_penalty, folds=args.folds, train_days=args.train_days,
             test_days=args.test_days, jobs=args.jobs, storage=args.storage, study_name=args.study_name,

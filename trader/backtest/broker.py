@@ -34,7 +34,7 @@ from trader.backtest.futures_model import (
     maintenance_margin,
 )
 from trader.backtest.instruments import InstrumentSpec, instrument_spec
-from trader.strategy.order_entry import OrderEntryMixin
+from trader.strategy.broker_common import FuturesBrokerMixin
 
 Order = bt.Order
 _CONDITIONAL = (Order.Stop, Order.Limit)
@@ -106,7 +106,7 @@ class _Pair:
         self.lp_dirty = True
 
 
-class FuturesBroker(OrderEntryMixin, bt.BrokerBase):
+class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
     params = (
         ("cash", 10_000.0),
         ("leverage", 25),
@@ -197,13 +197,6 @@ class FuturesBroker(OrderEntryMixin, bt.BrokerBase):
                 upnl += q * (mark - p.pos.price)
                 im += abs(q) * mark / lev
         return upnl, im
-
-    def available_balance(self) -> float:
-        upnl, im = self._marks()
-        return max(0.0, self.wallet + upnl - im)
-
-    def getcash(self) -> float:
-        return self.available_balance()
 
     def getvalue(self, datas: list[bt.DataBase] | None = None) -> float:
         if datas is None:

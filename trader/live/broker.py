@@ -29,13 +29,13 @@ from trader.backtest.instruments import InstrumentSpec
 from trader.live.desk import OrderDesk
 from trader.live.host import EngineHost
 from trader.live.orders import FillNote, OrderSpec, StatusNote, WalletNote
-from trader.strategy.order_entry import OrderEntryMixin
+from trader.strategy.broker_common import FuturesBrokerMixin
 
 Order = bt.Order
 _SUPPORTED = (Order.Market, Order.Stop, Order.Limit)
 
 
-class LiveBroker(OrderEntryMixin, bt.BrokerBase):
+class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
     def __init__(self, desk: OrderDesk, host: EngineHost) -> None:
         super().__init__()
         self.desk = desk
@@ -94,13 +94,6 @@ class LiveBroker(OrderEntryMixin, bt.BrokerBase):
                 upnl += pos.size * (mark - pos.price)
                 im += abs(pos.size) * mark / self.leverage
         return upnl, im
-
-    def available_balance(self) -> float:
-        upnl, im = self._marks()
-        return max(0.0, self.wallet + upnl - im)
-
-    def getcash(self) -> float:
-        return self.available_balance()
 
     def getvalue(self, datas: list[bt.DataBase] | None = None) -> float:
         if datas is None:

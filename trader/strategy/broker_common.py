@@ -1,8 +1,8 @@
-"""Backtrader's order entry as both futures brokers (backtest and live) implement it.
+"""What both futures brokers (backtest and live) share: Backtrader's order entry and the cross-margin available
+balance. One implementation keeps them from drifting apart on what a strategy may send and see.
 
 A strategy's ``buy``/``sell`` reach the broker with Backtrader's full signature; extra keyword arguments
 (``reduce_only``, ``close_position``, ``tag``) become the order's info, which each broker maps to exchange semantics.
-One implementation keeps the backtest and the live broker from drifting apart on what a strategy may send.
 """
 
 from __future__ import annotations
@@ -10,8 +10,18 @@ from __future__ import annotations
 import backtrader as bt
 
 
-class OrderEntryMixin:
-    """Put before ``bt.BrokerBase`` in the bases; the broker supplies ``submit(order, oco=None)``."""
+class FuturesBrokerMixin:
+    """Put before ``bt.BrokerBase`` in the bases. The broker supplies ``submit(order, oco=None)``, ``wallet`` and
+    ``_marks() -> (Σ unrealized PnL, Σ position initial margin)`` at current marks."""
+
+    wallet: float
+
+    def available_balance(self) -> float:
+        upnl, im = self._marks()  # type: ignore[attr-defined]
+        return max(0.0, self.wallet + upnl - im)
+
+    def getcash(self) -> float:
+        return self.available_balance()
 
     def buy(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
             trailamount=None, trailpercent=None, parent=None, transmit=True, histnotify=False,
