@@ -107,6 +107,15 @@ class EngineError(Event):
     where: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class HealthAlert(Event):
+    """A component's health changed, it was restarted, or an operation (backup, database recovery) needs notice."""
+
+    component: str  # exchange | streams | engine | database | disk | resources | bot | backup
+    state: str  # down | warning | recovered | restarted | restart_failed | gave_up | restored | failed
+    detail: str = ""
+
+
 _KINDS: dict[type, str] = {
     OrderPlaced: "order_placed",
     OrderFilled: "order_filled",
@@ -117,6 +126,7 @@ _KINDS: dict[type, str] = {
     LatencyTierChanged: "latency_tier",
     EngineStateChanged: "engine_state",
     EngineError: "error",
+    HealthAlert: "health",
 }
 EVENT_KINDS = tuple(_KINDS.values())
 

@@ -24,6 +24,7 @@ DEFAULT_LEVELS: dict[str, str] = {
     "latency_tier": "silent",
     "engine_state": "on",
     "error": "on",
+    "health": "on",
 }
 
 

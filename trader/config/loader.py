@@ -74,6 +74,7 @@ SECRET_SLOTS: dict[str, tuple[str, ...]] = {
     "binance_api_key": ("exchange", "key"),
     "binance_api_secret": ("exchange", "secret"),
     "telegram_token": ("telegram", "token"),
+    "smtp_password": ("email", "password"),
 }
 
 

@@ -8,6 +8,7 @@ Environment values arrive as text and are parsed by the loader before they reach
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from trader.config.pairs import normalize_pair
+from trader.events import EVENT_KINDS
 
 Role = Literal["viewer", "trader", "admin"]
 Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h"]
@@ -205,6 +207,109 @@ class SimulatorConfig(StrictModel):
     data_dir: Path | None = None  # None: the dataset shipped with the package
 
 
+_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address (name@example.com)")
+    return value
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class EmailConfig(StrictModel):
+    """Alerts by e-mail beside Telegram: SMTP with STARTTLS and login."""
+
+    enabled: SBool = False
+    host: str | None = None
+    port: Annotated[SInt, Field(ge=1, le=65535)] = 587
+    starttls: SBool = True
+    # A CA bundle or the server's own certificate, for a relay with a private CA; unset: the system's CAs.
+    ca_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None  # better kept in the secret store: `bsmart secrets set smtp_password`
+    sender: Address | None = None
+    recipients: list[Address] = Field(default_factory=list)
+    # Event kinds always sent by e-mail too (see /settings for the list).
+    kinds: list[str] = Field(default_factory=lambda: ["liquidation_warning", "risk_action", "error", "health"])
+    # While Telegram fails, every kind that would ring a phone goes by e-mail as well.
+    fallback: SBool = True
+    language: Language | None = None  # unset: telegram.language
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 20.0
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        unknown = [k for k in kinds if k not in EVENT_KINDS]
+        if unknown:
+            raise ValueError(f"unknown alert kinds {unknown} (known: {', '.join(EVENT_KINDS)})")
+        return kinds
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a file")
+        return path
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> EmailConfig:
+        problems = []
+        if self.enabled:
+            if not self.host:
+                problems.append("host: email.enabled is true but no SMTP host is set")
+            if not self.sender:
+                problems.append("sender: email.enabled is true but no sender address is set")
+            if not self.recipients:
+                problems.append("recipients: email.enabled is true but no recipient is set")
+        if self.username and not (self.password and self.password.get_secret_value()):
+            problems.append("password: email.username is set but no password (`bsmart secrets set smtp_password`)")
+        if self.username and not self.starttls:
+            problems.append("starttls: a login without STARTTLS would send the password in clear text")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class BackupConfig(StrictModel):
+    """Daily copies of the ledger, the models and the config (`bsmart backup` makes one by hand)."""
+
+    enabled: SBool = True  # the main job's daily backup
+    time: dt.time = dt.time(3, 30)  # UTC
+    keep: Annotated[SInt, Field(ge=1, le=1000)] = 7
+    dir: Path | None = None  # unset: user_data_dir/backups
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _hhmm(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return dt.datetime.strptime(value, "%H:%M").time()
+            except ValueError:
+                raise ValueError(f"time must be HH:MM (UTC), got {value!r}") from None
+        return value
+
+
+class HealthConfig(StrictModel):
+    """The supervisor: checks every component, restarts what died, warns about resources."""
+
+    interval_s: Annotated[SInt, Field(ge=5, le=3600)] = 30
+    check_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0  # a check that takes longer counts as stuck
+    max_restarts_per_hour: Annotated[SInt, Field(ge=0, le=60)] = 3  # per component; then alert and stop trying
+    resource_warning: Fraction = 0.8  # CPU, RSS (share of RAM) or disk use above this warns
+    stale_bars: Annotated[float, Field(ge=1.5, le=100)] = 3.0  # a pair's stream is stuck after this many bars
+    benchmark_interval_s: Annotated[SInt, Field(ge=0, le=86_400)] = 3600  # self-benchmark; 0: never
+
+    @field_validator("benchmark_interval_s")
+    @classmethod
+    def _benchmark_off_or_sane(cls, value: int) -> int:
+        if 0 < value < 60:
+            raise ValueError(f"benchmark_interval_s must be 0 (off) or at least 60, got {value}")
+        return value
+
+
 class Settings(StrictModel):
     exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
     trading_mode: Literal["futures"] = "futures"
@@ -224,6 +329,9 @@ class Settings(StrictModel):
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
     strategy: str = "rsi_bollinger"
     db_url: str | None = None  # unset: SQLite in user_data_dir
     user_data_dir: Path = Path("user_data")
@@ -281,7 +389,15 @@ class Settings(StrictModel):
     def data_dir(self) -> Path:
         return self.user_data_dir / "data" / "binance" / "futures"
 
+    @property
+    def backups_dir(self) -> Path:
+        return self.backup.dir or self.user_data_dir / "backups"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.user_data_dir / "models"
+
     def secrets(self) -> list[str]:
         """Every configured secret value, for redaction."""
-        found = [self.exchange.key, self.exchange.secret, self.telegram.token]
+        found = [self.exchange.key, self.exchange.secret, self.telegram.token, self.email.password]
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 MASTER_KEY_ENV = "BSMART_MASTER_KEY"
 STORE_NAME = "secrets.json"
 KEY_FILE_NAME = "master.key"
-KNOWN_NAMES = ("binance_api_key", "binance_api_secret", "telegram_token")
+KNOWN_NAMES = ("binance_api_key", "binance_api_secret", "telegram_token", "smtp_password")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
