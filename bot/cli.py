@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "bot.commands.backtest",
     "bot.commands.hyperopt",
     "bot.commands.download",
+    "bot.commands.backup",
+    "bot.commands.restore",
 ]
 
 
