@@ -96,3 +96,75 @@ def test_setup_is_idempotent(tmp_path: Path) -> None:
     ours = [h for h in logging.getLogger().handlers if getattr(h, "_bsmart_handler", False)]
     assert len(ours) == 2  # trading.log + errors.log
     setup_logging("WARNING", None, Redactor(), console=False)
+
+
+# --- credential look-alikes and the database guard (issue 11) ---------------------------------------------------
+
+BINANCE_LIKE = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+TOKEN_LIKE = "5555555555:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw9"
+SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def test_look_alikes_are_masked_without_configuration_but_digests_are_not() -> None:
+    redactor = Redactor()
+    assert not redactor  # nothing configured ...
+    text = f"key={BINANCE_LIKE} bot{TOKEN_LIKE}/getMe lower={BINANCE_LIKE.lower()} digest={SHA256} {SHA256.upper()}"
+    out = redactor(text)
+    assert out == f"key={MASK} bot{MASK}/getMe lower={MASK} digest={SHA256} {SHA256.upper()}"  # ... masked anyway
+    assert redactor("a uuid 3f2b8c1e-6a4d-4b7f-9c2e-1d5a7b9c0e3f and 12:34:56") == \
+        "a uuid 3f2b8c1e-6a4d-4b7f-9c2e-1d5a7b9c0e3f and 12:34:56"
+
+
+def test_configured_secrets_are_masked_in_any_case_and_json_spelling() -> None:
+    redactor = Redactor([API_SECRET, 'we"ird\\pass'])
+    assert redactor(f"/{API_SECRET.lower()} {API_SECRET.upper()}") == f"/{MASK} {MASK}"
+    assert redactor('{"text": "we\\"ird\\\\pass"}') == '{"text": "***"}'
+    assert redactor.value({"args": [API_SECRET, (1, f"x{API_SECRET}")], API_SECRET: None}) == \
+        {"args": [MASK, (1, f"x{MASK}")], MASK: None}
+
+
+def test_filter_masks_look_alikes_with_no_secret_configured() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "user typed %s", (BINANCE_LIKE,), None)
+    assert RedactingFilter(Redactor()).filter(record)
+    assert record.getMessage() == f"user typed {MASK}"
+
+
+def test_every_database_writer_is_redacted_by_the_engine(tmp_path: Path) -> None:
+    """A writer that knows nothing of redaction (raw ORM rows, Core updates, executemany, text()) still stores
+    only masked text; secrets added after the engine was built (the bot token) count; lookups still work."""
+    from sqlalchemy import text, update
+
+    from trader.persistence.audit import Actor, AuditLog
+    from trader.persistence.database import make_engine, make_session_factory, transaction
+    from trader.persistence.migrate import upgrade
+    from trader.persistence.models import AuditEvent, BotUserSettings, RuntimeState
+    from trader.persistence.types import utcnow
+    from trader.security.redaction import guard_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    redactor = Redactor([API_SECRET])
+    guard_engine(engine, redactor)
+    guard_engine(engine, redactor)  # idempotent: one hook
+    upgrade(engine)
+    redactor.add(BOT_TOKEN)  # known only later, like the bot token
+    sessions = make_session_factory(engine)
+    with transaction(sessions) as s:
+        s.add(AuditEvent(time=utcnow(), source="test", action="x", outcome="ok",
+                         arguments={"text": f"/flatten {API_SECRET}", BOT_TOKEN: [BINANCE_LIKE]}, detail=TOKEN_LIKE))
+        s.add(RuntimeState(key="user_settings", value={"note": API_SECRET.lower()}, updated_by=BOT_TOKEN))
+        s.add_all(BotUserSettings(user_id=i, language="en", report_time="08:00", timezone=BINANCE_LIKE,
+                                  notifications={"x": API_SECRET}) for i in range(3))
+    with transaction(sessions) as s:
+        s.execute(update(AuditEvent).values(detail=f"again {API_SECRET}"))
+        s.execute(text("INSERT INTO runtime_state (key, value, updated_at, updated_by) VALUES (:k, :v, :t, :u)"),
+                  {"k": "paused", "v": "true", "t": "2024-01-01 00:00:00", "u": f"cli {API_SECRET}"})
+    AuditLog(sessions).record(Actor("test"), "y", {"digest": SHA256})  # a bare AuditLog: the engine still guards
+    with engine.connect() as conn:
+        dump = repr([conn.exec_driver_sql(f"SELECT * FROM {t}").all()
+                     for t in ("audit_events", "runtime_state", "bot_user_settings")])
+    for secret in (API_SECRET, BOT_TOKEN, BINANCE_LIKE, TOKEN_LIKE):
+        assert secret.lower() not in dump.lower()
+    assert SHA256 in dump and dump.count(MASK) >= 10
+    with sessions() as s:  # a lookup by a value passes the same redaction, so it finds what was stored
+        assert s.query(RuntimeState).filter(RuntimeState.updated_by == BOT_TOKEN).count() == 1
+    engine.dispose()

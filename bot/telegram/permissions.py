@@ -143,7 +143,8 @@ async def gate(update: object, context: CallbackContext[Any, Any, Any, Any]) -> 
         await message.reply_text(deps.redactor(t("gate.unknown_command", command=command[:40])))
         raise ApplicationHandlerStop
     if not at_least(role, declared.min_role):
-        await deps.audit_async(caller.actor, declared.name, {"text": (text or "")[:200]}, "denied",
+        # Redact before cutting: a cut through a key would leave a part of it no redactor can recognise.
+        await deps.audit_async(caller.actor, declared.name, {"text": deps.redactor(text or "")[:200]}, "denied",
                                f"needs {declared.min_role}")
         await message.reply_text(deps.redactor(t("gate.role_too_low", command=declared.name,
                                                    role=t(f"role.{role}"), needed=t(f"role.{declared.min_role}"))))

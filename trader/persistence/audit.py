@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from trader.persistence.database import transaction
 from trader.persistence.models import AuditEvent
 from trader.persistence.types import utcnow
+from trader.security.redaction import Redactor
 
 OUTCOMES = frozenset({"ok", "refused", "failed", "denied"})
 
@@ -34,8 +35,15 @@ class AuditRecord:
 
 
 class AuditLog:
-    def __init__(self, sessions: sessionmaker[Session]):
+    """Writes audit rows with every text redacted: arguments (keys and values, nested), action and detail.
+
+    Refused commands are stored with what the user typed, and a user may have typed a key or token; the engine's
+    guard (``guard_engine``) masks them again below this, so a log built on a bare engine is covered too.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], redactor: Redactor | None = None):
         self._sessions = sessions
+        self._redact = redactor if redactor is not None else Redactor()
 
     def record(
         self, actor: Actor, action: str, arguments: dict[str, Any] | None = None, outcome: str = "ok", detail: str = ""
@@ -49,10 +57,10 @@ class AuditLog:
                     user_id=actor.user_id,
                     role=actor.role,
                     source=actor.source,
-                    action=action,
-                    arguments=arguments or {},
+                    action=self._redact(action),
+                    arguments=self._redact.value(dict(arguments or {})),
                     outcome=outcome,
-                    detail=detail,
+                    detail=self._redact(detail),
                 )
             )
 

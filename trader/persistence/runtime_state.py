@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from trader.persistence.database import transaction
 from trader.persistence.models import RuntimeState
+from trader.security.redaction import Redactor
 
 # The keys the system uses; a value outside this set is a programming error, caught at the call.
 KEYS = frozenset({"leverage", "pair_whitelist", "paused", "stopped", "last_start", "last_stop", "user_settings",
@@ -16,8 +17,11 @@ KEYS = frozenset({"leverage", "pair_whitelist", "paused", "stopped", "last_start
 
 
 class RuntimeStateStore:
-    def __init__(self, sessions: sessionmaker[Session]):
+    """Values are stored redacted (strings anywhere inside them), like everything else written to the database."""
+
+    def __init__(self, sessions: sessionmaker[Session], redactor: Redactor | None = None):
         self._sessions = sessions
+        self._redact = redactor if redactor is not None else Redactor()
 
     def get(self, key: str, default: Any = None) -> Any:
         _check(key)
@@ -27,6 +31,7 @@ class RuntimeStateStore:
 
     def set(self, key: str, value: Any, updated_by: str = "") -> None:
         _check(key)
+        value, updated_by = self._redact.value(value), self._redact(updated_by)
         with transaction(self._sessions) as session:
             row = session.get(RuntimeState, key)
             if row is None:
