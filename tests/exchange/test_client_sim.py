@@ -13,7 +13,7 @@ from trader.exchange.backoff import BackoffPolicy
 from trader.exchange.errors import ErrorClass, ExchangeError
 from trader.exchange.models import OrderRequest
 from trader.exchange.order_ids import client_order_id
-from trader.exchange.weights import Priority
+from trader.exchange.weights import Priority, RateLimited
 
 
 async def test_initialize_sets_cross_and_leverage_idempotently(sim, client) -> None:
@@ -162,17 +162,17 @@ async def test_weight_limit_is_learned_and_a_429_pauses_the_client(sim) -> None:
     try:
         await client.initialize(PAIRS, 25)
         assert client.gate.state.limit == 1000  # read from exchangeInfo, not assumed
-        # A 429 from the exchange pauses every request for Retry-After.
+        # A 429 from the exchange pauses requests for Retry-After; a protective request refused again and again
+        # (here every answer is a 429) is paused too, and told so at once (weights.py).
+        sim.weights.retry_after = lambda: 30
         sim.set_faults({"error_share": 1.0, "error_kinds": ["429"]})
         client.options.backoff = BackoffPolicy(attempts=1)
         with pytest.raises(ExchangeError) as info:
             await client.fetch_order("BTC/USDT:USDT", "nope", algo=False)
         assert info.value.info.http_status == 429 and info.value.error_class is ErrorClass.TEMPORARY
         assert client.gate.paused_for() > 0
-        blocked = asyncio.create_task(client.gate.acquire(Priority.PROTECT))
-        await asyncio.sleep(0.1)
-        assert not blocked.done()
-        blocked.cancel()
+        with pytest.raises(RateLimited):
+            await asyncio.wait_for(client.gate.acquire(Priority.PROTECT), 0.1)
     finally:
         sim.set_faults({"error_share": 0.0})
         await client.close()

@@ -24,7 +24,9 @@ from trader.exchange.errors import parse_body
 BINANCE_HOSTS = ("https://fapi.binance.com", "https://api.binance.com", "https://dapi.binance.com",
                  "https://eapi.binance.com", "https://papi.binance.com")
 
-ResponseObserver = Callable[[str, int, Mapping[str, str], float], None]  # endpoint, status, headers, ms
+# endpoint, status, headers, ms, Binance's error code (None on success or when the body has none): the code tells
+# a request-weight 429 (−1003) from an order-count 429 (−1015).
+ResponseObserver = Callable[[str, int, Mapping[str, str], float, "int | None"], None]
 
 # Start time of the request running in this task: concurrent requests each see their own.
 _STARTED: contextvars.ContextVar[float] = contextvars.ContextVar("bsm_request_started")
@@ -71,7 +73,8 @@ class BinanceUSDM(ccxtpro.binanceusdm):
     ) -> Any:
         elapsed_ms = (time.perf_counter() - _STARTED.get(time.perf_counter())) * 1000
         if self.observer is not None:
-            self.observer(endpoint_name(method, url), code, headers or {}, elapsed_ms)
+            binance_code = parse_body(body or "")[0] if code >= 400 else None
+            self.observer(endpoint_name(method, url), code, headers or {}, elapsed_ms, binance_code)
         try:
             return super().handle_errors(code, reason, url, method, headers, body, response, requestHeaders, requestBody)
         except ccxt.BaseError as exc:

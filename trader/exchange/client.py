@@ -3,12 +3,19 @@
 Each call passes the weight gate (by priority), is timed for the latency tiers, and fails only with
 ``ExchangeError``. Reads are retried on temporary errors. Writes are never repeated blindly: after any failure whose
 outcome may be unknown, the order is looked up by its deterministic client id first.
+
+Rate limits (weights.py): a request the gate holds back longer than its priority's bound is refused with
+``RateLimited`` (never sent); a 429 answered to a protective request or order is retried after a short bounded
+backoff (``ClientOptions.throttle_retry_delays``), never parked for the whole Retry-After; a 418 refuses everything.
+``not_sent(exc)`` tells a caller that a failed request certainly did not reach (or was refused by) the exchange.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,8 +35,8 @@ from trader.exchange.errors import (
     classify_exception,
 )
 from trader.exchange.latency import LatencyMonitor
-from trader.exchange.models import Balance, OrderRequest, OrderState, Position, StartupReport
-from trader.exchange.weights import Priority, WeightGate
+from trader.exchange.models import Balance, OrderRequest, OrderState, Position, StartupReport, UserTrade
+from trader.exchange.weights import Priority, RateLimited, WeightGate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +64,35 @@ class ClientOptions:
     resolve_attempts: int = 3  # lookups of an unknown-outcome order before it is declared not placed
     resolve_delay_s: float = 0.2
     live: bool = False  # live trading refuses keys that can withdraw
+    # After a 429 on a protective request or an order: short pauses before sending again, then give up with the
+    # error (Binance bans IPs that keep going after 429s, so this stays short and few).
+    throttle_retry_delays: tuple[float, ...] = (0.25, 0.5, 1.0)
+    recheck_after_wait_s: float = 0.25  # an order held back at least this long is re-checked before it goes
+
+
+StillWanted = Callable[[OrderRequest], "bool | Awaitable[bool]"]
+
+
+def not_sent(exc: BaseException) -> bool:
+    """True when a failed request certainly did not take effect: refused by the gate (``RateLimited``) or by the
+    exchange's rate limiter (429/418). Such an order needs no lookup; it was not placed."""
+    if isinstance(exc, RateLimited):
+        return True
+    return isinstance(exc, ExchangeError) and exc.info.http_status in (418, 429)
+
+
+def _rate_limited(exc: ExchangeError) -> bool:
+    return not_sent(exc)
+
+
+class OrderNotWanted(ExchangeError):
+    """``still_wanted`` said no after the order was held back: it was not sent."""
+
+    sent = False
+
+    def __init__(self, request: OrderRequest):
+        super().__init__(classify_code(None, None, f"{request.client_order_id}: not sent: held back by rate "
+                                                   "limiting and no longer wanted when it could go"), "create_order")
 
 
 class ExchangeClient:
@@ -93,29 +129,73 @@ class ExchangeClient:
         await self.close()
 
     # -- plumbing ---------------------------------------------------------------------------------------------------
-    def _observe(self, endpoint: str, status: int, headers: Mapping[str, str], ms: float) -> None:
+    def _observe(self, endpoint: str, status: int, headers: Mapping[str, str], ms: float,
+                 code: int | None = None) -> None:
         self.latency.record_rest(endpoint, ms)
         self.gate.observe_headers(headers)
         if status in (418, 429):
-            retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-            self.gate.observe_ban(float(retry_after) if retry_after else None, status)
+            raw = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+            try:
+                retry_after = float(raw) if raw else None
+            except ValueError:
+                retry_after = None
+            self.gate.observe_limit(status, retry_after, code=code, endpoint=endpoint)
 
-    async def _once(self, name: str, priority: Priority, call: Callable[[], Awaitable[T]]) -> T:
-        await self.gate.acquire(priority, WEIGHTS.get(name, 1))
+    async def _once(self, name: str, priority: Priority, call: Callable[[], Awaitable[T]], *,
+                    max_wait_s: float | None = None,
+                    before_send: Callable[[float], Awaitable[None]] | None = None) -> T:
+        """One request through the gate. ``before_send(waited_s)`` runs after admission, before sending."""
+        waited = await self.gate.acquire(priority, WEIGHTS.get(name, 1), max_wait_s=max_wait_s, operation=name)
+        if before_send is not None:
+            await before_send(waited)
+        started = time.perf_counter()
         try:
             return await call()
         except ccxt.BaseError as exc:
             error = ExchangeError(classify_exception(exc), name)
+            timed_out = isinstance(exc, ccxt.RequestTimeout)
         except (asyncio.TimeoutError, OSError) as exc:
             error = ExchangeError(classify_exception(exc), name)
+            timed_out = isinstance(exc, asyncio.TimeoutError | TimeoutError)
+        if timed_out:
+            # No answer means no response hook ran: the wait is latency evidence all the same (a dead link must
+            # not look like a quiet, healthy one to the latency tiers).
+            self.latency.record_rest(f"{name} (no answer)", (time.perf_counter() - started) * 1000)
         if error.info.code not in NO_CHANGE_NEEDED:  # "already so" is an answer, not a failure
             self.api_errors += 1
         if error.error_class is ErrorClass.PERMISSION and self._on_permission_error:
             self._on_permission_error(error)
         raise error
 
+    async def _throttled(self, name: str, priority: Priority, call: Callable[[], Awaitable[T]], *,
+                         max_wait_s: float | None = None,
+                         before_send: Callable[[float], Awaitable[None]] | None = None) -> T:
+        """``_once``, sent again after a 429 answer: protective requests after a short pause of their own (they
+        are not held by the pause the 429 starts, up to the gate's strike limit); others through the gate, which
+        holds them until Retry-After within their bound or refuses them. A 418, or a refusal by the gate, ends it."""
+        delays = self.options.throttle_retry_delays
+        attempt = 0
+        while True:
+            try:
+                return await self._once(name, priority, call, max_wait_s=max_wait_s, before_send=before_send)
+            except RateLimited:
+                raise
+            except ExchangeError as exc:
+                status = exc.info.http_status
+                if status == 418 or (status == 429 and attempt >= len(delays)):
+                    # Say plainly what happened and for how long: not sent, blocked for N s.
+                    raise self.gate.refusal(name, status, exc.info.code) from exc
+                if status != 429:
+                    raise
+                if priority is Priority.PROTECT:
+                    log.warning("%s: throttled (429); sending again in %.2fs", name, delays[attempt])
+                    await asyncio.sleep(delays[attempt])
+                attempt += 1
+
     async def _read(self, name: str, priority: Priority, call: Callable[[], Awaitable[T]]) -> T:
-        return await with_retries(lambda: self._once(name, priority, call), self.options.backoff, name=name)
+        # Rate-limit answers are handled by _throttled and the gate; with_retries would sleep out the Retry-After.
+        return await with_retries(lambda: self._throttled(name, priority, call), self.options.backoff, name=name,
+                                  may_retry=lambda exc: not _rate_limited(exc))
 
     async def _setting(self, name: str, call: Callable[[], Awaitable[Any]]) -> bool:
         """An idempotent account setting: "no need to change" counts as done. Returns True when it changed."""
@@ -266,21 +346,48 @@ class ExchangeClient:
     async def set_leverage(self, pair: str, leverage: int) -> None:
         await self._read("set_leverage", Priority.ACCOUNT, lambda: self.ccxt.set_leverage(leverage, pair))
 
-    async def create_order(self, request: OrderRequest) -> OrderState:
+    async def create_order(self, request: OrderRequest, *, max_wait_s: float | None = None,
+                           still_wanted: StillWanted | None = None) -> OrderState:
         """Place an order exactly once.
 
         On any failure that leaves the outcome unknown (timeout, 5xx, a duplicate-id rejection), the order is
         looked up by its client id; only when several lookups agree it does not exist is it sent again, under the
         same id.
+
+        Rate limits: stops and reduce-only exits (``Priority.PROTECT``) are not held behind a pause other requests
+        caused; a 429 on the order itself is retried briefly. When the order cannot go within ``max_wait_s``
+        (default: the gate's bound for its priority) ``RateLimited`` is raised: it was not sent, and its message
+        says for how long sending is blocked. ``still_wanted(request)`` (sync or async), when given, is asked before
+        any send that follows a hold-up (a wait in the gate of ``recheck_after_wait_s`` or more, or a resend); when
+        it answers False, ``OrderNotWanted`` is raised and nothing is sent: re-check the position there.
         """
         priority = Priority.PROTECT if (request.reduce_only or request.close_position) else Priority.ENTRY
         symbol_args = request.ccxt_args(self.ccxt)
         attempts = self.options.backoff.attempts
+        sends = 0
+
+        async def before_send(waited_s: float) -> None:
+            nonlocal sends
+            sends += 1
+            if still_wanted is None or (sends == 1 and waited_s < self.options.recheck_after_wait_s):
+                return
+            answer = still_wanted(request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            if not answer:
+                log.warning("%s held back (%.2fs) and no longer wanted: not sent", request.client_order_id, waited_s)
+                raise OrderNotWanted(request)
+
         for attempt in range(1, attempts + 1):
             try:
-                raw = await self._once("create_order", priority, lambda: self.ccxt.create_order(*symbol_args))
+                raw = await self._throttled("create_order", priority, lambda: self.ccxt.create_order(*symbol_args),
+                                            max_wait_s=max_wait_s, before_send=before_send)
                 return OrderState.from_ccxt(raw, is_algo=request.is_algo)
+            except (RateLimited, OrderNotWanted):
+                raise
             except ExchangeError as exc:
+                if not_sent(exc):
+                    raise  # the rate limiter refused it: certainly not placed, and retried briefly already
                 duplicate = exc.info.code in DUPLICATE_CLIENT_ID
                 if not (exc.info.retryable or exc.info.state_unknown or duplicate):
                     raise
@@ -354,6 +461,70 @@ class ExchangeClient:
                          lambda: self.ccxt.fapiPrivateDeleteAllOpenOrders({"symbol": symbol}))
         await self._read("cancel_all", Priority.PROTECT,
                          lambda: self.ccxt.fapiPrivateDeleteAlgoOpenOrders({"symbol": symbol}))
+
+    # -- the account's own statement: fills and income (what a resync and the ledger check trust) -------------------
+    async def user_stream_key(self) -> str:
+        """A listen key for the user-data stream (POST returns the active key and extends it)."""
+        raw = await self._read("listen_key", Priority.ACCOUNT, lambda: self.ccxt.fapiPrivatePostListenKey())
+        return str(raw["listenKey"])
+
+    async def keep_user_stream_alive(self) -> None:
+        await self._read("listen_key", Priority.ACCOUNT, lambda: self.ccxt.fapiPrivatePutListenKey())
+
+    async def fetch_user_trades(self, pair: str, since_ms: int | None = None, *,
+                                order_id: str | None = None) -> list[UserTrade]:
+        """The account's fills on ``pair`` (GET /fapi/v1/userTrades), oldest first, every page from ``since_ms``."""
+        symbol = exchange_symbol(pair)
+        out: list[UserTrade] = []
+        from_id: int | None = None
+        while True:
+            params: dict[str, Any] = {"symbol": symbol, "limit": 1000}
+            if order_id is not None:
+                params["orderId"] = order_id
+            elif from_id is not None:
+                params["fromId"] = from_id
+            elif since_ms is not None:
+                params["startTime"] = since_ms
+            rows = await self._read("fetch_my_trades", Priority.ACCOUNT,
+                                    lambda p=params: self.ccxt.fapiPrivateGetUserTrades(p))
+            page = [UserTrade.from_api(pair, r) for r in rows]
+            out.extend(t for t in page if from_id is None or int(t.id) >= from_id)
+            if order_id is not None or len(rows) < 1000:
+                break
+            from_id = max(int(t.id) for t in page) + 1
+        seen: set[str] = set()
+        unique = [t for t in out if not (t.id in seen or seen.add(t.id))]
+        return sorted(unique, key=lambda t: (t.time_ms, int(t.id)))
+
+    async def fetch_order_by_id(self, pair: str, order_id: str) -> OrderState | None:
+        """A regular order by Binance's id (a fill's orderId names no client id)."""
+        try:
+            raw = await self._read("fetch_order", Priority.ACCOUNT, lambda: self.ccxt.fetch_order(order_id, pair))
+        except ExchangeError as exc:
+            if exc.info.not_found:
+                return None
+            raise
+        return OrderState.from_ccxt(raw, is_algo=False)
+
+    async def fetch_income(self, since_ms: int, until_ms: int | None = None) -> list[dict[str, Any]]:
+        """Every wallet movement since ``since_ms`` (GET /fapi/v1/income): realised PnL, commission, funding, ...;
+        Binance's raw rows (symbol, incomeType, income, time, tranId), every page."""
+        out: list[dict[str, Any]] = []
+        start = since_ms
+        while True:
+            params: dict[str, Any] = {"startTime": start, "limit": 1000}
+            if until_ms is not None:
+                params["endTime"] = until_ms
+            rows = await self._read("fetch_funding_history", Priority.ACCOUNT,
+                                    lambda p=params: self.ccxt.fapiPrivateGetIncome(p))
+            out.extend(rows)
+            if len(rows) < 1000:
+                break
+            newest = max(int(r["time"]) for r in rows)
+            start = newest if newest > start else start + 1  # same-ms rows repeat at a page edge: deduped below
+        seen: set[str] = set()
+        return [r for r in out if not (f"{r.get('tranId')}:{r.get('incomeType')}:{r.get('symbol')}" in seen
+                                        or seen.add(f"{r.get('tranId')}:{r.get('incomeType')}:{r.get('symbol')}"))]
 
     # -- helpers ----------------------------------------------------------------------------------------------------
     def market(self, pair: str) -> dict[str, Any]:
