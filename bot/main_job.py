@@ -34,8 +34,10 @@ from trader.exchange.latency import LatencyMonitor
 from trader.live.engine import EngineConfig, LiveEngine
 from trader.live.host import EngineHost
 from trader.logging_setup import PERFORMANCE_LOGGER
+from trader.monitoring.exchange_meter import MeteredExchangeClient
 from trader.monitoring.health import HealthMonitor
-from trader.monitoring.metrics import make_metrics, serve_metrics
+from trader.monitoring.metrics import Metrics, make_metrics, serve_metrics
+from trader.monitoring.sampler import SAMPLE_S, run_sampler, service_jobs, watch_bus
 from trader.persistence.audit import Actor
 from trader.persistence.types import utcnow
 from trader.service.engine_control import LiveEngineControl
@@ -117,10 +119,12 @@ def _client_options(settings: Settings, sim: SimulatorServer | None) -> ClientOp
 
 
 def _client_factory(
-    settings: Settings, options: ClientOptions, hooks: dict[str, Callable[..., None]]
+    settings: Settings, options: ClientOptions, hooks: dict[str, Callable[..., None]],
+    metrics: Metrics | None = None, *, wall_clock_events: bool = True,
 ) -> Callable[[], ExchangeClient]:
     """Every client (the service's, each engine's) measures latency; tier changes go to ``hooks["latency"]``,
-    looked up when they happen, because the guard exists only once the service does."""
+    looked up when they happen, because the guard exists only once the service does. With ``metrics`` each client
+    also records into them (trader.monitoring.exchange_meter)."""
     tiers = settings.risk.latency
 
     def tier_changed(old: Any, new: Any) -> None:
@@ -131,6 +135,9 @@ def _client_factory(
     def make() -> ExchangeClient:
         latency = LatencyMonitor(tiers.safe_ms, tiers.no_entries_ms, tiers.emergency_ms, tiers.hold_seconds,
                                  on_tier_change=tier_changed)
+        if metrics is not None:
+            return MeteredExchangeClient(options, latency=latency, metrics=metrics,
+                                         event_times_are_wall_clock=wall_clock_events)
         return ExchangeClient(options, latency=latency)
 
     return make
@@ -167,7 +174,8 @@ async def _start_simulator(
     return await SimulatorServer(cfg).start(), None
 
 
-def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = None) -> Runtime:
+def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = None,
+                  metrics: Metrics | None = None) -> Runtime:
     """Open storage, the exchange side and the service; the engine is built but not started."""
     core = open_core(settings)
     bus = EventBus()
@@ -185,7 +193,8 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
                      settings.simulator.market)
         options = _client_options(settings, sim)
         hooks: dict[str, Callable[..., None]] = {}
-        factory = _client_factory(settings, options, hooks)
+        # The embedded simulator stamps events with its replay clock, not wall time: no websocket lag against it.
+        factory = _client_factory(settings, options, hooks, metrics, wall_clock_events=sim is None)
         leverage = int(core.runtime_state.get("leverage", settings.leverage))
 
         async def connect() -> ExchangeClient:
@@ -295,16 +304,19 @@ async def run_main_job(
     on_ready: Callable[[Runtime, dict[str, object]], None] | None = None,
     sim_overrides: dict[str, Any] | None = None,
 ) -> int:
+    metrics = make_metrics(settings.dry_run)
     try:
-        runtime = await asyncio.to_thread(build_runtime, settings, sim_overrides=sim_overrides)
+        runtime = await asyncio.to_thread(build_runtime, settings, sim_overrides=sim_overrides, metrics=metrics)
     except StartupError as exc:
         log.error("%s; nothing is trading", exc)
         return 1
     core = runtime.core
     server = None
+    unwatch = watch_bus(runtime.bus, metrics)
+    sampler = asyncio.create_task(run_sampler(metrics, runtime.proxy, service_jobs(runtime.service), stop,
+                                              interval_s=min(heartbeat_s, SAMPLE_S)))
     try:
         health = HealthMonitor(core.engine, settings.user_data_dir)
-        metrics = make_metrics(settings.dry_run)
         info: dict[str, object] = {"db": core.engine.url.render_as_string(hide_password=True)}
         if runtime.sim is not None:
             info["simulator"] = runtime.sim.rest_url
@@ -342,6 +354,10 @@ async def run_main_job(
         core.runtime_state.set("last_stop", utcnow().isoformat(), updated_by="bsmart run")
         return 0
     finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        unwatch()
         if runtime.app is not None:
             await _stop_bot(runtime.app)
         if server is not None:
