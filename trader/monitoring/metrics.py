@@ -35,8 +35,9 @@ class StateSample:
     """One reading of the service's state; None means "could not be read this time", never zero."""
 
     taken_at: float  # unix seconds
-    engine_running: bool
-    entries_paused: bool
+    account_read_at: float | None = None  # last successful balance read (unix seconds), carried across failures
+    engine_running: bool = False
+    entries_paused: bool = False
     open_positions: int | None = None
     wallet: float | None = None
     equity: float | None = None  # margin balance: wallet + unrealised PnL
@@ -71,8 +72,9 @@ class StateCollector(Collector):
                 family.add_metric([], float(value))
             return family
 
-        yield gauge("bsmart_state_sample_timestamp_seconds", "When the account/trade figures were last read (unix "
-                    "time); a stale value means the exchange or database did not answer", s and s.taken_at)
+        yield gauge("bsmart_account_read_timestamp_seconds", "When the balance was last read from the exchange "
+                    "(unix time); an old value means the exchange or the service stopped answering",
+                    s and s.account_read_at)
         yield gauge("bsmart_engine_running", "1 while the live engine runs", s and int(s.engine_running))
         yield gauge("bsmart_entries_paused", "1 while new entries are paused (by a user or the latency guard)",
                     s and int(s.entries_paused))

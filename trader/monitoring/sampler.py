@@ -53,17 +53,20 @@ async def _read(what: str, call: Callable[[], Any]) -> Any:
         return None
 
 
-async def sample_state(proxy: Any, heavy_jobs: Callable[[], Any]) -> StateSample:
-    """One reading through the service proxy (``status``, ``balance``, ``performance``)."""
+async def sample_state(proxy: Any, heavy_jobs: Callable[[], Any], previous: StateSample | None = None) -> StateSample:
+    """One reading through the service proxy (``status``, ``balance``, ``performance``); ``previous`` carries the
+    time of the last balance that was read, so a failing exchange shows as an ageing timestamp."""
     status = await _read("status", proxy.status)
     balance = await _read("balance", proxy.balance)
     performance = await _read("performance", proxy.performance)
-    sample: dict[str, Any] = {"taken_at": time.time(),
+    now = time.time()
+    sample: dict[str, Any] = {"taken_at": now, "account_read_at": previous and previous.account_read_at,
                               "engine_running": bool(status and status.running),
                               "entries_paused": bool(status and status.paused)}
     if status is not None and status.open_positions >= 0:  # -1: the exchange did not answer
         sample["open_positions"] = status.open_positions
     if balance is not None:
+        sample["account_read_at"] = now
         sample["wallet"] = float(balance.wallet)
         sample["equity"] = float(balance.margin_balance)
         sample["unrealized_pnl"] = float(balance.unrealized_pnl)
@@ -88,7 +91,7 @@ async def run_sampler(metrics: Metrics, proxy: Any, heavy_jobs: Callable[[], Any
     """Sample at once, then every ``interval_s`` until ``stop`` is set."""
     while not stop.is_set():
         try:
-            metrics.state.sample = await sample_state(proxy, heavy_jobs)
+            metrics.state.sample = await sample_state(proxy, heavy_jobs, metrics.state.sample)
         except Exception:  # metrics must never take the job down
             log.exception("metrics sample failed")
         with contextlib.suppress(asyncio.TimeoutError):
