@@ -66,13 +66,17 @@ def render(t: Translator, event: Event) -> str:
         return t("event.msg.liquidation_warning", pair=fmt.short_pair(e.pair), mark=fmt.price(e.mark_price),
                  liq=fmt.price(e.liquidation_price), distance=fmt.percent(e.distance))
     if kind == "risk_action":
-        return t("event.msg.risk_action", action=e.action, reason=e.reason,
-                 pair=fmt.short_pair(e.pair) if e.pair else "-")
+        if not e.pair:  # account-wide (latency tiers, flatten): no "(-)" for a pair that is not there
+            return t("event.msg.risk_action_account", action=e.action, reason=e.reason)
+        return t("event.msg.risk_action", action=e.action, reason=e.reason, pair=fmt.short_pair(e.pair))
     if kind == "latency_tier":
+        if e.p99_ms is None:  # the tier fell for lack of recent round trips: say so rather than "p99 -"
+            return t("event.msg.latency_tier_unknown", old=e.old, new=e.new)
         return t("event.msg.latency_tier", old=e.old, new=e.new, p99=fmt.ms(e.p99_ms))
     if kind == "engine_state":
         state = t(f"engine_state.{e.state}") if e.state in ENGINE_STATES else e.state
-        return t("event.msg.engine_state", state=state, actor=e.actor or "-")
+        # No user acted (a risk rule, a restart): the system did, and is named so rather than "by -".
+        return t("event.msg.engine_state", state=state, actor=e.actor or t("event.actor.system"))
     if kind == "error":
         return t("event.msg.error", message=e.message, where=e.where or "-")
     return t("event.msg.generic", kind=kind, details=str(event)[:500])

@@ -273,11 +273,33 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
             ref = order.created.price if order.exectype != Order.Market else order.data.close[0]
             if size * ref < p.spec.min_notional:
                 return f"notional {size * ref:.2f} below minimum {p.spec.min_notional} (-4164)"
-            if size * ref > p.spec.max_notional(self.p.leverage):
-                return f"position above maxNotionalValue at {self.p.leverage}x (-2027)"
+            i = max(len(p.data) - 1, 0)
+            if order.exectype != Order.Stop and self._above_position_cap(
+                    p, order, size, p.arr.close[i] * p.arr.mark_ratio[i]):
+                return self._cap_reason()
             if order.exectype != Order.Stop and self._order_cost(order, p, size, ref) > self._free_for_orders():
                 return "margin is insufficient (-2019)"
         return ""
+
+    def _above_position_cap(self, p: _Pair, order: Order, size: float, mark: float) -> bool:
+        """−2027, as Binance (and the simulator) check it when an order is placed, or when a conditional order
+        triggers: the position plus every resting opening order on this side plus this one, valued at the mark,
+        above ``maxNotionalValue`` at the current leverage. An order that only reduces the position is exempt."""
+        pos = p.pos.size
+        direction = 1 if order.isbuy() else -1
+        closing = min(size, abs(pos)) if pos and (pos > 0) != (direction > 0) else 0.0
+        if size - closing <= 1e-12:
+            return False
+        resting = 0.0
+        for o in p.orders:
+            if (o is order or o.exectype == Order.Stop or o.isbuy() != order.isbuy() or not o.alive()
+                    or o.info.get("reduce_only") or o.info.get("close_position")):
+                continue
+            resting += abs(o.created.size) - abs(o.executed.size)
+        return abs(pos + direction * (resting + size)) * mark > p.spec.max_notional(self.p.leverage)
+
+    def _cap_reason(self) -> str:
+        return f"position and open orders above maxNotionalValue at {self.p.leverage}x (-2027)"
 
     def _order_cost(self, order: Order, p: _Pair, size: float, ref: float) -> float:
         """Binance's cost to open: initial margin plus the open loss against the mark (FAQ-COST)."""
@@ -352,10 +374,21 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
             arr = p.arr
             if arr.ts_ms[i] > last_ms:
                 last_ms = int(arr.ts_ms[i])
+            ts = arr.ts_ms[i]
+            due = p.fptr < len(arr.funding_ms) and arr.funding_ms[p.fptr] <= ts
+            if due and arr.funding_ms[p.fptr] < ts:
+                self._funding(p, i, int(ts) - 1)  # settled inside a data gap: on the position held then
+            # Fills stamped at the open instant (market orders, levels the open gapped through) come before a
+            # settlement stamped at that instant: a position opened at the settlement pays it, one closed at it
+            # does not (binance-futures.md §4; the simulator applies the same order).
             if p.orders:
                 self._fill_market(p, i)
-            if p.fptr < len(arr.funding_ms) and arr.funding_ms[p.fptr] <= arr.ts_ms[i]:
-                self._funding(p, i)
+            if p.orders or p.pos.size:
+                self._fill_at_open(p, i)
+            if due:
+                self._funding(p, i, int(ts))
+                if p.pos.size:
+                    self._fill_at_open(p, i)  # the settlement may have put the open beyond the liquidation price
             if p.orders or p.pos.size:
                 self._walk_bar(p, i)
         self._record(last_ms)
@@ -368,10 +401,10 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
             price = self.p.slippage.apply(p.arr.open[i], order.isbuy(), p.arr.high[i] - p.arr.low[i])
             self._fill(p, order, price, maker=False, i=i)
 
-    def _funding(self, p: _Pair, i: int) -> None:
+    def _funding(self, p: _Pair, i: int, upto_ms: int) -> None:
+        """Pay or receive every settlement stamped at or before ``upto_ms`` on the position held now."""
         arr = p.arr
-        ts = arr.ts_ms[i]
-        while p.fptr < len(arr.funding_ms) and arr.funding_ms[p.fptr] <= ts:
+        while p.fptr < len(arr.funding_ms) and arr.funding_ms[p.fptr] <= upto_ms:
             q = p.pos.size
             if q:
                 mark = arr.funding_mark[p.fptr] if len(arr.funding_mark) else math.nan
@@ -395,7 +428,29 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
             out.append((o, float(o.created.price), rising))
         return out
 
+    def _fill_at_open(self, p: _Pair, i: int) -> None:
+        """Gap-through at the open: a liquidation price or a stop/limit level the open has already passed is
+        handled at the open, at the open's instant."""
+        arr = p.arr
+        o = arr.open[i]
+        dt = p.data.datetime[0]
+        ratio = arr.mark_ratio[i]
+        for _ in range(64):  # bounded: each pass fills or cancels something
+            lp_last = self._lp_last(p, i)
+            if lp_last is not None and ((p.pos.size > 0 and o <= lp_last) or (p.pos.size < 0 and o >= lp_last)):
+                self._liquidate(p, i, o * ratio)
+                continue
+            hit = None
+            for order, lvl, rising in self._triggers(p, dt):
+                if (rising and o >= lvl) or (not rising and o <= lvl):
+                    hit = order
+                    break
+            if hit is None:
+                break
+            self._fill_conditional(p, hit, o, i, at_open=True)
+
     def _walk_bar(self, p: _Pair, i: int) -> None:
+        """The bar after its open, as a path (see the module docstring); the open itself was handled before."""
         arr = p.arr
         o, h, lo, c = arr.open[i], arr.high[i], arr.low[i], arr.close[i]
         dt = p.data.datetime[0]
@@ -412,21 +467,6 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
             path = (o, lo, h)
         else:
             path = (o, h, lo)
-        # Gap-through at the open: anything already passed fills at the open.
-        cur = o
-        for _ in range(64):  # bounded: each pass fills or cancels something
-            lp_last = self._lp_last(p, i)
-            if lp_last is not None and ((p.pos.size > 0 and o <= lp_last) or (p.pos.size < 0 and o >= lp_last)):
-                self._liquidate(p, i, o * ratio)
-                continue
-            hit = None
-            for order, lvl, rising in self._triggers(p, dt):
-                if (rising and o >= lvl) or (not rising and o <= lvl):
-                    hit = order
-                    break
-            if hit is None:
-                break
-            self._fill_conditional(p, hit, o, i, at_open=True)
         for a, b in ((path[0], path[1]), (path[1], path[2])):
             rising_seg = b > a
             cur = a
@@ -484,8 +524,12 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
         opening = abs(new_size) > abs(pos.size) or (pos.size and (new_size > 0) != (pos.size > 0) and new_size)
         if opening:
             opened_qty = abs(new_size) if (pos.size == 0 or (new_size > 0) != (pos.size > 0)) else abs(size)
-            if abs(new_size) * price > spec.max_notional(self.p.leverage):
-                self._drop(p, order, f"position above maxNotionalValue at {self.p.leverage}x (-2027)", margin=True)
+            # Market and limit orders passed the position cap when they were placed; Binance does not check it
+            # again at the fill. A stop is a conditional order: checked now that it triggers, as on the algo
+            # service (the simulator does the same).
+            if order.exectype == Order.Stop and self._above_position_cap(p, order, abs(size),
+                                                                          price * p.arr.mark_ratio[i]):
+                self._drop(p, order, self._cap_reason(), margin=True)
                 return
             need = opened_qty * price / self.p.leverage + self.p.fees.fee(price, opened_qty, maker)
             if need > self.available_balance() + (abs(size) - opened_qty) * price / self.p.leverage:

@@ -85,6 +85,10 @@ class Exchange:
         self._trade_ids = Seq(600_000_001)
         self._tran_ids = Seq(9_000_000_001)
         self.processed_ms = now
+        # The last funding settlement applied. A settlement at instant T is applied once the clock has moved past
+        # T, after every fill stamped T (binance-futures.md §4: a position opened at T pays, one closed at T does
+        # not); a settlement at the start instant belongs to the past.
+        self.last_settled_ms = now
         self.seg: dict[str, tuple[int, float, float]] = {s: (now, d.price(now), d.mark(now)) for s, d in data.items()}
         self.listeners: list[Callable[[Event], None]] = []
         self.margin_call_armed = True
@@ -234,7 +238,21 @@ class Exchange:
     def liq_price(self, sym: str, marks: dict[str, Decimal] | None = None) -> Decimal | None:
         return liquidation_price(self.account, sym, marks or self.marks(), self.tables)
 
-    def _check_margin(self, sym: str, side: str, qty: Decimal, price: Decimal) -> None:
+    def position_cap_exceeded(self, sym: str, side: str, qty: Decimal, exclude: Order | None = None) -> bool:
+        """−2027: would the position, with every resting opening order on ``side`` and this ``qty`` filled, be
+        worth more at the mark than ``maxNotionalValue`` at the symbol's leverage? Checked when an order is placed
+        (a conditional one when it triggers), never at its fill. Orders that only reduce are exempt."""
+        pos = self.account.position(sym, self.leverage[sym])
+        direction = 1 if side == "BUY" else -1
+        closing = min(qty, abs(pos.amt)) if pos.amt != 0 and (pos.amt > 0) != (direction > 0) else ZERO
+        if qty - closing <= 0:
+            return False
+        resting = sum((o.remaining for o in self.live_orders(sym)
+                       if o is not exclude and o.side == side and o.type == "LIMIT" and not o.reduce_only), ZERO)
+        new_notional = abs(pos.amt + direction * (resting + qty)) * self.mark_price(sym)
+        return new_notional > max_notional(self.tables[sym], self.leverage[sym])
+
+    def _check_margin(self, sym: str, side: str, qty: Decimal, price: Decimal, exclude: Order | None = None) -> None:
         pos = self.account.position(sym, self.leverage[sym])
         signed = qty if side == "BUY" else -qty
         closing = min(qty, abs(pos.amt)) if pos.amt != 0 and (pos.amt > 0) != (signed > 0) else ZERO
@@ -243,8 +261,7 @@ class Exchange:
             return
         lev = self.leverage[sym]
         mark = self.mark_price(sym)
-        new_notional = abs(pos.amt + signed) * mark
-        if new_notional > max_notional(self.tables[sym], lev):
+        if self.position_cap_exceeded(sym, side, qty, exclude):
             raise err(-2027)
         direction = 1 if side == "BUY" else -1
         open_loss = opening * abs(min(ZERO, direction * (mark - price)))
@@ -261,7 +278,10 @@ class Exchange:
         for sym, d in self.data.items():
             events.extend((t, 0, sym) for t in d.path_points(self.processed_ms, now))
         first = next(iter(self.data.values()))
-        events.extend((t, 1, "") for t in first.funding_times(self.processed_ms, now))
+        # Settlements in [processed_ms, now): one at ``now`` itself waits until every fill stamped ``now`` is in
+        # (an order placed at the settlement instant trades before it), one at ``processed_ms`` was deferred so.
+        events.extend((t, 1, "") for t in first.funding_times(self.processed_ms - 1, now - 1)
+                      if t > self.last_settled_ms)
         events.sort()
         for t, kind, sym in events:
             if kind == 0:
@@ -573,7 +593,7 @@ class Exchange:
         best = book.asks[0][0] if side == "BUY" else book.bids[0][0]
         marketable = price >= best if side == "BUY" else price <= best
         if qty - o.executed > o.remaining and not o.reduce_only:
-            self._check_margin(o.symbol, side, qty - o.executed, price)
+            self._check_margin(o.symbol, side, qty - o.executed, price, exclude=o)
         o.orig_qty, o.price, o.update_time = qty, price, now
         if marketable and o.tif == "GTX":
             o.status = "EXPIRED"
@@ -881,6 +901,11 @@ class Exchange:
 
     # ---- funding, margin call, liquidation ---------------------------------------------------------------------
     def _settle_funding(self, t: int) -> None:
+        """Every position held after the fills stamped at or before ``t`` pays (or receives) the settlement at
+        ``t``, on the mark at ``t``. Funding is linear in the position, so fills at ``t`` itself count whole."""
+        if t <= self.last_settled_ms:
+            return
+        self.last_settled_ms = t
         touched = []
         for p in self.account.open_positions():
             d = self.data[p.symbol]
