@@ -132,9 +132,12 @@ def _client_factory(
         if hook is not None:
             hook(old, new)
 
+    # One monitor for every client: one tier for the process (one network path to the exchange), one announcement
+    # per change, and /status reads the tier the engine acts on (issue 11: two monitors, two emergency flattens).
+    latency = LatencyMonitor(tiers.safe_ms, tiers.no_entries_ms, tiers.emergency_ms, tiers.hold_seconds,
+                             on_tier_change=tier_changed)
+
     def make() -> ExchangeClient:
-        latency = LatencyMonitor(tiers.safe_ms, tiers.no_entries_ms, tiers.emergency_ms, tiers.hold_seconds,
-                                 on_tier_change=tier_changed)
         if metrics is not None:
             return MeteredExchangeClient(options, latency=latency, metrics=metrics,
                                          event_times_are_wall_clock=wall_clock_events)
@@ -271,6 +274,9 @@ def close_runtime(runtime: Runtime) -> None:
     host = runtime.host
     if runtime.monitor_task is not None:
         runtime.monitor_task.cancel()
+    if runtime.guard is not None:
+        with contextlib.suppress(Exception):
+            host.call(runtime.guard.stop(), timeout=10)
     try:
         host.call(runtime.service.close_backtests(), timeout=60)  # workers end with us, their runs cancelled
     except Exception as exc:
