@@ -129,3 +129,14 @@ def test_entry_inside_the_settlement_bar_after_its_open_does_not_pay() -> None:
     bars = [flat(100_000)] * 3 + [(100_000, 101_000, 100_000, 101_000)] + [flat(101_000)] * 2
     run = _funded(bars, {2: buy(0.01, exectype=bt.Order.Stop, price=100_500.0)})
     assert run.broker.funding_paid == 0.0
+
+
+def test_a_settlement_that_puts_the_open_beyond_the_liquidation_price_liquidates_at_that_open() -> None:
+    # Wallet 40 backs 0.01 BTC at 100,000 (25x): LP 96,385.54. Bar 3 opens at 96,400, just above it; paying 1 %
+    # funding there (9.64 USDT) lifts the LP to (30.36 − 1,000) / (0.01 × 0.004 − 0.01) ≈ 97,353: liquidated at
+    # that open, not one bar later.
+    bars = [flat(100_000)] * 3 + [flat(96_400)] * 3
+    run = run_bars(bars, {0: buy(0.01)}, wallet=40.0, funding=([FUND_AT], [0.01], [96_400.0]))
+    (trade,) = run.broker.trades
+    assert trade.liquidated and trade.close_ms == FUND_AT
+    assert trade.funding == pytest.approx(-9.64)
