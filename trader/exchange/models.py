@@ -10,6 +10,18 @@ OrderType = Literal["market", "limit", "stop_market", "take_profit_market", "tra
 ALGO_TYPES = frozenset({"stop_market", "take_profit_market", "trailing_stop_market"})
 
 
+ZERO_DEC = Decimal(0)
+# Binance's order and algo statuses in ccxt's vocabulary (binance-futures.md §6.4), which the engine speaks.
+_ORDER_STATUS = {"NEW": "open", "PARTIALLY_FILLED": "open", "FILLED": "closed", "CANCELED": "canceled",
+                 "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
+_ALGO_STATUS = {"NEW": "open", "TRIGGERING": "open", "TRIGGERED": "closed", "FINISHED": "closed",
+                "CANCELED": "canceled", "REJECTED": "rejected", "EXPIRED": "expired"}
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
 def _dec(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
@@ -120,6 +132,34 @@ class OrderState:
             raw=info,
         )
 
+    @classmethod
+    def from_user_event(cls, event: dict[str, Any], pair: str) -> OrderState:
+        """An ``ORDER_TRADE_UPDATE`` or ``ALGO_UPDATE`` event of the user-data stream (binance-futures.md §10.2),
+        read straight from Binance's fields: ``raw`` keeps them (``l``, ``L``, ``n``, ``m``, ``x``, ``T``, ``t``)
+        for the fill arithmetic."""
+        o = event.get("o") or {}
+        if event.get("e") == "ALGO_UPDATE":
+            native = str(o.get("o") or "")
+            return cls(
+                id=str(o.get("aid")), client_order_id=str(o.get("caid") or ""), pair=pair,
+                side=str(o.get("S") or "").lower(), type=native.lower(),
+                status=_ALGO_STATUS.get(str(o.get("X") or ""), "open"), amount=_dec(o.get("q")),
+                filled=ZERO_DEC, average=None, price=_dec(o.get("p")), trigger_price=_dec(o.get("tp")),
+                reduce_only=bool(o.get("R")), is_algo=True, timestamp_ms=_int(event.get("T") or event.get("E")),
+                exchange_type=native.upper(), raw=dict(o),
+            )
+        native = str(o.get("ot") or o.get("o") or "")
+        average = _dec(o.get("ap"))
+        return cls(
+            id=str(o.get("i")), client_order_id=str(o.get("c") or ""), pair=pair,
+            side=str(o.get("S") or "").lower(), type=str(o.get("o") or "").lower(),
+            status=_ORDER_STATUS.get(str(o.get("X") or ""), "open"), amount=_dec(o.get("q")),
+            filled=_dec(o.get("z")) or ZERO_DEC, average=average if average else None,
+            price=_dec(o.get("p")) or None, trigger_price=_dec(o.get("sp")) or None,
+            reduce_only=bool(o.get("R")), is_algo=False, timestamp_ms=_int(o.get("T") or event.get("T")),
+            exchange_type=native.upper(), raw=dict(o),
+        )
+
     @property
     def is_open(self) -> bool:
         return self.status == "open"
@@ -127,6 +167,30 @@ class OrderState:
     @property
     def is_stop(self) -> bool:
         return self.exchange_type in ("STOP_MARKET", "STOP", "TRAILING_STOP_MARKET")
+
+
+@dataclass(frozen=True)
+class UserTrade:
+    """One fill from the account's trade list (GET /fapi/v1/userTrades): the exchange's own record of what
+    executed, at what price and fee. ``realized_pnl`` is Binance's, gross of the fee."""
+
+    pair: str
+    id: str
+    order_id: str
+    side: str  # buy | sell
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+    maker: bool
+    time_ms: int
+
+    @classmethod
+    def from_api(cls, pair: str, row: dict[str, Any]) -> UserTrade:
+        return cls(pair=pair, id=str(row["id"]), order_id=str(row["orderId"]), side=str(row["side"]).lower(),
+                   price=Decimal(str(row["price"])), qty=Decimal(str(row["qty"])),
+                   fee=Decimal(str(row.get("commission") or 0)), realized_pnl=Decimal(str(row.get("realizedPnl") or 0)),
+                   maker=bool(row.get("maker")), time_ms=int(row["time"]))
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@
   any minute the stream skipped (a drop, a reconnect, a quiet socket) is fetched over REST before newer candles
   are delivered, so the engine sees every closed candle exactly once and in order.
 - Mark price and funding (ccxt.pro ``watch_mark_price``), with websocket delay measured from the event time.
-- The user data stream (ccxt.pro ``watch_orders`` / ``watch_positions``); after a reconnect the engine is told to
-  reconcile orders and positions over REST, because events sent while disconnected are lost.
+- The user data stream, on a socket of its own (ccxt.pro's ``watch_orders`` delivered late what arrived between
+  two calls); after every (re)connect the engine is told to reconcile orders and positions over REST, because
+  events sent while disconnected are lost.
 - Depth: a raw diff stream feeding ``LocalOrderBook`` by Binance's snapshot + diff procedure (ccxt.pro hides the
   update ids that the procedure checks).
 """
@@ -30,7 +31,7 @@ from trader.config.pairs import exchange_symbol
 from trader.exchange.backoff import BackoffPolicy
 from trader.exchange.client import ExchangeClient
 from trader.exchange.errors import ExchangeError
-from trader.exchange.models import OrderState, Position
+from trader.exchange.models import OrderState
 from trader.exchange.orderbook import LocalOrderBook, OutOfSync
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,20 @@ class MarkPriceStream:
 
 
 class AccountStream:
-    """Order and position updates; ``on_reconnect`` is awaited after every drop so the engine reconciles."""
+    """The user-data stream, read from its own socket: every order event reaches ``on_orders`` once, in the order
+    Binance sent it.
+
+    ccxt.pro's ``watch_orders`` resolves one future per message and keeps whatever arrives between two calls in its
+    cache until the *next* message: updates landing while the engine handled the previous one were delivered late
+    (minutes, at the next order event) and then applied on top of a resync that had already counted them. A raw
+    socket has no such gap: messages wait in the socket's buffer until they are read.
+
+    After every (re)connect ``on_reconnect`` is awaited, because events sent while no socket was open are lost and
+    only REST can tell what happened meanwhile. The listen key is kept alive every ``keepalive_s``; an expired key
+    (``listenKeyExpired``) or a dead socket (no pong within the heartbeat) means a new key and a new socket.
+    """
+
+    KEEPALIVE_S = 20 * 60.0  # Binance keeps a key 60 min after the last keepalive; ccxt renews every 20
 
     def __init__(
         self,
@@ -237,56 +251,87 @@ class AccountStream:
         on_positions: Handler | None = None,
         on_reconnect: Handler | None = None,
         options: StreamOptions | None = None,
+        *,
+        keepalive_s: float | None = None,
     ):
         self.client = client
         self.on_orders, self.on_positions, self.on_reconnect = on_orders, on_positions, on_reconnect
-        self.options = options or StreamOptions(heartbeat_s=3600.0)  # account events are rare; silence is normal
+        self.options = options or StreamOptions(heartbeat_s=30.0)
+        self.keepalive_s = keepalive_s or self.KEEPALIVE_S
         self.reconnects = 0
+        self.events = 0
+        self.connected = asyncio.Event()
+        self._symbols: dict[str, str] = {}
+
+    def _url(self, listen_key: str) -> str:
+        base = str(self.client.ccxt.urls["api"]["ws"]["linear"])
+        if base.endswith("/ws"):
+            base = base[: -len("/ws")]
+        return f"{base.rstrip('/')}/private/ws?listenKey={listen_key}"
+
+    def _pair(self, symbol: str) -> str | None:
+        if not self._symbols:
+            self._symbols = {str(m["id"]): str(m["symbol"]) for m in (self.client.ccxt.markets or {}).values()
+                             if m.get("swap") and m.get("linear")}
+        return self._symbols.get(symbol)
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(self._orders(stop))]
-        if self.on_positions is not None:
-            tasks.append(asyncio.create_task(self._positions(stop)))
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _orders(self, stop: asyncio.Event) -> None:
         failures = 0
+        async with aiohttp.ClientSession() as session:
+            while not stop.is_set():
+                try:
+                    listen_key = await self.client.user_stream_key()
+                    async with session.ws_connect(self._url(listen_key),
+                                                  heartbeat=self.options.heartbeat_s) as ws:
+                        if self.connected.is_set():
+                            self.reconnects += 1
+                        self.connected.set()
+                        failures = 0
+                        if self.on_reconnect is not None:
+                            await _call(self.on_reconnect)
+                        await self._session(ws, stop)
+                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, ExchangeError) as exc:
+                    failures += 1
+                    delay = self.options.backoff.delay(min(failures, 8))
+                    log.warning("user data stream dropped (%s); reconnecting in %.1fs and reconciling",
+                                exc or type(exc).__name__, delay)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+
+    async def _session(self, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + self.keepalive_s
         while not stop.is_set():
+            if loop.time() >= renew_at:
+                await self.client.keep_user_stream_alive()
+                renew_at = loop.time() + self.keepalive_s
             try:
-                orders = await asyncio.wait_for(self.client.ccxt.watch_orders(), timeout=self.options.heartbeat_s)
-                failures = 0
+                msg = await ws.receive(timeout=min(1.0, self.options.heartbeat_s))
             except asyncio.TimeoutError:
                 continue
-            except ccxt.NetworkError as exc:
-                failures += 1
-                self.reconnects += 1
-                log.warning("user data stream dropped (%s); reconnecting and reconciling", exc)
-                await asyncio.sleep(self.options.backoff.delay(min(failures, 8)))
-                if self.on_reconnect is not None:
-                    await _call(self.on_reconnect)
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                            aiohttp.WSMsgType.ERROR):
+                raise ConnectionError("user data socket closed")
+            if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
-            states = [OrderState.from_ccxt(o, is_algo=_is_algo(o)) for o in orders]
-            await _call(self.on_orders, states)
+            event = json.loads(msg.data)
+            event = event.get("data", event) if isinstance(event, dict) else {}
+            await self._dispatch(event)
 
-    async def _positions(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(self.client.ccxt.watch_positions(), timeout=self.options.heartbeat_s)
-            except (asyncio.TimeoutError, ccxt.NetworkError):
-                await asyncio.sleep(self.options.backoff.base_s)
-                continue
-            await _call(self.on_positions, [Position.from_ccxt(p) for p in raw])
-
-
-def _is_algo(order: dict[str, Any]) -> bool:
-    info = order.get("info") or {}
-    return "aid" in info or "algoId" in info or "caid" in info
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("e")
+        if "E" in event:
+            self.client.latency.record_ws("userData", int(event["E"]))
+        if kind in ("ORDER_TRADE_UPDATE", "ALGO_UPDATE"):
+            pair = self._pair(str((event.get("o") or {}).get("s") or ""))
+            if pair is None:
+                return  # a symbol this client does not trade (another contract type on the account)
+            self.events += 1
+            await _call(self.on_orders, [OrderState.from_user_event(event, pair)])
+        elif kind == "ACCOUNT_UPDATE" and self.on_positions is not None:
+            await _call(self.on_positions, event)
+        elif kind == "listenKeyExpired":
+            raise ConnectionError("listen key expired")
 
 
 class DepthStream:

@@ -163,7 +163,9 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
             return f"order type {Order.ExecTypes[order.exectype]} is not supported (Market, Stop, Limit)"
         if order.valid:
             return "order validity (GTD) is not supported"
-        if not getattr(order.data, "bar_is_live", True):
+        forced = bool(order.info.get("forced"))
+        if not forced and not getattr(order.data, "bar_is_live", True):
+            # A strategy's decision on a preloaded bar would act on the past; a person's forced entry acts now.
             return "decided on a historical bar: live orders only follow live bars"
         info = order.info
         reduce = bool(info.get("reduce_only") or info.get("close_position"))
@@ -179,7 +181,9 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
         if not reduce:
             if self.desk.entry_block:
                 return f"entries blocked: {self.desk.entry_block}"
-            ref = order.created.price if order.exectype != Order.Market else order.data.close[0]
+            last = getattr(order.data, "last_close", math.nan)
+            current = last if forced and math.isfinite(last) else order.data.close[0]
+            ref = order.created.price if order.exectype != Order.Market else current
             if size * ref < spec.min_notional:
                 return f"notional {size * ref:.2f} below minimum {spec.min_notional} (-4164)"
         return ""

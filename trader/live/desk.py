@@ -34,9 +34,9 @@ from trader.backtest.instruments import InstrumentSpec, instrument_spec
 from trader.events import EngineError, EventBus, OrderFilled, OrderPlaced, RiskAction, StopHit, StopMoved
 from trader.exchange.client import ExchangeClient
 from trader.exchange.errors import ExchangeError
-from trader.exchange.models import OrderRequest, OrderState, Position
+from trader.exchange.models import OrderRequest, OrderState, Position, UserTrade
 from trader.exchange.order_ids import client_order_id
-from trader.live.ledger import Ledger, OrderRow
+from trader.live.ledger import Ledger, OrderRow, utc_from_ms
 from trader.live.orders import (
     PROTECTIVE,
     TERMINAL,
@@ -82,28 +82,68 @@ class OrderDesk:
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._inflight: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
         self._balance_task: asyncio.Task[None] | None = None
-        self._seen_foreign: set[str] = set()
+        # Cumulative quantity applied per exchange order id, for orders the desk did not send (flatten, liquidation,
+        # manual): whichever source reports a fill first (stream, REST, the account's trade list) applies it, the
+        # others find it counted. Keyed by Binance's order id, never by a made-up one.
+        self._foreign_filled: dict[str, Decimal] = {}
+        self._foreign_cost: dict[str, Decimal] = {}
+        self._order_cache: dict[str, OrderState] = {}
+        self._recorded: dict[str, Decimal] = {}  # client id -> quantity the ledger holds fills for (from before a restart)
+        self.unexplained: list[str] = []  # position differences no fill could explain (exit marked unknown)
+        self.unexplained_pairs: list[str] = []
         self._flush_scheduled = False
         self._background: set[asyncio.Task[None]] = set()  # lookups of unknown outcomes
         self.errors: list[str] = []
 
     # -- start-up -----------------------------------------------------------------------------------------------
     async def load(self) -> None:
-        """Exchange rules, balance and positions; open trades from the ledger are attached to their positions."""
+        """Exchange rules, balance, the ledger's open trades, then the exchange's positions.
+
+        The position mirror starts from what the ledger recorded, and any difference from the exchange is
+        explained by the account's fills since each trade opened (a stop or target that filled while the engine was
+        down, a flatten interrupted by a crash); what no fill explains is followed with the exit marked unknown."""
         for pair in self.pairs:
             self.specs[pair] = self._spec_from_market(pair)
         await self.refresh_balance()
         open_trades = self.ledger.open_trades()
-        for p in await self.client.fetch_positions(self.pairs):
-            self.positions[p.pair] = (p.contracts, p.entry_price)
-            known = open_trades.get(p.pair)
-            self.trades[p.pair] = TradeBook(known.id if known else None, p.side,
-                                            stop_price=known.stop_price if known else None,
-                                            entry_qty=abs(p.contracts), entry_value=abs(p.contracts) * p.entry_price,
-                                            max_qty=abs(p.contracts))
+        for pair, known in open_trades.items():
+            if pair not in self.pairs:
+                continue
+            sign = 1 if known.side == "long" else -1
+            self.positions[pair] = (sign * known.amount_open, known.open_rate if known.amount_open else ZERO)
+            closed = known.amount - known.amount_open
+            self.trades[pair] = TradeBook(known.id, known.side, stop_price=known.stop_price, entry_qty=known.amount,
+                                          entry_value=known.amount * known.open_rate, exit_qty=closed,
+                                          realized=known.realized_pnl, fees=known.fees, max_qty=known.amount,
+                                          opened_ms=known.opened_ms if known.amount else None)
+            self._recorded.update(known.filled_by_cid)
+        actual = {p.pair: p for p in await self.client.fetch_positions(self.pairs)}
         for o in await self.client.fetch_open_orders():
             if o.pair in self.pairs and o.client_order_id.startswith("bsm-"):
                 self._adopt(o)
+        for pair in self.pairs:
+            p = actual.get(pair)
+            theirs = p.contracts if p is not None else ZERO
+            if self.positions[pair][0] == theirs:
+                continue
+            if pair not in self.trades and p is not None:
+                # A position this ledger never opened (by hand, another bot): followed, protected, not booked.
+                log.warning("%s: position %s on the exchange that no open trade explains; following it", pair,
+                            theirs)
+                self.positions[pair] = (theirs, p.entry_price)
+                self.trades[pair] = TradeBook(None, p.side, entry_qty=abs(theirs),
+                                              entry_value=abs(theirs) * p.entry_price, max_qty=abs(theirs))
+                continue
+            try:
+                await self._catch_up(pair)
+            except ExchangeError as exc:
+                self._error(f"{pair}: the account's fills could not be read at start: {exc}", "load")
+            if self.positions[pair][0] != theirs:
+                self._unexplained(pair, p)
+        self.ledger.flush()
+        # The Backtrader side starts from the mirror as it now stands; notes about how it got there would count twice.
+        while not self.notes.empty():
+            self.notes.get_nowait()
 
     def _adopt(self, o: OrderState) -> None:
         """An order of ours found open on the exchange at start: follow it (it has no Backtrader order)."""
@@ -477,13 +517,15 @@ class OrderDesk:
             t = self._by_cid.get(s.client_order_id) or self._recent.get(s.client_order_id)
             if t is not None:
                 self._apply(t, s)
-            elif s.pair in self.pairs and s.filled > 0 and s.status in TERMINAL:
+            elif s.pair in self.pairs and s.filled > 0 and not s.is_algo:
                 self._foreign_fill(s)
         self._schedule_flush()
 
     def _apply(self, t: Tracked, s: OrderState) -> None:
         if s.is_algo and t.is_algo:
             # The conditional itself: fills are reported by the order it triggers (same client id).
+            if s.raw.get("ai"):
+                t.engine_order_id = str(s.raw["ai"])
             if s.status == "closed":
                 t.triggered = True
             elif s.status in ("canceled", "expired", "rejected") and t.filled == 0 and t.live:
@@ -580,21 +622,41 @@ class OrderDesk:
             self._finish(t, "canceled", "position flat")
 
     def _foreign_fill(self, s: OrderState) -> None:
-        """A fill we did not order (liquidation, a manual trade): the position mirror and the strategy follow."""
-        key = f"{s.id}:{s.filled}"
-        if key in self._seen_foreign:
+        """Fills of an order we did not send (flatten, liquidation, a manual trade): the position mirror, the open
+        trade and the strategy follow, by the cumulative quantity Binance reports for that order."""
+        done = max(self._foreign_filled.get(s.id, ZERO), self._recorded.get(s.client_order_id, ZERO))
+        if s.filled <= done:
             return
-        self._seen_foreign.add(key)
-        signed = s.filled if s.side == "buy" else -s.filled
-        price = s.average or s.price or ZERO
-        tag = "liquidation" if s.client_order_id.startswith("autoclose") else "external"
+        delta = s.filled - done
+        raw = s.raw or {}
+        if raw.get("x") == "TRADE" and raw.get("l") and Decimal(str(raw["l"])) == delta and raw.get("L"):
+            price = Decimal(str(raw["L"]))
+            fee = Decimal(str(raw.get("n") or 0))
+        else:
+            avg = s.average or s.price
+            if avg is None or avg <= 0:
+                return  # no price for it: the account check fetches the fills from the trade list instead
+            # The average over the whole order minus what was applied before gives this slice's price.
+            price = (avg * s.filled - self._foreign_cost.get(s.id, ZERO)) / delta if done else avg
+            rates = self.fee_rates.get(s.pair, (Decimal("0.0002"), Decimal("0.0005")))
+            fee = delta * price * rates[1]
+        self._foreign_filled[s.id] = s.filled
+        self._foreign_cost[s.id] = self._foreign_cost.get(s.id, ZERO) + delta * price
+        signed = delta if s.side == "buy" else -delta
+        cid = s.client_order_id or f"ext-{s.id}"
+        tag = _foreign_tag(cid)
         book = self.trades.get(s.pair)
-        rates = self.fee_rates.get(s.pair, (Decimal("0.0002"), Decimal("0.0005")))
-        fee = s.filled * price * rates[1]
-        ts = int(s.timestamp_ms or time.time() * 1000)
-        self.book.fill(s.pair, signed, price, fee, book.id if book else None, "exit", tag, ts)
+        trade_id = book.id if book is not None else None
+        ts = int(raw.get("T") or s.timestamp_ms or time.time() * 1000)
+        self.ledger.record_external_order(trade_id, cid, s.pair, s.side, tag, s.id)
+        realized = self.book.fill(s.pair, signed, price, fee, trade_id, "exit", tag, ts)
+        self.ledger.record_fill(cid, trade_id, s.pair, f"{s.id}:{s.filled}", s.side, price, delta, fee,
+                                bool(raw.get("m")), realized, ts)
         self.notes.put(FillNote(None, s.pair, float(signed), float(price), float(fee), ts, True, tag))
         self.wake.set()
+        self.bus.publish(OrderFilled(pair=s.pair, side=book.side if book else ("long" if signed > 0 else "short"),
+                                     purpose=tag, client_order_id=cid, amount=delta, price=price, fee=fee,
+                                     realized_pnl=realized if realized else None, trade_id=trade_id))
         if self.positions[s.pair][0] == 0:
             self._spawn(s.pair, self._after_flat(s.pair))
         self._schedule_balance()
@@ -688,27 +750,132 @@ class OrderDesk:
             return True
         return inflight or self.ledger.dirty or (self._balance_task is not None and not self._balance_task.done())
 
-    async def resync(self) -> None:
-        """After a user-stream drop: every live order is looked up, positions are compared with the exchange."""
+    async def resync(self) -> list[str]:
+        """After a user-stream drop, or when the account check finds a difference: every live order is looked up,
+        and where a position differs from the exchange, the fills that explain it are fetched from the account's
+        trade list and applied (each order once, by its cumulative quantity). A difference no fill explains is
+        reported and followed with the exit price marked unknown — never booked at an invented price.
+        Returns the pairs whose difference stayed unexplained."""
         for t in [t for t in self._by_cid.values() if t.live]:
             await self.sync_order(t, wait=False)
         try:
             actual = {p.pair: p for p in await self.client.fetch_positions(self.pairs)}
         except ExchangeError as exc:
             self._error(f"resync positions: {exc}", "resync")
-            return
+            return []
+        unexplained: list[str] = []
         for pair in self.pairs:
-            ours = self.positions[pair][0]
             theirs = actual[pair].contracts if pair in actual else ZERO
-            if ours != theirs:
-                log.warning("%s: position %s here, %s on the exchange; following the exchange", pair, ours, theirs)
-                p = actual.get(pair)
-                price = (p.mark_price or p.entry_price) if p is not None else ZERO
-                diff = theirs - ours
-                st = OrderState(f"resync-{pair}", "external-resync", pair, "buy" if diff > 0 else "sell", "market",
-                                "closed", abs(diff), abs(diff), price, price, None, False, False, None)
-                self._foreign_fill(st)
+            if self.positions[pair][0] == theirs:
+                continue
+            log.warning("%s: position %s here, %s on the exchange; reading the account's fills", pair,
+                        self.positions[pair][0], theirs)
+            try:
+                await self._catch_up(pair)
+            except ExchangeError as exc:
+                self._error(f"{pair}: the account's fills could not be read: {exc}", "resync")
+                continue  # the next check tries again; nothing is booked from a guess
+            if self.positions[pair][0] != theirs:
+                self._unexplained(pair, actual.get(pair))
+                unexplained.append(pair)
         await self.reconcile_stops()
+        self._schedule_flush()
+        return unexplained
+
+    async def _fills_since(self, pair: str) -> int:
+        """Where the account's trade list must be read from: the open trade's first fill, or — for a trade whose
+        first fill was never seen — a day back on the exchange's clock (a replaying simulator's clock is not ours)."""
+        book = self.trades.get(pair)
+        if book is not None and book.opened_ms:
+            return book.opened_ms - 60_000
+        return await self.client.fetch_time() - 86_400_000
+
+    def _tracked_by_exchange_id(self) -> dict[str, Tracked]:
+        out: dict[str, Tracked] = {}
+        for t in [*self._recent.values(), *self._by_cid.values()]:
+            for oid in (t.exchange_id, t.engine_order_id):
+                if oid:
+                    out[oid] = t
+        return out
+
+    async def _catch_up(self, pair: str) -> None:
+        """Apply the fills of ``pair`` that the stream never delivered, from GET /fapi/v1/userTrades."""
+        fills = await self.client.fetch_user_trades(pair, await self._fills_since(pair))
+        by_order: dict[str, list[UserTrade]] = {}
+        for f in fills:
+            by_order.setdefault(f.order_id, []).append(f)
+        tracked = self._tracked_by_exchange_id()
+        for oid, group in by_order.items():
+            t = tracked.get(oid)
+            cid = t.cid if t is not None else ""
+            if t is None:
+                order = await self._order_for(pair, oid)
+                cid = order.client_order_id if order is not None else ""
+                t = self._by_cid.get(cid) or self._recent.get(cid) if cid else None
+                if t is not None:
+                    t.engine_order_id = oid
+            done = t.filled if t is not None else max(self._foreign_filled.get(oid, ZERO),
+                                                      self._recorded.get(cid, ZERO))
+            # The part not applied yet: an order's fills come in time order, so it is the tail past ``done``.
+            qty = cost = fee = seen = ZERO
+            for f in group:
+                if seen >= done:
+                    qty, cost, fee = qty + f.qty, cost + f.qty * f.price, fee + f.fee
+                seen += f.qty
+            if qty <= 0:
+                continue
+            last = group[-1]
+            raw = {"x": "TRADE", "l": str(qty), "n": str(fee), "L": str(cost / qty), "m": last.maker,
+                   "T": last.time_ms}
+            total = done + qty
+            average = (cost + (t.cost if t is not None else self._foreign_cost.get(oid, ZERO))) / total
+            if t is not None:
+                status = "closed" if t.is_algo or t.spec.kind == "market" else "open"
+                amount = t.request.amount if t.request is not None else None
+                self._apply(t, OrderState(oid, t.cid, pair, last.side, "market", status, amount, total, average,
+                                          None, None, t.spec.reduce_only, False, last.time_ms, raw=raw))
+            else:
+                self._foreign_fill(OrderState(oid, cid, pair, last.side, "market", "closed", total, total, average,
+                                              None, None, True, False, last.time_ms, raw=raw))
+
+    async def _order_for(self, pair: str, oid: str) -> OrderState | None:
+        cached = self._order_cache.get(oid)
+        if cached is None:
+            cached = await self.client.fetch_order_by_id(pair, oid)
+            if cached is not None:
+                self._order_cache[oid] = cached
+        return cached
+
+    def _unexplained(self, pair: str, p: Position | None) -> None:
+        """The exchange's position differs and no fill explains it (fills older than the trade list reaches, or
+        an account event the API does not itemise): follow the exchange, with the exit price unknown."""
+        ours, entry = self.positions[pair]
+        theirs = p.contracts if p is not None else ZERO
+        book = self.trades.get(pair)
+        why = f"{pair}: position {ours} here, {theirs} on the exchange, and no fill explains it"
+        self.unexplained.append(why)
+        self.unexplained_pairs.append(pair)
+        self._error(why + "; the exit is recorded as unknown", "resync")
+        if book is not None and book.id and ours != 0 and (theirs == 0 or (theirs > 0) != (ours > 0)):
+            self.ledger.update_trade(book.id, status="exit_unknown", amount_open=ZERO, close_rate=None,
+                                     exit_reason="exit_unknown", close_date=utc_from_ms(int(time.time() * 1000)))
+            self.trades.pop(pair, None)
+        # The Backtrader side follows at the exchange's own prices: its entry for what is open, the mark for what
+        # went (its wallet is replaced by the exchange's balance at the next refresh anyway).
+        mark = (p.mark_price or p.entry_price) if p is not None else None
+        ref = mark or entry
+        signed = theirs - ours
+        self.positions[pair] = (theirs, p.entry_price if p is not None and theirs != 0 else ZERO)
+        if theirs != 0 and pair not in self.trades:
+            self.trades[pair] = TradeBook(None, "long" if theirs > 0 else "short", entry_qty=abs(theirs),
+                                          entry_value=abs(theirs) * (p.entry_price if p else ZERO),
+                                          max_qty=abs(theirs))
+        self.notes.put(FillNote(None, pair, float(signed), float(ref), 0.0, int(time.time() * 1000), True,
+                                "exit_unknown"))
+        self.wake.set()
+        self.bus.publish(RiskAction(action="exit_unknown", reason=why, pair=pair))
+        if theirs == 0:
+            self._spawn(pair, self._after_flat(pair))
 
     async def check_account(self) -> bool:
         """Periodic check (the engine runs it every ``account_sync_s``): balance refreshed, positions compared with
@@ -828,6 +995,17 @@ def _is_stop(o: OrderState) -> bool:
     if kind:
         return kind in ("STOP_MARKET", "STOP", "TRAILING_STOP_MARKET")
     return "-stop-" in o.client_order_id
+
+
+def _foreign_tag(cid: str) -> str:
+    """What closed (or opened) a position, from the client id of an order the desk is not following."""
+    if cid.startswith("autoclose") or cid.startswith("adl_autoclose") or cid.startswith("settlement_autoclose"):
+        return "liquidation"
+    if cid.startswith("bsm-"):
+        purpose = cid.rsplit("-", 2)[-2] if cid.count("-") >= 3 else ""
+        return {"flat": "flatten", "stop": "stop", "entry": "entry", "force": "force_exit"}.get(purpose, purpose or
+                                                                                              "exit")
+    return "external"
 
 
 def _event_purpose(spec: OrderSpec) -> str:

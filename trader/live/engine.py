@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +66,10 @@ State = Literal["stopped", "starting", "running", "stopping", "error"]
 
 class EngineStateError(RuntimeError):
     pass
+
+
+class ForceRefused(RuntimeError):
+    """A forced entry that was not sent, and why (in words a user can act on)."""
 
 
 @dataclass
@@ -126,6 +131,7 @@ class LiveEngine:
         self._risk_scale = 1.0
         self._started_at: float | None = None
         self.errors: list[str] = []
+        self.forced: dict[str, bt.Order] = {}  # the last forced entry per pair (read by the service to follow it)
 
     # -- state --------------------------------------------------------------------------------------------------
     @property
@@ -320,8 +326,12 @@ class LiveEngine:
 
     def force_enter(self, pair: str, side: Literal["long", "short"], qty: float | None = None,
                     stop_price: float | None = None) -> concurrent.futures.Future[bool]:
-        """Market entry with its stop. Without ``stop_price`` the stop sits 0.8/leverage from the last close;
-        without ``qty`` the size risks the strategy's ``risk_per_trade`` (2 %) of the wallet at that stop."""
+        """Market entry with its stop, decided by a person: it goes out on the latest price whenever the engine
+        runs (the strategy's own entries wait for a live bar; this one does not). Without ``stop_price`` the stop
+        sits 0.8/leverage from the last close; without ``qty`` the size risks the strategy's ``risk_per_trade``
+        (2 %) of the wallet at that stop. Resolves True once the order is handed to the desk, or raises
+        ``ForceRefused`` saying why it was not; the Backtrader order is kept in ``forced[pair]`` so a caller can
+        follow it to its fill or rejection."""
         sign = 1 if side == "long" else -1
 
         def run(s: FuturesStrategy) -> bool:
@@ -329,22 +339,35 @@ class LiveEngine:
             acct = s.account
             spec = acct.instrument(d)
             ref = d.last_close
+            if not ref or not math.isfinite(ref):
+                raise ForceRefused(f"no price for {pair} yet: the first candle has not arrived")
+            if self.desk is not None and self.desk.entry_block:
+                raise ForceRefused(f"entries are blocked: {self.desk.entry_block}")
             dist = 0.8 / acct.leverage
             stop = stop_price if stop_price is not None else ref * (1 - sign * dist)
             dist = abs(ref - stop) / ref
             size = spec.round_qty_down(qty) if qty is not None else None
             if size is None:
                 risk = float(self.params.get("risk_per_trade", 0.02))
-                size = risk_position_size(acct.wallet_balance(), acct.available_balance(), ref, dist, spec,
+                wallet = acct.wallet_balance()
+                if wallet <= 0:
+                    raise ForceRefused("the wallet balance is not known yet (or is zero)")
+                size = risk_position_size(wallet, acct.available_balance(), ref, dist, spec,
                                           acct.leverage, risk).qty
-            if not size:
-                return False
+                if not size:
+                    raise ForceRefused(
+                        f"risking {risk:.1%} of the {wallet:.2f} USDT wallet at a stop {dist:.2%} away buys less "
+                        f"than {pair}'s minimum order ({spec.min_notional} USDT notional, step {spec.step_size}), "
+                        f"or the available margin ({acct.available_balance():.2f} USDT) does not cover it")
             enter = s.buy if sign > 0 else s.sell
             leave = s.sell if sign > 0 else s.buy
-            entry = enter(data=d, size=size, transmit=False, tag="force_enter")
+            entry = enter(data=d, size=size, transmit=False, tag="force_enter", forced=True)
             leave(data=d, size=size, exectype=bt.Order.Stop, price=spec.round_price(stop), parent=entry,
-                  transmit=True, close_position=True, tag="stop")
-            return entry.status not in (bt.Order.Rejected, bt.Order.Margin)
+                  transmit=True, close_position=True, tag="stop", forced=True)
+            self.forced[pair] = entry
+            if entry.status in (bt.Order.Rejected, bt.Order.Margin):
+                raise ForceRefused(str(entry.info.get("reject_reason") or "the broker refused the order"))
+            return True
         return self._in_strategy(run)
 
     # -- stops ----------------------------------------------------------------------------------------------------
@@ -357,6 +380,20 @@ class LiveEngine:
         if self.desk is None or not self.host.running:
             raise EngineStateError("the engine is not running")
         return await self.host.wrap(self.desk.reconcile_stops())
+
+    async def resync_async(self) -> list[str]:
+        """Bring the desk's positions and the ledger in step with the exchange from the account's fills (after a
+        flatten, or on demand); returns the pairs whose difference no fill explained."""
+        if self.desk is None or not self.host.running:
+            raise EngineStateError("the engine is not running")
+        desk = self.desk
+
+        async def run() -> list[str]:
+            pairs = await desk.resync()
+            await desk.drain()
+            desk.ledger.flush()
+            return pairs
+        return await self.host.wrap(run())
 
     # -- status ---------------------------------------------------------------------------------------------------
     def status(self) -> EngineStatus:

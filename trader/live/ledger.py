@@ -17,7 +17,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import func, insert, select
@@ -55,6 +55,13 @@ class OpenTrade:
     pair: str
     side: str
     stop_price: Decimal | None
+    opened_ms: int | None = None
+    amount: Decimal = ZERO  # largest size held
+    amount_open: Decimal = ZERO
+    open_rate: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    filled_by_cid: dict[str, Decimal] = field(default_factory=dict)  # fills recorded per order of the trade
 
 
 class Ledger:
@@ -69,6 +76,7 @@ class Ledger:
         self._fresh: set[int] = set()  # trades created by this process: their sequences start at 0
         self._zero_seq = int(time.time() * 10) % 10**9
         self._pending: list[Callable[[Session], None]] = []
+        self._external: set[str] = set()
 
     # -- ids ----------------------------------------------------------------------------------------------------
     def next_seq(self, trade_id: int, purpose: str) -> int:
@@ -136,7 +144,17 @@ class Ledger:
         with transaction(self.sessions) as s:
             rows = s.scalars(select(Trade).where(Trade.status == "open", Trade.backtest_run_id.is_(None))
                              .order_by(Trade.id)).all()
-            return {t.pair: OpenTrade(t.id, t.pair, t.side, t.stop_price) for t in rows}
+            out: dict[str, OpenTrade] = {}
+            for t in rows:
+                filled: dict[str, Decimal] = defaultdict(lambda: ZERO)
+                for cid, amount in s.execute(select(Order.client_order_id, Fill.amount)
+                                             .join(Fill, Fill.order_id == Order.id).where(Fill.trade_id == t.id)):
+                    filled[cid] += amount
+                out[t.pair] = OpenTrade(t.id, t.pair, t.side, t.stop_price,
+                                        int(t.open_date.timestamp() * 1000) if t.open_date else None,
+                                        t.amount or ZERO, t.amount_open or ZERO, t.open_rate or ZERO,
+                                        t.realized_pnl or ZERO, t.fees or ZERO, dict(filled))
+            return out
 
     # -- orders and fills ---------------------------------------------------------------------------------------
     @staticmethod
@@ -177,6 +195,24 @@ class Ledger:
                 o.filled = filled
             if average is not None:
                 o.average = average
+        self._pending.append(write)
+
+    def record_external_order(self, trade_id: int | None, cid: str, pair: str, side: str, purpose: str,
+                              exchange_id: str) -> None:
+        """An order the engine did not send (flatten, liquidation, manual) that filled against our position: its
+        row lets the fills be stored and checked against the exchange's like any other."""
+        if self.sessions is None or cid in self._order_ids or cid in self._external:
+            return
+        self._external.add(cid)
+        now = dt.datetime.now(dt.timezone.utc)
+
+        def write(s: Session) -> None:
+            if s.scalar(select(Order.id).where(Order.client_order_id == cid)) is not None:
+                return
+            s.add(Order(trade_id=trade_id, client_order_id=cid[:36], exchange_order_id=exchange_id[:32], pair=pair,
+                        type="MARKET", side=side, reduce_only=True, close_position=False, amount=None, price=None,
+                        stop_price=None, filled=ZERO, status="filled", purpose=purpose[:16], created_at=now,
+                        updated_at=now))
         self._pending.append(write)
 
     def record_fill(self, cid: str, trade_id: int | None, pair: str, key: str, side: str, price: Decimal,

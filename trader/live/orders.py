@@ -88,6 +88,7 @@ class Tracked:
     cid: str = ""
     request: OrderRequest | None = None
     exchange_id: str | None = None
+    engine_order_id: str | None = None  # the order a triggered conditional placed (its fills carry this id)
     status: str = "pending"  # pending | open | closed | canceled | expired | rejected
     filled: Decimal = ZERO
     cost: Decimal = ZERO
@@ -127,6 +128,7 @@ class TradeBook:
     fees: Decimal = ZERO
     max_qty: Decimal = ZERO
     exit_reason: str = ""
+    opened_ms: int | None = None  # the exchange's time of the first fill
 
 
 @dataclass(frozen=True)

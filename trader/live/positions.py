@@ -27,6 +27,8 @@ class PositionBook:
         if book is None:
             book = self.trades[pair] = TradeBook(trade_id, "long" if signed > 0 else "short")
         new = size + signed
+        if size == 0 and book.opened_ms is None:
+            book.opened_ms = ts_ms
         if size == 0 or (size > 0) == (signed > 0):
             entry = (entry * abs(size) + price * abs(signed)) / abs(new)
             book.entry_qty += abs(signed)

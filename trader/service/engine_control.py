@@ -12,14 +12,16 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import backtrader as bt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from trader.live.engine import EngineConfig, LiveEngine
+from trader.live.engine import EngineConfig, ForceRefused, LiveEngine
 from trader.persistence.models import Trade
 from trader.service.errors import ServiceError
 
 TRADE_WAIT_S = 10.0  # how long a forced entry may take to appear in the ledger
+START_WAIT_S = 60.0  # how long a forced entry waits for an engine that is starting
 
 
 class LiveEngineControl:
@@ -57,8 +59,8 @@ class LiveEngineControl:
         if self._paused_reason is not None:
             engine.pause(self._paused_reason)
         engine.set_risk_scale(self._risk_scale)
+        self.engine = engine  # visible while starting, so a forced entry can wait for it
         await engine.start_async(actor="service")
-        self.engine = engine
 
     async def stop(self) -> None:
         if self.engine is not None:
@@ -97,18 +99,35 @@ class LiveEngineControl:
             return list(session.scalars(query))
 
     async def force_enter(self, pair: str, side: str) -> int:
-        engine = self._running_engine()
+        engine = await self._engine_when_running()
         before = await asyncio.to_thread(self._latest_trade_id)
-        sent = await asyncio.wrap_future(engine.force_enter(pair, "long" if side == "long" else "short"))
-        if not sent:
-            raise ServiceError("refused", f"the strategy could not size or place an entry on {pair}")
-        deadline = asyncio.get_running_loop().time() + TRADE_WAIT_S
-        while asyncio.get_running_loop().time() < deadline:
+        try:
+            await asyncio.wrap_future(engine.force_enter(pair, "long" if side == "long" else "short"))
+        except ForceRefused as exc:
+            raise ServiceError("refused", f"no entry on {pair}: {exc}") from None
+        entry = engine.forced.get(pair)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TRADE_WAIT_S
+        while loop.time() < deadline:
             trades = [t for t in await asyncio.to_thread(self._open_trades, pair) if t.id > before]
             if trades:
                 return max(t.id for t in trades)
+            if entry is not None and entry.status in (bt.Order.Rejected, bt.Order.Margin, bt.Order.Canceled,
+                                                      bt.Order.Expired):
+                why = entry.info.get("reject_reason") or bt.Order.Status[entry.status].lower()
+                raise ServiceError("refused", f"the entry on {pair} was not placed: {why}")
             await asyncio.sleep(0.05)
-        raise ServiceError("exchange", f"the entry on {pair} was sent but no trade was recorded in time")
+        raise ServiceError("exchange", f"the entry on {pair} was handed to the exchange side but no trade was "
+                                       f"recorded within {TRADE_WAIT_S:.0f} s; check /positions before trying again")
+
+    async def _engine_when_running(self) -> LiveEngine:
+        """The running engine; one that is still starting is waited for (a restart after a leverage or whitelist
+        change takes seconds), one that is stopped is a refusal."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_WAIT_S
+        while self.engine is not None and self.engine.state == "starting" and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        return self._running_engine()
 
     async def force_exit(self, target: int | str) -> list[int]:
         engine = self._running_engine()
@@ -123,6 +142,13 @@ class LiveEngineControl:
                 raise ServiceError("refused", f"{pair} is not traded by the running engine; use /flatten")
             await asyncio.wrap_future(engine.force_exit(pair))
         return sorted(t.id for t in trades)
+
+    async def resync(self) -> list[str] | None:
+        """The running engine re-reads the account (fills, positions); None when no engine runs."""
+        if not self.running:
+            return None
+        assert self.engine is not None
+        return await self.engine.resync_async()
 
     def _running_engine(self) -> LiveEngine:
         if self.engine is None or self.engine.state != "running":

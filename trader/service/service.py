@@ -32,7 +32,9 @@ from trader.persistence.audit import Actor
 from trader.service import pnl as pnl_mod
 from trader.service.errors import ServiceError
 from trader.service.flatten import flatten_account
+from trader.service.ledger_sync import sync_ledger
 from trader.service.leverage import OpenPosition, leverage_problems
+from trader.service.reconcile import ReconcileReport, check_ledger
 from trader.service.views import BalanceView, FlattenReport, LeverageChange, PositionView, WhitelistView
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,10 @@ class HealthView:
     problems: tuple[str, ...]
 
 
+def _who(actor: Actor) -> str:
+    return f"{actor.source}:{actor.user_id}" if actor.user_id is not None else actor.source
+
+
 class TradingService:
     def __init__(
         self,
@@ -107,6 +113,7 @@ class TradingService:
         self._flatten_task: asyncio.Task[FlattenReport] | None = None
         self._flatten_runs = 0
         self._lock = asyncio.Lock()  # one mutating action at a time: two phones, one account
+        self.last_reconcile: ReconcileReport | None = None
 
     # -- effective state (RuntimeState over config) -----------------------------------------------------------------
     @property
@@ -137,8 +144,7 @@ class TradingService:
         return result
 
     def _remember(self, key: str, value: Any, actor: Actor) -> None:
-        who = f"{actor.source}:{actor.user_id}" if actor.user_id is not None else actor.source
-        self.core.runtime_state.set(key, value, updated_by=who)
+        self.core.runtime_state.set(key, value, updated_by=_who(actor))
 
     async def _reload_engine(self) -> None:
         """A running engine trades the whitelist and leverage it started with: restart it so a change applies.
@@ -206,8 +212,14 @@ class TradingService:
         return await self._audited(actor, "resume", {}, run)
 
     # -- flatten ----------------------------------------------------------------------------------------------------
-    async def flatten(self, actor: Actor) -> FlattenReport:
-        """Stop entries, cancel everything, close everything; a second call while one runs joins the first."""
+    FLATTEN_JOURNAL = "flatten_pending"
+
+    async def flatten(self, actor: Actor, *, resumed_from: dict[str, Any] | None = None) -> FlattenReport:
+        """Stop entries, cancel everything, close everything; a second call while one runs joins the first.
+
+        A journal entry (RuntimeState ``flatten_pending``) lives from the first step to the ledger's update, so a
+        flatten cut short by a crash is resumed and reported at the next start (``resume_interrupted_flatten``).
+        The fills are written to the ledger from the exchange's own trade list, then the ledger is checked."""
         if self._flatten_task is not None and not self._flatten_task.done():
             report = await asyncio.shield(self._flatten_task)
             joined = FlattenReport(**{**report.__dict__, "joined": True})
@@ -221,8 +233,15 @@ class TradingService:
             if self.engine is not None:
                 self.engine.pause_entries()
             self._remember("paused", True, actor)
-            self.bus.publish(EngineStateChanged(state="flattening", actor=actor.source))
+            self._remember(self.FLATTEN_JOURNAL, {"run": run_id, "started": dt.datetime.now(dt.timezone.utc)
+                                                  .isoformat(), "by": _who(actor)}, actor)
+            self.bus.publish(EngineStateChanged(state="flattening", actor=_who(actor)))
             report = await flatten_account(self.client, run_id)
+            report.resumed_from = resumed_from
+            report.unexplained = await self._settle_ledger()
+            recon = await self.check_ledger()
+            report.ledger_ok, report.ledger_summary = recon.ok, recon.summary()
+            self.core.runtime_state.set(self.FLATTEN_JOURNAL, None, updated_by=_who(actor))
             if not report.flat:
                 self.bus.publish(RiskAction(action="flatten_incomplete",
                                             reason="; ".join(report.errors) or "positions left open"))
@@ -230,6 +249,79 @@ class TradingService:
 
         self._flatten_task = asyncio.ensure_future(self._audited(actor, "flatten", {}, run))
         return await asyncio.shield(self._flatten_task)
+
+    async def resume_interrupted_flatten(self, actor: Actor) -> FlattenReport | None:
+        """At start: a flatten the journal shows unfinished (the process died during it) is run again — cancels
+        and reduce-only closes are safe to repeat — and the user is told it was interrupted."""
+        pending = self.core.runtime_state.get(self.FLATTEN_JOURNAL)
+        if not pending:
+            return None
+        log.warning("a flatten started %s by %s did not finish (the process stopped); resuming it",
+                    pending.get("started"), pending.get("by"))
+        self.bus.publish(RiskAction(action="flatten_resumed",
+                                    reason=f"a flatten started {pending.get('started')} by {pending.get('by')} was "
+                                           "interrupted; it is being completed now"))
+        return await self.flatten(actor, resumed_from=dict(pending))
+
+    async def _settle_ledger(self) -> list[str]:
+        """After orders the engine did not send (flatten): the engine's desk — or, with no engine running, a desk
+        loaded for it — reads the account's fills and closes the trades the exchange closed."""
+        resync = getattr(self.engine, "resync", None)
+        try:
+            if resync is not None and self.engine is not None and self.engine.running:
+                pairs = await resync()
+                if pairs is not None:
+                    return list(pairs)
+            return await sync_ledger(self.client, self.core.sessions, pairs=self.pairs, leverage=self.leverage,
+                                     bus=self.bus, dry_run=self.settings.dry_run, run=self._client_id_run())
+        except ExchangeError as exc:
+            log.error("ledger update after flatten failed: %s", exc)
+            return []
+
+    def _client_id_run(self) -> str:
+        base = getattr(getattr(self.engine, "_base", None), "desk", None)
+        return getattr(base, "run", "") or ""
+
+    # -- the ledger against the exchange ---------------------------------------------------------------------------
+    async def check_ledger(self, *, alert: bool = True) -> ReconcileReport:
+        """The ledger invariant (trader.service.reconcile); a mismatch is an alert to the user, not a log line."""
+        baseline = await self._wallet_baseline()
+        try:
+            report = await check_ledger(self.client, self.core.sessions, baseline=baseline)
+        except ExchangeError as exc:
+            now = dt.datetime.now(dt.timezone.utc)
+            report = ReconcileReport(checked_at=now, since=now, errors=[f"the exchange could not be read: {exc}"])
+        self.last_reconcile = report
+        if not report.ok:
+            log.error("ledger check: %s", report.summary())
+            if alert:
+                self.bus.publish(RiskAction(action="ledger_mismatch", reason=report.summary()[:1500]))
+        return report
+
+    async def reconcile(self, actor: Actor, *, fix: bool = False) -> ReconcileReport:
+        """Check the ledger against the exchange; with ``fix`` first bring it in step from the account's fills."""
+        if not fix:
+            return await self.check_ledger()
+
+        async def run() -> ReconcileReport:
+            async with self._lock:
+                pairs = await self._settle_ledger()
+                report = await self.check_ledger()
+                report.fixed = [f"{p}: exit recorded as unknown (no fill explains it)" for p in pairs]
+                return report
+
+        return await self._audited(actor, "reconcile_fix", {}, run)
+
+    async def _wallet_baseline(self) -> dict[str, Any]:
+        """The wallet when this ledger started being checked: the wallet identity holds from then on."""
+        baseline = self.core.runtime_state.get("wallet_baseline")
+        if baseline:
+            return dict(baseline)
+        balance = await self.client.fetch_balance()
+        now = dt.datetime.fromtimestamp(await self.client.fetch_time() / 1000, tz=dt.timezone.utc)
+        baseline = {"time": now.isoformat(), "wallet": str(balance.wallet)}
+        self.core.runtime_state.set("wallet_baseline", baseline, updated_by="reconcile")
+        return baseline
 
     # -- leverage ---------------------------------------------------------------------------------------------------
     async def set_leverage(self, actor: Actor, leverage: int) -> LeverageChange:

@@ -62,6 +62,10 @@ class FlattenReport:
     errors: list[str] = field(default_factory=list)
     joined: bool = False  # this caller joined a flatten that was already running
     verified: bool = False  # a successful position read after the last close: the leftovers list is the truth
+    resumed_from: dict[str, object] | None = None  # the journal of an interrupted flatten this one completed
+    unexplained: list[str] = field(default_factory=list)  # pairs closed in the ledger with the exit unknown
+    ledger_ok: bool | None = None  # the ledger check after the flatten
+    ledger_summary: str = ""
 
     @property
     def flat(self) -> bool:
