@@ -79,10 +79,28 @@ def render(t: Translator, event: Event) -> str:
         return t("event.msg.engine_state", state=state, actor=e.actor or t("event.actor.system"))
     if kind == "error":
         return t("event.msg.error", message=e.message, where=e.where or "-")
+    if kind == "health":
+        return t("event.msg.health", component=health_word(t, "component", e.component),
+                 state=health_word(t, "state", e.state), detail=t("health.detail", detail=e.detail) if e.detail else "")
     return t("event.msg.generic", kind=kind, details=str(event)[:500])
 
 
 ENGINE_STATES = ("started", "stopped", "paused", "resumed", "flattening")
+# Health alerts and the report's component lines (trader.monitoring.supervisor, bot.operations).
+HEALTH_COMPONENTS = ("exchange", "streams", "engine", "database", "disk", "resources", "bot", "telegram", "backup")
+HEALTH_STATES = ("ok", "off", "down", "warning", "recovered", "restarted", "restart_failed", "gave_up", "restored",
+                 "failed")
+
+
+def health_word(t: Translator, family: str, name: str) -> str:
+    """A component or state name in the user's language; an unknown one as it is."""
+    known = HEALTH_COMPONENTS if family == "component" else HEALTH_STATES
+    return t(f"health.{family}.{name}") if name in known else name
+
+
+def health_words(t: Translator, component: str, state: str) -> str:
+    return t("report.component", component=health_word(t, "component", component),
+             state=health_word(t, "state", state))
 
 
 class Notifier:
@@ -99,6 +117,10 @@ class Notifier:
         # Chats Telegram says we cannot write to (never opened, blocked): skipped until the user writes again,
         # so one absent user does not cost a failed request and a log line per event.
         self.unreachable: set[int] = set()
+        # Telegram itself failing (network errors or timeouts until a message was dropped), cleared by the next
+        # delivery; the e-mail route reads it to send what would have rung a phone by e-mail as well.
+        self.failing = False
+        self.on_undelivered: Callable[[Outgoing], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -174,6 +196,7 @@ class Notifier:
                 await asyncio.wait_for(send_text(self.bot, item.chat_id, item.text, silent=item.silent),
                                        self.send_timeout_s)
                 self.delivered += 1
+                self.failing = False
                 return
             except RetryAfter as exc:  # flood control: wait as told; not a failure, but not forever either
                 flood_waits += 1
@@ -194,6 +217,13 @@ class Notifier:
         self.dropped += 1
         log.warning("notification to %s dropped after %d failures and %d flood waits: %s", item.chat_id, failures,
                     flood_waits, item.text[:80].replace("\n", " "))
+        if failures > self.retries:
+            self.failing = True
+            if self.on_undelivered is not None:
+                try:
+                    self.on_undelivered(item)
+                except Exception:  # the fallback failing must not end the worker
+                    log.exception("fallback for an undelivered notification failed")
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Until everything queued was delivered or dropped (tests, shutdown)."""

@@ -15,17 +15,22 @@ from telegram.ext import ContextTypes, JobQueue
 from bot.i18n import Translator
 from bot.telegram import formatting as fmt
 from bot.telegram.context import DEPS_KEY, BotDeps, send_text
+from bot.telegram.notifier import health_word, health_words
 from bot.telegram.store import UserSettings
 from reports.daily import LABELS as CHART_LABELS
 from reports.daily import daily_report_chart
+from trader.monitoring.supervisor import HealthSummary
 
 log = logging.getLogger(__name__)
 
 TRADES_SCANNED = 500  # a day of closed trades fits many times over
 
 
-async def build(service: Any, t: Translator, settings: UserSettings, now: dt.datetime | None = None) -> str:
-    """Each part is fetched on its own: an exchange outage costs the balance lines, not the whole report."""
+async def build(service: Any, t: Translator, settings: UserSettings, now: dt.datetime | None = None,
+                supervisor: Any = None) -> str:
+    """Each part is fetched on its own: an exchange outage costs the balance lines, not the whole report.
+
+    ``supervisor``: the main job's supervisor (trader.monitoring.supervisor), for component states and restarts."""
     now = now or dt.datetime.now(dt.timezone.utc)
     zone = settings.zone
     lines = [t("report.title", date=fmt.local_time(now, settings.timezone, "%Y-%m-%d %H:%M"), zone=settings.timezone)]
@@ -72,7 +77,32 @@ async def build(service: Any, t: Translator, settings: UserSettings, now: dt.dat
                        p99=fmt.ms(health.latency_p99_ms), errors=health.api_errors,
                        uptime=fmt.duration(health.uptime_s)))
         lines += [t("health.problem_line", problem=p) for p in health.problems]
+    if supervisor is not None:
+        lines += supervisor_lines(t, supervisor.summary())
     return "\n".join(lines)
+
+
+def supervisor_lines(t: Translator, summary: HealthSummary) -> list[str]:
+    """Component states, restarts in the last 24 h, the last self-benchmark and resource sample."""
+    lines = []
+    if summary.checked_at is not None:
+        states = ", ".join(health_words(t, c.name, c.state) for c in summary.components)
+        lines.append(t("report.components", states=states))
+        lines += [t("health.problem_line", problem=f"{health_word(t, 'component', c.name)}: {c.detail}")
+                  for c in summary.components if c.state in ("down", "warning") and c.detail]
+    lines.append(t("report.restarts", count=summary.restarts_24h))
+    bench = summary.benchmark
+    if bench is not None and (bench.rest_ms is not None or bench.ledger_write_ms is not None):
+        lines.append(t("report.benchmark", rest=fmt.ms(bench.rest_ms), write=fmt.ms(bench.ledger_write_ms)))
+    use = summary.resources
+    if use is not None:
+        lines.append(t("report.resources", cpu=_share(use.cpu), rss=_share(use.rss_share),
+                       disk=_share(use.disk_share)))
+    return lines
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 CHART_DAYS = 14
@@ -96,7 +126,7 @@ async def chart(service: Any, t: Translator, settings: UserSettings, now: dt.dat
 
 
 async def deliver(bot: Any, deps: BotDeps, chat_id: int, t: Translator, settings: UserSettings) -> None:
-    text = await build(deps.service, t, settings)
+    text = await build(deps.service, t, settings, supervisor=deps.extras.get("health"))
     await send_text(bot, chat_id, deps.redactor(text))
     png = await chart(deps.service, t, settings)
     if png is not None:
