@@ -145,9 +145,9 @@ def test_moving_the_stop_places_the_new_one_before_the_old_goes(sim) -> None:
     client = engine.client
     create, cancel = client.create_order, client.cancel_order
 
-    async def traced_create(request):
+    async def traced_create(request, **kwargs):
         calls.append(("create", request.client_order_id))
-        return await create(request)
+        return await create(request, **kwargs)
 
     async def traced_cancel(pair, order_id, *, algo):
         calls.append(("cancel", order_id))

@@ -317,9 +317,20 @@ class OrderDesk:
         elif t.spec.purpose == "stop":
             await self._replaced(t)
 
+    def _still_wanted(self, t: Tracked) -> bool:
+        """Asked by the client before an order held back by rate limiting goes out: the account may have moved
+        meanwhile (a stop filled, a flatten ran), and a stale exit would be rejected (−2022) or, worse, act twice."""
+        if t.cancel_requested:
+            return False
+        size = self.positions[t.pair][0]
+        if t.spec.is_entry:
+            return not self.entry_block
+        # A reduce-only order needs a position on the other side of it.
+        return (size > 0 and t.spec.side == "sell") or (size < 0 and t.spec.side == "buy")
+
     async def _create(self, t: Tracked, req: OrderRequest) -> OrderState | None:
         try:
-            state = await self.client.create_order(req)
+            state = await self.client.create_order(req, still_wanted=lambda _r: self._still_wanted(t))
         except ExchangeError as exc:
             if exc.info.state_unknown or exc.info.retryable:
                 try:

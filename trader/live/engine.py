@@ -132,6 +132,7 @@ class LiveEngine:
         self._started_at: float | None = None
         self.errors: list[str] = []
         self.forced: dict[str, bt.Order] = {}  # the last forced entry per pair (read by the service to follow it)
+        self.forced_exits: dict[str, bt.Order] = {}
 
     # -- state --------------------------------------------------------------------------------------------------
     @property
@@ -321,7 +322,10 @@ class LiveEngine:
     def force_exit(self, pair: str) -> concurrent.futures.Future[bool]:
         """Reduce-only market close of the strategy's position on ``pair``; True if an order went out."""
         def run(s: FuturesStrategy) -> bool:
-            return s.close_position(self.feeds[pair], tag="force_exit") is not None
+            order = s.close_position(self.feeds[pair], tag="force_exit")
+            if order is not None:
+                self.forced_exits[pair] = order
+            return order is not None
         return self._in_strategy(run)
 
     def force_enter(self, pair: str, side: Literal["long", "short"], qty: float | None = None,

@@ -157,14 +157,14 @@ class MeteredExchangeClient(ExchangeClient):
                 self._metrics.exchange_errors.labels(exc.error_class.value).inc()
             raise
 
-    async def create_order(self, request: OrderRequest) -> OrderState:
+    async def create_order(self, request: OrderRequest, **kwargs: Any) -> OrderState:
         purpose = order_purpose(request.client_order_id)
         if purpose in DECISION_PURPOSES:
             received = self._closed_candle_at.pop(exchange_symbol(request.pair), None)
             if received is not None:  # the first decision after a candle closed answers that candle
                 self._metrics.candle_to_order.observe(time.perf_counter() - received)
         try:
-            state = await super().create_order(request)
+            state = await super().create_order(request, **kwargs)
         except ExchangeError as exc:
             self._metrics.orders.labels(request.type, purpose,
                                         "unknown" if exc.info.state_unknown else exc.error_class.value).inc()

@@ -140,7 +140,23 @@ class LiveEngineControl:
         for pair in pairs:
             if pair not in engine.config.pairs:
                 raise ServiceError("refused", f"{pair} is not traded by the running engine; use /flatten")
-            await asyncio.wrap_future(engine.force_exit(pair))
+            if not await asyncio.wrap_future(engine.force_exit(pair)):
+                raise ServiceError("refused", f"the engine holds no position on {pair} to exit")
+        # Say what happened, not what was asked: each exit is followed to its fill or its refusal.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TRADE_WAIT_S
+        for pair in pairs:
+            order = engine.forced_exits.get(pair)
+            while order is not None and order.alive() and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            if order is None:
+                continue
+            if order.status in (bt.Order.Rejected, bt.Order.Margin, bt.Order.Canceled, bt.Order.Expired):
+                why = order.info.get("reject_reason") or bt.Order.Status[order.status].lower()
+                raise ServiceError("refused", f"the exit on {pair} was not executed: {why}")
+            if order.alive():
+                raise ServiceError("exchange", f"the exit on {pair} was sent but no fill was confirmed within "
+                                               f"{TRADE_WAIT_S:.0f} s; check /positions")
         return sorted(t.id for t in trades)
 
     async def resync(self) -> list[str] | None:
