@@ -206,13 +206,22 @@ def fake_proc(root: Path, busy: int, idle: int, rss_kb: int, total_kb: int) -> P
 
 async def test_resources_above_the_limit_warn(tmp_path: Path) -> None:
     proc = fake_proc(tmp_path / "proc", busy=100, idle=100, rss_kb=100, total_kb=1000)
-    watch = ResourceWatch(tmp_path, 0.8, sampler=ResourceSampler(tmp_path, proc=proc))
-    fake_proc(proc, busy=190, idle=110, rss_kb=850, total_kb=1000)  # 90 % busy since the last sample, RSS 85 %
+    watch = ResourceWatch(tmp_path, 0.8, sampler=ResourceSampler(tmp_path, proc=proc, min_cpu_window_s=0))
+    fake_proc(proc, busy=190, idle=110, rss_kb=100, total_kb=1000)  # 90 % busy since the last sample
+    assert (await watch.probe()).state == "ok"  # one busy sample: a burst, not a problem
+    fake_proc(proc, busy=280, idle=120, rss_kb=850, total_kb=1000)  # 90 % again, and RSS 85 % of RAM
     result = await watch.probe()
     assert result.state == "warning" and "CPU 90%" in result.detail and "RSS 85%" in result.detail
     assert watch.last is not None and watch.last.rss_bytes == 850 * 1024
-    fake_proc(proc, busy=200, idle=200, rss_kb=100, total_kb=1000)
+    fake_proc(proc, busy=290, idle=220, rss_kb=100, total_kb=1000)
     assert (await watch.probe()).state == "ok"
+
+
+def test_cpu_over_a_too_short_window_is_not_measured(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path / "proc", busy=100, idle=100, rss_kb=100, total_kb=1000)
+    sampler = ResourceSampler(tmp_path, proc=proc, min_cpu_window_s=3600)
+    fake_proc(proc, busy=200, idle=100, rss_kb=100, total_kb=1000)
+    assert sampler.sample().cpu is None
 
 
 def test_real_proc_is_read_on_linux(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import queue
 import smtplib
-import socket
 import ssl
 import threading
 import time
@@ -85,7 +84,7 @@ def send_email(config: EmailConfig, subject: str, body: str, redactor: Redactor)
             refused = smtp.send_message(message)
     except smtplib.SMTPNotSupportedError as exc:
         raise EmailError(redactor(f"{config.host}:{config.port} {step}: not supported by the server ({exc})")) from None
-    except (smtplib.SMTPException, ssl.SSLError, OSError, socket.timeout) as exc:
+    except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError and timeouts are OSErrors
         raise EmailError(redactor(f"{config.host}:{config.port} {step}: {type(exc).__name__}: {exc}")) from None
     if refused:
         # Some recipients took it: not worth a retry that would duplicate it for them; say who did not.

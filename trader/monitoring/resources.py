@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
+MIN_CPU_WINDOW_S = 5.0  # a CPU share over a shorter window is noise (one busy moment reads as 100 %)
 
 
 @dataclass(frozen=True)
@@ -62,17 +64,22 @@ def _mem_total(proc: Path) -> int | None:
 
 
 class ResourceSampler:
-    def __init__(self, data_dir: Path, proc: Path = PROC):
+    def __init__(self, data_dir: Path, proc: Path = PROC, min_cpu_window_s: float = MIN_CPU_WINDOW_S):
         self.data_dir = Path(data_dir)
         self.proc = proc
+        self.min_cpu_window_s = min_cpu_window_s
         self._last_cpu = _cpu_times(proc)
+        self._last_at = time.monotonic()
+        self._cpu: float | None = None
 
     def sample(self) -> ResourceUse:
-        cpu = None
-        now = _cpu_times(self.proc)
-        if now is not None and self._last_cpu is not None and now[1] > self._last_cpu[1]:
-            cpu = (now[0] - self._last_cpu[0]) / (now[1] - self._last_cpu[1])
-        self._last_cpu = now
+        # Within the minimum window the previous figure stands and the baseline stays, so the window keeps growing.
+        if time.monotonic() - self._last_at >= self.min_cpu_window_s:
+            now = _cpu_times(self.proc)
+            if now is not None and self._last_cpu is not None and now[1] > self._last_cpu[1]:
+                self._cpu = (now[0] - self._last_cpu[0]) / (now[1] - self._last_cpu[1])
+            self._last_cpu, self._last_at = now, time.monotonic()
+        cpu = self._cpu
         rss, total = _rss_bytes(self.proc), _mem_total(self.proc)
         disk_share = free = None
         target = self.data_dir if self.data_dir.exists() else Path(os.getcwd())
