@@ -141,3 +141,16 @@ def test_compose_services_images_and_mounted_files() -> None:
     grafana_mounts = dict(m.split(":")[:2] for m in services["grafana"]["volumes"])
     assert grafana_mounts["./deploy/grafana/dashboards"] == provider["providers"][0]["options"]["path"]
     assert grafana_mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+def test_readme_documents_every_metric_and_only_those() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Monitoring", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`(bsmart_[a-z0-9_]+)`", section))
+    registry = make_metrics(dry_run=True).registry
+    families = list(registry.collect())
+    assert documented - exposed_names(registry) - {f.name for f in families} == set()
+    for family in families:
+        spelled = {"counter": family.name + "_total", "info": family.name + "_info"}.get(family.type, family.name)
+        short = "`_" + family.name.removeprefix("bsmart_process_") + "`"  # "(and `_open_fds`, …)"
+        assert spelled in documented or short in section, f"{spelled} is not in README's Monitoring table"
