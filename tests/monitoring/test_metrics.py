@@ -170,8 +170,12 @@ async def test_running_main_job_exports_engine_account_and_process(write_config,
     settings = load_settings(write_config({"metrics": {"port": 0}}), environ={})
     stop = asyncio.Event()
     ready: dict[str, object] = {}
-    task = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=0.2,
-                                            on_ready=lambda runtime, info: ready.update(info)))
+
+    def on_ready(runtime, info: dict[str, object]) -> None:
+        assert runtime.service.backtest_jobs.max_jobs == 2  # the heavy-job runner exists now (made on first use)
+        ready.update(info)
+
+    task = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=0.2, on_ready=on_ready))
     try:
         await _until(lambda: bool(ready) or task.done(), timeout=60)
 
@@ -183,7 +187,8 @@ async def test_running_main_job_exports_engine_account_and_process(write_config,
         values: dict[str, float] = {}
         for _ in range(100):  # the first sample is taken at start; the engine may come up just after it
             values = await asyncio.to_thread(scrape)
-            if values.get("bsmart_equity_usdt") and values.get("bsmart_engine_running") == 1:
+            if (values.get("bsmart_equity_usdt") and values.get("bsmart_engine_running") == 1
+                    and values.get("bsmart_heavy_job_slots")):
                 break
             await asyncio.sleep(0.2)
     finally:
@@ -196,5 +201,5 @@ async def test_running_main_job_exports_engine_account_and_process(write_config,
     assert values["bsmart_api_weight_used"] > 0
     assert values["bsmart_process_resident_memory_bytes"] > 10 * 2**20
     assert values["bsmart_process_cpu_seconds_total"] > 0
-    assert values["bsmart_heavy_jobs[('kind', 'backtest')]"] == 0
+    assert values["bsmart_heavy_jobs[('kind', 'backtest')]"] == 0 and values["bsmart_heavy_job_slots"] == 2
     assert any(k.startswith("bsmart_rest_latency_seconds_count[('endpoint', 'GET /fapi/") for k in values)
