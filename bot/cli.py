@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "bot.commands.backtest",
     "bot.commands.hyperopt",
     "bot.commands.download",
+    "bot.commands.reconcile",
     "bot.commands.backup",
     "bot.commands.restore",
 ]

@@ -23,11 +23,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bot import operations
 from trader.bootstrap import Core, open_core
 from trader.config.pairs import normalize_pair
 from trader.config.schema import Settings
 from trader.data.store import bundled_data_dir
-from trader.events import EngineError, EventBus
+from trader.events import EngineError, EventBus, RiskAction
 from trader.exchange.client import ClientOptions, ExchangeClient
 from trader.exchange.errors import ExchangeError
 from trader.exchange.latency import LatencyMonitor
@@ -77,6 +78,7 @@ class Runtime:
     monitor: AccountMonitor | None = None
     monitor_task: concurrent.futures.Future[None] | None = None
     mirror: MarketMirror | None = None  # when the simulator mirrors Binance's market
+    operations: Any = None  # bot.operations.Operations once started (supervisor, backups, e-mail)
 
 
 def _data_pairs(data_dir: Path) -> list[str]:
@@ -228,6 +230,7 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         service = TradingService(settings, core, client, bus, engine=control,
                                  health=HealthMonitor(core.engine, settings.user_data_dir))
         holder["service"] = service
+        bus.subscribe_on_loop(host.loop, service.on_event)  # ledger checked after every engine resync
         if service.paused:
             control.pause_entries()
         guard = LatencyGuard(service, bus, host.loop, settings.risk.latency.emergency_action)
@@ -302,6 +305,41 @@ def close_runtime(runtime: Runtime) -> None:
     runtime.core.close()
 
 
+async def _on_host(runtime: Runtime, coro: Any) -> Any:
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, runtime.host.loop))
+
+
+async def _resume_flatten(runtime: Runtime) -> Any:
+    """Before the engine trades: a flatten that a crash cut short is completed (cancels and reduce-only closes are
+    safe to repeat); its report is announced once the bot is up."""
+    try:
+        report = await _on_host(runtime, runtime.service.resume_interrupted_flatten(ENGINE))
+    except Exception as exc:  # the engine and bot must still come up to report and act
+        log.error("resuming an interrupted flatten failed: %s", exc)
+        runtime.bus.publish(EngineError(message=f"an interrupted flatten could not be completed: {exc}", where="main"))
+        return None
+    if report is not None:
+        log.warning("interrupted flatten completed: flat=%s, %d position(s) closed, errors: %s",
+                    report.flat, len(report.closed), "; ".join(report.errors) or "none")
+    return report
+
+
+async def _announce_recovery(runtime: Runtime, resumed: Any) -> None:
+    """Once the bot listens: what recovery did, and the ledger checked against the exchange (a mismatch is an
+    alert to the user, not a log line)."""
+    if resumed is not None:
+        closed = ", ".join(f"{c.pair} {c.amount}" for c in resumed.closed) or "nothing left to close"
+        runtime.bus.publish(RiskAction(action="flatten_resumed", reason=(
+            f"a flatten started {resumed.resumed_from.get('started')} by {resumed.resumed_from.get('by')} was "
+            f"interrupted by a restart and has been completed: {closed}; "
+            f"{'the account is flat' if resumed.flat else 'positions are still open'}")))
+    try:
+        await _on_host(runtime, runtime.service.check_ledger())
+    except Exception as exc:
+        log.error("ledger check at start: %s", exc)
+        runtime.bus.publish(EngineError(message=f"ledger check at start failed: {exc}", where="main"))
+
+
 async def run_main_job(
     settings: Settings,
     stop: asyncio.Event,
@@ -309,13 +347,24 @@ async def run_main_job(
     heartbeat_s: float = HEARTBEAT_S,
     on_ready: Callable[[Runtime, dict[str, object]], None] | None = None,
     sim_overrides: dict[str, Any] | None = None,
+    config_path: Path | None = None,
 ) -> int:
     metrics = make_metrics(settings.dry_run)
+    try:  # the run lock and the ledger's integrity check (recovery from a backup), before the database opens
+        prepared = await asyncio.to_thread(operations.prepare, settings)
+    except operations.StartRefused as exc:
+        log.error("%s; nothing is trading", exc)
+        return 1
     try:
         runtime = await asyncio.to_thread(build_runtime, settings, sim_overrides=sim_overrides, metrics=metrics)
     except StartupError as exc:
+        prepared.lock.release()
         log.error("%s; nothing is trading", exc)
         return 1
+    except BaseException:
+        prepared.lock.release()
+        raise
+    ops: operations.Operations | None = None
     core = runtime.core
     server = None
     unwatch = watch_bus(runtime.bus, metrics)
@@ -330,6 +379,7 @@ async def run_main_job(
             server, port = serve_metrics(metrics, settings.metrics.host, settings.metrics.port)
             info["metrics"] = f"http://{settings.metrics.host}:{port}/metrics"
         core.runtime_state.set("last_start", utcnow().isoformat(), updated_by="bsmart run")
+        resumed = await _resume_flatten(runtime)
         if not core.runtime_state.get("stopped", False):
             try:
                 await runtime.proxy.start(ENGINE)
@@ -338,6 +388,8 @@ async def run_main_job(
                 runtime.bus.publish(EngineError(message=f"engine start failed: {exc}", where="main"))
         if settings.telegram.enabled:
             runtime.app = await _start_bot(runtime)
+        await _announce_recovery(runtime, resumed)
+        ops = runtime.operations = await operations.start(runtime, prepared, config_path)
         log.info(
             "bsmart started: %s, %s margin, leverage %dx, pairs %s, engine %s, bot %s, database %s, metrics %s",
             "dry-run" if settings.dry_run else "LIVE", settings.margin_mode, runtime.service.leverage,
@@ -360,6 +412,8 @@ async def run_main_job(
         core.runtime_state.set("last_stop", utcnow().isoformat(), updated_by="bsmart run")
         return 0
     finally:
+        if ops is not None:  # first: the supervisor must not restart what is being stopped on purpose
+            await ops.stop()
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
@@ -370,10 +424,11 @@ async def run_main_job(
             server.shutdown()
             server.server_close()
         await asyncio.to_thread(close_runtime, runtime)
+        prepared.lock.release()
         log.info("bsmart stopped cleanly")
 
 
-def run_until_signal(settings: Settings) -> int:
+def run_until_signal(settings: Settings, config_path: Path | None = None) -> int:
     """Run the main job in this thread's event loop; SIGINT (Ctrl-C) and SIGTERM (docker stop) end it cleanly."""
 
     async def _main() -> int:
@@ -381,6 +436,6 @@ def run_until_signal(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        return await run_main_job(settings, stop)
+        return await run_main_job(settings, stop, config_path=config_path)
 
     return asyncio.run(_main())

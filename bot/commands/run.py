@@ -7,6 +7,7 @@ import sys
 
 from bot.commands.common import add_config_argument, settings_or_exit
 from bot.main_job import run_until_signal
+from trader.config.loader import resolve_config_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,4 +26,4 @@ def _run(args: argparse.Namespace) -> int:
     if settings.dry_run and args.live:
         print("--live given but dry_run is true: set dry_run to false to trade live.", file=sys.stderr)
         return 2
-    return run_until_signal(settings)
+    return run_until_signal(settings, resolve_config_path(args.config))

@@ -124,6 +124,21 @@ class OrderDesk:
         for pair in self.pairs:
             p = actual.get(pair)
             theirs = p.contracts if p is not None else ZERO
+            book = self.trades.get(pair)
+            if book is not None and book.id:
+                # An open trade: the fills since it opened are read even when the sizes agree — the position may
+                # have opened and closed again while nobody watched.
+                try:
+                    await self._catch_up(pair)
+                except ExchangeError as exc:
+                    self._error(f"{pair}: the account's fills could not be read at start: {exc}", "load")
+                    continue
+                book = self.trades.get(pair)
+                if (book is not None and book.id and book.entry_qty == 0 and theirs == 0
+                        and not any(t.pair == pair for t in self._by_cid.values())):
+                    # Its entry never filled and nothing of it rests on the exchange: it never became a trade.
+                    self.ledger.update_trade(book.id, status="cancelled", exit_reason="entry_not_filled")
+                    self.trades.pop(pair, None)
             if self.positions[pair][0] == theirs:
                 continue
             if pair not in self.trades and p is not None:
@@ -775,12 +790,14 @@ class OrderDesk:
             self._error(f"resync positions: {exc}", "resync")
             return []
         unexplained: list[str] = []
+        differed: list[str] = []
         for pair in self.pairs:
             theirs = actual[pair].contracts if pair in actual else ZERO
             if self.positions[pair][0] == theirs:
                 continue
             log.warning("%s: position %s here, %s on the exchange; reading the account's fills", pair,
                         self.positions[pair][0], theirs)
+            differed.append(pair)
             try:
                 await self._catch_up(pair)
             except ExchangeError as exc:
@@ -791,6 +808,10 @@ class OrderDesk:
                 unexplained.append(pair)
         await self.reconcile_stops()
         self._schedule_flush()
+        if differed:
+            # The service checks the whole ledger against the exchange after every resync that changed something.
+            self.bus.publish(RiskAction(action="account_resync", reason=f"positions re-read from the exchange's fills "
+                                        f"on {', '.join(differed)}"))
         return unexplained
 
     async def _fills_since(self, pair: str) -> int:

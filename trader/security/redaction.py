@@ -32,12 +32,17 @@ _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 _TOKEN_LIKE = re.compile(r"[0-9]+:[A-Za-z0-9_-]{35}")
 
 
+def _key_like(run: str) -> bool:
+    # A random 64-character key uses ~40 distinct characters; a padding run or a repeated word uses a handful.
+    return not _HEX.fullmatch(run) and len(set(run)) >= 16
+
+
 def _mask_key_like(match: re.Match[str]) -> str:
-    return match.group(0) if _HEX.fullmatch(match.group(0)) else MASK
+    return MASK if _key_like(match.group(0)) else match.group(0)
 
 
 def looks_like_credential(text: str) -> bool:
-    return bool(_TOKEN_LIKE.search(text)) or any(not _HEX.fullmatch(m.group(0)) for m in _KEY_LIKE.finditer(text))
+    return bool(_TOKEN_LIKE.search(text)) or any(_key_like(m.group(0)) for m in _KEY_LIKE.finditer(text))
 
 
 def _spellings(secret: str) -> set[str]:

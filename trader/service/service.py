@@ -298,6 +298,13 @@ class TradingService:
                 self.bus.publish(RiskAction(action="ledger_mismatch", reason=report.summary()[:1500]))
         return report
 
+    async def on_event(self, event: Any) -> None:
+        """Bus subscriber on the service's loop: after the engine resynced from the exchange, the ledger is
+        checked (flatten runs its own check)."""
+        if getattr(event, "action", None) == "account_resync" and not (
+                self._flatten_task is not None and not self._flatten_task.done()):
+            await self.check_ledger()
+
     async def reconcile(self, actor: Actor, *, fix: bool = False) -> ReconcileReport:
         """Check the ledger against the exchange; with ``fix`` first bring it in step from the account's fills."""
         if not fix:
