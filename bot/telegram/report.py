@@ -42,10 +42,10 @@ async def build(service: Any, t: Translator, settings: UserSettings, now: dt.dat
             log.warning("daily report: %s", exc)
             return exc
 
-    balance, day, week, positions, trades, health = await asyncio.gather(
+    balance, day, week, positions, trades, health, ledger = await asyncio.gather(
         part(service.balance()), part(service.pnl("day", 1, settings.timezone)),
         part(service.pnl("week", 1, settings.timezone)), part(service.positions()),
-        part(service.trades(TRADES_SCANNED)), part(service.health()))
+        part(service.trades(TRADES_SCANNED)), part(service.health()), part(service.check_ledger()))
     if isinstance(balance, Exception):
         lines.append(t("report.unavailable", what=t("report.part.balance")))
     else:
@@ -77,6 +77,13 @@ async def build(service: Any, t: Translator, settings: UserSettings, now: dt.dat
                        p99=fmt.ms(health.latency_p99_ms), errors=health.api_errors,
                        uptime=fmt.duration(health.uptime_s)))
         lines += [t("health.problem_line", problem=p) for p in health.problems]
+    if isinstance(ledger, Exception):
+        lines.append(t("report.unavailable", what=t("report.part.ledger")))
+    elif ledger.ok:
+        lines.append(t("report.ledger_ok", trades=ledger.open_trades, closed=ledger.closed_checked))
+    else:
+        lines.append(t("report.ledger_bad", problems="; ".join([m.detail for m in ledger.mismatches]
+                                                               + ledger.errors)[:1500]))
     if supervisor is not None:
         lines += supervisor_lines(t, supervisor.summary())
     return "\n".join(lines)
