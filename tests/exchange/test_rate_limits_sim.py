@@ -128,7 +128,7 @@ async def test_a_held_back_order_is_rechecked_before_it_goes(ready) -> None:
     _fail_next(sim, "429")
     with pytest.raises(OrderNotWanted) as info:
         await client.create_order(request, still_wanted=still_wanted)
-    assert asked == [request.client_order_id] and not_sent(info.value) is False and not info.value.sent
+    assert asked == [request.client_order_id] and not_sent(info.value) and not info.value.sent
     assert _orders(sim, request.client_order_id) == []
     # Not held back: not asked.
     placed = await client.create_order(_stop(client, price, 2), still_wanted=still_wanted)

@@ -74,15 +74,17 @@ StillWanted = Callable[[OrderRequest], "bool | Awaitable[bool]"]
 
 
 def not_sent(exc: BaseException) -> bool:
-    """True when a failed request certainly did not take effect: refused by the gate (``RateLimited``) or by the
-    exchange's rate limiter (429/418). Such an order needs no lookup; it was not placed."""
-    if isinstance(exc, RateLimited):
+    """True when a failed request certainly did not take effect: refused by the gate (``RateLimited``), by the
+    exchange's rate limiter (429/418), or dropped by ``still_wanted`` (``OrderNotWanted``). Such an order needs no
+    lookup (``find_order``): it was not placed. Tell the user ``str(exc.info.message)``, e.g. "not sent: rate
+    limited (request weight, after a 429 on GET /fapi/v1/klines) for another 41 s"."""
+    if getattr(exc, "sent", None) is False:
         return True
-    return isinstance(exc, ExchangeError) and exc.info.http_status in (418, 429)
+    return _rate_limited(exc)
 
 
-def _rate_limited(exc: ExchangeError) -> bool:
-    return not_sent(exc)
+def _rate_limited(exc: BaseException) -> bool:
+    return isinstance(exc, RateLimited) or (isinstance(exc, ExchangeError) and exc.info.http_status in (418, 429))
 
 
 class OrderNotWanted(ExchangeError):
