@@ -79,9 +79,14 @@ async def test_a_429_on_market_data_does_not_delay_a_stop(ready) -> None:
     assert "not sent" in str(refused.value) and "klines" in str(refused.value)
     assert 30 < refused.value.wait_s <= RETRY_AFTER
     assert _orders(sim, request.client_order_id) == []
-    # Reads are refused at once too (not parked, then fired in a burst when the pause ends).
+    # Reads are refused at once too (not parked, then fired in a burst when the pause ends)…
     with pytest.raises(RateLimited):
         await asyncio.wait_for(client.fetch_balance(), 1)
+    with pytest.raises(RateLimited):
+        await asyncio.wait_for(client.fetch_positions(), 1)
+    # …except the position read a flatten or an exit needs.
+    positions = await asyncio.wait_for(client.fetch_positions(protective=True), 1)
+    assert [(p.pair, p.contracts) for p in positions] == [(BTC, Decimal("0.002"))]
 
 
 async def test_an_order_refused_with_429_is_sent_again_shortly(ready) -> None:

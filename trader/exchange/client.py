@@ -283,8 +283,11 @@ class ExchangeClient:
             maintenance_margin=Decimal(str(info.get("totalMaintMargin", 0))),
         )
 
-    async def fetch_positions(self, pairs: list[str] | None = None) -> list[Position]:
-        raw = await self._read("fetch_positions", Priority.ACCOUNT, lambda: self.ccxt.fetch_positions(pairs))
+    async def fetch_positions(self, pairs: list[str] | None = None, *, protective: bool = False) -> list[Position]:
+        """Open positions. ``protective``: the read serves a stop, an exit or a flatten, so it is not held behind a
+        rate-limit pause that reads started (``Priority.PROTECT``)."""
+        priority = Priority.PROTECT if protective else Priority.ACCOUNT
+        raw = await self._read("fetch_positions", priority, lambda: self.ccxt.fetch_positions(pairs))
         return [p for p in (Position.from_ccxt(r) for r in raw) if p.contracts != 0]
 
     async def fetch_open_orders(self, pair: str | None = None) -> list[OrderState]:
