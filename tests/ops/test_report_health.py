@@ -27,9 +27,9 @@ def test_health_alerts_render_in_each_language() -> None:
     catalogs = Catalogs()
     event = HealthAlert(component="engine", state="restarted", detail="the engine's loop thread has ended")
     assert render(catalogs.translator("en"), event) == \
-        "🩺 Engine: restarted automatically (the engine's loop thread has ended)"
-    assert render(catalogs.translator("zh_CN"), event) == "🩺 引擎：已自动重启（the engine's loop thread has ended）"
-    assert render(catalogs.translator("en"), HealthAlert(component="quantum", state="odd")) == "🩺 quantum: odd"
+        "🚑 Health alert — Engine: restarted automatically (the engine's loop thread has ended)"
+    assert render(catalogs.translator("zh_CN"), event) == "🚑 健康告警 — 引擎：已自动重启（the engine's loop thread has ended）"
+    assert render(catalogs.translator("en"), HealthAlert(component="quantum", state="odd")) == "🚑 Health alert — quantum: odd"
 
 
 async def test_the_daily_report_shows_the_health_summary(write_config, tmp_path) -> None:
