@@ -12,7 +12,8 @@ from pathlib import Path
 from bot.commands.common import add_config_argument, settings_or_exit
 from trader.config.pairs import normalize_pair
 from trader.config.schema import Settings
-from trader.data.download import download_candles, download_funding
+from trader.data.download import download_candles, download_funding, download_long_short_ratio
+from trader.data.ratio import RATIO_PERIODS
 from trader.data.timeframes import timeframe_ms
 from trader.data.timerange import TimeRange, last_days, parse_timerange
 from trader.exchange.errors import ExchangeError
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     span.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (UTC, end exclusive)")
     parser.add_argument("--funding", action="store_true", help="also funding rates")
     parser.add_argument("--mark", action="store_true", help="also mark-price candles")
+    parser.add_argument("--ratio", nargs="?", const="5m", choices=RATIO_PERIODS, metavar="PERIOD",
+                        help="also Binance's global long/short account ratio (default period 5m; Binance keeps 30 days)")
     parser.add_argument("--datadir", help="store directory (default <user_data>/data/binance/futures)")
     parser.set_defaults(func=_run)
 
@@ -57,11 +60,13 @@ def _run(args: argparse.Namespace) -> int:
         print("error: the time range needs a start date", file=sys.stderr)
         return 2
     data_dir = Path(args.datadir) if args.datadir else settings.data_dir
-    return asyncio.run(_download(settings, pairs, timeframes, span, data_dir, args.funding, args.mark))
+    return asyncio.run(_download(settings, pairs, timeframes, span, data_dir, args.funding, args.mark,
+                                 getattr(args, "ratio", None)))
 
 
 async def _download(
-    settings: Settings, pairs: list[str], timeframes: list[str], span: TimeRange, data_dir: Path, funding: bool, mark: bool
+    settings: Settings, pairs: list[str], timeframes: list[str], span: TimeRange, data_dir: Path, funding: bool, mark: bool,
+    ratio: str | None = None,
 ) -> int:
     end_ms = span.end_ms or int(time.time() * 1000)
     client = client_from_settings(settings, with_keys=False)
@@ -77,6 +82,10 @@ async def _download(
                         print(f"  gap: {gap.missing} candles missing from {_iso(gap.start_ms)} to {_iso(gap.end_ms)}")
             if funding:
                 result = await download_funding(client, data_dir, pair, span.start_ms, end_ms, progress=_bar)
+                print(f"{result.label}: {result.added} new, {result.total} stored in {result.path}")
+            if ratio:
+                result = await download_long_short_ratio(client, data_dir, pair, span.start_ms, end_ms, period=ratio,
+                                                         progress=_bar)
                 print(f"{result.label}: {result.added} new, {result.total} stored in {result.path}")
     except ExchangeError as exc:
         print(f"error: {exc}", file=sys.stderr)

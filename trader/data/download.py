@@ -1,4 +1,4 @@
-"""Downloading candles, mark prices and funding rates into the store, incrementally.
+"""Downloading candles, mark prices, funding rates and the long/short ratio into the store, incrementally.
 
 Only what is missing is fetched: before the first stored candle when the range starts earlier, after the last one
 otherwise. The candle still forming is never stored. Holes the exchange itself has (maintenance windows) are
@@ -15,6 +15,7 @@ from typing import Protocol
 import pandas as pd
 
 from trader.data.formats import OHLCV, find_file, read_frame, write_parquet
+from trader.data.ratio import RATIO_HISTORY_MS, RATIO_PAGE, ratio_path, rows_to_frame
 from trader.data.store import Gap, candle_path, find_gaps, funding_path
 from trader.data.timeframes import timeframe_ms
 
@@ -152,4 +153,59 @@ async def download_funding(
     result.total = len(merged)
     if result.added:
         write_parquet(merged, result.path)
+    return result
+
+
+class RatioSource(Protocol):
+    async def fetch_time(self) -> int: ...
+
+    async def fetch_long_short_ratio(self, pair: str, period: str = "5m", since_ms: int | None = None,
+                                     until_ms: int | None = None, limit: int = 500) -> list[dict]: ...
+
+
+async def download_long_short_ratio(
+    source: RatioSource,
+    data_dir: Path,
+    pair: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    period: str = "5m",
+    progress: Progress | None = None,
+) -> DownloadResult:
+    """Binance's global long/short account ratio into ``<pair>-<period>-long_short_ratio.parquet``, incrementally.
+    Binance answers only for the latest 30 days, so the start is clamped there; older rows already stored are kept
+    (this is the only way to build a longer history)."""
+    path = ratio_path(data_dir, pair, period)
+    label = f"{pair} long/short ratio {period}"
+    step = timeframe_ms(period)
+    now = await source.fetch_time()
+    end_ms = min(end_ms, now)
+    since = max(start_ms, now - RATIO_HISTORY_MS + step)
+    existing = _existing(path.with_suffix(""))
+    if existing is not None and not existing.empty and since >= int(existing["timestamp"].iloc[0]):
+        since = max(since, int(existing["timestamp"].iloc[-1]) + step)
+    frames = [] if existing is None else [existing]
+    first = since
+    span = max(end_ms - first, 1)
+    while since < end_ms:
+        rows = await source.fetch_long_short_ratio(pair, period, since, end_ms - 1, RATIO_PAGE)
+        frame = rows_to_frame(rows)
+        frame = frame[(frame.timestamp >= since) & (frame.timestamp < end_ms)]
+        if frame.empty:
+            break
+        frames.append(frame)
+        since = int(frame["timestamp"].iloc[-1]) + step
+        if progress:
+            progress(label, min(since - first, span), span)
+    result = DownloadResult(label, path)
+    if not frames:
+        return result
+    merged = pd.concat(frames, ignore_index=True).sort_values("timestamp")
+    merged = merged.drop_duplicates("timestamp", keep="last").reset_index(drop=True)
+    result.added = len(merged) - (0 if existing is None else len(existing))
+    result.total = len(merged)
+    if result.added:
+        write_parquet(merged, result.path)
+    result.gaps = find_gaps(merged["timestamp"], period)
     return result

@@ -49,6 +49,7 @@ WEIGHTS = {
     "create_order": 1, "cancel_order": 1, "cancel_all": 1, "fetch_order": 1, "fetch_open_orders": 1,
     "fetch_my_trades": 5, "fetch_ohlcv": 5, "fetch_order_book": 10, "fetch_funding_history": 30,
     "fetch_funding_rate_history": 1, "fetch_api_restrictions": 1, "fetch_leverage_tiers": 1, "fetch_ticker": 1,
+    "fetch_long_short_ratio": 1,
 }
 
 
@@ -341,6 +342,19 @@ class ExchangeClient:
             "fetch_order_book", Priority.MARKET_DATA,
             lambda: self.ccxt.fapiPublicGetDepth({"symbol": exchange_symbol(pair), "limit": limit}),
         )
+
+    async def fetch_long_short_ratio(self, pair: str, period: str = "5m", since_ms: int | None = None,
+                                     until_ms: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Binance's global long/short account ratio (GET /futures/data/globalLongShortAccountRatio): raw rows
+        (symbol, longShortRatio, longAccount, shortAccount as strings, timestamp), oldest first. Binance keeps the
+        latest 30 days only; the simulator answers from stored data or with an empty list."""
+        params: dict[str, Any] = {"symbol": exchange_symbol(pair), "period": period, "limit": min(limit, 500)}
+        if since_ms is not None:
+            params["startTime"] = since_ms
+        if until_ms is not None:
+            params["endTime"] = until_ms
+        return await self._read("fetch_long_short_ratio", Priority.MARKET_DATA,
+                                lambda: self.ccxt.fapiDataGetGlobalLongShortAccountRatio(params))
 
     async def fetch_leverage_brackets(self, pair: str) -> list[dict[str, Any]]:
         tiers = await self._read("fetch_leverage_tiers", Priority.ACCOUNT,

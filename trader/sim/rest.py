@@ -24,6 +24,7 @@ from trader.sim.brackets import maintenance_margin, max_notional
 from trader.sim.errors import BinanceError, err
 from trader.sim.faults import failure_error
 from trader.sim.orders import fs
+from trader.sim.ratio import h_long_short_ratio
 
 if TYPE_CHECKING:
     from trader.sim.server import SimulatorServer
@@ -415,6 +416,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/fapi/v1/premiumIndex"): Route(h_premium_index, NONE, lambda p: 1 if p.get("symbol") else 10),
     ("GET", "/fapi/v1/fundingRate"): Route(h_funding_rate, NONE, 1),
     ("GET", "/fapi/v1/fundingInfo"): Route(h_funding_info, NONE, 1),
+    ("GET", "/futures/data/globalLongShortAccountRatio"): Route(h_long_short_ratio, NONE, 1),
     ("GET", "/fapi/v1/ticker/24hr"): Route(h_ticker_24hr, NONE, lambda p: 1 if p.get("symbol") else 40),
     ("GET", "/fapi/v1/ticker/price"): Route(h_ticker_price, NONE, lambda p: 1 if p.get("symbol") else 2),
     ("GET", "/fapi/v2/ticker/price"): Route(h_ticker_price, NONE, lambda p: 1 if p.get("symbol") else 2),
