@@ -71,7 +71,8 @@ def settings_for(root: Path, cfg: dict[str, Any]):
     return load_settings(write_config(root, cfg), environ={})
 
 
-async def run_once(settings, action: Callable[[Any], Awaitable[Any]], *, timeout: float = 300.0) -> Any:
+async def run_once(settings, action: Callable[[Any], Awaitable[Any]], *, timeout: float = 300.0,
+                   heartbeat_s: float = 0.1) -> Any:
     """Start the main job (embedded simulator or the configured exchange), run ``action(runtime)`` once it is ready,
     stop cleanly; an exception inside ``action`` is raised after the shutdown."""
     stop = asyncio.Event()
@@ -88,7 +89,7 @@ async def run_once(settings, action: Callable[[Any], Awaitable[Any]], *, timeout
 
         asyncio.ensure_future(go())
 
-    code = await run_main_job(settings, stop, heartbeat_s=0.1, on_ready=on_ready)
+    code = await run_main_job(settings, stop, heartbeat_s=heartbeat_s, on_ready=on_ready)
     if not results:
         raise RuntimeError(f"the main job exited with {code} before it was ready")
     if isinstance(results[0], BaseException):
@@ -129,13 +130,19 @@ def mismatch_kinds(report) -> dict[str, int]:
     return dict(kinds)
 
 
-def order_counts(orders: list[tuple[str, str]], algos: list[str]) -> dict[str, int]:
-    """``orders``: (client id, symbol) of every exchange order; ``algos``: every conditional's client id.
-    Duplicates: the same client id on two exchange orders (or two conditionals); duplicate entries: two entry
-    orders for one trade."""
-    by_cid = Counter(cid for cid, _ in orders)
+def is_entry(cid: str, reduce_only: bool) -> bool:
+    """An entry order of ours: the strategy's (``-entry-``) or a person's forced one (``-force-``, not reduce-only;
+    a forced exit shares the purpose and is reduce-only)."""
+    return "-entry-" in cid or ("-force-" in cid and not reduce_only)
+
+
+def order_counts(orders: list[tuple[str, str, bool]], algos: list[str]) -> dict[str, int]:
+    """``orders``: (client id, symbol, reduce-only) of every exchange order; ``algos``: every conditional's client
+    id. Duplicates: the same client id on two exchange orders (or two conditionals); duplicate entries: two entry
+    orders for one trade (``bsm[-run]-<trade>-…``)."""
+    by_cid = Counter(cid for cid, _, _ in orders)
     by_algo = Counter(algos)
-    entries = Counter(cid.rsplit("-", 2)[0] for cid, _ in orders if "-entry-" in cid)
+    entries = Counter(cid.rsplit("-", 2)[0] for cid, _, ro in orders if is_entry(cid, ro))
     return {
         "exchange_orders": len(orders),
         "duplicate_client_ids": sum(n - 1 for n in by_cid.values() if n > 1)
@@ -144,12 +151,13 @@ def order_counts(orders: list[tuple[str, str]], algos: list[str]) -> dict[str, i
     }
 
 
-def sim_orders(sim) -> tuple[list[tuple[str, str]], list[str], list[dict[str, Any]]]:
+def sim_orders(sim) -> tuple[list[tuple[str, str, bool]], list[str], list[dict[str, Any]]]:
     """Every order and conditional the (in-process) simulator holds, and its positions. Call on the sim's loop."""
     ex = sim.exchange
     # A triggered conditional's market order carries the conditional's client id: counted once, as the conditional.
     algo_orders = {a.actual_order_id for a in ex.algos.values() if getattr(a, "actual_order_id", None)}
-    orders = [(o.client_id, o.symbol) for o in ex.orders.values() if o.order_id not in algo_orders]
+    orders = [(o.client_id, o.symbol, bool(o.reduce_only)) for o in ex.orders.values()
+              if o.order_id not in algo_orders]
     algos = [a.client_algo_id for a in ex.algos.values()]
     return orders, algos, sim.state()["positions"]
 

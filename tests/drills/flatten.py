@@ -21,6 +21,7 @@ from tests.drills.common import (
     PAIRS5,
     add,
     drill_config,
+    is_entry,
     ledger_counts,
     mismatch_kinds,
     on_host,
@@ -71,8 +72,10 @@ async def flatten_round(root: Path, n: int, speed: float, rng: random.Random) ->
             **ledger_counts(rows, flat), **order_counts(orders, algos),
         }
         # Intended: per position one entry and one close (a flatten splits only beyond the market's maximum).
-        entries_and_closes = sum(1 for cid, _ in orders if "-entry-" in cid or "-flat-" in cid)
-        counts["extra_orders"] = max(0, entries_and_closes - 2 * opened) + max(0, len(algos) - opened)
+        entries = sum(1 for cid, _, ro in orders if is_entry(cid, ro))
+        closes = sum(1 for cid, _, _ in orders if "-flat-" in cid)
+        counts["extra_orders"] = (max(0, entries - opened) + max(0, closes - opened) + max(0, len(algos) - opened)
+                                  + sum(1 for cid, _, ro in orders if not is_entry(cid, ro) and "-flat-" not in cid))
         counts["ledger_mismatches"] = sum(v for k, v in mismatch_kinds(check).items())
         for kind, v in mismatch_kinds(check).items():
             counts[f"mismatch_{kind}"] = v

@@ -38,3 +38,57 @@ async def test_flatten_of_one_to_five_mixed_positions(tmp_path, speed) -> None:
     counts = await run_flatten(rounds=1, speed=speed, seed=int(speed), workdir=tmp_path)
     assert counts["runs"] == 5 and counts["positions_opened"] == 15 and counts["positions_closed"] == 15
     assert not _nonzero(counts, ZERO_FLATTEN), counts["problems"]
+
+
+# -- kill -9 -------------------------------------------------------------------------------------------------------
+ZERO_KILL = ("restart_failures", "check_missing", "positions_without_stop_5s_after_restart", "trades_open_when_flat",
+             "invented_exit_prices", "duplicate_client_ids", "duplicate_entries", "clean_exit_failures")
+
+
+@pytest.fixture(scope="module")
+def kill_counts(tmp_path_factory) -> dict:
+    from tests.drills.kill import run_kill
+    return run_kill(kills=4, speed=60.0, seed=3, workdir=tmp_path_factory.mktemp("kill"))
+
+
+def test_kill9_restart_protects_every_position_and_sends_nothing_twice(kill_counts) -> None:
+    """After each kill (random, right after a confirm press, between fill and stop, during a flatten): the restart
+    comes up, and 5 s later every exchange position has its STOP_MARKET; no order went out twice."""
+    assert kill_counts["kills"] == 4 and kill_counts["restarts"] == 4
+    assert not _nonzero(kill_counts, ZERO_KILL), kill_counts["problems"]
+
+
+@pytest.mark.xfail(reason="defect found by the kill drill: after a kill between an entry's fill and its stop, the "
+                          "restart's catch-up re-applies fills of earlier, closed trades on the same pair to the new "
+                          "trade (see test_kill_between_fill_and_stop_after_an_earlier_trade_on_the_pair)",
+                   strict=False)
+def test_kill9_restart_ledger_agrees_with_the_exchange(kill_counts) -> None:
+    mismatches = {k: v for k, v in kill_counts.items() if k.startswith("mismatch_") and k != "mismatch_exit_unknown"}
+    assert not mismatches and not kill_counts.get("ledger_checks_not_ok"), kill_counts["problems"]
+
+
+@pytest.mark.xfail(reason="DEFECT: OrderDesk.load → _catch_up reads the account's fills a day back when the open "
+                          "trade has no recorded fill (killed between fill and stop) and books fills of orders that "
+                          "belong to earlier, closed trades again (they are not in _recorded): the new trade is closed "
+                          "with the old trade's prices, the real position is left without an open trade, PnL counted "
+                          "twice", strict=True)
+def test_kill_between_fill_and_stop_after_an_earlier_trade_on_the_pair(tmp_path) -> None:
+    from tests.drills.kill import run_reenter_repro
+    check = run_reenter_repro(60.0, workdir=tmp_path)
+    assert check["without_stop"] == 0  # the stop part holds
+    assert check["ok"], check["summary"]
+
+
+# -- fault matrix ----------------------------------------------------------------------------------------------------
+ZERO_FAULTS = ("tier_not_normal_within_hold", "positions_without_stop", "trades_open_when_flat",
+               "invented_exit_prices", "final_flatten_not_flat", "duplicate_client_ids", "duplicate_entries",
+               "flattens_not_flat")
+
+
+async def test_fault_matrix_then_tiers_normal_and_ledger_whole(tmp_path) -> None:
+    from tests.drills.faults import run_faults
+    counts = await run_faults(hours=0.4, speed=60.0, seed=5, hold_s=10, workdir=tmp_path)
+    assert counts["latency_spikes"] >= 1
+    assert not _nonzero(counts, ZERO_FAULTS), counts["problems"]
+    mismatches = {k: v for k, v in counts.items() if "mismatch_" in k and not k.endswith("exit_unknown")}
+    assert not mismatches, counts["problems"]
