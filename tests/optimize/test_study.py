@@ -54,7 +54,7 @@ def test_default_study_name_follows_the_settings() -> None:
     ("redis://localhost/0", "not supported"),
     ("sqlite://", "needs a file"),
     ("sqlite:////no/such/dir/x.sqlite", "does not exist"),
-    ("postgresql://u:p@127.0.0.1/db", "driver missing"),
+    ("mysql+pymysql://u:p@127.0.0.1/db", "driver missing"),  # psycopg is installed (dev extra); PyMySQL is not
 ])
 def test_bad_storage_urls(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from trader.backtest.instruments import InstrumentSpec, instrument_spec
 from trader.events import EngineError, EventBus, OrderFilled, OrderPlaced, RiskAction, StopHit, StopMoved
-from trader.exchange.client import ExchangeClient
+from trader.exchange.client import ExchangeClient, not_sent
 from trader.exchange.errors import ExchangeError
 from trader.exchange.models import OrderRequest, OrderState, Position, UserTrade
 from trader.exchange.order_ids import client_order_id
@@ -347,7 +347,7 @@ class OrderDesk:
         try:
             state = await self.client.create_order(req, still_wanted=lambda _r: self._still_wanted(t))
         except ExchangeError as exc:
-            if exc.info.state_unknown or exc.info.retryable:
+            if not not_sent(exc) and (exc.info.state_unknown or exc.info.retryable):
                 try:
                     state = await self.client.find_order(req)
                 except ExchangeError:
@@ -439,6 +439,11 @@ class OrderDesk:
             except ExchangeError as exc:
                 if exc.info.code == -2021 and t.spec.kind == "take_profit" and t.spec.amount:
                     return await self._target_passed(t, trade_id)
+                if not_sent(exc) and not exc.info.retryable:
+                    # Refused by rate limiting and certainly not placed: no lookup; the caller closes the position.
+                    self.ledger.update_order(t.cid, status="rejected")
+                    self._finish(t, "rejected", str(exc.info.message))
+                    return False
                 if exc.info.code == -2021 or not (exc.info.retryable or exc.info.state_unknown):
                     # -2021: the price is already through the trigger; retrying cannot help.
                     self.ledger.update_order(t.cid, status="rejected")
@@ -631,7 +636,7 @@ class OrderDesk:
         other)."""
         if self._has_stop(pair):
             return
-        for p in await self.client.fetch_positions([pair]):
+        for p in await self.client.fetch_positions([pair], protective=True):
             if p.pair == pair and p.contracts != 0:
                 r = await self._repair_if_missing(p)
                 if r is not None:
@@ -948,7 +953,7 @@ class OrderDesk:
         entry ∓ ``fallback_stop``/leverage; a position already beyond that level is closed at market.
         """
         repairs: list[StopRepair] = []
-        for p in await self.client.fetch_positions(self.pairs):
+        for p in await self.client.fetch_positions(self.pairs, protective=True):
             if p.contracts == 0:
                 continue
             # Under the pair's lock, and the open orders read only then: an entry whose stop is on its way
@@ -960,7 +965,7 @@ class OrderDesk:
         return repairs
 
     async def _repair_if_missing(self, p: Position) -> StopRepair | None:
-        current = {q.pair: q for q in await self.client.fetch_positions([p.pair])}.get(p.pair)
+        current = {q.pair: q for q in await self.client.fetch_positions([p.pair], protective=True)}.get(p.pair)
         if current is None or current.contracts == 0:
             return None
         closing_side: Literal["buy", "sell"] = "sell" if current.contracts > 0 else "buy"

@@ -85,7 +85,7 @@ async def flatten_account(client: ExchangeClient, run: str) -> FlattenReport:
     positions: list[Position] | None = None
     for rnd in range(ROUNDS + 1):
         try:
-            positions = await client.fetch_positions()
+            positions = await client.fetch_positions(protective=True)
         except ExchangeError as exc:
             report.errors.append(f"positions could not be read: {exc}")
             positions = None
