@@ -139,3 +139,17 @@ async def test_a_flatten_cut_short_is_completed_and_reported_at_the_next_start(w
     assert positions == [] and not journal
     assert [t.status for t in trades] == ["closed"] and trades[0].close_rate
     assert any(getattr(e, "action", "") == "flatten_resumed" for e in events)
+
+
+async def test_forced_entry_on_a_pair_already_held_is_refused_with_the_position_named(write_config, tmp_path) -> None:
+    settings = _settings(write_config, tmp_path, 60.0)
+
+    async def act(runtime):
+        await runtime.proxy.force_enter(ADMIN, "BTC", "long")
+        with pytest.raises(ServiceError) as caught:
+            await runtime.proxy.force_enter(ADMIN, "BTC", "short")
+        return caught.value, await runtime.proxy.positions()
+
+    refusal, positions = await _run_once(settings, act)
+    assert refusal.code == "refused" and "already has an open long position" in refusal.message
+    assert [(p.pair, p.side) for p in positions] == [("BTC/USDT:USDT", "long")]

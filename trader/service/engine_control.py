@@ -112,6 +112,11 @@ class LiveEngineControl:
             trades = [t for t in await asyncio.to_thread(self._open_trades, pair) if t.id > before]
             if trades:
                 return max(t.id for t in trades)
+            if entry is not None and entry.status == bt.Order.Completed:
+                # Filled, but into a trade that was already open (the strategy entered the pair a moment before).
+                current = await asyncio.to_thread(self._open_trades, pair)
+                if current:
+                    return max(t.id for t in current)
             if entry is not None and entry.status in (bt.Order.Rejected, bt.Order.Margin, bt.Order.Canceled,
                                                       bt.Order.Expired):
                 why = entry.info.get("reject_reason") or bt.Order.Status[entry.status].lower()

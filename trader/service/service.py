@@ -428,6 +428,11 @@ class TradingService:
             engine = self._engine()
             if not engine.running:
                 raise ServiceError("not_running", "trading is not running")
+            held = [p for p in await self.client.fetch_positions([pair]) if p.pair == pair]
+            if held:
+                # A second entry would silently double the position (and its risk) under the first trade's stop.
+                raise ServiceError("refused", f"{pair} already has an open {held[0].side} position of "
+                                              f"{abs(held[0].contracts)}; exit it first (/forceexit)")
             return await engine.force_enter(pair, side)
 
         return await self._audited(actor, "force_enter", {"pair": pair_text, "side": side}, run)
