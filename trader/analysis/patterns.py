@@ -42,9 +42,11 @@ DIRECTION = {**BULLISH, **BEARISH, "symmetric_triangle": 0}
 
 @dataclass(frozen=True)
 class PatternParams:
-    pivot_bars: int = 3  # k: bars on each side of a swing point
+    # k: bars on each side of a swing point. 5 keeps the swings a trader would draw; with 3, noise makes so many
+    # pivots that a random walk shows a "pattern" every ~10 bars.
+    pivot_bars: int = 5
     equal_atr: float = 1.0
-    depth_atr: float = 2.0
+    depth_atr: float = 2.5
     min_separation: int = 6
     head_atr: float = 1.0
     shoulder_atr: float = 1.5
@@ -52,7 +54,7 @@ class PatternParams:
     fit_atr: float = 1.0
     flat_atr: float = 1.0
     converge: float = 0.8
-    min_height_atr: float = 2.0  # triangles/wedges: start width at least this (a tight drift is no pattern)
+    min_height_atr: float = 3.0  # triangles/wedges: start width at least this (a tight drift is no pattern)
     atr_period: int = 14
     breakout_window: int = 48
     breakout_max_width_atr: float = 6.0
@@ -171,7 +173,7 @@ def detect_pivot_patterns(high: Array, low: Array, close: Array, p: PatternParam
     atr = talib.ATR(high, low, close, timeperiod=p.atr_period)
     seq: list[Pivot] = []
     out: list[Detection] = []
-    seen: set[tuple[str, tuple[int, ...]]] = set()
+    last: dict[str, Detection] = {}
     for pv in swing_pivots(high, low, p.pivot_bars):
         if seq and seq[-1].kind == pv.kind:
             # Same side twice: the zigzag keeps the more extreme point (decided now, at pv's confirmation).
@@ -185,10 +187,13 @@ def detect_pivot_patterns(high: Array, low: Array, close: Array, p: PatternParam
         if not np.isfinite(a) or a <= 0:
             continue
         for d in _judge(seq, float(a), pv.confirmed, p):
-            key = (d.kind, tuple(b for b, _ in d.pivots))
-            if key not in seen:
-                seen.add(key)
-                out.append(d)
+            # One report per formation: a triangle that gains another touch, or a top that becomes a triple top,
+            # is the pattern already reported (its span overlaps the last one of its kind by more than a pivot).
+            prev = last.get(d.kind)
+            if prev is not None and d.start_bar < prev.pivots[-1][0]:
+                continue
+            last[d.kind] = d
+            out.append(d)
     return out
 
 
