@@ -88,3 +88,22 @@ def test_missing_ratio_file_loads_as_an_empty_frame(tmp_path: Path):
                                                     "shortAccount": "0.5"}])
 def test_rows_lacking_a_figure_are_dropped_not_zeroed(bad):
     assert rows_to_frame([bad]).empty
+
+
+def test_bsmart_download_ratio_against_the_simulator(tmp_path: Path, write_config, capsys):
+    from bot.cli import main
+    from trader.sim.server import SimulatorThread
+
+    start = 1_746_500_000_000 // FIVE_MIN * FIVE_MIN
+    data_dir, _ = _data_dir_with_ratio(tmp_path, start, 2000)
+    clock = start + 300 * FIVE_MIN
+    with SimulatorThread(SimConfig(port=0, clock_mode="stepped", pairs=[PAIR], data_dir=data_dir,
+                                   start_ms=clock)) as sim:
+        config = write_config({"exchange": {"api_url": sim.rest_url}, "user_data_dir": str(tmp_path / "ud")})
+        code = main(["download", "--config", str(config), "--pairs", "BTC", "--timeframes", "1m",
+                     "--timerange", "20250506-20250507", "--ratio"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "BTC/USDT:USDT long/short ratio 5m:" in out.out
+    stored = load_long_short_ratio(tmp_path / "ud/data/binance/futures", PAIR)
+    assert len(stored) and int(stored.timestamp.max()) <= clock

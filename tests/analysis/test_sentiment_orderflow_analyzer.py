@@ -189,3 +189,27 @@ def test_mark_candles_without_volume_leave_volume_features_unknown():
                                       template_timeframes=()))
     assert np.isnan(a.frames["1h"].features["volume_z"]).all()
     assert not np.isnan(a.frames["1h"].indicators["rsi_14"][-1])
+
+
+def test_analyze_stored_reads_ratio_and_book_where_they_exist(tmp_path: Path):
+    import shutil
+
+    from trader.analysis.analyzer import analyze_stored
+    from trader.data.ratio import save_long_short_ratio
+
+    for name in ("BTC_USDT_USDT-1m-futures.parquet", "BTC_USDT_USDT-8h-funding_rate.parquet"):
+        shutil.copy(bundled_data_dir() / name, tmp_path / name)
+    end = 1_747_000_000_000 // M5 * M5
+    ts = end - M5 * np.arange(400, 0, -1)
+    save_long_short_ratio(pd.DataFrame({"timestamp": ts, "long_short_ratio": 1.5, "long_account": 0.6,
+                                        "short_account": 0.4}), tmp_path, "BTC/USDT:USDT")
+    rec = BookRecorder(tmp_path, "BTC/USDT:USDT")
+    rec.add(BookSnapshot(end - 10_000, "BTCUSDT", np.array([[100.0, 3.0]]), np.array([[100.1, 1.0]])))
+    rec.flush()
+    a = analyze_stored(tmp_path, "BTC/USDT:USDT", end_ms=end)
+    s = a.snapshot(end)
+    assert s.sentiment["has_ratio"] == 1 and s.sentiment["ls_ratio"] == 1.5
+    assert s.orderflow["has_book"] == 1 and s.orderflow["ob_imbalance"] == pytest.approx(0.5)
+    assert s.sentiment["has_funding"] == 1
+    g = a.grid_frame()
+    assert g["has_ratio"].iloc[0] == 0 and g["has_ratio"].iloc[-1] == 1  # only where the file has rows

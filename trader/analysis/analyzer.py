@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,13 @@ from trader.analysis.bars import Bars, closed_only, resample_bars, to_bars
 from trader.analysis.features import FeatureParams, timeframe_features
 from trader.analysis.indicators import IndicatorParams, indicator_set
 from trader.analysis.mtf import align, latest_closed_index, trend_alignment
-from trader.analysis.orderflow import BookSnapshot, order_flow, orderflow_series
+from trader.analysis.orderflow import BookSnapshot, load_book_snapshots, order_flow, orderflow_series
 from trader.analysis.patterns import Detection, PatternParams, detect_patterns, pattern_signal
 from trader.analysis.regime import RegimeThresholds, classify_regime, regime_series
 from trader.analysis.sentiment import SentimentParams, sentiment_features
 from trader.analysis.templates import TemplateMatch, TemplateParams, match_templates, template_signal
+from trader.data.ratio import load_long_short_ratio
+from trader.data.store import load_candles, load_funding
 from trader.data.timeframes import timeframe_ms
 
 Array = np.ndarray
@@ -224,6 +227,22 @@ def analyze(
     grid_bars = frames[cfg.grid_timeframe].bars
     grid = _grid(grid_bars, frames, cfg, funding, ratio, book)
     return MarketAnalysis(pair, cfg, base, frames, grid, funding, ratio, tuple(book))
+
+
+def analyze_stored(data_dir: Path, pair: str, start_ms: int | None = None, end_ms: int | None = None, *,
+                   config: AnalyzerConfig | None = None) -> MarketAnalysis:
+    """``analyze`` on what the store holds for a pair in [start_ms, end_ms): 1m candles, funding, the long/short
+    ratio of ``config.sentiment.ratio_period`` and recorded book snapshots, each only where it exists (a backtest
+    without ratio or book recordings simply has those features absent)."""
+    cfg = config or AnalyzerConfig()
+    candles = load_candles(data_dir, pair, "1m", start_ms=start_ms, end_ms=end_ms)
+    return analyze(
+        pair, candles,
+        funding=load_funding(data_dir, pair, end_ms=end_ms),
+        ratio=load_long_short_ratio(data_dir, pair, cfg.sentiment.ratio_period, end_ms=end_ms),
+        book=load_book_snapshots(data_dir, pair, start_ms, end_ms),
+        config=cfg,
+    )
 
 
 def _grid(grid_bars: Bars, frames: dict[str, TimeframeAnalysis], cfg: AnalyzerConfig, funding: pd.DataFrame | None,
