@@ -20,7 +20,7 @@ from telegram.request import HTTPXRequest
 from bot.i18n import Catalogs
 from bot.i18n import catalogs as shipped_catalogs
 from bot.telegram import confirm, menu
-from bot.telegram.confirm import Confirmations
+from bot.telegram.buttons import ButtonStore
 from bot.telegram.context import DEPS_KEY, BotDeps
 from bot.telegram.handlers import default_registry
 from bot.telegram.notifier import Notifier
@@ -156,7 +156,7 @@ def build_application(
                                     timezone=tg.timezone),
         roles=roles, registry=registry,
         access=AccessControl(dict(tg.users), roles, allow_groups=tg.allow_groups, clock=clock),
-        confirmations=Confirmations(confirm_ttl_s, clock),
+        buttons=ButtonStore(clock, confirm_ttl_s=confirm_ttl_s),
     )
     deps.extras["bus"] = bus
     deps.notifier = Notifier(deps, app.bot, **(notifier_options or {}))

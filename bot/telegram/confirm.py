@@ -1,20 +1,19 @@
 """Confirm / Cancel for risky actions.
 
-The button carries only an opaque nonce (``cf:<nonce>:y``); what it would do lives here, bound to the user and
-chat that asked, for 60 seconds, usable once. On press the role and the state the question was asked about are
-checked again, and the question is edited into the outcome. Anything else (forged data, an unknown, expired or
-used nonce, another user's press) is refused and audited.
+A command declared ``risk="confirm"`` (registry.py) cannot act by itself: its handler returns an ``Ask`` (the
+question and what Confirm would do) or answers plainly, and while it runs the service refuses every call made on
+someone's behalf (every call that takes an ``Actor``). The registry posts the ``Ask`` here. The buttons live in
+the one button store (buttons.py: ``cf:<nonce>:y``, bound to the user, chat and message that asked, single use,
+60 seconds). On a valid press the role and the state the question was asked about are checked again, and the
+question is edited into the outcome. Anything else (forged data, an unknown, expired or used nonce, another user's
+press) is refused and audited by the store.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -22,99 +21,100 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackContext, CallbackQueryHandler
 
 from bot.i18n import Translator
-from bot.telegram.context import BotDeps, Caller, Request, deps_of, send_text
+from bot.telegram.buttons import Kind
+from bot.telegram.context import BotDeps, Caller, Request, deps_of, send_text, service_error_text
 from bot.telegram.formatting import split_text
 from bot.telegram.permissions import at_least
-from bot.telegram.registry import service_error_text
 from trader.exchange.errors import ExchangeError
+from trader.persistence.audit import Actor
 from trader.service.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 TTL_S = 60.0
 PREFIX = "cf"
-_DATA = re.compile(rf"^{PREFIX}:([A-Za-z0-9_-]{{16}}):([yn])$")
-MAX_PENDING = 1000
-MAX_REMEMBERED_USED = 5000
+KIND = Kind(PREFIX, "[yn]", "confirm", "confirm.expired")
 
 Outcome = Callable[[Caller, Translator], Awaitable[str]]
 
 
 @dataclass
-class Pending:
-    nonce: str
-    user_id: int
-    chat_id: int
+class Ask:
+    """A risky command's question: the text, the audited action and its arguments, and what Confirm runs.
+
+    ``state`` is read when asking and again on Confirm; a change means the question is stale."""
+
+    question: str
+    action: str
+    arguments: dict[str, Any]
+    run: Outcome
+    state: Callable[[], object] | None = None
+
+
+@dataclass
+class Question:
+    """What a posted Confirm button stands for (the store's payload)."""
+
     action: str
     arguments: dict[str, Any]
     min_role: str
     run: Outcome
-    created: float
-    state: Callable[[], object] | None = None  # re-read on press; a change means the question is stale
-    expected: object = None
-    message_id: int | None = field(default=None)
+    state: Callable[[], object] | None
+    expected: object
 
 
-class Confirmations:
-    def __init__(self, ttl_s: float = TTL_S, clock: Callable[[], float] = time.monotonic):
-        self.ttl_s = ttl_s
-        self._clock = clock
-        self._pending: OrderedDict[str, Pending] = OrderedDict()
-        self._spent: OrderedDict[str, str] = OrderedDict()  # nonce → "used" | "expired", bounded
+class UnconfirmedAction(RuntimeError):
+    """A confirm command's handler tried to act before the user confirmed (a programming error)."""
 
-    def create(self, caller: Caller, action: str, arguments: dict[str, Any], min_role: str, run: Outcome,
-               state: Callable[[], object] | None = None) -> Pending:
-        self._sweep()
-        nonce = secrets.token_urlsafe(12)  # 16 characters, 96 bits: not guessable within 60 s
-        pending = Pending(nonce, caller.user_id, caller.chat_id, action, arguments, min_role, run, self._clock(),
-                          state, state() if state else None)
-        self._pending[nonce] = pending
-        while len(self._pending) > MAX_PENDING:
-            self._pending.popitem(last=False)
-        return pending
 
-    def peek(self, nonce: str) -> Pending | None:
-        return self._pending.get(nonce)
+class AskOnly:
+    """The service as a ``risk="confirm"`` handler sees it while it prepares its question: reads pass, anything
+    done on someone's behalf (a call carrying an ``Actor``) is refused. ``lift()`` after the question is posted,
+    so the Confirm press (which runs the ``Ask``) reaches the real service through the same object."""
 
-    def take(self, nonce: str) -> Pending:
-        pending = self._pending.pop(nonce)
-        self._spend(nonce, "used")
-        return pending
+    def __init__(self, service: Any):
+        self._service = service
+        self._asking = True
 
-    def spent(self, nonce: str) -> str | None:
-        return self._spent.get(nonce)
+    def lift(self) -> None:
+        self._asking = False
 
-    def _spend(self, nonce: str, how: str) -> None:
-        self._spent[nonce] = how
-        while len(self._spent) > MAX_REMEMBERED_USED:
-            self._spent.popitem(last=False)
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._service, name)
+        if not callable(attr):
+            return attr
 
-    def expired(self, pending: Pending) -> bool:
-        return self._clock() - pending.created > self.ttl_s
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if self._asking and any(isinstance(a, Actor) for a in (*args, *kwargs.values())):
+                raise UnconfirmedAction(f"{name} called before the user confirmed")
+            return attr(*args, **kwargs)
 
-    def _sweep(self) -> None:
-        for nonce in [n for n, p in self._pending.items() if self.expired(p)]:
-            self._pending.pop(nonce, None)
-            self._spend(nonce, "expired")
-
-    def __len__(self) -> int:
-        return len(self._pending)
+        return guarded
 
 
 def keyboard(t: Translator, nonce: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(t("confirm.yes"), callback_data=f"{PREFIX}:{nonce}:y"),
-                                  InlineKeyboardButton(t("confirm.no"), callback_data=f"{PREFIX}:{nonce}:n")]])
+    return InlineKeyboardMarkup([[InlineKeyboardButton(t("confirm.yes"), callback_data=KIND.data(nonce, "y")),
+                                  InlineKeyboardButton(t("confirm.no"), callback_data=KIND.data(nonce, "n"))]])
+
+
+async def post(request: Request, ask: Ask) -> None:
+    """Post the question with Confirm / Cancel; ``ask.run`` does the action on a valid Confirm."""
+    declared = request.deps.registry.get(request.command)
+    min_role = declared.min_role if declared else "admin"
+    store = request.deps.buttons
+    question = Question(ask.action, ask.arguments, min_role, ask.run, ask.state,
+                        ask.state() if ask.state else None)
+    entry = store.add(KIND, request.caller, ttl_s=store.confirm_ttl_s, payload=question,
+                      audit_as=(ask.action, ask.arguments))
+    text = ask.question + "\n\n" + request.t("confirm.expires", seconds=int(store.confirm_ttl_s))
+    message = await request.reply(text, keyboard(request.t, entry.nonce))
+    store.bind(entry, message.message_id)
 
 
 async def ask(request: Request, question: str, action: str, arguments: dict[str, Any], run: Outcome,
               state: Callable[[], object] | None = None) -> None:
-    """Post the question with Confirm / Cancel; `run` does the action on a valid Confirm and returns the outcome."""
-    declared = request.deps.registry.get(request.command)
-    min_role = declared.min_role if declared else "admin"
-    pending = request.deps.confirmations.create(request.caller, action, arguments, min_role, run, state)
-    text = question + "\n\n" + request.t("confirm.expires", seconds=int(request.deps.confirmations.ttl_s))
-    message = await request.reply(text, keyboard(request.t, pending.nonce))
-    pending.message_id = message.message_id
+    """A confirmation asked from a button press (hyperopt's Apply); commands return an ``Ask`` instead."""
+    await post(request, Ask(question, action, arguments, run, state))
 
 
 async def on_press(update: Update, context: CallbackContext[Any, Any, Any, Any]) -> None:
@@ -124,37 +124,11 @@ async def on_press(update: Update, context: CallbackContext[Any, Any, Any, Any])
     if query is None or caller is None:
         return
     t = deps.catalogs.translator(caller.settings.language)
-    data = query.data or ""
-    match = _DATA.match(data)
-
-    async def refuse(reason: str, key: str, *, arguments: dict[str, Any] | None = None) -> None:
-        await deps.audit_async(caller.actor, "confirm", {"reason": reason, "data": data[:64], **(arguments or {})},
-                               "denied", reason)
-        await query.answer(deps.redactor(t(key)), show_alert=True)
-
-    if match is None:
-        await refuse("forged", "confirm.invalid")
+    claimed = await deps.buttons.claim(deps, caller, query, t, KIND)
+    if claimed is None:
         return
-    nonce, choice = match.groups()
-    pending = deps.confirmations.peek(nonce)
-    if pending is None:
-        spent = deps.confirmations.spent(nonce)
-        reason = {"used": "replayed", "expired": "expired"}.get(spent or "", "forged")
-        await refuse(reason, {"replayed": "confirm.used", "expired": "confirm.expired"}.get(reason, "confirm.invalid"))
-        return
-    message = query.message
-    message_id = message.message_id if message is not None else None
-    if pending.user_id != caller.user_id or pending.chat_id != caller.chat_id or \
-            (pending.message_id is not None and message_id != pending.message_id):
-        # Not consumed: the rightful owner can still answer their own question.
-        await refuse("foreign", "confirm.not_yours", arguments={"action": pending.action})
-        return
-    deps.confirmations.take(nonce)
-    if deps.confirmations.expired(pending):
-        await deps.audit_async(caller.actor, pending.action, pending.arguments, "refused", "confirmation expired")
-        await query.answer(deps.redactor(t("confirm.expired")))
-        await _edit(query, deps, t("confirm.expired"))
-        return
+    entry, choice = claimed
+    pending: Question = entry.payload
     if choice == "n":
         await query.answer(deps.redactor(t("confirm.cancelled")))
         await _edit(query, deps, t("confirm.cancelled"))

@@ -18,7 +18,7 @@ from trader.persistence.audit import Actor, AuditLog
 from trader.security.redaction import Redactor
 
 if TYPE_CHECKING:
-    from bot.telegram.confirm import Confirmations
+    from bot.telegram.buttons import ButtonStore
     from bot.telegram.notifier import Notifier
     from bot.telegram.permissions import AccessControl
     from bot.telegram.registry import Registry
@@ -45,7 +45,7 @@ class BotDeps:
     roles: RoleStore
     registry: Registry
     access: AccessControl
-    confirmations: Confirmations
+    buttons: ButtonStore  # every inline button's meaning: confirmations, pickers, job controls, details
     notifier: Notifier | None = None
     reports: ReportScheduler | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +56,29 @@ class BotDeps:
             await asyncio.to_thread(self.audit.record, actor, action, arguments, outcome, detail)
         except Exception:  # an audit write failing must not turn a refusal into a crash
             log.exception("audit write failed for %s", action)
+
+    @property
+    def confirmations(self) -> _Confirmations:
+        """The confirmation questions among the buttons (how many are pending, their TTL)."""
+        return _Confirmations(self.buttons)
+
+
+@dataclass(frozen=True)
+class _Confirmations:
+    buttons: ButtonStore
+
+    @property
+    def ttl_s(self) -> float:
+        return self.buttons.confirm_ttl_s
+
+    def __len__(self) -> int:
+        self.buttons.sweep()
+        return self.buttons.count("cf")
+
+
+def service_error_text(t: Any, exc: Any) -> str:
+    """A ServiceError in the user's words."""
+    return t(f"error.{exc.code}", detail=exc.message)
 
 
 def deps_of(context: CallbackContext[Any, Any, Any, Any]) -> BotDeps:
@@ -86,10 +109,11 @@ class Request:
     command: str
     args: list[str]
     t: Translator
+    service_guard: Any = None  # a confirm command's view of the service while it asks (confirm.AskOnly)
 
     @property
     def service(self) -> Any:
-        return self.deps.service
+        return self.service_guard if self.service_guard is not None else self.deps.service
 
     async def reply(self, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
         """Send redacted text in Telegram-sized pieces; the keyboard goes on the last piece."""

@@ -1,7 +1,11 @@
-"""Every command, declared once: name, handler, minimum role, risk and help key.
+"""Every command, declared once: name, handler, minimum role, risk, help key and /help group.
 
 The declaration drives everything else: the CommandHandlers, the gate's role check, /help and the BotCommand
 menu in each language. A command that is not declared here does not exist for the bot.
+
+``risk="confirm"`` is structural: such a handler returns a ``confirm.Ask`` (or answers plainly, e.g. a usage
+line), the runner posts the Confirm / Cancel question, and until it is posted the handler's service refuses every
+call made on someone's behalf (confirm.AskOnly). Only the Confirm press runs the action.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any, Literal
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackContext, CallbackQueryHandler, CommandHandler, filters
 
-from bot.telegram.context import Request, deps_of
+from bot.telegram import confirm
+from bot.telegram.context import Request, deps_of, service_error_text
 from bot.telegram.permissions import ROLES, at_least, command_of
 from trader.exchange.errors import ExchangeError
 from trader.service.errors import ServiceError
@@ -24,7 +29,8 @@ log = logging.getLogger(__name__)
 _PREFIX = re.compile(r"^[a-z]{2,8}$")
 
 Risk = Literal["read", "write", "confirm"]  # confirm: answers with Confirm / Cancel before anything happens
-Handler = Callable[[Request], Awaitable[None]]
+Handler = Callable[[Request], Awaitable[Any]]  # a confirm command's returns confirm.Ask | None
+GROUPS = ("general", "account", "control", "research", "admin")  # /help's sections, in this order
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Command:
     min_role: str
     risk: Risk
     help_key: str  # catalog key of the one-line description; "<help_key>.usage" may add a usage line
+    group: str = "general"  # /help's section (GROUPS)
     # Inline buttons the command posts: presses whose callback_data starts with "<buttons>:" go to `on_press`,
     # gated by the same minimum role. The handler validates its own opaque data (see confirm.py's pattern).
     buttons: str | None = None
@@ -42,6 +49,8 @@ class Command:
     def __post_init__(self) -> None:
         if self.min_role not in ROLES:
             raise ValueError(f"/{self.name}: unknown role {self.min_role!r}")
+        if self.group not in GROUPS:
+            raise ValueError(f"/{self.name}: unknown help group {self.group!r}")
         if (self.buttons is None) != (self.on_press is None) or (self.buttons and not _PREFIX.match(self.buttons)):
             raise ValueError(f"/{self.name}: buttons needs a short prefix and on_press together")
 
@@ -88,8 +97,22 @@ def _runner(command: Command) -> Callable[[Update, CallbackContext[Any, Any, Any
         _, args = command_of(update.message.text if update.message else None, context.bot.username)
         t = deps.catalogs.translator(caller.settings.language)
         request = Request(update, context, deps, caller, command.name, args, t)
+        guard = None
+        if command.risk == "confirm":
+            guard = request.service_guard = confirm.AskOnly(deps.service)
         try:
-            await command.handler(request)
+            answer = await command.handler(request)
+            if isinstance(answer, confirm.Ask):
+                if guard is None:  # only a declared confirm command may ask (its help says ⚠)
+                    raise TypeError(f"/{command.name} asked for a confirmation but is declared {command.risk!r}")
+                guard.lift()
+                await confirm.post(request, answer)
+            elif answer is not None:
+                raise TypeError(f"/{command.name} returned {type(answer).__name__}")
+        except confirm.UnconfirmedAction as exc:
+            log.error("/%s: %s", command.name, exc)
+            await deps.audit_async(caller.actor, command.name, {"args": args[:5]}, "denied", "not confirmed")
+            await request.reply(t("error.internal"))
         except ServiceError as exc:
             await request.reply(service_error_text(t, exc))
         except ExchangeError as exc:
@@ -129,5 +152,4 @@ def _press_runner(command: Command) -> Callable[[Update, CallbackContext[Any, An
     return run
 
 
-def service_error_text(t: Callable[..., str], exc: ServiceError) -> str:
-    return t(f"error.{exc.code}", detail=exc.message)
+__all__ = ["GROUPS", "Command", "Registry", "service_error_text"]

@@ -15,7 +15,7 @@ from bot.telegram.registry import Command
 MAX_AUDIT = 50
 
 
-async def users(request: Request) -> None:
+async def users(request: Request) -> confirm.Ask | None:
     deps, t = request.deps, request.t
     if not request.args:
         grants = deps.roles.all()
@@ -27,29 +27,29 @@ async def users(request: Request) -> None:
         lines.append("")
         lines.append(t("usage.users"))
         await request.reply("\n".join(lines))
-        return
+        return None
     verb = request.args[0].lower()
     if verb not in ("grant", "revoke") or len(request.args) != (3 if verb == "grant" else 2):
         await args.usage(request)
-        return
+        return None
     target_text = request.args[1]
     if not target_text.isdigit() or not 0 < int(target_text) < 2**63 or len(target_text) > 19:
         await request.reply(t("users.bad_id", text=target_text[:30]))
-        return
+        return None
     target = int(target_text)
     role = request.args[2].lower() if verb == "grant" else None
     if role is not None and role not in ROLES:
         await request.reply(t("users.bad_role", text=request.args[2][:20], choices=", ".join(ROLES)))
-        return
+        return None
     if target == request.caller.user_id:
         await request.reply(t("users.not_self"))
-        return
+        return None
     if target in deps.access.config_users:
         await request.reply(t("users.in_config", user_id=target))
-        return
+        return None
     if verb == "revoke" and target not in deps.roles.all():
         await request.reply(t("users.no_grant", user_id=target))
-        return
+        return None
 
     async def run(caller: Caller, tr: Translator) -> str:
         if target in deps.access.config_users:  # the file may have been reloaded meanwhile
@@ -75,7 +75,7 @@ async def users(request: Request) -> None:
     else:
         question = t("users.confirm_revoke", user_id=target)
         arguments = {"user_id": target}
-    await confirm.ask(request, question, f"role_{verb}", arguments, run,
+    return confirm.Ask(question, f"role_{verb}", arguments, run,
                       state=lambda: deps.access.role_of(target))
 
 

@@ -4,8 +4,8 @@
 then the service runs it in a worker process (trader.jobs). One message shows the progress, edited at most every
 ``EDIT_INTERVAL_S`` (Telegram throttles edits of a message), with a Cancel button; at the end come the summary
 and the charts. Buttons carry only ``bt:<nonce>:<choice>``; what a nonce means lives here, bound to the user,
-chat and message it was posted to, usable once, expiring after ``PICK_TTL_S`` (a Cancel button lives as long as
-its job).
+chat and message it was posted to, usable once, expiring after ``PICK_TTL_S`` (a Stop button lives as long as
+its job), kept in the bot's one button store (buttons.py). A step with a single choice is not asked: it is taken.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
-import secrets
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +23,10 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.i18n import Translator
 from bot.telegram import formatting as fmt
-from bot.telegram.context import BotDeps, Caller, Request, send_text
+from bot.telegram.buttons import Entry, Kind, edit_or_send
+from bot.telegram.context import BotDeps, Request, send_text, service_error_text
 from bot.telegram.handlers import args
-from bot.telegram.registry import Command, service_error_text
+from bot.telegram.registry import Command
 from reports.charts import montecarlo as mc_chart
 from reports.charts import pairs as pairs_chart
 from reports.charts import pnl as pnl_chart
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "bt"
-_DATA = re.compile(rf"^{PREFIX}:([A-Za-z0-9_-]{{16}}):(x|\d{{1,2}})$")
 _RANGE = re.compile(r"^\d{8}-\d{8}$|^\d{8}-$|^-\d{8}$")
 _DAYS = re.compile(r"^\d{1,5}d$")
 _TIMEFRAME_SHAPE = re.compile(r"^\d{1,3}[mhdwM]$")
@@ -122,77 +119,40 @@ def parse(tokens: list[str], quote: str = "USDT") -> Draft:
 
 
 # -- buttons ------------------------------------------------------------------------------------------------------------
+KIND = Kind(PREFIX, r"x|\d{1,2}", "backtest_button", "backtest.pick.expired")
+
+
 @dataclass
-class Pending:
-    """What a posted keyboard means: a picker step (choices) or a running job's Cancel."""
+class Picker:
+    """A picker step's keyboard: the draft so far and the value behind each numbered button."""
 
-    nonce: str
-    user_id: int
-    chat_id: int
-    message_id: int
-    created: float
-    draft: Draft | None = None
+    draft: Draft
     choices: list[Any] = field(default_factory=list)
-    job_id: str | None = None  # a Cancel button: valid until the job ends
 
 
-class Buttons:
-    MAX_PENDING = 1000
-    MAX_SPENT = 5000
+@dataclass
+class JobStop:
+    """A running job's Stop button: lives until the job ends."""
 
-    def __init__(self, clock: Callable[[], float]):
-        self.clock = clock
-        self._pending: OrderedDict[str, Pending] = OrderedDict()
-        self._spent: OrderedDict[str, str] = OrderedDict()
-
-    def add(self, caller: Caller, message_id: int, **what: Any) -> Pending:
-        self._sweep()
-        pending = Pending(secrets.token_urlsafe(12), caller.user_id, caller.chat_id, message_id, self.clock(), **what)
-        self._pending[pending.nonce] = pending
-        while len(self._pending) > self.MAX_PENDING:
-            self._pending.popitem(last=False)
-        return pending
-
-    def expired(self, pending: Pending) -> bool:
-        return pending.job_id is None and self.clock() - pending.created > PICK_TTL_S
-
-    def peek(self, nonce: str) -> Pending | None:
-        return self._pending.get(nonce)
-
-    def take(self, nonce: str, how: str = "used") -> Pending | None:
-        pending = self._pending.pop(nonce, None)
-        self._spent[nonce] = how
-        while len(self._spent) > self.MAX_SPENT:
-            self._spent.popitem(last=False)
-        return pending
-
-    def spent(self, nonce: str) -> str | None:
-        return self._spent.get(nonce)
-
-    def _sweep(self) -> None:
-        for nonce in [n for n, p in self._pending.items() if self.expired(p)]:
-            self.take(nonce, "expired")
+    job_id: str
 
 
 @dataclass
 class State:
-    buttons: Buttons
     views: dict[str, ProgressView] = field(default_factory=dict)  # job id → its message; keeps tasks alive
 
 
 def state_of(deps: BotDeps) -> State:
     found = deps.extras.get(STATE_KEY)
     if found is None:
-        # The bot's clock (the one confirmations expire by), so tests can move time.
-        clock = getattr(deps.confirmations, "_clock", time.monotonic)
-        found = deps.extras[STATE_KEY] = State(Buttons(clock))
+        found = deps.extras[STATE_KEY] = State()
     return found
 
 
 def _keyboard(t: Translator, nonce: str, labels: list[str], columns: int = 2) -> InlineKeyboardMarkup:
-    rows = [[InlineKeyboardButton(label, callback_data=f"{PREFIX}:{nonce}:{i}")
+    rows = [[InlineKeyboardButton(label, callback_data=KIND.data(nonce, str(i)))
              for i, label in enumerate(labels)][k:k + columns] for k in range(0, len(labels), columns)]
-    rows.append([InlineKeyboardButton(t("backtest.button.cancel"), callback_data=f"{PREFIX}:{nonce}:x")])
+    rows.append([InlineKeyboardButton(t("backtest.button.cancel"), callback_data=KIND.data(nonce, "x"))])
     return InlineKeyboardMarkup(rows)
 
 
@@ -245,22 +205,28 @@ async def _choices(request: Request, draft: Draft, step: str) -> tuple[list[str]
 
 
 async def _ask_next(request: Request, draft: Draft, message: Any | None) -> None:
-    """Post (or edit ``message`` into) the picker for the first missing argument, or start the run."""
-    step = draft.missing()
-    if step is None:
-        await _launch(request, draft, message)
-        return
-    labels, values = await _choices(request, draft, step)
+    """Post (or edit ``message`` into) the picker for the first missing argument, or start the run. A step with
+    one possible answer (one strategy, one whitelisted pair) is answered without asking."""
+    while True:
+        step = draft.missing()
+        if step is None:
+            await _launch(request, draft, message)
+            return
+        labels, values = await _choices(request, draft, step)
+        if len(values) != 1:
+            break
+        draft = replace(draft, **{step: values[0]})
     t = request.t
     text = t(f"backtest.pick.{step}") + "\n" + _described(t, draft)
-    buttons = state_of(request.deps).buttons
-    pending = buttons.add(request.caller, 0, draft=draft, choices=values)
-    keyboard = _keyboard(t, pending.nonce, labels, columns=1 if step == "timerange" else 2)
+    store = request.deps.buttons
+    entry = store.add(KIND, request.caller, ttl_s=PICK_TTL_S, payload=Picker(draft, values))
+    keyboard = _keyboard(t, entry.nonce, labels, columns=1 if step == "timerange" else 2)
     if message is None:
-        pending.message_id = (await request.reply(text, keyboard)).message_id
+        store.bind(entry, (await request.reply(text, keyboard)).message_id)
     else:
-        pending.message_id = message.message_id
-        await _edit(request.context.bot, request.deps, request.caller.chat_id, message.message_id, text, keyboard)
+        store.bind(entry, message.message_id)
+        store.bind(entry, getattr(await _edit(request.context.bot, request.deps, request.caller.chat_id,
+                                              message.message_id, text, keyboard), "message_id", message.message_id))
 
 
 # -- running ----------------------------------------------------------------------------------------------------------
@@ -327,7 +293,7 @@ class ProgressView:
         if self.cancel_nonce is None:
             return None
         return InlineKeyboardMarkup([[InlineKeyboardButton(self.t("backtest.button.stop"),
-                                                           callback_data=f"{PREFIX}:{self.cancel_nonce}:x")]])
+                                                           callback_data=KIND.data(self.cancel_nonce, "x"))]])
 
     def text(self, progress: JobProgress | None) -> str:
         t = self.t
@@ -357,9 +323,8 @@ class ProgressView:
         if replacement is None:
             return
         self.message_id = replacement.message_id
-        pending = state_of(self.deps).buttons.peek(self.cancel_nonce) if self.cancel_nonce else None
-        if pending is not None:
-            pending.message_id = replacement.message_id
+        if self.cancel_nonce:
+            self.deps.buttons.bind(self.deps.buttons.peek(self.cancel_nonce), replacement.message_id)
 
     async def finish(self, progress: JobProgress) -> None:
         await self.ready.wait()
@@ -369,7 +334,7 @@ class ProgressView:
     async def _finish(self, progress: JobProgress) -> None:
         t, bot = self.t, self.request.context.bot
         if self.cancel_nonce is not None:
-            state_of(self.deps).buttons.take(self.cancel_nonce, "used")
+            self.deps.buttons.release(self.cancel_nonce)
         state_of(self.deps).views.pop(progress.job_id, None)
         short = progress.job_id[-12:]
         elapsed = _clock_text(progress.elapsed_s)
@@ -403,18 +368,7 @@ def _clock_text(seconds: float) -> str:
 async def _edit(bot: Any, deps: BotDeps, chat_id: int, message_id: int, text: str,
                 keyboard: InlineKeyboardMarkup | None) -> Any | None:
     """Edit the message; the replacement message when it had to be sent anew (None otherwise)."""
-    try:
-        await bot.edit_message_text(deps.redactor(text), chat_id=chat_id, message_id=message_id,
-                                    reply_markup=keyboard)
-    except BadRequest as exc:
-        if "not modified" in str(exc).lower():
-            return None
-        # The message is gone (deleted by the user): say it anew rather than lose the news.
-        log.info("could not edit backtest message %s (%s); sending instead", message_id, exc)
-        return await send_text(bot, chat_id, deps.redactor(text), keyboard)
-    except TelegramError as exc:  # a flood wait or an outage: the next edit carries the news
-        log.warning("backtest message %s not edited: %s", message_id, exc)
-    return None
+    return await edit_or_send(bot, deps, chat_id, message_id, text, keyboard)
 
 
 async def _launch(request: Request, draft: Draft, message: Any | None) -> None:
@@ -433,14 +387,16 @@ async def _launch(request: Request, draft: Draft, message: Any | None) -> None:
         return
     view.job_id = job_id
     state.views[job_id] = view
-    stop = state.buttons.add(caller, 0, job_id=job_id)
+    stop = deps.buttons.add(KIND, caller, ttl_s=None, payload=JobStop(job_id))
     view.cancel_nonce = stop.nonce
     view.last_text = view.text(view.latest)
     if message is None:
         message = await request.reply(view.last_text, view.keyboard())
     else:
-        await _edit(bot, deps, caller.chat_id, message.message_id, view.last_text, view.keyboard())
-    view.message_id = stop.message_id = message.message_id
+        message = await _edit(bot, deps, caller.chat_id, message.message_id, view.last_text,
+                              view.keyboard()) or message
+    view.message_id = message.message_id
+    deps.buttons.bind(stop, message.message_id)
     view.last_edit = time.monotonic()
     view.ready.set()
 
@@ -549,56 +505,35 @@ async def backtest_show(request: Request) -> None:
                    request.caller.settings.timezone, stored)
 
 
+def _accepts(entry: Entry, choice: str) -> bool:
+    if isinstance(entry.payload, JobStop):
+        return choice == "x"
+    return choice == "x" or int(choice) < len(entry.payload.choices)
+
+
 async def on_press(request: Request) -> None:
     deps, caller, t = request.deps, request.caller, request.t
     query = request.update.callback_query
-    data = query.data or ""
-    buttons = state_of(deps).buttons
-
-    async def refuse(reason: str, key: str) -> None:
-        await deps.audit_async(caller.actor, "backtest_button", {"reason": reason, "data": data[:64]}, "denied",
-                               reason)
-        await query.answer(deps.redactor(t(key)), show_alert=True)
-
-    match = _DATA.match(data)
-    if match is None:
-        await refuse("forged", "confirm.invalid")
+    claimed = await deps.buttons.claim(deps, caller, query, t, KIND, _accepts)
+    if claimed is None:
         return
-    nonce, choice = match.groups()
-    pending = buttons.peek(nonce)
-    if pending is None:
-        reason = {"used": "replayed", "expired": "expired"}.get(buttons.spent(nonce) or "", "forged")
-        await refuse(reason, {"replayed": "confirm.used", "expired": "backtest.pick.expired"}.get(reason,
-                                                                                                  "confirm.invalid"))
-        return
-    message_id = query.message.message_id if query.message is not None else None
-    if (pending.user_id, pending.chat_id, pending.message_id) != (caller.user_id, caller.chat_id, message_id):
-        await refuse("foreign", "confirm.not_yours")  # not consumed: its owner can still use it
-        return
-    buttons.take(nonce)
-    if buttons.expired(pending):
-        await query.answer(deps.redactor(t("backtest.pick.expired")))
-        await _edit(request.context.bot, deps, caller.chat_id, pending.message_id, t("backtest.pick.expired"), None)
-        return
-    if pending.job_id is not None:  # the running job's Cancel
+    entry, choice = claimed
+    if isinstance(entry.payload, JobStop):  # the running job's Stop
         await query.answer(deps.redactor(t("backtest.stopping")))
         try:
-            await request.service.cancel_backtest(caller.actor, pending.job_id)
+            await request.service.cancel_backtest(caller.actor, entry.payload.job_id)
         except ServiceError as exc:
             await request.reply(refusal_text(t, exc))
         return
+    assert entry.message_id is not None
     if choice == "x":
         await query.answer()
-        await _edit(request.context.bot, deps, caller.chat_id, pending.message_id, t("backtest.pick.cancelled"),
-                    None)
+        await _edit(request.context.bot, deps, caller.chat_id, entry.message_id, t("backtest.pick.cancelled"), None)
         return
-    index = int(choice)
-    if pending.draft is None or index >= len(pending.choices):
-        await refuse("forged", "confirm.invalid")
-        return
+    picker: Picker = entry.payload
     await query.answer()
-    step = pending.draft.missing()
-    draft = replace(pending.draft, **{step: pending.choices[index]}) if step else pending.draft
+    step = picker.draft.missing()
+    draft = replace(picker.draft, **{step: picker.choices[int(choice)]}) if step else picker.draft
     await _ask_next(request, draft, query.message)
 
 

@@ -1,4 +1,5 @@
-"""Commands that change what the engine does. Everything risky asks Confirm / Cancel first (confirm.py)."""
+"""Commands that change what the engine does. Everything risky returns a ``confirm.Ask``: the registry posts the
+Confirm / Cancel question and only the Confirm press acts (confirm.py)."""
 
 from __future__ import annotations
 
@@ -12,28 +13,28 @@ from bot.telegram.registry import Command
 MAX_LEVERAGE_TEXT = 125  # Binance's ceiling; the service applies the configured maximum and the brackets
 
 
-async def start_trading(request: Request) -> None:
+async def start_trading(request: Request) -> confirm.Ask | None:
     if request.args:
         await args.usage(request)
-        return
+        return None
     service = request.service
 
     async def run(caller: Caller, t: Translator) -> str:
         return t("control.started") + "\n\n" + fmt.status(t, await service.start(caller.actor))
 
-    await confirm.ask(request, request.t("control.confirm_start"), "start", {}, run)
+    return confirm.Ask(request.t("control.confirm_start"), "start", {}, run)
 
 
-async def stop(request: Request) -> None:
+async def stop(request: Request) -> confirm.Ask | None:
     if request.args:
         await args.usage(request)
-        return
+        return None
     service = request.service
 
     async def run(caller: Caller, t: Translator) -> str:
         return t("control.stopped") + "\n\n" + fmt.status(t, await service.stop(caller.actor))
 
-    await confirm.ask(request, request.t("control.confirm_stop"), "stop", {}, run)
+    return confirm.Ask(request.t("control.confirm_stop"), "stop", {}, run)
 
 
 async def pause(request: Request) -> None:
@@ -46,10 +47,10 @@ async def resume(request: Request) -> None:
     await request.reply(request.t("control.resumed") + "\n\n" + fmt.status(request.t, view))
 
 
-async def flatten(request: Request) -> None:
+async def flatten(request: Request) -> confirm.Ask | None:
     if request.args:
         await args.usage(request)
-        return
+        return None
     service = request.service
     open_now = await service.positions()
     pairs = ", ".join(f"{fmt.short_pair(p.pair)} {request.t(f'side.{p.side}')}" for p in open_now) or "-"
@@ -59,46 +60,46 @@ async def flatten(request: Request) -> None:
         report = await service.flatten(caller.actor)
         return fmt.flatten(t, report, caller.settings.timezone)
 
-    await confirm.ask(request, question, "flatten", {}, run)
+    return confirm.Ask(question, "flatten", {}, run)
 
 
-async def leverage(request: Request) -> None:
+async def leverage(request: Request) -> confirm.Ask | None:
     service = request.service
     current = service.leverage
     if not request.args:
         await request.reply(request.t("leverage.current", leverage=current,
                                       maximum=request.deps.settings.max_leverage))
-        return
+        return None
     if len(request.args) != 1:
         await args.usage(request)
-        return
+        return None
     wanted = await args.whole_number(request, request.args[0].removesuffix("x"), 1, MAX_LEVERAGE_TEXT)
     if wanted is None:
-        return
+        return None
     if wanted == current:
         await request.reply(request.t("leverage.unchanged", leverage=current))
-        return
+        return None
     pairs = ", ".join(fmt.short_pair(p) for p in service.pairs)
 
     async def run(caller: Caller, t: Translator) -> str:
         return fmt.leverage_change(t, await service.set_leverage(caller.actor, wanted))
 
-    await confirm.ask(request, request.t("leverage.confirm", old=current, new=wanted, pairs=pairs), "set_leverage",
+    return confirm.Ask(request.t("leverage.confirm", old=current, new=wanted, pairs=pairs), "set_leverage",
                       {"leverage": wanted}, run, state=lambda: service.leverage)
 
 
-async def whitelist(request: Request) -> None:
+async def whitelist(request: Request) -> confirm.Ask | None:
     service = request.service
     if not request.args:
         await request.reply(fmt.whitelist(request.t, await service.whitelist()))
-        return
+        return None
     verb, texts = request.args[0].lower(), request.args[1:]
     if verb not in ("add", "remove") or not texts:
         await args.usage(request)
-        return
+        return None
     pairs = await args.pairs(request, texts)
     if pairs is None:
-        return
+        return None
     names = ", ".join(fmt.short_pair(p) for p in pairs)
 
     async def run(caller: Caller, t: Translator) -> str:
@@ -109,17 +110,17 @@ async def whitelist(request: Request) -> None:
         done = t("whitelist.added" if verb == "add" else "whitelist.removed", pairs=", ".join(fmt.short_pair(p) for p in view.changed))
         return done + "\n" + fmt.whitelist(t, view)
 
-    await confirm.ask(request, request.t(f"whitelist.confirm_{verb}", pairs=names), f"whitelist_{verb}",
+    return confirm.Ask(request.t(f"whitelist.confirm_{verb}", pairs=names), f"whitelist_{verb}",
                       {"pairs": pairs}, run, state=lambda: tuple(service.pairs))
 
 
-async def _force_enter(request: Request, side: str) -> None:
+async def _force_enter(request: Request, side: str) -> confirm.Ask | None:
     if len(request.args) != 1:
         await args.usage(request)
-        return
+        return None
     found = await args.pairs(request, request.args)
     if found is None:
-        return
+        return None
     (pair,) = found
     service = request.service
 
@@ -127,30 +128,30 @@ async def _force_enter(request: Request, side: str) -> None:
         trade_id = await service.force_enter(caller.actor, pair, side)
         return t("force.entered", pair=fmt.short_pair(pair), side=t(f"side.{side}"), id=trade_id)
 
-    await confirm.ask(request, request.t("force.confirm_enter", pair=fmt.short_pair(pair), side=request.t(f"side.{side}"),
+    return confirm.Ask(request.t("force.confirm_enter", pair=fmt.short_pair(pair), side=request.t(f"side.{side}"),
                                          leverage=service.leverage),
                       "force_enter", {"pair": pair, "side": side}, run)
 
 
-async def force_long(request: Request) -> None:
-    await _force_enter(request, "long")
+async def force_long(request: Request) -> confirm.Ask | None:
+    return await _force_enter(request, "long")
 
 
-async def force_short(request: Request) -> None:
-    await _force_enter(request, "short")
+async def force_short(request: Request) -> confirm.Ask | None:
+    return await _force_enter(request, "short")
 
 
-async def force_exit(request: Request) -> None:
+async def force_exit(request: Request) -> confirm.Ask | None:
     if len(request.args) != 1:
         await args.usage(request)
-        return
+        return None
     text = request.args[0]
     if text.isdigit() and len(text) <= 12:
         target, shown = text, f"#{text}"
     else:
         found = await args.pairs(request, [text])
         if found is None:
-            return
+            return None
         target = shown = found[0]
         shown = fmt.short_pair(shown)
     service = request.service
@@ -159,7 +160,7 @@ async def force_exit(request: Request) -> None:
         closed = await service.force_exit(caller.actor, target)
         return t("force.exited", target=shown, ids=", ".join(f"#{i}" for i in closed))
 
-    await confirm.ask(request, request.t("force.confirm_exit", target=shown), "force_exit", {"target": target}, run)
+    return confirm.Ask(request.t("force.confirm_exit", target=shown), "force_exit", {"target": target}, run)
 
 
 COMMANDS = [

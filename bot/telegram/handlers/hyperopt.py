@@ -9,8 +9,9 @@ Apply only asks: the change itself is a confirm.py question (single-use, re-chec
 applied other parameters meanwhile), done by ``TradingService.apply_strategy_params`` (audited, kept in
 RuntimeState, a running engine restarted).
 
-Buttons carry only ``ho:<nonce>:x`` (Stop) or ``ho:<nonce>:a`` (Apply); what a nonce means lives here, bound to
-the user, chat and message it was posted on.
+Buttons carry only ``ho:<nonce>:x`` (Stop) or ``ho:<nonce>:a`` (Apply); what a nonce means lives in the bot's one
+button store (buttons.py), bound to the user, chat and message it was posted on. Apply can be pressed again (it only
+asks) for ``APPLY_TTL_S``; an expired Apply loses its button and the results stay.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.i18n import Translator
 from bot.telegram import confirm
 from bot.telegram import formatting as fmt
-from bot.telegram.context import BotDeps, Caller, Request
+from bot.telegram.buttons import Entry, Kind
+from bot.telegram.context import BotDeps, Caller, Request, service_error_text
 from bot.telegram.handlers import backtest as bt
-from bot.telegram.registry import Command, service_error_text
+from bot.telegram.registry import Command
 from trader.jobs.hyperopt import LOSSES, MAX_EPOCHS, MAX_FOLDS, MAX_PAIRS, HyperoptAsk, HyperoptSummary
 from trader.service.errors import ServiceError
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from trader.jobs.runner import JobProgress
 
 PREFIX = "ho"
-_DATA = re.compile(rf"^{PREFIX}:([A-Za-z0-9_-]{{16}}):([xa])$")
+KIND = Kind(PREFIX, "[xa]", "hyperopt_button", "hyperopt.expired")
 _OPTION = re.compile(r"^(epochs|folds|spaces|loss)=(.{1,60})$")
 STATE_KEY = "hyperopts"
 APPLY_TTL_S = 3600.0  # results stay appliable for an hour; the confirmation itself still expires in 60 s
@@ -87,25 +89,22 @@ def parse(tokens: list[str], quote: str = "USDT") -> HyperoptAsk:
 
 
 # -- buttons ------------------------------------------------------------------------------------------------------------
-class Buttons(bt.Buttons):
-    """The backtest's nonce book; an Apply button (``choices`` = [params]) lives ``APPLY_TTL_S``."""
+@dataclass
+class ApplyParams:
+    """An Apply button: the parameters it would ask to apply."""
 
-    def expired(self, pending: bt.Pending) -> bool:
-        return pending.job_id is None and self.clock() - pending.created > APPLY_TTL_S
+    params: dict[str, Any]
 
 
 @dataclass
 class State:
-    buttons: Buttons
     views: dict[str, HyperoptView] = field(default_factory=dict)  # job id → its message; keeps tasks alive
 
 
 def state_of(deps: BotDeps) -> State:
     found = deps.extras.get(STATE_KEY)
     if found is None:
-        # The bot's clock (the one confirmations expire by), so tests can move time.
-        clock = getattr(deps.confirmations, "_clock", time.monotonic)
-        found = deps.extras[STATE_KEY] = State(Buttons(clock))
+        found = deps.extras[STATE_KEY] = State()
     return found
 
 
@@ -122,7 +121,7 @@ class HyperoptView(bt.ProgressView):
         if self.cancel_nonce is None:
             return None
         return InlineKeyboardMarkup([[InlineKeyboardButton(self.t("hyperopt.button.stop"),
-                                                           callback_data=f"{PREFIX}:{self.cancel_nonce}:x")]])
+                                                           callback_data=KIND.data(self.cancel_nonce, "x"))]])
 
     def head(self) -> str:
         spec = self.spec
@@ -141,18 +140,10 @@ class HyperoptView(bt.ProgressView):
                                       fold=min(progress.fold + 1, progress.folds), folds=progress.folds,
                                       done=progress.bars_done, total=progress.bars_total, best=best, elapsed=elapsed)
 
-    def _moved(self, replacement: Any | None) -> None:
-        if replacement is None:
-            return
-        self.message_id = replacement.message_id
-        pending = state_of(self.deps).buttons.peek(self.cancel_nonce) if self.cancel_nonce else None
-        if pending is not None:
-            pending.message_id = replacement.message_id
-
     async def _finish(self, progress: JobProgress) -> None:
         t, bot, state = self.t, self.request.context.bot, state_of(self.deps)
         if self.cancel_nonce is not None:
-            state.buttons.take(self.cancel_nonce, "used")
+            self.deps.buttons.release(self.cancel_nonce)
         state.views.pop(progress.job_id, None)
         short, elapsed = progress.job_id[-12:], bt._clock_text(progress.elapsed_s)
         if progress.state == "cancelled":
@@ -165,10 +156,12 @@ class HyperoptView(bt.ProgressView):
             await bt._edit(bot, self.deps, self.chat_id, self.message_id,
                            t("hyperopt.failed", id=short, error=(progress.error or "no result")[:500]), None)
             return
-        apply = (state.buttons.add(self.request.caller, self.message_id, choices=[summary.best_params])
+        apply = (self.deps.buttons.add(KIND, self.request.caller, ttl_s=APPLY_TTL_S,
+                                       payload=ApplyParams(dict(summary.best_params)), message_id=self.message_id,
+                                       reusable=True, keep_text=True)
                  if summary.best_params else None)
         keyboard = None if apply is None else InlineKeyboardMarkup([[InlineKeyboardButton(
-            t("hyperopt.button.apply"), callback_data=f"{PREFIX}:{apply.nonce}:a")]])
+            t("hyperopt.button.apply"), callback_data=KIND.data(apply.nonce, "a"))]])
         replacement = await bt._edit(bot, self.deps, self.chat_id, self.message_id,
                                      result_text(t, summary, elapsed), keyboard)
         if replacement is not None and apply is not None:  # the results had to be sent anew: Apply follows them
@@ -232,59 +225,38 @@ async def hyperopt(request: Request) -> None:
         return
     view.spec, view.job_id = spec, spec.run_id
     state.views[spec.run_id] = view
-    stop = state.buttons.add(caller, 0, job_id=spec.run_id)
+    stop = deps.buttons.add(KIND, caller, ttl_s=None, payload=bt.JobStop(spec.run_id))
     view.cancel_nonce = stop.nonce
     view.last_text = view.text(view.latest)
     message = await request.reply(view.last_text, view.keyboard())
-    view.message_id = stop.message_id = message.message_id
+    view.message_id = message.message_id
+    deps.buttons.bind(stop, message.message_id)
     view.last_edit = time.monotonic()
     view.ready.set()
+
+
+def _accepts(entry: Entry, choice: str) -> bool:
+    return choice == ("x" if isinstance(entry.payload, bt.JobStop) else "a")
 
 
 async def on_press(request: Request) -> None:
     deps, caller, t = request.deps, request.caller, request.t
     query = request.update.callback_query
-    data = query.data or ""
-    buttons = state_of(deps).buttons
-
-    async def refuse(reason: str, key: str) -> None:
-        await deps.audit_async(caller.actor, "hyperopt_button", {"reason": reason, "data": data[:64]}, "denied",
-                               reason)
-        await query.answer(deps.redactor(t(key)), show_alert=True)
-
-    match = _DATA.match(data)
-    if match is None:
-        await refuse("forged", "confirm.invalid")
+    claimed = await deps.buttons.claim(deps, caller, query, t, KIND, _accepts)
+    if claimed is None:
         return
-    nonce, choice = match.groups()
-    pending = buttons.peek(nonce)
-    if pending is None or buttons.expired(pending):
-        if pending is not None:
-            buttons.take(nonce, "expired")
-        reason = {"used": "replayed", "expired": "expired"}.get(buttons.spent(nonce) or "", "forged")
-        await refuse(reason, {"replayed": "confirm.used", "expired": "hyperopt.expired"}.get(reason,
-                                                                                             "confirm.invalid"))
-        return
-    message_id = query.message.message_id if query.message is not None else None
-    if (pending.user_id, pending.chat_id, pending.message_id) != (caller.user_id, caller.chat_id, message_id):
-        await refuse("foreign", "confirm.not_yours")  # not consumed: its owner can still use it
-        return
-    if choice == "x" and pending.job_id is not None:
-        buttons.take(nonce)
+    entry, _ = claimed
+    if isinstance(entry.payload, bt.JobStop):
         await query.answer(deps.redactor(t("hyperopt.stopping")))
         try:
-            await request.service.cancel_hyperopt(caller.actor, pending.job_id)
+            await request.service.cancel_hyperopt(caller.actor, entry.payload.job_id)
         except ServiceError as exc:
             await request.reply(refusal_text(t, exc))
         return
-    if choice != "a" or not pending.choices:
-        await refuse("forged", "confirm.invalid")
-        return
-    # Apply only asks; the button stays so a cancelled question can be asked again. The question is stale once
+    # Apply only asks (the button stays, so a cancelled question can be asked again); the question is stale once
     # other parameters were applied after it was asked.
-    params: dict[str, Any] = dict(pending.choices[0])
     await query.answer()
-    await ask_apply(request, params)
+    await ask_apply(request, dict(entry.payload.params))
 
 
 async def ask_apply(request: Request, params: dict[str, Any]) -> None:
