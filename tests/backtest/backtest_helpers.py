@@ -11,7 +11,8 @@ import numpy as np
 
 from trader.backtest.broker import FuturesBroker, PairData
 from trader.backtest.feeds import make_feed
-from trader.backtest.futures_model import FeeSchedule, SlippageModel
+from trader.backtest.slippage import SlippageModel
+from trader.model.instruments import FeeSchedule
 from trader.strategy.base import FuturesStrategy
 
 T0 = 1_735_689_600_000  # 2025-01-01T00:00Z

@@ -6,7 +6,8 @@ import backtrader as bt
 import pytest
 from backtest_helpers import MIN, T0, flat, run_bars
 
-from trader.backtest.futures_model import FeeSchedule, SlippageModel
+from trader.backtest.slippage import SlippageModel
+from trader.model.instruments import FeeSchedule
 
 FEES = FeeSchedule(maker=0.0002, taker=0.0005)
 

@@ -1,7 +1,6 @@
 """Futures backtesting on Backtrader.
 
-- ``instruments``: lot/tick/min-notional, liquidation fee and maintenance-margin brackets per contract.
-- ``futures_model``: margin, fees, slippage, funding, tiered maintenance margin and Binance's liquidation price.
+- ``slippage``: the taker slippage assumption (exchange rules and money rules are ``trader.model``'s).
 - ``broker``: ``FuturesBroker``, the USDT-M cross-margin account inside Backtrader (fills, funding, liquidation).
 - ``feeds``: a feed filled straight from numpy arrays, indicators as extra lines.
 - ``data_prep``: candles, mark ratio and funding per segment; gaps split runs and are reported.

@@ -25,16 +25,20 @@ from dataclasses import dataclass, field
 import backtrader as bt
 import numpy as np
 
-from trader.backtest.futures_model import (
-    FeeSchedule,
-    FuturesCommInfo,
-    SlippageModel,
+from trader.backtest.slippage import SlippageModel
+from trader.model.instruments import FeeSchedule, InstrumentSpec
+from trader.model.money import (
     funding_cashflow,
+    initial_margin,
+    liquidation_fee,
     liquidation_price,
     maintenance_margin,
+    max_notional,
+    open_cost,
+    realized_pnl,
 )
-from trader.backtest.instruments import InstrumentSpec, instrument_spec
-from trader.strategy.broker_common import FuturesBrokerMixin
+from trader.model.rules import instrument
+from trader.strategy.broker_common import FuturesBrokerMixin, FuturesCommInfo
 
 Order = bt.Order
 _CONDITIONAL = (Order.Stop, Order.Limit)
@@ -126,7 +130,7 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
     def attach(self, pair: str, arrays: PairData, spec: InstrumentSpec | None = None) -> None:
         """Give the broker the per-bar arrays of the feed named ``pair`` (call before cerebro.run)."""
         self._arrays[pair] = arrays
-        self._specs[pair] = spec or instrument_spec(pair)
+        self._specs[pair] = spec or instrument(pair)
 
     def start(self) -> None:
         super().start()
@@ -296,7 +300,7 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
                     or o.info.get("reduce_only") or o.info.get("close_position")):
                 continue
             resting += abs(o.created.size) - abs(o.executed.size)
-        return abs(pos + direction * (resting + size)) * mark > p.spec.max_notional(self.p.leverage)
+        return abs(pos + direction * (resting + size)) * mark > max_notional(p.spec.brackets, self.p.leverage)
 
     def _cap_reason(self) -> str:
         return f"position and open orders above maxNotionalValue at {self.p.leverage}x (-2027)"
@@ -305,8 +309,7 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
         """Binance's cost to open: initial margin plus the open loss against the mark (FAQ-COST)."""
         i = max(len(p.data) - 1, 0)
         mark = p.arr.close[i] * p.arr.mark_ratio[i]
-        direction = 1 if order.isbuy() else -1
-        return size * ref / self.p.leverage + size * abs(min(0.0, direction * (mark - ref)))
+        return open_cost(size, ref, mark, self.p.leverage, 1 if order.isbuy() else -1)
 
     def _free_for_orders(self) -> float:
         """Available balance minus the margin already promised to resting opening orders (openOrderInitialMargin).
@@ -531,8 +534,8 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
                                                                           price * p.arr.mark_ratio[i]):
                 self._drop(p, order, self._cap_reason(), margin=True)
                 return
-            need = opened_qty * price / self.p.leverage + self.p.fees.fee(price, opened_qty, maker)
-            if need > self.available_balance() + (abs(size) - opened_qty) * price / self.p.leverage:
+            need = initial_margin(opened_qty, price, self.p.leverage) + self.p.fees.fee(price, opened_qty, maker)
+            if need > self.available_balance() + initial_margin(abs(size) - opened_qty, price, self.p.leverage):
                 self._drop(p, order, "margin is insufficient (-2019)", margin=True)
                 return
         old_price = pos.price
@@ -541,7 +544,7 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
         bar_dt = p.data.datetime[0]
         psize, pprice, opened, closed = pos.update(size, price, p.data.datetime.datetime())
         self._snap(pos, spec)
-        pnl = -closed * (price - old_price) if closed else 0.0
+        pnl = realized_pnl(closed, old_price, price, 1 if old_size > 0 else -1) if closed else 0.0
         self.wallet += pnl - fee
         self.fees_paid += fee
         share = abs(closed) / abs(size) if size else 0.0
@@ -708,10 +711,11 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
         old_price = pos.price
         psize, pprice, opened, closed = pos.update(-q, mark_price, p.data.datetime.datetime())
         pos.size, pos.price = 0.0, 0.0
-        pnl = q * (mark_price - old_price)
+        pnl = realized_pnl(q, old_price, mark_price, 1 if q > 0 else -1)
         self.wallet += pnl
         others_upnl = self._marks()[0]
-        fee = min(abs(q) * mark_price * p.spec.liquidation_fee, max(0.0, self.wallet + others_upnl))
+        fee = liquidation_fee(abs(q) * mark_price, p.spec.liquidation_fee,
+                              maintenance_margin(abs(q) * mark_price, p.spec.brackets), self.wallet + others_upnl)
         self.wallet -= fee
         self.liquidation_fees += fee
         if self.wallet < 0 and not any(o.pos.size for o in self._pairs.values()):

@@ -26,12 +26,13 @@ import pandas as pd
 from trader.backtest import data_prep
 from trader.backtest.broker import FuturesBroker, PairData, TradeRecord
 from trader.backtest.feeds import make_feed
-from trader.backtest.futures_model import FeeSchedule, SlippageModel
-from trader.backtest.instruments import instrument_spec
+from trader.backtest.slippage import SlippageModel
 from trader.config.pairs import normalize_pair
 from trader.data.store import bundled_data_dir
 from trader.data.timeframes import timeframe_ms
 from trader.data.timerange import parse_timerange as _parse_timerange
+from trader.model.instruments import FeeSchedule
+from trader.model.rules import resolve_rules
 from trader.performance.metrics import Metrics, compute_metrics
 from trader.strategy.base import Candles, FuturesStrategy
 from trader.strategy.reference import STRATEGIES
@@ -128,12 +129,12 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
                        if request.use_mark else None)
         if marks[pair] is None:
             assumptions.append(f"{pair}: no mark-price candles, mark taken equal to last price")
-        spec = instrument_spec(pair)
-        if spec.assumed:
-            assumptions.append(f"{pair}: assumed exchange rules: {', '.join(spec.assumed)}")
         if request.use_funding and not data_prep.funding_path_exists(data_dir, pair):
             assumptions.append(f"{pair}: no funding file, funding not charged")
 
+    # The exchange's rules nearest the range (a pair without any is refused here, naming what is missing).
+    rules = resolve_rules(pairs, data_dir, request.start_ms, request.end_ms)
+    assumptions[:0] = rules.notes
     gaps = data_prep.pair_gaps(frames, tf)
     common = data_prep.align(frames)
     ranges = data_prep.segments(common, tf)
@@ -173,7 +174,7 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
             feed = make_feed(pair, arrays.ts_ms, {k: getattr(candles, k) for k in
                                                   ("open", "high", "low", "close", "volume")}, ind, tf_ms // 60_000)
             cerebro.adddata(feed, name=pair)
-            broker.attach(pair, arrays)
+            broker.attach(pair, arrays, rules.specs[pair])
         cerebro.addstrategy(cls, **dict(request.strategy_params))
         cerebro.run()
         wallet = broker.wallet

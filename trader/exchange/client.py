@@ -37,6 +37,8 @@ from trader.exchange.errors import (
 from trader.exchange.latency import LatencyMonitor
 from trader.exchange.models import Balance, OrderRequest, OrderState, Position, StartupReport, UserTrade
 from trader.exchange.weights import Priority, RateLimited, WeightGate
+from trader.model.instruments import InstrumentSpec, MissingRules, spec_from_exchange
+from trader.model.rules import raw_rules
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,6 +123,9 @@ class ExchangeClient:
             observer=self._observe,
         )
         self.api_errors = 0
+        # GET /fapi/v1/leverageBracket rows per exchange symbol, read by load_rules (all symbols in one call).
+        self.bracket_rows: dict[str, list[dict[str, Any]]] = {}
+        self.rule_notes: list[str] = []
 
     async def close(self) -> None:
         await self.ccxt.close()
@@ -241,9 +246,52 @@ class ExchangeClient:
             if await self._setting("set_margin_mode", lambda p=pair: self.ccxt.set_margin_mode("cross", p)):
                 report.changed.append(f"{pair}: margin type -> cross")
             await self._read("set_leverage", Priority.ACCOUNT, lambda p=pair: self.ccxt.set_leverage(leverage, p))
+        await self.load_rules()
+        report.notes.extend(self.rule_notes)
         report.balance = await self.fetch_balance()
         report.ok = True
         return report
+
+    async def load_rules(self) -> None:
+        """Read every symbol's leverage brackets (GET /fapi/v1/leverageBracket, one call, USER_DATA); with the loaded
+        markets' exchangeInfo entries they are the rules ``instrument`` hands out. Without keys (or permission) the
+        brackets stay unread and ``instrument`` falls back to the bundled snapshot, saying so in ``rule_notes``."""
+        if not self.ccxt.markets:
+            await self._read("load_markets", Priority.MARKET_DATA, lambda: self.ccxt.load_markets())
+        if not (self.options.api_key and self.options.secret):
+            self.rule_notes.append("no API keys: leverage brackets from the bundled snapshot")
+            return
+        try:
+            raw = await self._read("fetch_leverage_tiers", Priority.ACCOUNT,
+                                   lambda: self.ccxt.fapiPrivateGetLeverageBracket())
+        except ExchangeError as exc:
+            self.rule_notes.append(f"leverage brackets could not be read ({exc}): bundled snapshot used")
+            log.warning("leverage brackets could not be read: %s", exc)
+            return
+        items = raw if isinstance(raw, list) else [raw]
+        self.bracket_rows = {str(i["symbol"]): list(i.get("brackets") or ()) for i in items if i.get("symbol")}
+
+    def instrument(self, pair: str) -> InstrumentSpec:
+        """``pair``'s rules: the loaded market's exchangeInfo entry and the leverage brackets read at start; where
+        either is missing, the bundled snapshot's (marked in ``assumed``); MissingRules when neither exists."""
+        sym = exchange_symbol(pair)
+        market = self.ccxt.markets.get(pair) if self.ccxt.markets else None
+        entry = market.get("info") if market else None
+        rows = self.bracket_rows.get(sym)
+        assumed: list[str] = []
+        if entry is None or not rows:
+            b_entry, b_rows = raw_rules(sym)
+            if entry is None and b_entry is not None:
+                entry = b_entry
+                assumed.append("filters (bundled snapshot)")
+            if not rows and b_rows:
+                rows = list(b_rows)
+                assumed.append("leverage brackets (bundled snapshot)")
+        if entry is None or not rows:
+            missing = [w for w, v in (("exchangeInfo filters", entry), ("leverage brackets", rows)) if not v]
+            raise MissingRules(f"{pair}: no {' and no '.join(missing)} from the exchange or the bundled snapshot")
+        source = "exchange" if not assumed else "exchange + bundled snapshot" if market else "bundled snapshot"
+        return spec_from_exchange(pair, entry, rows, source=source, assumed=assumed)
 
     async def _learn_weight_limit(self) -> None:
         """Binance announces the per-minute weight limit in exchangeInfo; the gate budgets against it."""

@@ -24,12 +24,12 @@ from typing import Any
 
 import backtrader as bt
 
-from trader.backtest.futures_model import FeeSchedule, FuturesCommInfo
-from trader.backtest.instruments import InstrumentSpec
 from trader.live.desk import OrderDesk
 from trader.live.host import EngineHost
 from trader.live.orders import FillNote, OrderSpec, StatusNote, WalletNote
-from trader.strategy.broker_common import FuturesBrokerMixin
+from trader.model.instruments import FeeSchedule, InstrumentSpec
+from trader.model.money import initial_margin, realized_pnl, unrealized_pnl
+from trader.strategy.broker_common import FuturesBrokerMixin, FuturesCommInfo
 
 Order = bt.Order
 _SUPPORTED = (Order.Market, Order.Stop, Order.Limit)
@@ -91,8 +91,8 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
                 mark = getattr(d, "last_close", math.nan)
                 if not math.isfinite(mark):
                     mark = pos.price
-                upnl += pos.size * (mark - pos.price)
-                im += abs(pos.size) * mark / self.leverage
+                upnl += unrealized_pnl(pos.size, pos.price, mark)
+                im += initial_margin(pos.size, mark, self.leverage)
         return upnl, im
 
     def getvalue(self, datas: list[bt.DataBase] | None = None) -> float:
@@ -103,7 +103,7 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
             pos = self.positions[d]
             if pos.size:
                 mark = d.close[0]
-                total += abs(pos.size) * mark / self.leverage + pos.size * (mark - pos.price)
+                total += initial_margin(pos.size, mark, self.leverage) + unrealized_pnl(pos.size, pos.price, mark)
         return total
 
     get_value = getvalue
@@ -262,7 +262,7 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
         dt = data.datetime[0] if len(data) else 0.0
         _, _, opened, closed = pos.update(n.qty, n.price)
         self._snap(pos, self.desk.spec(n.pair))
-        pnl = -closed * (n.price - old_price) if closed else 0.0
+        pnl = realized_pnl(closed, old_price, n.price, 1 if closed < 0 else -1) if closed else 0.0
         self.wallet += pnl - n.fee
         share = abs(closed) / abs(n.qty) if n.qty else 0.0
         lev = self.leverage

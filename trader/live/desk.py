@@ -33,7 +33,6 @@ from collections.abc import Awaitable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from trader.backtest.instruments import InstrumentSpec, instrument_spec
 from trader.events import EngineError, EventBus, OrderFilled, OrderPlaced, StopHit
 from trader.exchange.client import ExchangeClient, not_sent
 from trader.exchange.errors import ExchangeError
@@ -55,6 +54,7 @@ from trader.live.orders import (
 )
 from trader.live.positions import PositionBook
 from trader.live.protection import Protection
+from trader.model.instruments import InstrumentSpec
 
 log = logging.getLogger(__name__)
 
@@ -100,21 +100,21 @@ class OrderDesk(Protection, AccountSync):
     # -- start-up -----------------------------------------------------------------------------------------------
 
     def _spec_from_market(self, pair: str) -> InstrumentSpec:
-        base = instrument_spec(pair)
+        """The pair's rules as the exchange states them: exchangeInfo filters and the leverage brackets the client
+        read at start (the bundled snapshot's where they could not be read, marked assumed); MissingRules naming
+        what is missing otherwise — never made-up filters."""
+        spec = self.client.instrument(pair)
         try:
             m = self.client.market(pair)
-        except Exception:  # markets not loaded (no initialize): the snapshot rules stand
-            return base
-        prec = m.get("precision") or {}
-        cost = ((m.get("limits") or {}).get("cost") or {}).get("min")
+        except Exception:  # markets not loaded (no initialize): default fee rates
+            return spec
         self.fee_rates[pair] = (Decimal(str(m.get("maker") or "0.0002")), Decimal(str(m.get("taker") or "0.0005")))
-        return InstrumentSpec(pair, float(prec.get("amount") or base.step_size), float(prec.get("price") or base.tick_size),
-                              float(cost or base.min_notional), base.liquidation_fee, base.brackets, base.assumed)
+        return spec
 
     def spec(self, pair: str) -> InstrumentSpec:
         s = self.specs.get(pair)
         if s is None:
-            s = self.specs[pair] = instrument_spec(pair)
+            s = self.specs[pair] = self._spec_from_market(pair)
         return s
 
     # -- the Backtrader thread's entry points (scheduled onto the loop) -------------------------------------------

@@ -189,6 +189,8 @@ class LiveEngine:
             await client.initialize(list(cfg.pairs), cfg.leverage)
         else:
             await client.ccxt.load_markets()
+        if not client.bracket_rows:
+            await client.load_rules()  # exchangeInfo filters + leverageBracket: the rules the desk hands out
         ledger = Ledger(self.sessions, strategy=self.strategy_cls.__name__, dry_run=cfg.dry_run)
         self.desk = desk = OrderDesk(client, cfg.pairs, leverage=cfg.leverage, ledger=ledger, bus=self.bus,
                                      options=cfg.desk)

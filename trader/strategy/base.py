@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 import backtrader as bt
 import numpy as np
 
-from trader.backtest.instruments import InstrumentSpec
+from trader.model.instruments import InstrumentSpec
 
 
 class FuturesAccount(Protocol):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import backtrader as bt
 
+from trader.model.instruments import FeeSchedule, InstrumentSpec
+
 
 class FuturesBrokerMixin:
     """Put before ``bt.BrokerBase`` in the bases. The broker supplies ``submit(order, oco=None)``, ``wallet`` and
@@ -40,3 +42,40 @@ class FuturesBrokerMixin:
                              parent=parent, transmit=transmit, histnotify=histnotify)
         order.addinfo(**kwargs)
         return self.submit(order, oco=oco)
+
+
+class FuturesCommInfo(bt.CommInfoBase):
+    """Backtrader's view of a USDT-M linear contract, for the order/trade records Backtrader keeps.
+
+    ``stocklike=True`` with explicit leverage is the combination that values a leveraged position correctly
+    (stack-notes.md); ``automargin`` would apply leverage twice. Both brokers do the account arithmetic with
+    ``trader.model.money`` and hand this object to orders so ``Trade`` objects carry consistent P&L and commission.
+    """
+
+    params = (
+        ("stocklike", True),
+        ("commtype", bt.CommInfoBase.COMM_PERC),
+        ("percabs", True),
+        ("commission", FeeSchedule.taker),
+        ("leverage", 25.0),
+        ("mult", 1.0),
+    )
+
+    def __init__(self, spec: InstrumentSpec | None = None, fees: FeeSchedule | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.fees = fees or FeeSchedule()
+
+    def _getcommission(self, size: float, price: float, pseudoexec: bool) -> float:
+        return self.fees.fee(price, size, maker=False)
+
+    def get_margin(self, price: float) -> float:
+        return price / self.p.leverage
+
+    def getsize(self, price: float, cash: float) -> float:
+        # Backtrader's version returns whole units; crypto sizes are fractional and stepped.
+        qty = cash * self.p.leverage / price
+        return self.spec.round_qty_down(qty) if self.spec else qty
+
+    def profitandloss(self, size: float, price: float, newprice: float) -> float:
+        return size * (newprice - price)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from trader.backtest.instruments import InstrumentSpec
+from trader.model.instruments import InstrumentSpec
+from trader.model.money import commission, initial_margin, max_notional
 
 
 def stop_distance(leverage: int, atr: float, entry: float, atr_multiplier: float = 2.0,
@@ -48,11 +49,11 @@ def risk_position_size(
     notional = risk_per_trade * wallet / distance
     qty = spec.round_qty_down(notional / entry)
     notional = qty * entry
-    margin = notional / leverage
+    margin = initial_margin(qty, entry, leverage)
     if qty <= 0 or notional < spec.min_notional:
         return SizeDecision(0.0, notional, margin, f"notional {notional:.2f} below minimum {spec.min_notional}")
-    if margin + notional * fee_rate > available:
+    if margin + commission(entry, qty, fee_rate) > available:
         return SizeDecision(0.0, notional, margin, f"margin {margin:.2f} exceeds available {available:.2f}")
-    if notional > spec.max_notional(leverage):
+    if notional > max_notional(spec.brackets, leverage):
         return SizeDecision(0.0, notional, margin, f"notional above the {leverage}x bracket cap")
     return SizeDecision(qty, notional, margin)

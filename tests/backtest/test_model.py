@@ -1,19 +1,24 @@
-"""Worked numeric cases for the USDT-M formulas (binance-futures.md §1.4, §2, §3, §4, §5)."""
+"""Worked numeric cases for trader.model's USDT-M formulas (binance-futures.md §1.4, §2, §3, §4, §5)."""
 
 from __future__ import annotations
 
 import pytest
 
-from trader.backtest.futures_model import (
-    FeeSchedule,
-    SlippageModel,
+from trader.backtest.slippage import SlippageModel
+from trader.model.instruments import Bracket, FeeSchedule, brackets_from_table
+from trader.model.money import (
+    bracket_for,
     funding_cashflow,
     initial_margin,
     liquidation_price,
     maintenance_margin,
+    max_notional,
     unrealized_pnl,
 )
-from trader.backtest.instruments import BTC_BRACKETS, Bracket, brackets_from_table, instrument_spec
+from trader.model.rules import instrument as instrument_spec
+
+# BTCUSDT from the bundled leverageBracket snapshot (binance-futures.md §1.4's table).
+BTC_BRACKETS = instrument_spec("BTC/USDT:USDT").brackets
 
 # The 2021 table behind the FAQ's worked example (binance-futures.md §1.4).
 HIST_2021 = brackets_from_table(
@@ -103,7 +108,7 @@ def test_overcollateralised_position_has_no_liquidation_price() -> None:
 def test_bracket_iteration_moves_to_the_bracket_of_the_liquidation_notional() -> None:
     # 7 BTC at 100,000 (700k notional, tier 3) with a thin wallet: P × LP lands back in tier 3 only after checking.
     lp = liquidation_price(1, 7.0, 100_000, 40_000.0, BTC_BRACKETS)
-    b = instrument_spec("BTC/USDT:USDT").bracket_for(7.0 * lp)
+    b = bracket_for(7.0 * lp, BTC_BRACKETS)
     assert lp == pytest.approx((40_000 + b.cum - 7 * 100_000) / (7 * b.mmr - 7))
 
 
@@ -127,4 +132,4 @@ def test_step_and_tick_rounding() -> None:
     assert spec.round_qty_down(0.0123456) == pytest.approx(0.012)
     assert spec.round_qty_down(0.003) == pytest.approx(0.003)  # no float shortfall to 0.002
     assert spec.round_price(101_234.56) == pytest.approx(101_234.6)
-    assert spec.max_notional(25) == 70_000_000
+    assert max_notional(spec.brackets, 25) == 70_000_000
