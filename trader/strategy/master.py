@@ -1,0 +1,251 @@
+"""The master strategy: each pair trades the setup of its market regime, through the fusion layer.
+
+Per pair and feed bar (``compute_indicators``, causal, so the backtest and the live feed compute the same columns):
+- the regime of the analyzer (trader.analysis: ``analyze_timeframe`` → ``regime_series`` on ``regime_timeframe``
+  bars, default 1h: ranging / trending / volatile / breakout, ``unknown`` while warming up), read by close time;
+- the route, with hysteresis so it does not flap: a new regime takes over only after ``regime_confirm``
+  consecutive regime bars (a breakout, an event that rarely lasts, after one) and only once the current route has
+  held ``regime_min_dwell`` regime bars. ranging → oscillation, trending → trend, breakout → breakout, volatile →
+  ``volatile_route`` (default: no new entries — wide ranges are where 2 % risk at tight stops gets run over);
+- the three setups' columns (signal, grading agreement, exits, ATR), and the market-state votes the fusion reads:
+  ``mtf`` (mean SMA-stack direction of 15m/1h/4h) and ``vol_vote`` (the signal bar's volume surprise, signed by the
+  bar's direction).
+
+At a routed signal ``next`` grades it (managed.py), asks the fusion book (fusion.py: Beta posteriors of each
+source's hit rate in this regime) for the fused score and enters only when the score leans the signal's way by at
+least ``fusion_threshold``, at a size scaled by that lean. A position keeps the exits of the setup that opened it,
+whatever the route does afterwards. When it closes, the sources that voted are scored and the book is saved
+(``fusion_path``; in memory when empty).
+
+For display: ``MasterStrategy.status()`` on the running instance (``LiveEngine.strategy``) and
+``fusion.fusion_table(path)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import backtrader as bt
+import numpy as np
+
+from trader.analysis.analyzer import AnalyzerConfig, analyze_timeframe
+from trader.analysis.bars import Bars
+from trader.analysis.features import FeatureParams, rolling_zscore_prior
+from trader.analysis.regime import REGIMES, UNKNOWN
+from trader.data.timeframes import timeframe_ms
+from trader.optimize.spaces import Categorical, Dimension, FloatRange, IntRange
+from trader.strategy.base import Candles
+from trader.strategy.fusion import FusionBook, get_ml_provider
+from trader.strategy.managed import (
+    BRK_PARAMS,
+    BRK_SPACES,
+    COMMON_PARAMS,
+    COMMON_SPACES,
+    OSC_PARAMS,
+    OSC_SPACES,
+    TRD_PARAMS,
+    TRD_SPACES,
+    Candidate,
+    GradePlan,
+    ManagedStrategy,
+    _Pos,
+    bt_ms,
+)
+from trader.strategy.multitf import base_ms, check_timeframes, held, index_on_base, to_tf
+from trader.strategy.setups import SETUPS, base_columns
+from trader.strategy.strategies import prefixed, setup_lines
+
+REGIME_CODES = {UNKNOWN: 0.0, **{r: float(i + 1) for i, r in enumerate(REGIMES)}}  # ranging 1 … breakout 4
+REGIME_NAMES = {v: k for k, v in REGIME_CODES.items()}
+ROUTE_NAMES = {0.0: "none", 1.0: "oscillation", 2.0: "breakout", 3.0: "trend"}
+_ROUTE_CODE = {v: k for k, v in ROUTE_NAMES.items()}
+_ROUTE_OF_REGIME = {"ranging": "oscillation", "trending": "trend", "breakout": "breakout"}
+
+MASTER_PARAMS: tuple[tuple[str, Any], ...] = (
+    ("regime_timeframe", "1h"),
+    ("regime_percentile_window", 144),  # regime-timeframe bars the ATR / Bollinger-width percentiles rank over
+    ("regime_confirm", 2),
+    ("regime_min_dwell", 3),
+    ("volatile_route", "none"),  # none | oscillation | breakout | trend
+    ("fusion_path", ""),
+    ("fusion_decay", 0.98),
+    ("fusion_threshold", 0.2),
+    ("volume_window", 96),
+)
+
+
+def regime_config(p: Mapping[str, Any]) -> AnalyzerConfig:
+    return AnalyzerConfig(timeframes=(str(p["regime_timeframe"]),), grid_timeframe=str(p["regime_timeframe"]),
+                          regime_timeframe=str(p["regime_timeframe"]), pattern_timeframes=(), template_timeframes=(),
+                          features=replace(FeatureParams(), percentile_window=int(p["regime_percentile_window"])))
+
+
+def regime_warm(p: Mapping[str, Any]) -> int:
+    """Regime-timeframe bars before the regime counts: the percentile window over ATR(14), and the analyzer's
+    slow EMA (50) three times over so it has settled."""
+    return max(int(p["regime_percentile_window"]) + int(p["atr_period"]) + 1, 150) + 1
+
+
+def hysteresis(raw: np.ndarray, confirm: int, min_dwell: int, volatile_route: str) -> np.ndarray:
+    """Route codes per regime bar from raw regime labels. Causal: bar i reads labels ≤ i only."""
+    out = np.zeros(len(raw))
+    state = "none"
+    cand, streak, dwell = None, 0, 0
+    route_of = {**_ROUTE_OF_REGIME, "volatile": volatile_route}
+    for i, r in enumerate(raw):
+        want = route_of.get(r, "none") if r != UNKNOWN else "none"
+        if r == UNKNOWN:
+            state, cand, streak, dwell = "none", None, 0, 0
+        elif want == state:
+            cand, streak = None, 0
+            dwell += 1
+        else:
+            streak = streak + 1 if want == cand else 1
+            cand = want
+            need = 1 if r == "breakout" else confirm
+            if streak >= need and (dwell >= min_dwell or state == "none"):
+                state, cand, streak, dwell = want, None, 0, 1
+            else:
+                dwell += 1
+        out[i] = _ROUTE_CODE[state]
+    return out
+
+
+class MasterStrategy(ManagedStrategy):
+    _setups = ("oscillation", "breakout", "trend")
+    params = COMMON_PARAMS + OSC_PARAMS + BRK_PARAMS + TRD_PARAMS + MASTER_PARAMS
+    indicator_lines: ClassVar[tuple[str, ...]] = (
+        "ready", "regime", "route", "mtf", "vol_vote",
+        *setup_lines("osc"), *setup_lines("brk"), *setup_lines("trd"))
+    spaces: ClassVar[dict[str, tuple[Dimension, ...]]] = {
+        **COMMON_SPACES,
+        "buy": OSC_SPACES["buy"] + BRK_SPACES["buy"] + TRD_SPACES["buy"],
+        "sell": OSC_SPACES["sell"] + BRK_SPACES["sell"] + TRD_SPACES["sell"],
+        "regime": (IntRange("regime_confirm", 1, 4, step=1), IntRange("regime_min_dwell", 1, 6, step=1),
+                   Categorical("volatile_route", ("none", "breakout", "oscillation"))),
+        "fusion": (FloatRange("fusion_threshold", 0.0, 0.5, step=0.1), FloatRange("fusion_decay", 0.95, 1.0, step=0.01)),
+    }
+
+    @classmethod
+    def warmup_for(cls, params: Mapping[str, Any], feed_tf: str) -> int:
+        feed = timeframe_ms(feed_tf)
+        rtf = timeframe_ms(str(params["regime_timeframe"]))
+        return max(super().warmup_for(params, feed_tf), (regime_warm(params) + 1) * rtf // feed)
+
+    @classmethod
+    def compute_indicators(cls, candles: Candles, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        n = len(candles.close)
+        feed = base_ms(candles.ts_ms)
+        out: dict[str, np.ndarray] = {}
+        cache: dict = {}
+        ready = np.ones(n, dtype=bool)
+        for s in cls.setups():
+            cols = base_columns(s, candles, params, cache, who=cls.__name__)
+            ready &= cols["ready"] == 1.0
+            out.update(prefixed(s.prefix, cols))
+            if s.name == "trend":
+                out["mtf"] = cols["vote_mean"]
+        if feed is None:
+            out.update(ready=np.zeros(n), regime=np.zeros(n), route=np.zeros(n), vol_vote=np.full(n, np.nan))
+            return out
+        rtf = str(params["regime_timeframe"])
+        check_timeframes({"regime timeframe": rtf}, feed, cls.__name__)
+        rb = cache.get(rtf) or to_tf(candles, feed, rtf)
+        close_ms = np.asarray(candles.ts_ms, dtype="int64") + feed
+        idx = index_on_base(close_ms, rb)
+        if len(rb):
+            bars = Bars(rtf, rb.ts_ms, rb.open, rb.high, rb.low, rb.close, rb.volume)
+            labels = analyze_timeframe(bars, regime_config(params)).regime
+            labels[: regime_warm(params)] = UNKNOWN
+            codes = np.array([REGIME_CODES[x] for x in labels])
+            routes = hysteresis(labels, int(params["regime_confirm"]), int(params["regime_min_dwell"]),
+                                str(params["volatile_route"]))
+        else:
+            codes = routes = np.empty(0)
+        regime = np.nan_to_num(held(codes, idx), nan=0.0)
+        ready &= regime > 0
+        ready[: cls.warmup_for(params, f"{feed // 60_000}m")] = False
+        route = np.where(ready, np.nan_to_num(held(routes, idx), nan=0.0), 0.0)
+        # Signed volume surprise of the feed bar: z of log volume against the prior baseline, / 3, clipped.
+        z = rolling_zscore_prior(np.log1p(np.asarray(candles.volume, dtype="float64")), int(params["volume_window"]))
+        with np.errstate(invalid="ignore"):
+            vol_vote = np.clip(z / 3.0, -1.0, 1.0) * np.sign(candles.close - candles.open)
+        for s in cls.setups():
+            out[f"{s.prefix}_signal"] = np.where(ready, out[f"{s.prefix}_signal"], 0.0)
+        out.update(ready=ready.astype(float), regime=regime, route=route, vol_vote=vol_vote)
+        return out
+
+    # --- decisions -------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        super().start()
+        self.book = FusionBook.load(self.p.fusion_path or None, decay=float(self.p.fusion_decay))
+        self._route_lines = {d: (d.lines.route, d.lines.ready, {
+            code: (getattr(d.lines, f"{SETUPS[name].prefix}_signal"), getattr(d.lines, f"{SETUPS[name].prefix}_agree"),
+                   SETUPS[name]) for code, name in ROUTE_NAMES.items() if code}) for d in self.datas}
+        self._pending: dict[Any, tuple[str, dict[str, float]]] = {}
+        self.last_signal: dict[str, dict[str, Any]] = {}
+
+    def _candidate(self, d: bt.DataBase) -> Candidate | None:
+        route_line, ready, by_route = self._route_lines[d]
+        route = route_line[0]
+        if route == 0.0:
+            if ready[0] != 1.0:
+                self._note_cold(d)
+            return None
+        sig, agree, setup = by_route[route]
+        s = sig[0]
+        if s == 0.0:
+            return None
+        return Candidate(1 if s > 0 else -1, setup, int(agree[0]))
+
+    def votes(self, d: bt.DataBase, cand: Candidate) -> dict[str, float]:
+        v = {"technical": cand.side * min(1.0, 0.25 + 0.25 * cand.agree),
+             "mtf": float(d.lines.mtf[0]), "volume": float(d.lines.vol_vote[0])}
+        prob = self.ml_confirms(d, cand.side) if (self.p.ml_provider or get_ml_provider()) else None
+        if prob is not None:
+            v["ml"] = cand.side * (2.0 * prob - 1.0)
+        return {k: x for k, x in v.items() if math.isfinite(x)}
+
+    def size_factor(self, d: bt.DataBase, cand: Candidate, plan: GradePlan) -> float | None:
+        regime = REGIME_NAMES.get(float(d.lines.regime[0]), UNKNOWN)
+        votes = self.votes(d, cand)
+        fused = self.book.fuse(regime, votes)
+        lean = cand.side * fused.score if math.isfinite(fused.score) else -1.0
+        at = bt_ms(d.datetime[0]) + self._feed_ms(d)
+        taken = lean >= self.p.fusion_threshold
+        self.last_signal[d._name] = {"at_ms": at, "side": cand.side, "setup": cand.setup.name, "grade": plan.grade,
+                                     "regime": regime, "score": fused.score, "weights": fused.weights,
+                                     "votes": votes, "taken": taken}
+        if not taken:
+            return None
+        self._pending[d] = (regime, votes)
+        return min(1.0, 0.5 + lean)
+
+    def _entered(self, d: bt.DataBase, st: _Pos, cand: Candidate) -> None:
+        st.regime, st.votes = self._pending.pop(d, (UNKNOWN, {}))
+
+    def _closed(self, d: bt.DataBase, st: _Pos) -> None:
+        if not st.votes:
+            return
+        outcome = st.side if st.realized > 0 else -st.side
+        self.book.update(st.regime, st.votes, outcome, at_ms=bt_ms(d.datetime[0]) + self._feed_ms(d))
+
+    # --- display ---------------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Per pair: regime, route, last graded signal (and whether fusion took it), open position's setup and
+        grade; plus the fusion weights. Read-only; safe to call from another thread between bars."""
+        pairs = {}
+        for d in self.datas:
+            st = self._st[d]
+            pairs[d._name] = {
+                "regime": REGIME_NAMES.get(float(d.lines.regime[0]), UNKNOWN) if len(d) else UNKNOWN,
+                "route": ROUTE_NAMES.get(float(d.lines.route[0]), "none") if len(d) else "none",
+                "ready": bool(len(d) and d.lines.ready[0] == 1.0),
+                "last_signal": self.last_signal.get(d._name),
+                "position": None if st.entry is None else {"setup": st.setup.name if st.setup else None,
+                                                           "grade": st.grade, "side": st.side, "regime": st.regime},
+            }
+        return {"pairs": pairs, "fusion": self.book.table()}
