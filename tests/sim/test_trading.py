@@ -274,8 +274,10 @@ def test_liquidation_at_binance_price_with_fee():
         px = lp.quantize(D("0.1"))
         assert _d(liq["price"]) == px and liq["side"] == "sell"
         realized = D("0.02") * (px - entry)
-        # Fee |q|·LP·1.25 % capped at the margin left (the maintenance margin at LP: 0.02 × LP × 0.4 %)
-        liq_fee = min(D("0.02") * px * D("0.0125"), D("0.02") * px * D("0.004")).quantize(D("0.00000001"))
+        # Fee |q|·LP·1.25 % capped at the maintenance margin at LP (0.02 × LP × 0.4 %) and at the margin balance the
+        # close left (LP rounded to the tick leaves a hair less): the account ends at zero, not in the fund's debt.
+        liq_fee = max(D(0), min(D("0.02") * px * D("0.0125"), D("0.02") * px * D("0.004"),
+                                wb + realized)).quantize(D("0.00000001"))
         assert _wallet(ex) == max(D(0), wb + realized - liq_fee)
         income = ex.fapiPrivateGetIncome({"incomeType": "INSURANCE_CLEAR"})
         assert D(income[0]["income"]) == -liq_fee

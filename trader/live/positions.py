@@ -9,6 +9,7 @@ from typing import Any
 
 from trader.live.ledger import Ledger, utc_from_ms
 from trader.live.orders import ZERO, TradeBook
+from trader.model.money import realized_pnl
 
 
 class PositionBook:
@@ -35,7 +36,7 @@ class PositionBook:
             book.entry_value += abs(signed) * price
         else:
             closed = min(abs(signed), abs(size))
-            realized = (price - entry) * closed * (1 if size > 0 else -1)
+            realized = realized_pnl(closed, entry, price, 1 if size > 0 else -1)
             book.exit_qty += closed
             book.exit_value += closed * price
             book.realized += realized

@@ -17,6 +17,7 @@ from trader.exchange.client import ExchangeClient
 from trader.exchange.errors import ExchangeError
 from trader.exchange.models import OrderRequest, OrderState, Position
 from trader.exchange.order_ids import client_order_id
+from trader.model.money import realized_pnl
 from trader.service.views import FlattenFill, FlattenReport, Leftover
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,7 @@ async def flatten_account(client: ExchangeClient, run: str) -> FlattenReport:
         average = (cost / filled) if filled else None
         pnl = None
         if average is not None and origin.entry_price:
-            sign = 1 if origin.contracts > 0 else -1
-            pnl = (average - origin.entry_price) * filled * sign
+            pnl = realized_pnl(filled, origin.entry_price, average, 1 if origin.contracts > 0 else -1)
         report.closed.append(FlattenFill(pair, origin.side, filled, average,
                                          tuple(s.client_order_id for s in states), pnl))
     report.finished = _utcnow()

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from trader.model.instruments import as_brackets
+from trader.model.money import max_leverage_for as _max_leverage_for
+
 
 @dataclass(frozen=True)
 class OpenPosition:
@@ -22,14 +25,11 @@ class OpenPosition:
     stop_price: Decimal | None
 
 
-def max_leverage_for(tiers: Sequence[Mapping[str, Any]], notional: Decimal) -> int | None:
-    """The bracket's maximum leverage for a position of this notional (ccxt leverage tiers)."""
-    for tier in tiers:
-        lo = Decimal(str(tier.get("minNotional") or 0))
-        hi = Decimal(str(tier.get("maxNotional") or "Infinity"))
-        if lo <= notional < hi:
-            return int(tier["maxLeverage"])
-    return None
+def max_leverage_for(tiers: Sequence[Any], notional: Decimal) -> int | None:
+    """The bracket's maximum leverage for a position of this notional (ccxt leverage tiers, leverageBracket rows or
+    the model's brackets); None beyond the top cap."""
+    brackets = as_brackets(tiers)
+    return _max_leverage_for(brackets, float(notional)) if brackets else None
 
 
 def leverage_problems(
@@ -38,7 +38,7 @@ def leverage_problems(
     max_leverage: int,
     stop_leverage_factor: float,
     positions: Sequence[OpenPosition],
-    tiers: Mapping[str, Sequence[Mapping[str, Any]]],
+    tiers: Mapping[str, Sequence[Any]],
 ) -> tuple[list[str], list[str]]:
     """(invalid, refused): reasons the value is out of bounds, and reasons the current state forbids it."""
     invalid: list[str] = []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,21 +43,27 @@ def build(rows: list[tuple[int, int, int, str]]) -> list[Bracket]:
     return out
 
 
-# BTCUSDT, freqtrade snapshot 2024-10 (binance_leverage_tiers.json), as tabled in binance-futures.md §1.4.
-BTCUSDT = build([
-    (125, 0, 50_000, "0.004"),
-    (100, 50_000, 600_000, "0.005"),
-    (75, 600_000, 3_000_000, "0.0065"),
-    (50, 3_000_000, 12_000_000, "0.01"),
-    (25, 12_000_000, 70_000_000, "0.02"),
-    (20, 70_000_000, 100_000_000, "0.025"),
-    (10, 100_000_000, 230_000_000, "0.05"),
-    (5, 230_000_000, 480_000_000, "0.1"),
-    (4, 480_000_000, 600_000_000, "0.125"),
-    (3, 600_000_000, 800_000_000, "0.15"),
-    (2, 800_000_000, 1_200_000_000, "0.25"),
-    (1, 1_200_000_000, 1_800_000_000, "0.5"),
-])
+def from_rows(rows: Sequence[Mapping[str, Any]]) -> list[Bracket]:
+    """A table from ``leverageBracket`` rows (a snapshot file or Binance's answer), Decimal from the exchange's own
+    figures: ``cum`` as published, not re-derived."""
+    out = []
+    for r in sorted(rows, key=lambda r: Decimal(str(r["notionalFloor"]))):
+        out.append(Bracket(int(r["bracket"]), int(Decimal(str(r["initialLeverage"]))), Decimal(str(r["notionalFloor"])),
+                           Decimal(str(r["notionalCap"])), Decimal(str(r["maintMarginRatio"])),
+                           Decimal(str(r.get("cum") or 0))))
+    return out
+
+
+def _bundled(symbol: str) -> list[Bracket]:
+    from trader.model.rules import raw_rules
+
+    _, rows = raw_rules(symbol)
+    assert rows, f"no bundled leverage brackets for {symbol}"
+    return from_rows(rows)
+
+
+# BTCUSDT from the bundled leverageBracket snapshot (binance-futures.md §1.4's table, freqtrade 2024-10).
+BTCUSDT = _bundled("BTCUSDT")
 
 # The 2021 BTCUSDT table behind Binance's liquidation-price FAQ example (cum 16,300 at 2.5 %).
 BTCUSDT_2021 = build([
@@ -71,10 +79,8 @@ BTCUSDT_2021 = build([
     (1, 300_000_000, 9_223_372_036_854_775_807, "0.5"),
 ])
 
-# ETHUSDT shared BTCUSDT's first four tiers in the 2024 snapshot; deeper tiers are an approximation.
-ETHUSDT = BTCUSDT
-
-# Mid-cap default (SOLUSDT-like, approximate): smaller caps, higher rates.
+# For a symbol no snapshot covers (the market mirror trades whatever Binance lists): a mid-cap stand-in, smaller
+# caps and higher rates than BTC. The simulator is the exchange here; the engine reads this table from it.
 DEFAULT = build([
     (75, 0, 5_000, "0.005"),
     (50, 5_000, 50_000, "0.01"),
@@ -88,11 +94,13 @@ DEFAULT = build([
     (1, 15_000_000, 30_000_000, "0.5"),
 ])
 
-TABLES: dict[str, list[Bracket]] = {"BTCUSDT": BTCUSDT, "ETHUSDT": ETHUSDT}
+def table_for(symbol: str, data_dir: Any = None, at_ms: int | None = None) -> list[Bracket]:
+    """The symbol's table from the rule snapshot nearest ``at_ms`` (the run's data directory, else bundled), the
+    same data the model and a backtest read; DEFAULT when no snapshot has it."""
+    from trader.model.rules import raw_rules
 
-
-def table_for(symbol: str) -> list[Bracket]:
-    return TABLES.get(symbol, DEFAULT)
+    _, rows = raw_rules(symbol, data_dir, at_ms)
+    return from_rows(rows) if rows else DEFAULT
 
 
 def bracket_for(table: list[Bracket], notional: Decimal) -> Bracket:

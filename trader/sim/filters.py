@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 from trader.sim.errors import err
 
@@ -90,21 +92,37 @@ class SymbolSpec:
         }
 
 
-# Values from Binance exchangeInfo dumps (BTCUSDT and ETHUSDT per the reference doc; SOLUSDT from public dumps).
-KNOWN_SPECS: dict[str, SymbolSpec] = {
-    "BTCUSDT": SymbolSpec("BTCUSDT", "BTC", "USDT", Decimal("0.10"), Decimal("556.80"), Decimal("4529764"),
-                          Decimal("0.001"), Decimal("0.001"), Decimal("1000"), Decimal("120"), Decimal("100"), 2, 3),
-    "ETHUSDT": SymbolSpec("ETHUSDT", "ETH", "USDT", Decimal("0.01"), Decimal("39.86"), Decimal("306177"),
-                          Decimal("0.001"), Decimal("0.001"), Decimal("10000"), Decimal("2000"), Decimal("20"), 2, 3),
-    "SOLUSDT": SymbolSpec("SOLUSDT", "SOL", "USDT", Decimal("0.0100"), Decimal("0.4200"), Decimal("6857"),
-                          Decimal("1"), Decimal("1"), Decimal("1000000"), Decimal("5000"), Decimal("5"), 4, 0),
-}
+def spec_from_entry(entry: Mapping[str, Any]) -> SymbolSpec:
+    """A spec from an exchangeInfo symbol entry (a rule snapshot), Decimal from the exchange's own strings."""
+    f = {x["filterType"]: x for x in entry.get("filters", ())}
+    lot, mlot, pf = f["LOT_SIZE"], f.get("MARKET_LOT_SIZE") or f["LOT_SIZE"], f["PRICE_FILTER"]
+    pp = f.get("PERCENT_PRICE") or {}
+    extra: dict[str, Any] = {}
+    if entry.get("liquidationFee") not in (None, ""):
+        extra["liquidation_fee"] = Decimal(str(entry["liquidationFee"]))
+    if pp:
+        extra.update(multiplier_up=Decimal(str(pp["multiplierUp"])), multiplier_down=Decimal(str(pp["multiplierDown"])))
+    if "MAX_NUM_ORDERS" in f:
+        extra["max_num_orders"] = int(f["MAX_NUM_ORDERS"]["limit"])
+    if entry.get("onboardDate"):
+        extra["onboard_date"] = int(entry["onboardDate"])
+    return SymbolSpec(str(entry["symbol"]), str(entry["baseAsset"]), str(entry["quoteAsset"]),
+                      Decimal(str(pf["tickSize"])), Decimal(str(pf["minPrice"])), Decimal(str(pf["maxPrice"])),
+                      Decimal(str(lot["stepSize"])), Decimal(str(lot["minQty"])), Decimal(str(lot["maxQty"])),
+                      Decimal(str(mlot["maxQty"])), Decimal(str(f["MIN_NOTIONAL"]["notional"])),
+                      int(entry["pricePrecision"]), int(entry["quantityPrecision"]), **extra)
 
 
-def spec_for(symbol: str, base: str, quote: str, reference_price: float) -> SymbolSpec:
-    """The known spec, or one derived from the price level so that one tick is ~1e-5 and one step ~0.1-1 USDT."""
-    if symbol in KNOWN_SPECS:
-        return KNOWN_SPECS[symbol]
+def spec_for(symbol: str, base: str, quote: str, reference_price: float, data_dir: Any = None,
+             at_ms: int | None = None) -> SymbolSpec:
+    """The symbol's spec from the rule snapshot nearest ``at_ms`` (the run's data directory, else bundled: the
+    data the model and a backtest read), or — for a symbol no snapshot covers, as the market mirror may trade — one
+    derived from the price level so that one tick is ~1e-5 and one step ~0.1-1 USDT."""
+    from trader.model.rules import raw_rules
+
+    entry, _ = raw_rules(symbol, data_dir, at_ms)
+    if entry is not None:
+        return spec_from_entry(entry)
     mag = math.floor(math.log10(max(reference_price, 1e-8)))
     price_dec = max(0, 5 - mag)
     qty_dec = max(0, min(3, mag - 1)) if mag > 1 else 0

@@ -64,10 +64,11 @@ class Exchange:
         self.clock = clock
         self.specs: dict[str, SymbolSpec] = {}
         self.tables: dict[str, list[Bracket]] = {}
-        for sym, d in data.items():
-            self.specs[sym] = spec_for(sym, d.pair.split("/")[0], "USDT", float(d.o[-1]))
-            self.tables[sym] = table_for(sym)
         now = clock.now_ms()
+        for sym, d in data.items():
+            # The same rule snapshots a backtest reads (nearest the simulated time), as Decimal.
+            self.specs[sym] = spec_for(sym, d.pair.split("/")[0], "USDT", float(d.o[-1]), cfg.data_dir, now)
+            self.tables[sym] = table_for(sym, cfg.data_dir, now)
         self.account = Account(wallet=Decimal(cfg.balance), update_time=now)
         self.leverage: dict[str, int] = {s: min(cfg.default_leverage, max_leverage(self.tables[s])) for s in data}
         self.margin_type: dict[str, str] = {s: "CROSSED" for s in data}
@@ -958,9 +959,16 @@ class Exchange:
         mm_left = maintenance_margin(self.tables[sym], size * price)
         o = Order(next(self._ids), sym, f"autoclose-{t}", side, "LIQUIDATION", "IOC", size, price, False, t, t)
         self.add_order(o)
+        iso_wallet = pos.isolated_wallet
         res = self.account.apply_fill(sym, side, size, price, ZERO, t)
         o.executed, o.cum_quote, o.status = size, price * size, "FILLED"
-        fee = min(q8(size * price * spec.liquidation_fee), max(ZERO, q8(mm_left)))
+        # Capped at the position's maintenance margin and at the margin balance the close left (trader.model.money
+        # .liquidation_fee's rule): through a gap the fee never digs the account into the insurance fund by itself.
+        margin_left = self.account.cross_wallet() + sum(
+            (p.unrealized(self.mark_price(p.symbol, t)) for p in self.account.open_positions() if not p.isolated), ZERO)
+        if isolated:
+            margin_left = iso_wallet + res.realized_pnl
+        fee = max(ZERO, min(q8(size * price * spec.liquidation_fee), q8(mm_left), q8(margin_left)))
         self.account.wallet -= fee
         tid = next(self._trade_ids)
         self.trades.append(Trade(tid, o.order_id, sym, side, price, size, q8(res.realized_pnl), ZERO, False, t))
