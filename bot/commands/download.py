@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.commands.common import add_config_argument, settings_or_exit
 from trader.config.pairs import normalize_pair
 from trader.config.schema import Settings
-from trader.data.download import download_candles, download_funding, download_long_short_ratio
+from trader.data.download import download_candles, download_funding, download_long_short_ratio, download_rules
 from trader.data.ratio import RATIO_PERIODS
 from trader.data.timeframes import timeframe_ms
 from trader.data.timerange import TimeRange, last_days, parse_timerange
@@ -87,6 +87,18 @@ async def _download(
                 result = await download_long_short_ratio(client, data_dir, pair, span.start_ms, end_ms, period=ratio,
                                                          progress=_bar)
                 print(f"{result.label}: {result.added} new, {result.total} stored in {result.path}")
+        # The exchange's rules of the day (filters; brackets need keys) beside the candles: a backtest uses the
+        # snapshot nearest its range.
+        keyed = client_from_settings(settings) if (settings.exchange.key and settings.exchange.secret) else None
+        try:
+            rules = await download_rules(client, data_dir, pairs, keyed)
+        finally:
+            if keyed is not None:
+                await keyed.close()
+        for path in rules.paths:
+            print(f"exchange rules: {path}")
+        for note in rules.notes:
+            print(f"  {note}")
     except ExchangeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -209,3 +209,38 @@ async def download_long_short_ratio(
         write_parquet(merged, result.path)
     result.gaps = find_gaps(merged["timestamp"], period)
     return result
+
+
+@dataclass
+class RulesResult:
+    paths: list[Path]
+    symbols: list[str]  # exchange symbols whose exchangeInfo entry was saved
+    brackets: list[str]  # exchange symbols whose leverage brackets were saved
+    notes: list[str] = field(default_factory=list)
+
+
+async def download_rules(client, data_dir: Path, pairs: list[str], bracket_client=None) -> RulesResult:  # noqa: ANN001
+    """Save today's exchange rules for ``pairs`` beside the candles (``trader.model.rules``): their exchangeInfo
+    entries, and their ``GET /fapi/v1/leverageBracket`` rows through ``bracket_client`` (the endpoint is USER_DATA:
+    it needs API keys; without them only the filters are saved, and the result says so)."""
+    from trader.config.pairs import exchange_symbol
+    from trader.model.rules import save_snapshot
+
+    info = await client.fetch_exchange_info()
+    server_ms = int(info.get("serverTime") or await client.fetch_time())
+    wanted = {exchange_symbol(p) for p in pairs}
+    symbols = [s for s in info.get("symbols", ()) if s.get("symbol") in wanted]
+    notes = [f"{s}: not listed in exchangeInfo" for s in sorted(wanted - {s["symbol"] for s in symbols})]
+    brackets: list[dict] = []
+    if bracket_client is None:
+        notes.append("leverage brackets not saved: they need API keys (exchange.key / exchange.secret)")
+    else:
+        try:
+            raw = await bracket_client.fetch_leverage_bracket_rows()
+        except Exception as exc:  # noqa: BLE001 - the filters are still worth keeping
+            notes.append(f"leverage brackets not saved: {exc}")
+        else:
+            brackets = [i for i in raw if i.get("symbol") in wanted and i.get("brackets")]
+    source = f"{client.options.api_url or 'https://fapi.binance.com'} via bsmart download"
+    paths = save_snapshot(data_dir, server_ms, symbols=symbols, brackets=brackets, source=source)
+    return RulesResult(paths, sorted(s["symbol"] for s in symbols), sorted(b["symbol"] for b in brackets), notes)

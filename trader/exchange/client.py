@@ -262,14 +262,23 @@ class ExchangeClient:
             self.rule_notes.append("no API keys: leverage brackets from the bundled snapshot")
             return
         try:
-            raw = await self._read("fetch_leverage_tiers", Priority.ACCOUNT,
-                                   lambda: self.ccxt.fapiPrivateGetLeverageBracket())
+            raw = await self.fetch_leverage_bracket_rows()
         except ExchangeError as exc:
             self.rule_notes.append(f"leverage brackets could not be read ({exc}): bundled snapshot used")
             log.warning("leverage brackets could not be read: %s", exc)
             return
+        self.bracket_rows = {str(i["symbol"]): list(i.get("brackets") or ()) for i in raw}
+
+    async def fetch_exchange_info(self) -> dict[str, Any]:
+        """``GET /fapi/v1/exchangeInfo`` as Binance answers it."""
+        return await self._read("exchange_info", Priority.MARKET_DATA, lambda: self.ccxt.fapiPublicGetExchangeInfo())
+
+    async def fetch_leverage_bracket_rows(self) -> list[dict[str, Any]]:
+        """``GET /fapi/v1/leverageBracket`` for every symbol, as Binance answers it (USER_DATA: needs keys)."""
+        raw = await self._read("fetch_leverage_tiers", Priority.ACCOUNT,
+                               lambda: self.ccxt.fapiPrivateGetLeverageBracket())
         items = raw if isinstance(raw, list) else [raw]
-        self.bracket_rows = {str(i["symbol"]): list(i.get("brackets") or ()) for i in items if i.get("symbol")}
+        return [i for i in items if isinstance(i, dict) and i.get("symbol")]
 
     def instrument(self, pair: str) -> InstrumentSpec:
         """``pair``'s rules: the loaded market's exchangeInfo entry and the leverage brackets read at start; where
