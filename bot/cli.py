@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "bot.commands.reconcile",
     "bot.commands.backup",
     "bot.commands.restore",
+    "bot.commands.train",
+    "bot.commands.models",
 ]
 
 
