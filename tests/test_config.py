@@ -71,7 +71,7 @@ def test_example_lists_every_top_level_key() -> None:
         ),
         ({"risk": {"latency": {"safe_ms": 600}}}, "risk.latency: latency tiers must ascend"),
         ({"metrics": {"port": 70000}}, "metrics.port: Input should be less than or equal to 65535"),
-        ({"strategy": "moonshot"}, "strategy: unknown strategy 'moonshot' (known: rsi_bollinger)"),
+        ({"strategy": "moonshot"}, "strategy: unknown strategy 'moonshot' (known: breakout, master, oscillation, rsi_bollinger, trend)"),
         ({"simulator": {"speed": 0}}, "simulator.speed: Input should be greater than 0"),
     ],
 )

@@ -4,8 +4,8 @@ Per pair and feed bar (``compute_indicators``, causal, so the backtest and the l
 - the regime of the analyzer (trader.analysis: ``analyze_timeframe`` → ``regime_series`` on ``regime_timeframe``
   bars, default 1h: ranging / trending / volatile / breakout, ``unknown`` while warming up), read by close time;
 - the route, with hysteresis so it does not flap: a new regime takes over only after ``regime_confirm``
-  consecutive regime bars (a breakout, an event that rarely lasts, after one) and only once the current route has
-  held ``regime_min_dwell`` regime bars. ranging → oscillation, trending → trend, breakout → breakout, volatile →
+  consecutive regime bars (a breakout, an event that rarely lasts, after one); blips never switch it, and a regime
+  that flaps with nothing confirmed for ``regime_memory`` bars stands aside. ranging → oscillation, trending → trend, breakout → breakout, volatile →
   ``volatile_route`` (default: no new entries — wide ranges are where 2 % risk at tight stops gets run over);
 - the three setups' columns (signal, grading agreement, exits, ATR), and the market-state votes the fusion reads:
   ``mtf`` (mean SMA-stack direction of 15m/1h/4h) and ``vol_vote`` (the signal bar's volume surprise, signed by the
@@ -68,7 +68,7 @@ MASTER_PARAMS: tuple[tuple[str, Any], ...] = (
     ("regime_timeframe", "1h"),
     ("regime_percentile_window", 144),  # regime-timeframe bars the ATR / Bollinger-width percentiles rank over
     ("regime_confirm", 2),
-    ("regime_min_dwell", 3),
+    ("regime_memory", 24),  # regime bars a confirmed regime keeps the route while labels flap
     ("volatile_route", "none"),  # none | oscillation | breakout | trend
     ("fusion_path", ""),
     ("fusion_decay", 0.98),
@@ -89,28 +89,26 @@ def regime_warm(p: Mapping[str, Any]) -> int:
     return max(int(p["regime_percentile_window"]) + int(p["atr_period"]) + 1, 150) + 1
 
 
-def hysteresis(raw: np.ndarray, confirm: int, min_dwell: int, volatile_route: str) -> np.ndarray:
-    """Route codes per regime bar from raw regime labels. Causal: bar i reads labels ≤ i only."""
+def hysteresis(raw: np.ndarray, confirm: int, memory: int, volatile_route: str) -> np.ndarray:
+    """Route codes per regime bar from raw regime labels, with hysteresis of finite memory.
+
+    A regime counts once it has held ``confirm`` consecutive bars (a breakout, an event, from its first bar); the
+    route is the setup of the latest bar that sits in such a confirmed run, so a one-bar blip never switches it. If
+    no run was confirmed within the last ``memory`` bars the regime is flapping and the route is none. Causal, and
+    it reads only the last ``memory + confirm`` labels, so a live window computes the same route as a backtest."""
     out = np.zeros(len(raw))
-    state = "none"
-    cand, streak, dwell = None, 0, 0
     route_of = {**_ROUTE_OF_REGIME, "volatile": volatile_route}
+    run, last_label, last_at = 0, None, -10**9
+    prev = None
     for i, r in enumerate(raw):
-        want = route_of.get(r, "none") if r != UNKNOWN else "none"
+        run = run + 1 if r == prev else 1
+        prev = r
         if r == UNKNOWN:
-            state, cand, streak, dwell = "none", None, 0, 0
-        elif want == state:
-            cand, streak = None, 0
-            dwell += 1
-        else:
-            streak = streak + 1 if want == cand else 1
-            cand = want
-            need = 1 if r == "breakout" else confirm
-            if streak >= need and (dwell >= min_dwell or state == "none"):
-                state, cand, streak, dwell = want, None, 0, 1
-            else:
-                dwell += 1
-        out[i] = _ROUTE_CODE[state]
+            last_label, last_at = None, -10**9
+        elif run >= (1 if r == "breakout" else confirm):
+            last_label, last_at = r, i
+        if last_label is not None and i - last_at < memory:
+            out[i] = _ROUTE_CODE[route_of.get(last_label, "none")]
     return out
 
 
@@ -124,7 +122,7 @@ class MasterStrategy(ManagedStrategy):
         **COMMON_SPACES,
         "buy": OSC_SPACES["buy"] + BRK_SPACES["buy"] + TRD_SPACES["buy"],
         "sell": OSC_SPACES["sell"] + BRK_SPACES["sell"] + TRD_SPACES["sell"],
-        "regime": (IntRange("regime_confirm", 1, 4, step=1), IntRange("regime_min_dwell", 1, 6, step=1),
+        "regime": (IntRange("regime_confirm", 1, 4, step=1), IntRange("regime_memory", 12, 48, step=12),
                    Categorical("volatile_route", ("none", "breakout", "oscillation"))),
         "fusion": (FloatRange("fusion_threshold", 0.0, 0.5, step=0.1), FloatRange("fusion_decay", 0.95, 1.0, step=0.01)),
     }
@@ -133,7 +131,9 @@ class MasterStrategy(ManagedStrategy):
     def warmup_for(cls, params: Mapping[str, Any], feed_tf: str) -> int:
         feed = timeframe_ms(feed_tf)
         rtf = timeframe_ms(str(params["regime_timeframe"]))
-        return max(super().warmup_for(params, feed_tf), (regime_warm(params) + 1) * rtf // feed)
+        return max(super().warmup_for(params, feed_tf),
+                   (regime_warm(params) + int(params["regime_memory"]) + int(params["regime_confirm"]) + 2)
+                   * rtf // feed)
 
     @classmethod
     def compute_indicators(cls, candles: Candles, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -161,12 +161,15 @@ class MasterStrategy(ManagedStrategy):
             labels = analyze_timeframe(bars, regime_config(params)).regime
             labels[: regime_warm(params)] = UNKNOWN
             codes = np.array([REGIME_CODES[x] for x in labels])
-            routes = hysteresis(labels, int(params["regime_confirm"]), int(params["regime_min_dwell"]),
+            routes = hysteresis(labels, int(params["regime_confirm"]), int(params["regime_memory"]),
                                 str(params["volatile_route"]))
+            # A route reads up to memory + confirm labels back: none until all of those are warm.
+            routes[: regime_warm(params) + int(params["regime_memory"]) + int(params["regime_confirm"])] = 0.0
         else:
             codes = routes = np.empty(0)
         regime = np.nan_to_num(held(codes, idx), nan=0.0)
-        ready &= regime > 0
+        ready &= (regime > 0) & (held(np.arange(len(rb), dtype=float), idx) >= regime_warm(params)
+                                 + int(params["regime_memory"]) + int(params["regime_confirm"]))
         ready[: cls.warmup_for(params, f"{feed // 60_000}m")] = False
         route = np.where(ready, np.nan_to_num(held(routes, idx), nan=0.0), 0.0)
         # Signed volume surprise of the feed bar: z of log volume against the prior baseline, / 3, clipped.

@@ -218,3 +218,10 @@ class RsiBollingerStrategy(FuturesStrategy):
 
 
 STRATEGIES: dict[str, type[FuturesStrategy]] = {"rsi_bollinger": RsiBollingerStrategy}
+
+# Issue 13's strategy layer (imported here, at the end, so the registry holds them wherever it is read).
+from trader.strategy.master import MasterStrategy  # noqa: E402
+from trader.strategy.strategies import BreakoutStrategy, OscillationStrategy, TrendStrategy  # noqa: E402
+
+STRATEGIES.update(oscillation=OscillationStrategy, breakout=BreakoutStrategy, trend=TrendStrategy,
+                  master=MasterStrategy)

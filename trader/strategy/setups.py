@@ -155,7 +155,7 @@ class Setup:
     def warmup_bars(self, p: P, feed_tf_ms: int) -> int:
         """Feed bars before every timeframe of this setup is warm at its latest closed bar."""
         sig, grade = self.timeframes(p)
-        return max(self.warm(p) * timeframe_ms(tf) // feed_tf_ms + timeframe_ms(tf) // feed_tf_ms
+        return max((self.warm(p) + 2) * timeframe_ms(tf) // feed_tf_ms
                    for tf in (sig, *grade))
 
 
@@ -180,7 +180,8 @@ def base_columns(setup: Setup, c: Candles, p: P, cache: dict[str, TfBars] | None
         return {"signal": np.zeros(n), "agree": np.zeros(n), "exit_long": np.zeros(n), "exit_short": np.zeros(n),
                 "atr": nan, "ready": np.zeros(n), "vote_mean": nan}
     sig_tf, grade_tfs = setup.timeframes(p)
-    check_timeframes({"signal timeframe": sig_tf, **{f"grading timeframe #{i + 1}": t for i, t in enumerate(grade_tfs)}},
+    check_timeframes({f"{setup.name} signal": sig_tf, **{f"{setup.name} grading #{i + 1}": t
+                                                     for i, t in enumerate(grade_tfs)}},
                      feed, who or setup.name)
     cache = {} if cache is None else cache
     close_ms = np.asarray(c.ts_ms, dtype="int64") + feed
