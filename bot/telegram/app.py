@@ -23,7 +23,7 @@ from bot.telegram import confirm, menu
 from bot.telegram.buttons import ButtonStore
 from bot.telegram.context import DEPS_KEY, BotDeps
 from bot.telegram.handlers import default_registry
-from bot.telegram.notifier import Notifier
+from bot.telegram.notifier import Notifier, details_handler
 from bot.telegram.permissions import AccessControl, gate
 from bot.telegram.report import ReportScheduler
 from bot.telegram.store import RoleStore, SettingsStore
@@ -166,6 +166,7 @@ def build_application(
     app.add_handler(TypeHandler(Update, gate), group=-1)
     for handler in registry.handlers():
         app.add_handler(handler)
+    app.add_handler(details_handler())  # before the catch-all that refuses every other button
     app.add_handler(confirm.handler())
     app.add_error_handler(_on_error)
     return app

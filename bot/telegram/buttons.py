@@ -81,13 +81,17 @@ class ButtonStore:
         self._spent: OrderedDict[str, tuple[str, Entry]] = OrderedDict()  # nonce → ("used" | "expired", entry)
 
     # -- book-keeping -------------------------------------------------------------------------------------------------
-    def add(self, kind: Kind, caller: Caller, *, ttl_s: float | None, payload: Any = None,
+    def add(self, kind: Kind, caller: Caller | None, *, ttl_s: float | None, payload: Any = None,
             message_id: int | None = None, reusable: bool = False, keep_text: bool = False,
             audit_as: tuple[str, dict[str, Any]] | None = None, user_id: int | None = None,
             chat_id: int | None = None) -> Entry:
+        """A button for ``caller`` (or for ``user_id`` in ``chat_id``, e.g. a notification's)."""
         self.sweep()
-        entry = Entry(secrets.token_urlsafe(12), kind, caller.user_id if user_id is None else user_id,
-                      caller.chat_id if chat_id is None else chat_id, message_id, self.clock(), ttl_s, payload,
+        user_id = caller.user_id if user_id is None and caller is not None else user_id
+        chat_id = caller.chat_id if chat_id is None and caller is not None else chat_id
+        if user_id is None or chat_id is None:
+            raise ValueError("a button belongs to a user in a chat")
+        entry = Entry(secrets.token_urlsafe(12), kind, user_id, chat_id, message_id, self.clock(), ttl_s, payload,
                       reusable, keep_text, audit_as)
         self._pending[entry.nonce] = entry
         while len(self._pending) > MAX_PENDING:

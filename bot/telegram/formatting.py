@@ -89,6 +89,14 @@ def short_pair(pair: str) -> str:
     return pair.split(":")[0]
 
 
+LATENCY_TIERS = ("normal", "safe", "no_entries", "emergency")
+
+
+def tier_word(t: T, tier: str) -> str:
+    """A latency tier (trader.exchange.latency) in the user's language; an unknown one as it is."""
+    return t(f"latency.tier.{tier}") if tier in LATENCY_TIERS else tier
+
+
 def yes_no(t: T, value: bool) -> str:
     return t("common.yes") if value else t("common.no")
 
@@ -104,7 +112,7 @@ def status(t: T, view: Any) -> str:
         t("status.leverage", leverage=view.leverage),
         t("status.pairs", pairs=", ".join(short_pair(p) for p in view.pairs)),
         t("status.positions", count=view.open_positions if view.open_positions >= 0 else "?"),
-        t("status.latency", tier=view.latency_tier, p99=ms(view.latency_p99_ms)),
+        t("status.latency", tier=tier_word(t, view.latency_tier), p99=ms(view.latency_p99_ms)),
     ]
     if view.paused and not view.running:
         lines.append(t("status.entries_paused"))
@@ -177,12 +185,19 @@ def health(t: T, view: Any) -> str:
         t("health.engine", running=yes_no(t, view.engine_running)),
         t("health.db", ok=yes_no(t, view.db_ok), latency=ms(view.db_latency_ms)),
         t("health.disk", free=f"{view.disk_free_bytes / 2**30:.1f} GiB"),
-        t("health.latency", tier=view.latency_tier, p50=ms(view.latency_p50_ms), p99=ms(view.latency_p99_ms)),
+        t("health.latency", tier=tier_word(t, view.latency_tier), p50=ms(view.latency_p50_ms),
+          p99=ms(view.latency_p99_ms)),
         t("health.api_errors", count=view.api_errors),
         t("health.uptime", uptime=duration(view.uptime_s)),
     ]
-    lines += [t("health.problem_line", problem=p) for p in view.problems]
+    lines += [t("health.problem_line", problem=_problem(t, p)) for p in view.problems]
     return "\n".join(lines)
+
+
+def _problem(t: T, text: str) -> str:
+    if text.startswith("latency tier ") and text.removeprefix("latency tier ") in LATENCY_TIERS:
+        return t("risk.reason.latency_tier", tier=tier_word(t, text.removeprefix("latency tier ")))
+    return text
 
 
 def flatten(t: T, report: Any, timezone: str) -> str:

@@ -55,6 +55,7 @@ class AccessControl:
         self._audit_interval = audit_interval_s
         self._strangers: OrderedDict[int, _Stranger] = OrderedDict()
         self.menus_sent: set[int] = set()
+        self.names: dict[int, str] = {}  # known users' Telegram first names, to say who acted
 
     def role_of(self, user_id: int) -> str | None:
         if user_id in self.config_users:
@@ -114,6 +115,8 @@ async def gate(update: object, context: CallbackContext[Any, Any, Any, Any]) -> 
     if role is None:
         await _refuse_stranger(update, context, user.id, user.language_code, command, query is not None)
         raise ApplicationHandlerStop
+    if user.first_name:
+        access.names[user.id] = user.first_name[:64]
     settings = await asyncio.to_thread(deps.user_settings.get, user.id, language_from_client(user.language_code))
     t = deps.catalogs.translator(settings.language)
     caller = Caller(user.id, chat.id, chat.type, role, settings)

@@ -31,7 +31,7 @@ async def build(service: Any, t: Translator, settings: UserSettings, now: dt.dat
     """Each part is fetched on its own: an exchange outage costs the balance lines, not the whole report.
 
     ``supervisor``: the main job's supervisor (trader.monitoring.supervisor), for component states and restarts."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or await service_now(service)
     zone = settings.zone
     lines = [t("report.title", date=fmt.local_time(now, settings.timezone, "%Y-%m-%d %H:%M"), zone=settings.timezone)]
 
@@ -43,8 +43,8 @@ async def build(service: Any, t: Translator, settings: UserSettings, now: dt.dat
             return exc
 
     balance, day, week, positions, trades, health, ledger = await asyncio.gather(
-        part(service.balance()), part(service.pnl("day", 1, settings.timezone)),
-        part(service.pnl("week", 1, settings.timezone)), part(service.positions()),
+        part(service.balance()), part(service.pnl("day", 1, settings.timezone, now=now)),
+        part(service.pnl("week", 1, settings.timezone, now=now)), part(service.positions()),
         part(service.trades(TRADES_SCANNED)), part(service.health()), part(service.check_ledger()))
     if isinstance(balance, Exception):
         lines.append(t("report.unavailable", what=t("report.part.balance")))
@@ -117,8 +117,10 @@ CHART_DAYS = 14
 
 async def chart(service: Any, t: Translator, settings: UserSettings, now: dt.datetime | None = None) -> bytes | None:
     """The report's chart, or None when the service cannot answer (the text says what is missing)."""
+    now = now or await service_now(service)
     try:
-        days, positions = await asyncio.gather(service.pnl("day", CHART_DAYS, settings.timezone), service.positions())
+        days, positions = await asyncio.gather(service.pnl("day", CHART_DAYS, settings.timezone, now=now),
+                                               service.positions())
     except Exception as exc:
         log.warning("daily report chart: %s", exc)
         return None
@@ -132,10 +134,20 @@ async def chart(service: Any, t: Translator, settings: UserSettings, now: dt.dat
                                    tz=settings.timezone, labels=labels)
 
 
+async def service_now(service: Any) -> dt.datetime:
+    """The service's 'now' (the exchange's clock in dry-run: a replay's own date), else the wall clock."""
+    try:
+        return await service.now()
+    except Exception as exc:  # a service without a clock, or one that failed: the wall clock
+        log.info("service clock unavailable (%s); using the wall clock", exc)
+        return dt.datetime.now(dt.timezone.utc)
+
+
 async def deliver(bot: Any, deps: BotDeps, chat_id: int, t: Translator, settings: UserSettings) -> None:
-    text = await build(deps.service, t, settings, supervisor=deps.extras.get("health"))
+    now = await service_now(deps.service)
+    text = await build(deps.service, t, settings, now=now, supervisor=deps.extras.get("health"))
     await send_text(bot, chat_id, deps.redactor(text))
-    png = await chart(deps.service, t, settings)
+    png = await chart(deps.service, t, settings, now=now)
     if png is not None:
         await bot.send_photo(chat_id, png, caption=t("chart.daily.caption"))
 

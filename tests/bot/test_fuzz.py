@@ -60,7 +60,9 @@ class ThreadedBot:
 
 def snapshot(bot: Harness, runner: ThreadedBot) -> tuple[Any, ...]:
     positions = runner.run(bot.service.client.fetch_positions())
-    return (bot.service.leverage, tuple(bot.service.pairs), bot.service.paused, bot.core.runtime_state.all(),
+    # The ledger check's wallet baseline is noted by the first /report (bookkeeping, not a change anyone made).
+    state = {k: v for k, v in bot.core.runtime_state.all().items() if k != "wallet_baseline"}
+    return (bot.service.leverage, tuple(bot.service.pairs), bot.service.paused, state,
             dict(bot.deps.roles.all()), len(positions), dict(bot.sim.exchange.leverage))
 
 

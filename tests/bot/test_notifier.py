@@ -92,7 +92,7 @@ async def test_an_outage_is_retried_then_dropped_and_never_blocks_the_publisher(
 
 
 async def test_a_full_queue_drops_instead_of_growing(write_config, tmp_path) -> None:
-    options = {**FAST, "queue_size": 3}
+    options = {**FAST, "queue_size": 3, "bundle_s": 0}  # each event told at once: the queue is what is tested
     async with running_bot(write_config, tmp_path, notifier_options=options) as bot:
         bot.tg.open_private_chat(VIEWER)
         notifier = bot.deps.notifier

@@ -12,8 +12,8 @@ from trader.persistence.database import transaction
 from trader.persistence.models import Trade
 
 
-def _closed_trade(sessions, **changes) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+def _closed_trade(sessions, now: dt.datetime, **changes) -> None:
+    # Dated by the service's clock: in dry-run the exchange's (the simulator's replay time), as the views count days.
     values = dict(pair="ETH/USDT:USDT", side="short", leverage=10, amount=Decimal("0.5"), amount_open=Decimal(0),
                   stake=Decimal("150"), open_rate=Decimal("3000"), close_rate=Decimal("2980"), status="closed",
                   realized_pnl=Decimal("10"), fees=Decimal("1"), funding=Decimal("-0.5"), exit_reason="roi",
@@ -23,7 +23,7 @@ def _closed_trade(sessions, **changes) -> None:
 
 
 async def test_the_daily_job_sends_the_report_at_the_users_time(bot) -> None:
-    _closed_trade(bot.core.sessions)
+    _closed_trade(bot.core.sessions, await bot.service.now())
     await bot.service.client.create_order(OrderRequest("BTC/USDT:USDT", "buy", "market", client_order_id(1, "entry"),
                                                        amount=Decimal("0.01")))
     await bot.ask(TRADER, "/settings report 21:15 America/New_York")
@@ -55,7 +55,7 @@ async def test_the_daily_job_sends_the_report_at_the_users_time(bot) -> None:
 
 
 async def test_trade_views_are_formatted(bot) -> None:
-    _closed_trade(bot.core.sessions)
+    _closed_trade(bot.core.sessions, await bot.service.now())
     pnl = (await bot.ask(VIEWER, "/pnl")).text
     assert pnl.split("\n")[1].endswith(": +8.50 USDT, 1 trades, 1 won") and "Total: +8.50 USDT over 1 trades" in pnl
     trades = (await bot.ask(VIEWER, "/trades 3")).text

@@ -94,6 +94,6 @@ async def audit(request: Request) -> None:
 
 
 COMMANDS = [
-    Command("users", users, "admin", "confirm", "help.users"),
-    Command("audit", audit, "admin", "read", "help.audit"),
+    Command("users", users, "admin", "confirm", "help.users", group="admin"),
+    Command("audit", audit, "admin", "read", "help.audit", group="admin"),
 ]

@@ -538,7 +538,7 @@ async def on_press(request: Request) -> None:
 
 
 COMMANDS = [
-    Command("backtest", backtest, "trader", "write", "help.backtest", buttons=PREFIX, on_press=on_press),
-    Command("backtests", backtests, "viewer", "read", "help.backtests"),
-    Command("backtest_show", backtest_show, "viewer", "read", "help.backtest_show"),
+    Command("backtest", backtest, "trader", "write", "help.backtest", group="research", buttons=PREFIX, on_press=on_press),
+    Command("backtests", backtests, "viewer", "read", "help.backtests", group="research"),
+    Command("backtest_show", backtest_show, "viewer", "read", "help.backtest_show", group="research"),
 ]

@@ -164,14 +164,14 @@ async def force_exit(request: Request) -> confirm.Ask | None:
 
 
 COMMANDS = [
-    Command("start_trading", start_trading, "trader", "confirm", "help.start_trading"),
-    Command("stop", stop, "trader", "confirm", "help.stop"),
-    Command("pause", pause, "trader", "write", "help.pause"),
-    Command("resume", resume, "trader", "write", "help.resume"),
-    Command("flatten", flatten, "trader", "confirm", "help.flatten"),
-    Command("leverage", leverage, "trader", "confirm", "help.leverage"),
-    Command("whitelist", whitelist, "trader", "confirm", "help.whitelist"),
-    Command("forcelong", force_long, "trader", "confirm", "help.forcelong"),
-    Command("forceshort", force_short, "trader", "confirm", "help.forceshort"),
-    Command("forceexit", force_exit, "trader", "confirm", "help.forceexit"),
+    Command("start_trading", start_trading, "trader", "confirm", "help.start_trading", group="control"),
+    Command("stop", stop, "trader", "confirm", "help.stop", group="control"),
+    Command("pause", pause, "trader", "write", "help.pause", group="control"),
+    Command("resume", resume, "trader", "write", "help.resume", group="control"),
+    Command("flatten", flatten, "trader", "confirm", "help.flatten", group="control"),
+    Command("leverage", leverage, "trader", "confirm", "help.leverage", group="control"),
+    Command("whitelist", whitelist, "trader", "confirm", "help.whitelist", group="control"),
+    Command("forcelong", force_long, "trader", "confirm", "help.forcelong", group="control"),
+    Command("forceshort", force_short, "trader", "confirm", "help.forceshort", group="control"),
+    Command("forceexit", force_exit, "trader", "confirm", "help.forceexit", group="control"),
 ]

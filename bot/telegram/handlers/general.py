@@ -10,7 +10,7 @@ from bot.i18n import LANGUAGES
 from bot.telegram import menu
 from bot.telegram.context import Request
 from bot.telegram.handlers import args
-from bot.telegram.registry import Command
+from bot.telegram.registry import GROUPS, Command
 from bot.telegram.store import DEFAULT_LEVELS, LEVELS, UserSettings
 
 
@@ -24,9 +24,15 @@ async def start(request: Request) -> None:
 async def help_(request: Request) -> None:
     t = request.t
     lines = [t("help.title", role=t(f"role.{request.caller.role}"))]
-    for command in request.deps.registry.for_role(request.caller.role):
-        marker = " ⚠" if command.risk == "confirm" else ""
-        lines.append(f"/{command.name} — {t(command.help_key)}{marker}")
+    allowed = request.deps.registry.for_role(request.caller.role)
+    for group in GROUPS:  # by purpose: what you read, what you control, research, administration
+        members = [c for c in allowed if c.group == group]
+        if not members:
+            continue
+        lines += ["", t(f"help.group.{group}")]
+        for command in members:
+            marker = " ⚠" if command.risk == "confirm" else ""
+            lines.append(f"/{command.name} — {t(command.help_key)}{marker}")
     lines.append("")
     lines.append(t("help.footer"))
     await request.reply("\n".join(lines))

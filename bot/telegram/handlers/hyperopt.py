@@ -275,5 +275,5 @@ async def ask_apply(request: Request, params: dict[str, Any]) -> None:
 
 
 COMMANDS = [
-    Command("hyperopt", hyperopt, "admin", "write", "help.hyperopt", buttons=PREFIX, on_press=on_press),
+    Command("hyperopt", hyperopt, "admin", "write", "help.hyperopt", group="research", buttons=PREFIX, on_press=on_press),
 ]

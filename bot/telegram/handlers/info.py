@@ -60,12 +60,12 @@ async def report_now(request: Request) -> None:
 
 
 COMMANDS = [
-    Command("status", status, "viewer", "read", "help.status"),
-    Command("positions", positions, "viewer", "read", "help.positions"),
-    Command("balance", balance, "viewer", "read", "help.balance"),
-    Command("pnl", pnl, "viewer", "read", "help.pnl"),
-    Command("trades", trades, "viewer", "read", "help.trades"),
-    Command("performance", performance, "viewer", "read", "help.performance"),
-    Command("health", health, "viewer", "read", "help.health"),
-    Command("report", report_now, "viewer", "read", "help.report"),
+    Command("status", status, "viewer", "read", "help.status", group="account"),
+    Command("positions", positions, "viewer", "read", "help.positions", group="account"),
+    Command("balance", balance, "viewer", "read", "help.balance", group="account"),
+    Command("pnl", pnl, "viewer", "read", "help.pnl", group="account"),
+    Command("trades", trades, "viewer", "read", "help.trades", group="account"),
+    Command("performance", performance, "viewer", "read", "help.performance", group="account"),
+    Command("health", health, "viewer", "read", "help.health", group="account"),
+    Command("report", report_now, "viewer", "read", "help.report", group="account"),
 ]
