@@ -144,6 +144,6 @@ def test_notifications_name_the_p99_and_the_actor(language: str) -> None:
     assert "p99 -" not in fall and "-)" not in fall and "-）" not in fall
     paused = render(t, EngineStateChanged(state="paused", actor=""))
     assert "by -" not in paused and "-)" not in paused and t("event.actor.system") in paused
-    assert "telegram" in render(t, EngineStateChanged(state="paused", actor="telegram"))
+    assert t("event.actor.user_id", id=7) in render(t, EngineStateChanged(state="paused", actor="telegram:7"))
     action = render(t, RiskAction(action="emergency_flatten", reason="latency above the emergency threshold"))
-    assert "(-)" not in action and "（-）" not in action and "emergency_flatten" in action
+    assert "(-)" not in action and "（-）" not in action and t("risk.action.emergency_flatten") in action

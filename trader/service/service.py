@@ -168,7 +168,7 @@ class TradingService:
             if self.paused:
                 engine.pause_entries()
             self._remember("stopped", False, actor)
-            self.bus.publish(EngineStateChanged(state="started", actor=actor.source))
+            self.bus.publish(EngineStateChanged(state="started", actor=_who(actor)))
             return await self.status()
 
         return await self._audited(actor, "start", {}, run)
@@ -182,7 +182,7 @@ class TradingService:
                 raise ServiceError("conflict", "trading is not running")
             await engine.stop()
             self._remember("stopped", True, actor)
-            self.bus.publish(EngineStateChanged(state="stopped", actor=actor.source))
+            self.bus.publish(EngineStateChanged(state="stopped", actor=_who(actor)))
             return await self.status()
 
         return await self._audited(actor, "stop", {}, run)
@@ -194,7 +194,7 @@ class TradingService:
             if self.engine is not None:
                 self.engine.pause_entries()
             self._remember("paused", True, actor)
-            self.bus.publish(EngineStateChanged(state="paused", actor=actor.source))
+            self.bus.publish(EngineStateChanged(state="paused", actor=_who(actor)))
             return await self.status()
 
         return await self._audited(actor, "pause", {}, run)
@@ -206,7 +206,7 @@ class TradingService:
             if self.engine is not None:
                 self.engine.resume_entries()
             self._remember("paused", False, actor)
-            self.bus.publish(EngineStateChanged(state="resumed", actor=actor.source))
+            self.bus.publish(EngineStateChanged(state="resumed", actor=_who(actor)))
             return await self.status()
 
         return await self._audited(actor, "resume", {}, run)
@@ -476,8 +476,21 @@ class TradingService:
         b = await self.client.fetch_balance()
         return BalanceView(b.wallet, b.available, b.unrealized_pnl, b.margin_balance, b.maintenance_margin)
 
-    async def pnl(self, period: pnl_mod.Period = "day", count: int = 7, tz: str = "UTC") -> list[pnl_mod.PeriodPnL]:
-        return await asyncio.to_thread(pnl_mod.pnl_by_period, self.core.sessions, period, count, tz=tz)
+    async def now(self) -> dt.datetime:
+        """'Now' for the views that count days: in dry-run the exchange's clock (the simulator's replay time, so a
+        replay of May 2025 shows its own days), live the wall clock. The wall clock when the exchange does not
+        answer."""
+        if self.settings.dry_run:
+            try:
+                return dt.datetime.fromtimestamp(await self.client.fetch_time() / 1000, dt.timezone.utc)
+            except ExchangeError as exc:
+                log.info("exchange clock unavailable (%s); using the wall clock", exc)
+        return dt.datetime.now(dt.timezone.utc)
+
+    async def pnl(self, period: pnl_mod.Period = "day", count: int = 7, tz: str = "UTC",
+                  now: dt.datetime | None = None) -> list[pnl_mod.PeriodPnL]:
+        now = now or await self.now()
+        return await asyncio.to_thread(pnl_mod.pnl_by_period, self.core.sessions, period, count, tz=tz, now=now)
 
     async def trades(self, limit: int = 10) -> list[pnl_mod.TradeView]:
         return await asyncio.to_thread(pnl_mod.recent_trades, self.core.sessions, limit)
