@@ -154,7 +154,7 @@ class Fuzzer:
         # Local reordering: each update moves up to 4 places.
         keyed = sorted(((i + self.rng.uniform(0, 4), e) for i, e in enumerate(out)), key=lambda x: x[0])
         moved = [e for _, e in keyed]
-        self.counts["reordered"] += sum(1 for a, b in zip(out, moved) if a is not b)
+        self.counts["reordered"] += sum(1 for a, b in zip(out, moved, strict=True) if a is not b)
         return moved
 
     async def deliver_new(self) -> None:
