@@ -63,8 +63,8 @@ def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ..
     ``cum``), else ccxt's parsed fields with ``cum`` derived."""
     if tiers and all(isinstance(t.get("info"), Mapping) and "notionalFloor" in t["info"] for t in tiers):
         return brackets_from_api([t["info"] for t in tiers])
-    rows = sorted(((float(t.get("minNotional") or 0), float(t.get("maxNotional") or math.inf),
-                    float(t.get("maintenanceMarginRate") or 0), int(t["maxLeverage"])) for t in tiers))
+    rows = sorted((float(t.get("minNotional") or 0), float(t.get("maxNotional") or math.inf),
+                    float(t.get("maintenanceMarginRate") or 0), int(t["maxLeverage"])) for t in tiers)
     return brackets_from_table(rows)
 
 
