@@ -2,7 +2,8 @@
 
 The simulator replays the shipped BTC/ETH/SOL data fast, the engine trades it in dry-run, the real bot answers
 through the Telegram Bot API emulator, and this terminal is the phone: type a command, or the number of a button
-to press it. Everything lives in ``user_data/demo`` so a demo never touches a real deployment's database.
+to press it. The terminal shows the chat only; the logs go to ``<dir>/logs/`` (trading.log, errors.log).
+Everything lives in ``user_data/demo`` so a demo never touches a real deployment's database.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from bot.emulator.transcript import NumberedButton, render_message
 from bot.main_job import Runtime, run_main_job
 from trader.config.loader import validate
 from trader.config.schema import Settings
+from trader.logging_setup import setup_logging
+from trader.security.redaction import Redactor
 
 DEMO_USER = 1001
 DEMO_SPEED = 60.0  # one replayed minute per second: candles close every second
@@ -106,18 +109,24 @@ async def run_demo(
         tg.user(DEMO_USER, first_name="Demo", language_code="zh-hans" if language == "zh_CN" else "en")
         tg.open_private_chat(DEMO_USER)
         settings = demo_settings(user_data, tg.base_url.removesuffix("/bot"), tg.token, language)
+        # The terminal is the phone: log records go to files only (the main job keeps it so once it is up).
+        redactor = Redactor()
+        redactor.add(tg.token)
+        setup_logging(settings.log_level, settings.logs_dir, redactor, console=False)
         chat = TerminalChat(tg, out)
         ready = asyncio.Event()
 
         def on_ready(runtime: Runtime, info: dict[str, object]) -> None:
             print(f"demo: simulator {info.get('simulator')}, engine "
-                  f"{'running' if runtime.control.running else 'stopped'}. Type /help, a command, or a button "
-                  "number; /quit leaves.", file=out, flush=True)
+                  f"{'running' if runtime.control.running else 'stopped'}; logs in {settings.logs_dir}. Type "
+                  "/help, a command, or a button number; /quit leaves.", file=out, flush=True)
             ready.set()
 
-        job = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=5.0, on_ready=on_ready))
+        job = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=5.0, on_ready=on_ready,
+                                               console_logging=False))
         done, _ = await asyncio.wait({job, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if job in done:
+            print(f"demo: the main job did not start; see {settings.logs_dir / 'errors.log'}", file=out, flush=True)
             return job.result()
         tg.send_text(DEMO_USER, "/start")
         printer = asyncio.create_task(_print_loop(chat, stop))

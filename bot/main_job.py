@@ -77,6 +77,7 @@ class Runtime:
     guard: LatencyGuard | None = None
     monitor: AccountMonitor | None = None
     monitor_task: concurrent.futures.Future[None] | None = None
+    protect_task: concurrent.futures.Future[None] | None = None  # stops for positions while no engine runs
     mirror: MarketMirror | None = None  # when the simulator mirrors Binance's market
     operations: Any = None  # bot.operations.Operations once started (supervisor, backups, e-mail)
 
@@ -180,9 +181,9 @@ async def _start_simulator(
 
 
 def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = None,
-                  metrics: Metrics | None = None) -> Runtime:
+                  metrics: Metrics | None = None, console_logging: bool = True) -> Runtime:
     """Open storage, the exchange side and the service; the engine is built but not started."""
-    core = open_core(settings)
+    core = open_core(settings, console_logging=console_logging)
     bus = EventBus()
     host = EngineHost("bsmart-service").start()
     sim: SimulatorServer | None = None
@@ -277,6 +278,8 @@ def close_runtime(runtime: Runtime) -> None:
     host = runtime.host
     if runtime.monitor_task is not None:
         runtime.monitor_task.cancel()
+    if runtime.protect_task is not None:
+        runtime.protect_task.cancel()
     if runtime.guard is not None:
         with contextlib.suppress(Exception):
             host.call(runtime.guard.stop(), timeout=10)
@@ -324,6 +327,24 @@ async def _resume_flatten(runtime: Runtime) -> Any:
     return report
 
 
+async def _protect_until_done(runtime: Runtime, attempts: int = 60, delay_s: float = 5.0) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            repairs = await runtime.service.protect_positions()
+        except Exception as exc:  # rate limited, exchange down: try again shortly
+            log.warning("stops for open positions (no engine running), attempt %d: %s", attempt, exc)
+            if attempt == 1:
+                runtime.bus.publish(EngineError(message=f"open positions could not be checked for stops yet: {exc}; "
+                                                        "retrying", where="main"))
+            await asyncio.sleep(delay_s)
+            continue
+        for r in repairs:
+            log.warning("no engine running: %s stop %s at %s %s", r.pair, r.action, r.price, r.detail)
+        return
+    runtime.bus.publish(EngineError(message="open positions could not be checked for stops after "
+                                            f"{attempts} attempts", where="main"))
+
+
 async def _announce_recovery(runtime: Runtime, resumed: Any) -> None:
     """Once the bot listens: what recovery did, and the ledger checked against the exchange (a mismatch is an
     alert to the user, not a log line)."""
@@ -348,6 +369,7 @@ async def run_main_job(
     on_ready: Callable[[Runtime, dict[str, object]], None] | None = None,
     sim_overrides: dict[str, Any] | None = None,
     config_path: Path | None = None,
+    console_logging: bool = True,
 ) -> int:
     metrics = make_metrics(settings.dry_run)
     try:  # the run lock and the ledger's integrity check (recovery from a backup), before the database opens
@@ -356,7 +378,8 @@ async def run_main_job(
         log.error("%s; nothing is trading", exc)
         return 1
     try:
-        runtime = await asyncio.to_thread(build_runtime, settings, sim_overrides=sim_overrides, metrics=metrics)
+        runtime = await asyncio.to_thread(build_runtime, settings, sim_overrides=sim_overrides, metrics=metrics,
+                                          console_logging=console_logging)
     except StartupError as exc:
         prepared.lock.release()
         log.error("%s; nothing is trading", exc)
@@ -386,6 +409,10 @@ async def run_main_job(
             except (ServiceError, Exception) as exc:  # the bot must still come up to report and flatten
                 log.error("the engine did not start: %s", exc)
                 runtime.bus.publish(EngineError(message=f"engine start failed: {exc}", where="main"))
+        if not runtime.control.running:
+            # No engine to re-place missing stops at its start: the service does it, retrying until the exchange
+            # answers (a restart under rate-limit pressure must not leave a position naked).
+            runtime.protect_task = asyncio.run_coroutine_threadsafe(_protect_until_done(runtime), runtime.host.loop)
         if settings.telegram.enabled:
             runtime.app = await _start_bot(runtime)
         await _announce_recovery(runtime, resumed)

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8900, help="port (default 8900; 0 picks a free one)")
     p.add_argument("--data", type=Path, default=None,
-                   help="candle directory in the ../shared/data/futures layout (default: the bundled sample)")
+                   help="candle directory: a data folder with a futures/ subfolder (../shared/data) or the futures "
+                        "folder itself (<PAIR>-<tf>-futures.parquet files); default: the bundled sample")
     p.add_argument("--pairs", default="BTC/USDT:USDT,ETH/USDT:USDT,SOL/USDT:USDT",
                    help="comma-separated pairs to list (default BTC, ETH, SOL)")
     p.add_argument("--start", default=None, help="replay start, UTC date or ISO time (default: a day into the data)")
@@ -24,15 +25,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
+def data_dir(path: Path) -> Path:
+    """The folder holding ``<PAIR>-<tf>-futures.*`` files: ``path`` itself, or its ``futures/`` (or
+    ``binance/futures/``) subfolder when the files are there. ValueError names what is missing."""
+    path = path.expanduser()
+    if not path.is_dir():
+        raise ValueError(f"--data {path}: no such directory")
+    for candidate in (path, path / "futures", path / "binance" / "futures"):
+        if candidate.is_dir() and any(candidate.glob("*-futures.*")):
+            return candidate
+    raise ValueError(f"--data {path}: no <PAIR>-<timeframe>-futures candle files here or in its futures/ subfolder")
+
+
 def _run(args: argparse.Namespace) -> int:
     from trader.config.pairs import normalize_pair
-    from trader.sim.config import SimConfig, parse_start
+    from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig, parse_start
     from trader.sim.server import run
 
     try:
         pairs = [normalize_pair(x) for x in args.pairs.split(",") if x.strip()]
         start = parse_start(args.start) if args.start else None
         balance = Decimal(args.balance)
+        data = data_dir(args.data) if args.data is not None else None
     except (ValueError, InvalidOperation) as e:
         print(f"bsmart sim: {e}", file=sys.stderr)
         return 2
@@ -40,8 +54,10 @@ def _run(args: argparse.Namespace) -> int:
         print("bsmart sim: --speed must be >= 0", file=sys.stderr)
         return 2
     mode = "stepped" if args.speed == 0 else "real" if args.speed == 1 else "accelerated"
-    cfg = SimConfig(host=args.host, port=args.port, data_dir=args.data, pairs=pairs, start_ms=start,
+    cfg = SimConfig(host=args.host, port=args.port, data_dir=data, pairs=pairs, start_ms=start,
                     clock_mode=mode, speed=args.speed or 1.0, balance=balance, state_file=args.state)
+    # Signed requests are accepted with this one key pair (what a config pointed at the simulator must carry).
+    print(f"API key {DEFAULT_API_KEY}\nAPI secret {DEFAULT_API_SECRET}", flush=True)
     try:
         return run(cfg)
     except (FileNotFoundError, ValueError) as e:

@@ -77,11 +77,14 @@ def local_time(moment: dt.datetime | None, timezone: str, pattern: str = "%Y-%m-
     return moment.astimezone(zoneinfo.ZoneInfo(timezone)).strftime(pattern)
 
 
-def duration(seconds: float) -> str:
+def duration(seconds: float, t: T | None = None) -> str:
+    """"1d 2h 3m" (in the user's words with ``t``)."""
     seconds = int(seconds)
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
+    if t is not None:
+        return t("duration.dhm", d=days, h=hours, m=minutes) if days else t("duration.hm", h=hours, m=minutes)
     return f"{days}d {hours}h {minutes}m" if days else f"{hours}h {minutes}m"
 
 
@@ -188,7 +191,7 @@ def health(t: T, view: Any) -> str:
         t("health.latency", tier=tier_word(t, view.latency_tier), p50=ms(view.latency_p50_ms),
           p99=ms(view.latency_p99_ms)),
         t("health.api_errors", count=view.api_errors),
-        t("health.uptime", uptime=duration(view.uptime_s)),
+        t("health.uptime", uptime=duration(view.uptime_s, t)),
     ]
     lines += [t("health.problem_line", problem=_problem(t, p)) for p in view.problems]
     return "\n".join(lines)

@@ -240,7 +240,7 @@ def _engine_burst(t: Translator, events: list[Event], names: Mapping[int, str] |
             states[-1] = "restarted"
         elif state not in states:
             states.append(state)
-    return t("event.msg.engine_state", state=", ".join(state_word(t, s) for s in states),
+    return t("event.msg.engine_state", state=t("event.states_sep").join(state_word(t, s) for s in states),
              actor=actor_text(t, actor, names))
 
 

@@ -75,7 +75,7 @@ async def build(service: Any, t: Translator, settings: UserSettings, now: dt.dat
     else:
         lines.append(t("report.health", state=t("health.ok") if health.ok else t("health.problem"),
                        p99=fmt.ms(health.latency_p99_ms), errors=health.api_errors,
-                       uptime=fmt.duration(health.uptime_s)))
+                       uptime=fmt.duration(health.uptime_s, t)))
         lines += [t("health.problem_line", problem=p) for p in health.problems]
     if isinstance(ledger, Exception):
         lines.append(t("report.unavailable", what=t("report.part.ledger")))
