@@ -53,13 +53,17 @@ async def test_dry_run_starts_the_engine_and_a_user_stop_survives_a_restart(writ
     assert again.running is False and again.leverage == 20  # stopped by a user: stays stopped; leverage kept
 
 
-async def test_demo_answers_typed_commands_and_numbered_buttons(tmp_path: Path) -> None:
+async def test_demo_answers_typed_commands_and_numbered_buttons(tmp_path: Path, capfd) -> None:
     out = io.StringIO()
     source = io.StringIO("/status\n/flatten\n1\n/quit\n")
     assert await asyncio.wait_for(run_demo(tmp_path / "demo", source=source, out=out), 120) == 0
     text = out.getvalue()
     assert "Engine: running" in text
     assert "[1] ✅ Confirm" in text and "Flatten done" in text
+    # The terminal is the phone: no log lines on it; they are in the demo's log files.
+    terminal = text + "".join(capfd.readouterr())
+    assert "httpx" not in terminal and " INFO " not in terminal
+    assert "HTTP Request" in (tmp_path / "demo" / "logs" / "trading.log").read_text(encoding="utf-8")
 
 
 def test_config_risk_reaches_the_strategy(write_config) -> None:

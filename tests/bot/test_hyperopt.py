@@ -102,6 +102,10 @@ async def test_admin_runs_a_tiny_hyperopt_and_applies_the_result_with_confirmati
     h.advance(ho.APPLY_TTL_S + 1)
     late = h.tg.press_button(ADMIN, current(h, done), text=EN("hyperopt.button.apply"))
     assert (await h.tg.wait_for_answer(late)).text == EN("hyperopt.expired")
+    # Like every expired button it goes; the results are a message in their own right and stay.
+    kept = await h.tg.wait_for_edit(done, lambda m: m.buttons() == [])
+    assert kept.text == done.text
+    assert [a.arguments["reason"] for a in h.audit(5) if a.action == "hyperopt_button"][:1] == ["expired"]
 
     # A new process on the same database: the applied parameters are still there.
     core = open_core(h.settings, console_logging=False, file_logging=False)
