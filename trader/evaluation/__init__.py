@@ -1,0 +1,1 @@
+"""Evaluations that regenerate documents from data (``python -m trader.evaluation.strategies``)."""
