@@ -88,7 +88,11 @@ async def test_flatten_closes_every_trade_in_the_ledger_from_the_exchange_fills(
 
     async def act(runtime):
         for pair, side in (("BTC", "long"), ("ETH", "short"), ("SOL", "long")):
-            await runtime.proxy.force_enter(ADMIN, pair, side)
+            try:
+                await runtime.proxy.force_enter(ADMIN, pair, side)
+            except ServiceError as exc:  # at 60x the strategy may have entered the pair a moment before
+                assert "already has an open" in exc.message, exc.message
+        assert len(await runtime.proxy.positions()) == 3
         report = await runtime.proxy.flatten(ADMIN)
         # Later stream updates must not move anything again: wait past a delivery, then check once more.
         await asyncio.sleep(1.0)
@@ -98,7 +102,7 @@ async def test_flatten_closes_every_trade_in_the_ledger_from_the_exchange_fills(
     report, check, trades = await _run_once(settings, act)
     assert report.flat and report.ledger_ok, report.ledger_summary
     assert check.ok, check.summary()
-    assert len(trades) == 3
+    assert len(trades) >= 3
     for t in trades:
         assert t.status == "closed", (t.id, t.pair, t.status)
         assert t.close_rate is not None and t.close_rate > 0
@@ -142,7 +146,7 @@ async def test_a_flatten_cut_short_is_completed_and_reported_at_the_next_start(w
 
 
 async def test_forced_entry_on_a_pair_already_held_is_refused_with_the_position_named(write_config, tmp_path) -> None:
-    settings = _settings(write_config, tmp_path, 60.0)
+    settings = _settings(write_config, tmp_path, 1.0)  # at the real clock the strategy cannot exit it meanwhile
 
     async def act(runtime):
         await runtime.proxy.force_enter(ADMIN, "BTC", "long")

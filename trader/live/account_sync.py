@@ -158,12 +158,17 @@ class AccountSync:
         return out
 
     async def _catch_up(self, pair: str) -> None:
-        """Apply the fills of ``pair`` that the stream never delivered, from GET /fapi/v1/userTrades."""
+        """Apply the fills of ``pair`` that the stream never delivered, from GET /fapi/v1/userTrades.
+
+        Only fills that belong to the pair's open trade count: its own orders (by the trade id in their client
+        ids) and orders nobody's trade owns (flatten, liquidation, manual) from the trade's first fill on. Orders
+        of earlier, closed trades are in the same list and must not be booked again into this one."""
         fills = await self.client.fetch_user_trades(pair, await self._fills_since(pair))
         by_order: dict[str, list[UserTrade]] = {}
         for f in fills:
             by_order.setdefault(f.order_id, []).append(f)
         tracked = self._tracked_by_exchange_id()
+        resolved: list[tuple[str, list[UserTrade], Tracked | None, str]] = []
         for oid, group in by_order.items():
             t = tracked.get(oid)
             cid = t.cid if t is not None else ""
@@ -173,6 +178,17 @@ class AccountSync:
                 t = self._by_cid.get(cid) or self._recent.get(cid) if cid else None
                 if t is not None:
                     t.engine_order_id = oid
+            resolved.append((oid, group, t, cid))
+        book = self.trades.get(pair)
+        tid = book.id if book is not None and book.id else None
+        own_starts = [group[0].time_ms for _, group, _, cid in resolved if tid is not None and _trade_of(cid) == tid]
+        start = min(own_starts) if own_starts else (book.opened_ms if book is not None else None)
+        for oid, group, t, cid in sorted(resolved, key=lambda r: (r[1][0].time_ms, int(r[1][0].id))):
+            owner = _trade_of(cid)
+            if owner is not None and owner != tid:
+                continue  # an order of another trade (closed, or booked by itself)
+            if owner is None and tid is not None and (start is None or group[-1].time_ms < start):
+                continue  # before this trade began: it moved an earlier position
             done = t.filled if t is not None else max(self._foreign_filled.get(oid, ZERO),
                                                       self._recorded.get(cid, ZERO))
             # The part not applied yet: an order's fills come in time order, so it is the tail past ``done``.
@@ -317,3 +333,18 @@ def _foreign_tag(cid: str) -> str:
         return {"flat": "flatten", "stop": "stop", "entry": "entry", "force": "force_exit"}.get(purpose, purpose or
                                                                                               "exit")
     return "external"
+
+
+def _trade_of(cid: str) -> int | None:
+    """The trade an order of ours belongs to, from its client id (``bsm-[run-]<trade>-<purpose>-<seq>``); None for
+    orders no trade owns: someone else's, a flatten's (its middle number is a position index), trade 0's."""
+    if not cid.startswith("bsm-"):
+        return None
+    parts = cid.split("-")
+    if len(parts) < 4 or parts[-2] == "flat":
+        return None
+    try:
+        trade = int(parts[-3])
+    except ValueError:
+        return None
+    return trade or None

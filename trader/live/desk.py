@@ -170,7 +170,6 @@ class OrderDesk(Protection, AccountSync):
     def _flush(self) -> None:
         """Bookkeeping waits while orders are on their way: a stop must never queue behind a database write."""
         self._flush_scheduled = False
-        self._background: set[asyncio.Task[None]] = set()  # lookups of unknown outcomes
         if any(list(self._inflight.values())):
             return  # the last op to finish schedules it again
         try:

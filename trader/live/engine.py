@@ -324,7 +324,7 @@ class LiveEngine:
     def force_exit(self, pair: str) -> concurrent.futures.Future[bool]:
         """Reduce-only market close of the strategy's position on ``pair``; True if an order went out."""
         def run(s: FuturesStrategy) -> bool:
-            order = s.close_position(self.feeds[pair], tag="force_exit")
+            order = s.close_position(self.feeds[pair], tag="force_exit", forced=True)
             if order is not None:
                 self.forced_exits[pair] = order
             return order is not None

@@ -17,7 +17,7 @@ from trader.events import EventBus
 from trader.exchange.client import ExchangeClient
 from trader.live.desk import OrderDesk
 from trader.live.ledger import Ledger
-from trader.live.orders import DeskOptions
+from trader.live.orders import DeskOptions, StopRepair
 from trader.persistence.models import Trade
 
 log = logging.getLogger(__name__)
@@ -37,3 +37,19 @@ async def sync_ledger(client: ExchangeClient, sessions: sessionmaker[Session], *
     await desk.drain()
     desk.ledger.flush()
     return list(desk.unexplained_pairs)
+
+
+async def protect_positions(client: ExchangeClient, sessions: sessionmaker[Session], *, pairs: list[str],
+                            leverage: int, bus: EventBus | None = None, dry_run: bool = True,
+                            run: str = "") -> list[StopRepair]:
+    """With no engine running (it did not start, or a user stopped it): the ledger in step and a stop on every
+    exchange position that has none — the same start-up procedure the engine runs before it trades."""
+    held = {p.pair for p in await client.fetch_positions(protective=True)}
+    everything = sorted(set(pairs) | held)
+    desk = OrderDesk(client, everything, leverage=leverage, ledger=Ledger(sessions, dry_run=dry_run),
+                     bus=bus or EventBus(), options=DeskOptions(run=run))
+    await desk.load()
+    repairs = await desk.reconcile_stops()
+    await desk.drain()
+    desk.ledger.flush()
+    return repairs

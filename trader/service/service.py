@@ -27,12 +27,13 @@ from trader.jobs import hyperopt as hyperopt_job
 from trader.jobs import store as job_store
 from trader.jobs.runner import BacktestJobs, JobProgress, JobRefused
 from trader.jobs.worker import BacktestJobSpec
+from trader.live.orders import StopRepair
 from trader.monitoring.health import HealthMonitor
 from trader.persistence.audit import Actor
 from trader.service import pnl as pnl_mod
 from trader.service.errors import ServiceError
 from trader.service.flatten import flatten_account
-from trader.service.ledger_sync import sync_ledger
+from trader.service.ledger_sync import protect_positions, sync_ledger
 from trader.service.leverage import OpenPosition, leverage_problems
 from trader.service.reconcile import ReconcileReport, check_ledger
 from trader.service.views import BalanceView, FlattenReport, LeverageChange, PositionView, WhitelistView
@@ -277,6 +278,12 @@ class TradingService:
         except ExchangeError as exc:
             log.error("ledger update after flatten failed: %s", exc)
             return []
+
+    async def protect_positions(self) -> list[StopRepair]:
+        """Stops for every exchange position while no engine runs (start-up when the engine could not start or
+        was stopped by a user): nothing is left without its stop because the engine is not there."""
+        return await protect_positions(self.client, self.core.sessions, pairs=self.pairs, leverage=self.leverage,
+                                       bus=self.bus, dry_run=self.settings.dry_run, run=self._client_id_run())
 
     def _client_id_run(self) -> str:
         base = getattr(getattr(self.engine, "_base", None), "desk", None)

@@ -105,14 +105,15 @@ class FuturesStrategy(bt.Strategy):
                       transmit=n == len(take_profits), reduce_only=True, tag=f"tp{n}"))
         return entry, stop, tps
 
-    def close_position(self, data: bt.DataBase, tag: str = "exit_signal") -> bt.Order | None:
-        """Market reduce-only close of the whole position (protective orders are cancelled when it is flat)."""
+    def close_position(self, data: bt.DataBase, tag: str = "exit_signal", **info: object) -> bt.Order | None:
+        """Market reduce-only close of the whole position (protective orders are cancelled when it is flat).
+        ``info`` goes on the order (``forced=True``: a person's exit, sent without waiting for a live bar)."""
         size = self.getposition(data).size
         if not size:
             return None
         if size > 0:
-            return self.sell(data=data, size=abs(size), reduce_only=True, tag=tag)
-        return self.buy(data=data, size=abs(size), reduce_only=True, tag=tag)
+            return self.sell(data=data, size=abs(size), reduce_only=True, tag=tag, **info)
+        return self.buy(data=data, size=abs(size), reduce_only=True, tag=tag, **info)
 
 
 def split_take_profits(qty: float, shares: Sequence[float], spec: InstrumentSpec) -> list[float]:
