@@ -80,8 +80,20 @@ class PairData:
 
 def load_pair(data_dir: Path, pair: str, start_ms: int | None = None, end_ms: int | None = None,
               timeframe: str | None = None, policy: GapPolicy | None = None) -> PairData:
-    tf = timeframe or base_timeframe(Path(data_dir), pair)
-    candles = load_candles(Path(data_dir), pair, tf, start_ms=start_ms, end_ms=end_ms)
+    if timeframe:
+        tf, candles = timeframe, load_candles(Path(data_dir), pair, timeframe, start_ms=start_ms, end_ms=end_ms)
+    else:  # the finest timeframe that covers the range best (the shared history has 1m for a few months only)
+        best = None
+        for cand in ("1m", "5m"):
+            if find_file(candle_path(Path(data_dir), pair, cand).with_suffix("")) is None:
+                continue
+            df = load_candles(Path(data_dir), pair, cand, start_ms=start_ms, end_ms=end_ms)
+            covered = len(df) * timeframe_ms(cand)
+            if best is None or covered > best[2] * 1.05:
+                best = (cand, df, covered)
+        if best is None:
+            raise FileNotFoundError(f"no 1m or 5m candles for {pair} in {data_dir}")
+        tf, candles = best[0], best[1]
     if candles.empty:
         raise ValueError(f"no {tf} candles for {pair} in the requested range")
     return PairData(pair, tf, fill_gaps(candles, tf, policy), load_funding(Path(data_dir), pair, end_ms=end_ms))

@@ -54,8 +54,15 @@ class DissimilarityGuard:
         di = _nn_dist(ref, val) / mean_nn
         return cls(ref, mean_nn, float(np.quantile(di, quantile)) if len(di) else np.inf, list(features))
 
+    def __post_init__(self) -> None:
+        self._ref64 = np.ascontiguousarray(self.ref, dtype="float64")
+        self._ref_sq = (self._ref64 ** 2).sum(axis=1)
+
     def index(self, z: np.ndarray) -> float:
-        return float(_nn_dist(self.ref, np.asarray(z, dtype="float32")[None, :])[0] / self.mean_nn)
+        """DI of one scaled row (the per-prediction path: one matrix-vector product, ~30 µs for 2000 × 125)."""
+        x = np.asarray(z, dtype="float64")
+        d2 = self._ref_sq - 2.0 * (self._ref64 @ x) + float(x @ x)
+        return float(np.sqrt(max(float(d2.min()), 0.0)) / self.mean_nn)
 
     def check(self, z: np.ndarray) -> tuple[float, str | None]:
         di = self.index(z)

@@ -71,11 +71,12 @@ class Predictor:
 
     @classmethod
     def load_active(cls, models_dir: Path | str, *, now_ms: int | None = None,
-                    features: tuple[str, ...] = FEATURE_NAMES) -> Predictor | None:
+                    features: tuple[str, ...] = FEATURE_NAMES, names: Any = None) -> Predictor | None:
         """The active versions that pass the registry's checks and have not expired; None when there are none
-        (each skipped model is logged with its reason and kept in ``skipped`` when others load)."""
+        (each skipped model is logged with its reason and kept in ``skipped`` when others load). ``names``: only
+        these model names (default: every active one)."""
         reg = ModelRegistry(models_dir)
-        active = reg.active()
+        active = {k: v for k, v in reg.active().items() if names is None or k in names}
         if not active:
             return None
         now = now_ms if now_ms is not None else int(time.time() * 1000)

@@ -467,6 +467,8 @@ def train_models(ds: Dataset, names: Sequence[str], cfg: TrainConfig, registry: 
             registry.activate(name, version)
         if do:
             note = "activated"
+        elif activate == "if-better" and evaluation is None:
+            note = f"not activated: no out-of-sample evaluation (bsmart models activate {name} {version})"
         elif activate == "if-better" and not good:
             note = "not activated: does not beat the baselines out of sample"
         elif activate == "if-better" and active:
