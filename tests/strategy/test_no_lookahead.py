@@ -15,7 +15,7 @@ from .conftest import assert_prefix_equal, candles_of
 
 ALL = [OscillationStrategy, BreakoutStrategy, TrendStrategy, MasterStrategy]
 DISCRETE = ("ready", "route", "regime", "osc_signal", "brk_signal", "trd_signal", "osc_agree", "brk_agree", "trd_agree",
-            "osc_exit_long", "trd_exit_short")
+            "osc_exit_long", "trd_exit_short", "signal", "exits")
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
@@ -23,7 +23,7 @@ def test_columns_have_no_lookahead(cls, sol_5m) -> None:
     params = cls.param_values()
     full = cls.compute_indicators(candles_of(sol_5m), params)
     assert set(full) == set(cls.indicator_lines)
-    signals = [k for k in full if k.endswith("_signal")]
+    signals = [k for k in full if k.endswith("signal")]
     assert sum(np.count_nonzero(full[k]) for k in signals) > 5, "the test needs signals to compare"
     for t in (100, 2_300, 4_567, 6_001, 8_000):
         cut = cls.compute_indicators(candles_of(sol_5m[: t + 1]), params)

@@ -95,7 +95,7 @@ def test_half_warm_never_trades(sol_5m) -> None:
         need = cls.warmup_for(cls.param_values(), "5m")
         cols = cls.compute_indicators(candles_of(sol_5m[: need - 1]), cls.param_values())
         assert not cols["ready"].any()
-        assert all(not np.any(cols[k]) for k in cols if k.endswith("_signal"))
+        assert all(not np.any(cols[k]) for k in cols if k.endswith("signal"))
         full = cls.compute_indicators(candles_of(sol_5m), cls.param_values())
         assert not full["ready"][:need].any() and full["ready"][need + 300:].all()
 

@@ -198,7 +198,8 @@ class ManagedStrategy(FuturesStrategy):
     def start(self) -> None:
         self._st = {d: _Pos() for d in self.datas}
         self._cold_noted: set[str] = set()
-        self._lines = {d: {s.name: (getattr(d.lines, f"{s.prefix}_exit_long"), getattr(d.lines, f"{s.prefix}_exit_short"),
+        self._lines = {d: {s.name: (getattr(d.lines, f"{s.prefix}_exit_long", None),
+                                    getattr(d.lines, f"{s.prefix}_exit_short", None),
                                     getattr(d.lines, f"{s.prefix}_atr")) for s in self.setups()} for d in self.datas}
 
     def next(self) -> None:
@@ -328,13 +329,16 @@ class ManagedStrategy(FuturesStrategy):
             st.exiting = True
             self.close_position(d, tag="time_stop")
             return
-        exit_long, exit_short, atr_line = st.exit_lines
-        if (exit_long[0] if st.side > 0 else exit_short[0]) == 1.0:
+        if self._exit_now(d, st):
             st.exiting = True
             self.close_position(d, tag="exit_signal")
             return
         if st.trailing:
-            self._trail(d, st, atr_line[0])
+            self._trail(d, st, st.exit_lines[2][0])
+
+    def _exit_now(self, d: bt.DataBase, st: _Pos) -> bool:
+        exit_long, exit_short, _atr = st.exit_lines
+        return (exit_long[0] if st.side > 0 else exit_short[0]) == 1.0
 
     def notify_order(self, order: bt.Order) -> None:
         if order.status in (order.Submitted, order.Accepted):

@@ -56,12 +56,13 @@ from trader.strategy.managed import (
 )
 from trader.strategy.multitf import base_ms, check_timeframes, held, index_on_base, to_tf
 from trader.strategy.setups import SETUPS, base_columns
-from trader.strategy.strategies import prefixed, setup_lines
+from trader.strategy.strategies import prefixed
 
 REGIME_CODES = {UNKNOWN: 0.0, **{r: float(i + 1) for i, r in enumerate(REGIMES)}}  # ranging 1 … breakout 4
 REGIME_NAMES = {v: k for k, v in REGIME_CODES.items()}
 ROUTE_NAMES = {0.0: "none", 1.0: "oscillation", 2.0: "breakout", 3.0: "trend"}
 _ROUTE_CODE = {v: k for k, v in ROUTE_NAMES.items()}
+EXIT_BITS = {"oscillation": (1, 2), "breakout": (4, 8), "trend": (16, 32)}  # (long exit, short exit)
 _ROUTE_OF_REGIME = {"ranging": "oscillation", "trending": "trend", "breakout": "breakout"}
 
 MASTER_PARAMS: tuple[tuple[str, Any], ...] = (
@@ -115,9 +116,11 @@ def hysteresis(raw: np.ndarray, confirm: int, memory: int, volatile_route: str) 
 class MasterStrategy(ManagedStrategy):
     _setups = ("oscillation", "breakout", "trend")
     params = COMMON_PARAMS + OSC_PARAMS + BRK_PARAMS + TRD_PARAMS + MASTER_PARAMS
+    # Few lines on purpose: Backtrader advances every line of every feed on every bar, and that, not the strategy,
+    # was most of the run time. ``signal`` = side × (10·route + agreeing timeframes) of the routed setup; ``exits``
+    # = bit mask of the setups' exit events (EXIT_BITS).
     indicator_lines: ClassVar[tuple[str, ...]] = (
-        "ready", "regime", "route", "mtf", "vol_vote",
-        *setup_lines("osc"), *setup_lines("brk"), *setup_lines("trd"))
+        "ready", "regime", "route", "signal", "exits", "osc_atr", "brk_atr", "trd_atr", "mtf", "vol_vote")
     spaces: ClassVar[dict[str, tuple[Dimension, ...]]] = {
         **COMMON_SPACES,
         "buy": OSC_SPACES["buy"] + BRK_SPACES["buy"] + TRD_SPACES["buy"],
@@ -176,33 +179,44 @@ class MasterStrategy(ManagedStrategy):
         z = rolling_zscore_prior(np.log1p(np.asarray(candles.volume, dtype="float64")), int(params["volume_window"]))
         with np.errstate(invalid="ignore"):
             vol_vote = np.clip(z / 3.0, -1.0, 1.0) * np.sign(candles.close - candles.open)
-        for s in cls.setups():
-            out[f"{s.prefix}_signal"] = np.where(ready, out[f"{s.prefix}_signal"], 0.0)
-        out.update(ready=ready.astype(float), regime=regime, route=route, vol_vote=vol_vote)
+        signal = np.zeros(n)
+        exits = np.zeros(n)
+        for code, name in ROUTE_NAMES.items():
+            if not code:
+                continue
+            pre = SETUPS[name].prefix
+            here = ready & (route == code) & (out[f"{pre}_signal"] != 0)
+            signal[here] = out[f"{pre}_signal"][here] * (10 * code + out[f"{pre}_agree"][here])
+            bl, bs = EXIT_BITS[name]
+            exits += bl * (out.pop(f"{pre}_exit_long") == 1.0) + bs * (out.pop(f"{pre}_exit_short") == 1.0)
+            del out[f"{pre}_signal"], out[f"{pre}_agree"]
+        out.update(ready=ready.astype(float), regime=regime, route=route, vol_vote=vol_vote, signal=signal,
+                   exits=exits)
         return out
 
     # --- decisions -------------------------------------------------------------------------------------------------
     def start(self) -> None:
         super().start()
         self.book = FusionBook.load(self.p.fusion_path or None, decay=float(self.p.fusion_decay))
-        self._route_lines = {d: (d.lines.route, d.lines.ready, {
-            code: (getattr(d.lines, f"{SETUPS[name].prefix}_signal"), getattr(d.lines, f"{SETUPS[name].prefix}_agree"),
-                   SETUPS[name]) for code, name in ROUTE_NAMES.items() if code}) for d in self.datas}
+        self._sig_lines = {d: (d.lines.signal, d.lines.ready, d.lines.exits) for d in self.datas}
+        self._by_route = {code: SETUPS[name] for code, name in ROUTE_NAMES.items() if code}
         self._pending: dict[Any, tuple[str, dict[str, float]]] = {}
         self.last_signal: dict[str, dict[str, Any]] = {}
 
     def _candidate(self, d: bt.DataBase) -> Candidate | None:
-        route_line, ready, by_route = self._route_lines[d]
-        route = route_line[0]
-        if route == 0.0:
-            if ready[0] != 1.0:
-                self._note_cold(d)
-            return None
-        sig, agree, setup = by_route[route]
+        sig, ready, _exits = self._sig_lines[d]
         s = sig[0]
         if s == 0.0:
+            if ready[0] != 1.0 and d._name not in self._cold_noted:
+                self._note_cold(d)
             return None
-        return Candidate(1 if s > 0 else -1, setup, int(agree[0]))
+        a = int(abs(s))
+        return Candidate(1 if s > 0 else -1, self._by_route[float(a // 10)], a % 10)
+
+    def _exit_now(self, d: bt.DataBase, st: _Pos) -> bool:
+        bits = int(self._sig_lines[d][2][0])
+        bl, bs = EXIT_BITS[st.setup.name] if st.setup else (0, 0)
+        return bool(bits & (bl if st.side > 0 else bs))
 
     def votes(self, d: bt.DataBase, cand: Candidate) -> dict[str, float]:
         v = {"technical": cand.side * min(1.0, 0.25 + 0.25 * cand.agree),
