@@ -81,8 +81,9 @@ async def wait_running(h: Harness, message: ChatMessage) -> tuple[int, int]:
 async def test_backtest_with_pickers_progress_summary_charts_list_and_show(bot: Harness) -> None:
     h = bot
     picker = await h.ask(TRADER, "/backtest")
-    # One strategy: nothing to pick, it is taken and the first question is the pairs.
-    assert picker.text.startswith(EN("backtest.pick.pairs")) and "rsi_bollinger" in picker.text
+    assert picker.text.startswith(EN("backtest.pick.strategy"))
+    assert [b.text for b in picker.buttons()] == [*sorted(bt.STRATEGIES), EN("backtest.button.cancel")]
+    await pick(h, TRADER, picker, "rsi_bollinger", EN("backtest.pick.pairs"))
     labels = [b.text for b in current(h, picker).buttons()]
     assert labels[:2] == ["BTC/USDT", "ETH/USDT"] and EN("backtest.pick.all_pairs", count=2) in labels
     await pick(h, TRADER, picker, EN("backtest.pick.all_pairs", count=2), EN("backtest.pick.timeframe"))
@@ -241,7 +242,7 @@ async def test_missing_data_names_the_download_command(bot: Harness) -> None:
     ("/backtest rsi_bollinger BTC 7m 20250510-20250513", "backtest.bad_timeframe",
      {"text": "7m", "choices": ", ".join(bt.TIMEFRAMES)}),
     ("/backtest rsi_bolinger BTC 15m 20250510-20250513", "backtest.bad_argument",
-     {"text": "rsi_bolinger", "strategies": "rsi_bollinger"}),
+     {"text": "rsi_bolinger", "strategies": ", ".join(sorted(bt.STRATEGIES))}),
     ("/backtest rsi_bollinger BTC 15m 20250513-20250510", "backtest.bad_range", {"text": "20250513-20250510",
                                                                                  "max_days": 3650}),
     ("/backtest BTC 15m 99999d", "backtest.bad_range", {"text": "99999d", "max_days": 3650}),
@@ -255,11 +256,18 @@ async def test_bad_arguments_are_answered_and_nothing_is_stored(bot: Harness, te
     assert not [a for a in bot.audit(50) if a.action == "backtest_start"]
 
 
+async def test_a_step_with_one_choice_is_not_asked(bot: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bt, "STRATEGIES", {"rsi_bollinger": bt.STRATEGIES["rsi_bollinger"]})
+    picker = await bot.ask(TRADER, "/backtest 15m")
+    assert picker.text.startswith(EN("backtest.pick.pairs")) and "rsi_bollinger" in picker.text
+    assert EN("backtest.pick.strategy") not in picker.text
+
+
 async def test_a_viewer_cannot_start_one_and_buttons_are_guarded(bot: Harness) -> None:
     h = bot
     denied = await h.ask(VIEWER, "/backtest rsi_bollinger BTC 15m 20250510-20250513")
     assert denied.text == EN("gate.role_too_low", command="backtest", role=EN("role.viewer"), needed=EN("role.trader"))
-    picker = await h.ask(TRADER, "/backtest 15m")
+    picker = await h.ask(TRADER, "/backtest rsi_bollinger 15m")
     assert picker.text.startswith(EN("backtest.pick.pairs"))
     data = picker.buttons()[0].callback_data
     # A viewer forging the trader's button is stopped by the role check; a forged nonce by the nonce check.
