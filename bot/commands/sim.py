@@ -8,8 +8,17 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 
+# trader.sim.config's DEFAULT_API_KEY / DEFAULT_API_SECRET, spelt out so `bsmart --help` need not import the
+# simulator (tests/bot/test_sim_data.py keeps them equal).
+SIM_API_KEY = "simkey" + "0" * 58
+SIM_API_SECRET = "simsecret" + "0" * 55
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("sim", help="run the local Binance futures simulator (REST + websocket on 127.0.0.1)")
+    p = subparsers.add_parser(
+        "sim", help="run the local Binance futures simulator (REST + websocket on 127.0.0.1)",
+        # The first line on stdout stays "binance simulator on ..." (drills and benches read it): the key pair is here.
+        epilog=f"Signed requests are accepted with API key {SIM_API_KEY} and API secret {SIM_API_SECRET}.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8900, help="port (default 8900; 0 picks a free one)")
     p.add_argument("--data", type=Path, default=None,
@@ -39,7 +48,7 @@ def data_dir(path: Path) -> Path:
 
 def _run(args: argparse.Namespace) -> int:
     from trader.config.pairs import normalize_pair
-    from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig, parse_start
+    from trader.sim.config import SimConfig, parse_start
     from trader.sim.server import run
 
     try:
@@ -56,8 +65,6 @@ def _run(args: argparse.Namespace) -> int:
     mode = "stepped" if args.speed == 0 else "real" if args.speed == 1 else "accelerated"
     cfg = SimConfig(host=args.host, port=args.port, data_dir=data, pairs=pairs, start_ms=start,
                     clock_mode=mode, speed=args.speed or 1.0, balance=balance, state_file=args.state)
-    # Signed requests are accepted with this one key pair (what a config pointed at the simulator must carry).
-    print(f"API key {DEFAULT_API_KEY}\nAPI secret {DEFAULT_API_SECRET}", flush=True)
     try:
         return run(cfg)
     except (FileNotFoundError, ValueError) as e:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands.sim import data_dir
+from bot.commands.sim import SIM_API_KEY, SIM_API_SECRET, data_dir
+from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from trader.data.store import bundled_data_dir
 
 
@@ -23,3 +24,7 @@ def test_the_data_folder_or_its_futures_subfolder(tmp_path: Path) -> None:
         data_dir(tmp_path)
     with pytest.raises(ValueError, match="no such directory"):
         data_dir(tmp_path / "nowhere")
+
+
+def test_the_help_names_the_key_pair_the_simulator_accepts() -> None:
+    assert (SIM_API_KEY, SIM_API_SECRET) == (DEFAULT_API_KEY, DEFAULT_API_SECRET)
