@@ -78,8 +78,13 @@ def sim_process(speed: float, workdir: Path) -> Iterator[str]:
                             cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        m = re.search(r"(http://127\.0\.0\.1:\d+)", banner)
+        banner, m = "", None
+        for _ in range(6):  # the banner line follows the key pair the simulator accepts
+            line = proc.stdout.readline()
+            banner += line
+            m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+            if m or not line:
+                break
         if not m:
             raise RuntimeError(f"bsmart sim did not start: {banner!r}")
         threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()  # type: ignore[union-attr]

@@ -58,21 +58,14 @@ def test_kill9_restart_protects_every_position_and_sends_nothing_twice(kill_coun
     assert not _nonzero(kill_counts, ZERO_KILL), kill_counts["problems"]
 
 
-@pytest.mark.xfail(reason="defect found by the kill drill: after a kill between an entry's fill and its stop, the "
-                          "restart's catch-up re-applies fills of earlier, closed trades on the same pair to the new "
-                          "trade (see test_kill_between_fill_and_stop_after_an_earlier_trade_on_the_pair)",
-                   strict=False)
 def test_kill9_restart_ledger_agrees_with_the_exchange(kill_counts) -> None:
     mismatches = {k: v for k, v in kill_counts.items() if k.startswith("mismatch_") and k != "mismatch_exit_unknown"}
     assert not mismatches and not kill_counts.get("ledger_checks_not_ok"), kill_counts["problems"]
 
 
-@pytest.mark.xfail(reason="DEFECT: OrderDesk.load → _catch_up reads the account's fills a day back when the open "
-                          "trade has no recorded fill (killed between fill and stop) and books fills of orders that "
-                          "belong to earlier, closed trades again (they are not in _recorded): the new trade is closed "
-                          "with the old trade's prices, the real position is left without an open trade, PnL counted "
-                          "twice", strict=True)
 def test_kill_between_fill_and_stop_after_an_earlier_trade_on_the_pair(tmp_path) -> None:
+    """Found by the kill drill: the restart's catch-up once booked fills of earlier, closed trades on the pair into
+    the trade killed between its fill and its stop."""
     from tests.drills.kill import run_reenter_repro
     check = run_reenter_repro(60.0, workdir=tmp_path)
     assert check["without_stop"] == 0  # the stop part holds

@@ -31,7 +31,7 @@ from trader.sim import state as state_mod
 from trader.sim.account import q8
 from trader.sim.book import DepthFeed
 from trader.sim.brackets import maintenance_margin
-from trader.sim.config import SimConfig
+from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig
 from trader.sim.faults import Faults, flash_crash_path
 from trader.sim.market import MINUTE, Clock, ScriptedPath, SymbolData, load_symbol
 from trader.sim.matching import Exchange
@@ -396,6 +396,9 @@ def run(cfg: SimConfig) -> int:
         await sim.start()
         print(f"binance simulator on {sim.rest_url} (websocket {sim.ws_url}), clock {sim.clock.mode} "
               f"x{sim.clock.speed:g} from {sim.clock.now_ms()} ms, pairs {', '.join(sim.data)}", flush=True)
+        # Signed requests are accepted with this one key pair (what a config pointed at the simulator must carry);
+        # after the banner, so scripts that read the first line for the address keep working.
+        print(f"API key {DEFAULT_API_KEY}\nAPI secret {DEFAULT_API_SECRET}", flush=True)
         try:
             await stop.wait()
         finally:
