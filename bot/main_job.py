@@ -44,7 +44,9 @@ from trader.persistence.types import utcnow
 from trader.service.engine_control import LiveEngineControl
 from trader.service.errors import ServiceError
 from trader.service.monitors import AccountMonitor, LatencyGuard
-from trader.service.service import ServiceProxy, TradingService
+from trader.service.proxy import ResearchProxy, ServiceProxy
+from trader.service.research import ResearchService
+from trader.service.service import TradingService
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig
 from trader.sim.mirror import MarketMirror
 from trader.sim.server import SimulatorServer
@@ -80,6 +82,8 @@ class Runtime:
     protect_task: concurrent.futures.Future[None] | None = None  # stops for positions while no engine runs
     mirror: MarketMirror | None = None  # when the simulator mirrors Binance's market
     operations: Any = None  # bot.operations.Operations once started (supervisor, backups, e-mail)
+    research: ResearchService | None = None  # backtests and hyperopt in worker processes
+    research_proxy: ResearchProxy | None = None
 
 
 def _data_pairs(data_dir: Path) -> list[str]:
@@ -237,8 +241,10 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         guard = LatencyGuard(service, bus, host.loop, settings.risk.latency.emergency_action)
         hooks["latency"] = guard.on_tier_change
         monitor = AccountMonitor(service, bus, warn_distance=Decimal(str(settings.risk.liquidation_warning)))
+        research = ResearchService(settings, core, current=lambda: (service.pairs, service.leverage))
         runtime = Runtime(settings, core, bus, host, service, ServiceProxy(service, host.loop), control, sim,
-                          guard=guard, monitor=monitor, mirror=mirror)
+                          guard=guard, monitor=monitor, mirror=mirror, research=research,
+                          research_proxy=ResearchProxy(research, host.loop))
         runtime.monitor_task = asyncio.run_coroutine_threadsafe(monitor.run(asyncio.Event()), host.loop)
         return runtime
     except BaseException:
@@ -255,7 +261,8 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
 async def _start_bot(runtime: Runtime) -> Any:
     from bot.telegram.app import build_application  # the bot's stack loads only when the bot runs
 
-    app = build_application(runtime.settings, runtime.proxy, runtime.core, runtime.bus)
+    app = build_application(runtime.settings, runtime.proxy, runtime.core, runtime.bus,
+                            research=runtime.research_proxy)
     await app.initialize()
     await app.start()
     await app.updater.start_polling()
@@ -284,7 +291,8 @@ def close_runtime(runtime: Runtime) -> None:
         with contextlib.suppress(Exception):
             host.call(runtime.guard.stop(), timeout=10)
     try:
-        host.call(runtime.service.close_backtests(), timeout=60)  # workers end with us, their runs cancelled
+        if runtime.research is not None:  # workers end with us, their runs cancelled
+            host.call(runtime.research.close_backtests(), timeout=60)
     except Exception as exc:
         log.error("backtest jobs: %s", exc)
     try:
@@ -391,7 +399,7 @@ async def run_main_job(
     core = runtime.core
     server = None
     unwatch = watch_bus(runtime.bus, metrics)
-    sampler = asyncio.create_task(run_sampler(metrics, runtime.proxy, service_jobs(runtime.service), stop,
+    sampler = asyncio.create_task(run_sampler(metrics, runtime.proxy, service_jobs(runtime.research), stop,
                                               interval_s=min(heartbeat_s, SAMPLE_S)))
     try:
         health = HealthMonitor(core.engine, settings.user_data_dir)

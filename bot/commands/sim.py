@@ -7,7 +7,6 @@ import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-
 # trader.sim.config's DEFAULT_API_KEY / DEFAULT_API_SECRET, spelt out so `bsmart --help` need not import the
 # simulator (tests/bot/test_sim_data.py keeps them equal).
 SIM_API_KEY = "simkey" + "0" * 58

@@ -125,10 +125,13 @@ def build_application(
     clock: Callable[[], float] = time.monotonic,
     rate_limit: bool = True,
     notifier_options: dict[str, Any] | None = None,
+    research: Any = None,
 ) -> Application:  # type: ignore[type-arg]
     """The bot, ready to run.
 
     service: a TradingService on this loop, or a ServiceProxy to one on the engine's loop.
+    research: a ResearchService (backtests, hyperopt) or a ResearchProxy to one; None leaves those commands out of
+    service (they answer that this process does not run them).
     core: storage from ``trader.bootstrap.open_core`` (audit log, sessions for settings and grants, redactor).
     bus: engine events to notify about; None runs the bot without notifications.
     token: defaults to ``settings.telegram.token``.
@@ -150,7 +153,7 @@ def build_application(
     roles = RoleStore(core.sessions)
     registry = default_registry()
     deps = BotDeps(
-        settings=settings, service=service, audit=core.audit, redactor=core.redactor,
+        settings=settings, service=service, research=research, audit=core.audit, redactor=core.redactor,
         catalogs=catalogs or shipped_catalogs(),
         user_settings=SettingsStore(core.sessions, language=tg.language, report_time=tg.report_time,
                                     timezone=tg.timezone),

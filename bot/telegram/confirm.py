@@ -11,6 +11,7 @@ press) is refused and audited by the store.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -97,13 +98,19 @@ def keyboard(t: Translator, nonce: str) -> InlineKeyboardMarkup:
                                   InlineKeyboardButton(t("confirm.no"), callback_data=KIND.data(nonce, "n"))]])
 
 
+async def _read_state(state: Callable[[], object]) -> object:
+    """The state a question is about; the service's reads are coroutines (it may live on another loop)."""
+    value = state()
+    return await value if inspect.isawaitable(value) else value
+
+
 async def post(request: Request, ask: Ask) -> None:
     """Post the question with Confirm / Cancel; ``ask.run`` does the action on a valid Confirm."""
     declared = request.deps.registry.get(request.command)
     min_role = declared.min_role if declared else "admin"
     store = request.deps.buttons
     question = Question(ask.action, ask.arguments, min_role, ask.run, ask.state,
-                        ask.state() if ask.state else None)
+                        await _read_state(ask.state) if ask.state else None)
     entry = store.add(KIND, request.caller, ttl_s=store.confirm_ttl_s, payload=question,
                       audit_as=(ask.action, ask.arguments))
     text = ask.question + "\n\n" + request.t("confirm.expires", seconds=int(store.confirm_ttl_s))
@@ -139,7 +146,7 @@ async def on_press(update: Update, context: CallbackContext[Any, Any, Any, Any])
         await query.answer(deps.redactor(t("confirm.role_changed")), show_alert=True)
         await _edit(query, deps, t("confirm.role_changed"))
         return
-    if pending.state is not None and pending.state() != pending.expected:
+    if pending.state is not None and await _read_state(pending.state) != pending.expected:
         await deps.audit_async(caller.actor, pending.action, pending.arguments, "refused", "state changed")
         await query.answer(deps.redactor(t("confirm.stale")), show_alert=True)
         await _edit(query, deps, t("confirm.stale"))

@@ -34,7 +34,8 @@ class BotDeps:
     """The bot's collaborators, kept in ``application.bot_data[DEPS_KEY]``.
 
     ``service`` is a TradingService or a ServiceProxy to one on another loop; handlers call nothing else that
-    trades or reads the account."""
+    trades or reads the account. ``research`` is the ResearchService (or its proxy) for backtests and hyperopt;
+    None in a process that runs none."""
 
     settings: Settings
     service: Any
@@ -48,6 +49,7 @@ class BotDeps:
     buttons: ButtonStore  # every inline button's meaning: confirmations, pickers, job controls, details
     notifier: Notifier | None = None
     reports: ReportScheduler | None = None
+    research: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def audit_async(self, actor: Actor, action: str, arguments: dict[str, Any], outcome: str,
@@ -114,6 +116,12 @@ class Request:
     @property
     def service(self) -> Any:
         return self.service_guard if self.service_guard is not None else self.deps.service
+
+    @property
+    def research(self) -> Any:
+        if self.deps.research is None:
+            raise RuntimeError("backtests and hyperopt are not served by this process")
+        return self.deps.research
 
     async def reply(self, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
         """Send redacted text in Telegram-sized pieces; the keyboard goes on the last piece."""

@@ -26,6 +26,7 @@ from trader.events import EventBus
 from trader.exchange.client import ExchangeClient
 from trader.exchange.models import OrderRequest
 from trader.exchange.order_ids import client_order_id
+from trader.service.research import ResearchService
 from trader.service.service import TradingService
 from trader.sim.config import SimConfig
 from trader.sim.server import SimulatorServer
@@ -94,6 +95,7 @@ class Harness:
     bus: EventBus
     app: Any
     clock: list[float]
+    research: ResearchService
 
     @property
     def deps(self) -> BotDeps:
@@ -144,8 +146,9 @@ async def running_bot(write_config: Callable[..., Path], tmp_path: Path, *, engi
         bus = EventBus()
         service = TradingService(settings, core, client, bus, engine=SimEngine(client) if engine else None)
         clock = [1000.0]
+        research = ResearchService(settings, core, current=lambda: (service.pairs, service.leverage))
         app = build_application(settings, service, core, bus, clock=lambda: clock[0], rate_limit=rate_limit,
-                                notifier_options=notifier_options)
+                                notifier_options=notifier_options, research=research)
         for user_id, name in ((ADMIN, "Ada"), (TRADER, "Tom"), (VIEWER, "Vic"), (STRANGER, "Eve")):
             tg.user(user_id, first_name=name)
         await app.initialize()
@@ -153,11 +156,12 @@ async def running_bot(write_config: Callable[..., Path], tmp_path: Path, *, engi
         await app.updater.start_polling(timeout=10)
         try:
             await tg.wait_for_poll()
-            yield Harness(tg, sim, settings, core, service, bus, app, clock)
+            yield Harness(tg, sim, settings, core, service, bus, app, clock, research)
         finally:
             await app.updater.stop()
             await app.stop()
             await app.shutdown()
+            await research.close_backtests()
             await client.close()
             core.close()
 

@@ -30,7 +30,9 @@ from trader.events import EventBus
 from trader.persistence.audit import Actor
 from trader.persistence.models import BacktestRun
 from trader.service.errors import ServiceError
-from trader.service.service import ServiceProxy, TradingService
+from trader.service.proxy import ResearchProxy, ServiceProxy
+from trader.service.research import ResearchService
+from trader.service.service import TradingService
 from trader.sim.config import SimConfig
 from trader.sim.server import SimulatorServer
 
@@ -145,8 +147,8 @@ async def test_stop_kills_the_worker_and_the_run_is_cancelled(bot: Harness, monk
     message = await h.ask(TRADER, LONG)
     assert message.text.startswith(EN("backtest.running", strategy="rsi_bollinger", pairs="BTC/USDT, ETH/USDT, SOL/USDT",
                                        timeframe="1m", timerange="20250504-20250603"))
-    (job,) = h.service.backtest_jobs.running()
-    pid = h.service.backtest_jobs.pid(job.job_id)
+    (job,) = h.research.backtest_jobs.running()
+    pid = h.research.backtest_jobs.pid(job.job_id)
     assert pid is not None
     done, total = await wait_running(h, message)
     assert 0 < done < total
@@ -162,7 +164,7 @@ async def test_stop_kills_the_worker_and_the_run_is_cancelled(bot: Harness, monk
         os.kill(pid, 0)
     (run,) = runs(h)
     assert run.id == job.job_id and run.status == "cancelled" and run.result_dir == ""
-    assert h.service.backtest_jobs.running() == []
+    assert h.research.backtest_jobs.running() == []
     await h.tg.wait_for(lambda: [a for a in h.audit(50) if a.action == "backtest_cancel"] or None, what="audit")
     assert [(a.actor.user_id, a.outcome) for a in h.audit(50) if a.action == "backtest_cancel"] == [(TRADER, "ok")]
     listing = await h.ask(TRADER, "/backtests")
@@ -189,21 +191,21 @@ async def test_one_job_per_user_and_the_bot_stays_responsive(bot: Harness) -> No
     message = await h.ask(TRADER, LONG)
     await wait_running(h, message)
     second = await h.ask(TRADER, "/backtest rsi_bollinger BTC 15m 20250510-20250513")
-    (job,) = h.service.backtest_jobs.running()
+    (job,) = h.research.backtest_jobs.running()
     assert second.text == EN("backtest.busy", id=job.job_id[-12:])
     # The bot answers other commands at once while the worker computes.
     t0 = time.monotonic()
     status = await h.ask(VIEWER, "/status")
     assert time.monotonic() - t0 < 2.0 and status.text
-    assert h.service.backtest_jobs.running(), "the backtest should still be running"
+    assert h.research.backtest_jobs.running(), "the backtest should still be running"
     assert len(runs(h)) == 1
     refused = [a for a in h.audit(50) if a.action == "backtest_start" and a.outcome == "refused"]
     assert len(refused) == 1
     # Only its owner (or an admin) may stop it.
     with pytest.raises(ServiceError) as foreign:
-        await h.service.cancel_backtest(_actor(h, VIEWER), job.job_id)
-    assert foreign.value.code == "refused" and h.service.backtest_jobs.running()
-    await h.service.cancel_backtest(_actor(h, ADMIN), job.job_id)
+        await h.research.cancel_backtest(_actor(h, VIEWER), job.job_id)
+    assert foreign.value.code == "refused" and h.research.backtest_jobs.running()
+    await h.research.cancel_backtest(_actor(h, ADMIN), job.job_id)
     await h.tg.wait_for_edit(message, lambda m: (m.text or "").startswith("⏹"), timeout=20)
     assert [r.status for r in runs(h)] == ["cancelled"]
 
@@ -212,8 +214,8 @@ async def test_closing_the_service_stops_running_backtests(bot: Harness) -> None
     h = bot
     message = await h.ask(TRADER, LONG)
     await wait_running(h, message)
-    await h.service.close_backtests()
-    assert h.service.backtest_jobs.running() == []
+    await h.research.close_backtests()
+    assert h.research.backtest_jobs.running() == []
     await h.tg.wait_for_edit(message, lambda m: (m.text or "").startswith("⏹"), timeout=20)
     assert [r.status for r in runs(h)] == ["cancelled"]
 
@@ -235,7 +237,7 @@ async def test_missing_data_names_the_download_command(bot: Harness) -> None:
     chinese = await h.ask(TRADER, "/backtest rsi_bollinger SOL 4h 20230101-20230201")
     assert chinese.text == ZH("backtest.missing_data", pairs="SOL/USDT", timeframe="4h", timerange="20230101-20230201",
                               command="bsmart download --pairs SOL --timeframes 4h --timerange 20230101-20230201")
-    assert runs(h) == [] and h.service.backtest_jobs.running() == []
+    assert runs(h) == [] and h.research.backtest_jobs.running() == []
 
 
 @pytest.mark.parametrize(("text", "key", "fields"), [
@@ -330,7 +332,9 @@ async def test_backtest_through_the_service_proxy(write_config: Any, tmp_path: A
             client = make_client(sim)
             await engine.run(client.initialize(settings.pair_whitelist, settings.leverage))
             service = TradingService(settings, core, client, EventBus())
-            app = build_application(settings, ServiceProxy(service, engine.loop), core, rate_limit=False)
+            research = ResearchService(settings, core, current=lambda: (service.pairs, service.leverage))
+            app = build_application(settings, ServiceProxy(service, engine.loop), core, rate_limit=False,
+                                    research=ResearchProxy(research, engine.loop))
             await app.initialize()
             await app.start()
             await app.updater.start_polling(timeout=10)
@@ -342,12 +346,12 @@ async def test_backtest_through_the_service_proxy(write_config: Any, tmp_path: A
                 assert "288" in (done.text or "")
                 await tg.wait_for(lambda: True if len([m for m in tg.sent(TRADER) if m.photo]) >= 3 else None,
                                   timeout=30, what="charts")
-                assert [r.status for r in await engine.run(service.backtests())] == ["done"]
+                assert [r.status for r in await engine.run(research.backtests())] == ["done"]
             finally:
                 await app.updater.stop()
                 await app.stop()
                 await app.shutdown()
-                await engine.run(service.close_backtests())
+                await engine.run(research.close_backtests())
                 await engine.run(client.close())
                 core.close()
     finally:

@@ -72,7 +72,7 @@ async def test_admin_runs_a_tiny_hyperopt_and_applies_the_result_with_confirmati
     shown = dict(line.strip().split(" = ") for line in (done.text or "").splitlines() if line.startswith("  "))
     assert set(shown) == {"rsi_period", "rsi_low", "rsi_high", "bb_period", "bb_dev", "time_stop_bars", "breakeven"}
     assert actions(h, "hyperopt_start") == [(ADMIN, "ok")]
-    assert h.service.backtest_jobs.running() == []
+    assert h.research.backtest_jobs.running() == []
 
     # Apply asks first; Cancel changes nothing.
     question = await question_after(h, done)
@@ -119,9 +119,9 @@ async def test_admin_runs_a_tiny_hyperopt_and_applies_the_result_with_confirmati
 async def test_stop_kills_the_hyperopt_worker(bot: Harness) -> None:
     h = bot
     message = await h.ask(ADMIN, LONG)
-    (job,) = h.service.backtest_jobs.running()
+    (job,) = h.research.backtest_jobs.running()
     assert job.kind == "hyperopt"
-    pid = h.service.backtest_jobs.pid(job.job_id)
+    pid = h.research.backtest_jobs.pid(job.job_id)
     assert pid is not None
     await h.tg.wait_for_edit(message, lambda m: bool(PROGRESS.search(m.text or ""))
                              and PROGRESS.search(m.text or "").group(4) != "0", timeout=60)  # type: ignore[union-attr]
@@ -134,7 +134,7 @@ async def test_stop_kills_the_hyperopt_worker(bot: Harness) -> None:
     assert stopped.buttons() == [] and "/ 300 trials" in (stopped.text or "")
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    assert h.service.backtest_jobs.running() == []
+    assert h.research.backtest_jobs.running() == []
     await h.tg.wait_for(lambda: actions(h, "hyperopt_cancel") or None, what="audit")
     assert actions(h, "hyperopt_cancel") == [(ADMIN, "ok")]
     assert h.service.strategy_params() == {}
@@ -146,11 +146,11 @@ async def test_traders_and_viewers_cannot_hyperopt_or_apply(bot: Harness) -> Non
         denied = await h.ask(user, TINY)
         assert denied.text == EN("gate.role_too_low", command="hyperopt", role=EN(f"role.{role}"),
                                  needed=EN("role.admin"))
-    assert h.service.backtest_jobs.running() == [] and actions(h, "hyperopt_start") == []
+    assert h.research.backtest_jobs.running() == [] and actions(h, "hyperopt_start") == []
     # The service refuses on its own too, whoever calls it.
     trader = Actor("telegram", TRADER, "trader")
     with pytest.raises(ServiceError) as refused:
-        await h.service.start_hyperopt(trader, HyperoptAsk(epochs=1, folds=1), lambda _p: None)
+        await h.research.start_hyperopt(trader, HyperoptAsk(epochs=1, folds=1), lambda _p: None)
     assert refused.value.code == "refused"
     with pytest.raises(ServiceError) as refused:
         await h.service.apply_strategy_params(trader, {"rsi_low": 25.0})
@@ -177,7 +177,7 @@ async def test_bad_arguments_are_answered_and_change_nothing(bot: Harness, text:
                                                              fields: dict[str, Any]) -> None:
     answer = await bot.ask(ADMIN, text)
     assert answer.text == EN(key, **fields) + "\n" + EN("usage.hyperopt")
-    assert answer.buttons() == [] and bot.service.backtest_jobs.running() == []
+    assert answer.buttons() == [] and bot.research.backtest_jobs.running() == []
     assert actions(bot, "hyperopt_start") == [] and bot.service.strategy_params() == {}
 
 
@@ -193,7 +193,7 @@ async def test_refusals_from_the_service_are_translated(bot: Harness) -> None:
                               command="bsmart download --pairs DOGE --timeframes 15m --timerange 20240101-20240115")
     bad = await h.ask(ADMIN, "/hyperopt epochs=0")
     assert bad.text == ZH("hyperopt.bad_epochs", text="0", max=100) + "\n" + ZH("usage.hyperopt")
-    assert h.service.backtest_jobs.running() == [] and h.service.strategy_params() == {}
+    assert h.research.backtest_jobs.running() == [] and h.service.strategy_params() == {}
     assert [o for _, o in actions(h, "hyperopt_start")] == ["refused", "refused", "refused"]
 
 

@@ -13,7 +13,8 @@ from tests.bot.conftest import ADMIN, PAIRS, make_settings
 from tests.exchange.conftest import make_client
 from trader.bootstrap import open_core
 from trader.events import EventBus
-from trader.service.service import ServiceProxy, TradingService
+from trader.service.proxy import ServiceProxy
+from trader.service.service import TradingService
 from trader.sim.config import SimConfig
 from trader.sim.server import SimulatorServer
 

@@ -172,7 +172,7 @@ async def test_running_main_job_exports_engine_account_and_process(write_config,
     ready: dict[str, object] = {}
 
     def on_ready(runtime, info: dict[str, object]) -> None:
-        assert runtime.service.backtest_jobs.max_jobs == 2  # the heavy-job runner exists now (made on first use)
+        assert runtime.research.backtest_jobs.max_jobs == 2  # the heavy-job runner exists now (made on first use)
         ready.update(info)
 
     task = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=0.2, on_ready=on_ready))

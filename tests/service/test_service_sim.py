@@ -16,7 +16,8 @@ from trader.exchange.models import OrderRequest
 from trader.exchange.order_ids import client_order_id
 from trader.persistence.audit import Actor
 from trader.service.errors import ServiceError
-from trader.service.service import ServiceProxy, TradingService
+from trader.service.proxy import ServiceProxy
+from trader.service.service import TradingService
 from trader.sim.config import SimConfig
 from trader.sim.server import SimulatorServer
 
@@ -165,7 +166,7 @@ async def test_proxy_runs_calls_on_the_services_loop(settings, sim) -> None:
     def other_thread() -> None:
         async def use() -> None:
             result["balance"] = (await proxy.balance()).wallet
-            result["leverage"] = proxy.leverage
+            result["leverage"] = await proxy.leverage_now()
 
         asyncio.run(use())
 

@@ -253,8 +253,8 @@ def evaluate(data: Path, jobs: int = 2) -> str:
             for g in REGIMES:
                 share[g] += int(np.sum(names[sel] == g))
             total += int(sel.sum())
-        lines += ["", f"Per regime (out-of-sample trades by the regime the master saw at the decision bar; share of "
-                      f"5m bars in each regime: " + ", ".join(f"{g} {share[g] / max(total, 1) * 100:.0f} %"
+        lines += ["", "Per regime (out-of-sample trades by the regime the master saw at the decision bar; share of "
+                      "5m bars in each regime: " + ", ".join(f"{g} {share[g] / max(total, 1) * 100:.0f} %"
                                                              for g in REGIMES) + "). Cells: trades / win rate / "
                       "sum of trade returns on equity at entry.", "",
                   "| strategy | " + " | ".join(REGIMES) + " |", "| --- |" + " ---: |" * len(REGIMES)]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 
 from bot.i18n import Translator
 from bot.telegram import formatting as fmt
@@ -184,7 +184,7 @@ async def _choices(request: Request, draft: Draft, step: str) -> tuple[list[str]
         return list(PICK_TIMEFRAMES), list(PICK_TIMEFRAMES)
     labels, values = [], []
     assert draft.pairs and draft.timeframe
-    stored = await request.service.backtest_data(list(draft.pairs), draft.timeframe)
+    stored = await request.research.backtest_data(list(draft.pairs), draft.timeframe)
     if stored is not None:
         # Whole UTC days inside what is stored (a partial first day is within the store check's slack).
         end = stored.end_ms - stored.end_ms % DAY_MS
@@ -354,7 +354,7 @@ class ProgressView:
         await _edit(bot, self.deps, self.chat_id, self.message_id,
                     t("backtest.finished", id=short, bars=f"{progress.bars_total:,}", elapsed=elapsed), None)
         try:
-            stored = await self.request.service.backtest(progress.job_id)
+            stored = await self.request.research.backtest(progress.job_id)
             await send_run(bot, self.deps, self.chat_id, t, self.request.caller.settings.timezone, stored)
         except (TelegramError, ServiceError) as exc:
             log.warning("backtest %s: results not delivered: %s", progress.job_id, exc)
@@ -378,7 +378,7 @@ async def _launch(request: Request, draft: Draft, message: Any | None) -> None:
     state = state_of(deps)
     view = ProgressView(request, draft)
     try:
-        job_id = await request.service.start_backtest(caller.actor, draft.ask(), view.from_thread)
+        job_id = await request.research.start_backtest(caller.actor, draft.ask(), view.from_thread)
     except ServiceError as exc:
         if message is None:
             await request.reply(refusal_text(t, exc))
@@ -483,7 +483,7 @@ async def backtests(request: Request) -> None:
     if request.args:
         await args.usage(request)
         return
-    runs = await request.service.backtests(LIST_LIMIT)
+    runs = await request.research.backtests(LIST_LIMIT)
     t, tz = request.t, request.caller.settings.timezone
     if not runs:
         await request.reply(t("backtest.list.none"))
@@ -497,7 +497,7 @@ async def backtest_show(request: Request) -> None:
     if len(request.args) != 1 or len(request.args[0]) > 64:
         await args.usage(request)
         return
-    stored = await request.service.backtest(request.args[0])
+    stored = await request.research.backtest(request.args[0])
     if stored is None:
         await request.reply(request.t("backtest.show.unknown", id=request.args[0][:64]))
         return
@@ -521,7 +521,7 @@ async def on_press(request: Request) -> None:
     if isinstance(entry.payload, JobStop):  # the running job's Stop
         await query.answer(deps.redactor(t("backtest.stopping")))
         try:
-            await request.service.cancel_backtest(caller.actor, entry.payload.job_id)
+            await request.research.cancel_backtest(caller.actor, entry.payload.job_id)
         except ServiceError as exc:
             await request.reply(refusal_text(t, exc))
         return

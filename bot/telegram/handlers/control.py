@@ -65,7 +65,7 @@ async def flatten(request: Request) -> confirm.Ask | None:
 
 async def leverage(request: Request) -> confirm.Ask | None:
     service = request.service
-    current = service.leverage
+    current = await service.leverage_now()
     if not request.args:
         await request.reply(request.t("leverage.current", leverage=current,
                                       maximum=request.deps.settings.max_leverage))
@@ -79,13 +79,13 @@ async def leverage(request: Request) -> confirm.Ask | None:
     if wanted == current:
         await request.reply(request.t("leverage.unchanged", leverage=current))
         return None
-    pairs = ", ".join(fmt.short_pair(p) for p in service.pairs)
+    pairs = ", ".join(fmt.short_pair(p) for p in (await service.whitelist()).pairs)
 
     async def run(caller: Caller, t: Translator) -> str:
         return fmt.leverage_change(t, await service.set_leverage(caller.actor, wanted))
 
     return confirm.Ask(request.t("leverage.confirm", old=current, new=wanted, pairs=pairs), "set_leverage",
-                      {"leverage": wanted}, run, state=lambda: service.leverage)
+                      {"leverage": wanted}, run, state=service.leverage_now)
 
 
 async def whitelist(request: Request) -> confirm.Ask | None:
@@ -111,7 +111,7 @@ async def whitelist(request: Request) -> confirm.Ask | None:
         return done + "\n" + fmt.whitelist(t, view)
 
     return confirm.Ask(request.t(f"whitelist.confirm_{verb}", pairs=names), f"whitelist_{verb}",
-                      {"pairs": pairs}, run, state=lambda: tuple(service.pairs))
+                      {"pairs": pairs}, run, state=_pairs_of(service))
 
 
 async def _force_enter(request: Request, side: str) -> confirm.Ask | None:
@@ -129,7 +129,7 @@ async def _force_enter(request: Request, side: str) -> confirm.Ask | None:
         return t("force.entered", pair=fmt.short_pair(pair), side=t(f"side.{side}"), id=trade_id)
 
     return confirm.Ask(request.t("force.confirm_enter", pair=fmt.short_pair(pair), side=request.t(f"side.{side}"),
-                                         leverage=service.leverage),
+                                         leverage=await service.leverage_now()),
                       "force_enter", {"pair": pair, "side": side}, run)
 
 
@@ -175,3 +175,9 @@ COMMANDS = [
     Command("forceshort", force_short, "trader", "confirm", "help.forceshort", group="control"),
     Command("forceexit", force_exit, "trader", "confirm", "help.forceexit", group="control"),
 ]
+
+
+def _pairs_of(service: object) -> object:
+    async def read() -> tuple[str, ...]:
+        return (await service.whitelist()).pairs  # type: ignore[attr-defined]
+    return read

@@ -219,7 +219,7 @@ async def hyperopt(request: Request) -> None:
     state = state_of(deps)
     view = HyperoptView(request)
     try:
-        spec = await request.service.start_hyperopt(caller.actor, ask, view.from_thread)
+        spec = await request.research.start_hyperopt(caller.actor, ask, view.from_thread)
     except ServiceError as exc:
         await request.reply(refusal_text(t, exc))
         return
@@ -249,7 +249,7 @@ async def on_press(request: Request) -> None:
     if isinstance(entry.payload, bt.JobStop):
         await query.answer(deps.redactor(t("hyperopt.stopping")))
         try:
-            await request.service.cancel_hyperopt(caller.actor, entry.payload.job_id)
+            await request.research.cancel_hyperopt(caller.actor, entry.payload.job_id)
         except ServiceError as exc:
             await request.reply(refusal_text(t, exc))
         return
@@ -271,7 +271,7 @@ async def ask_apply(request: Request, params: dict[str, Any]) -> None:
                           *params_lines(params)])
     arguments = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}
     await confirm.ask(request, question, "apply_strategy_params", arguments, run,
-                      state=lambda: service.strategy_params())
+                      state=service.applied_strategy_params)
 
 
 COMMANDS = [

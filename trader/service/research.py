@@ -1,0 +1,286 @@
+"""ResearchService: backtests and hyperparameter searches in worker processes (trader.jobs), for the front ends.
+
+Split from the trading service (trader/service/service.py) so that what changes money and what studies it live
+apart: nothing here places an order or changes a setting the engine trades with. Applying a search's parameters
+is a trading action and stays on ``TradingService.apply_strategy_params`` (confirmed and audited there).
+Every mutating call is audited like the trading service's (trader/service/auditing.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from trader.bootstrap import Core
+from trader.config.schema import Settings
+from trader.jobs import data as job_data
+from trader.jobs import hyperopt as hyperopt_job
+from trader.jobs import store as job_store
+from trader.jobs.runner import BacktestJobs, JobProgress, JobRefused
+from trader.jobs.worker import BacktestJobSpec
+from trader.persistence.audit import Actor
+from trader.service.auditing import audited
+from trader.service.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+class ResearchService:
+    MAX_BACKTEST_PAIRS = 10
+    BACKTEST_WALLET = 10_000.0
+
+    def __init__(self, settings: Settings, core: Core, current: Callable[[], tuple[list[str], int]]):
+        self.settings = settings
+        self.core = core
+        self._current = current  # () -> (whitelist, leverage) as the trading service holds them now
+
+    @property
+    def pairs(self) -> list[str]:
+        return list(self._current()[0])
+
+    @property
+    def leverage(self) -> int:
+        return int(self._current()[1])
+
+    async def _audited(self, actor: Actor, action: str, arguments: dict[str, Any], fn: Any) -> Any:
+        return await audited(self.core, actor, action, arguments, fn)
+
+    MAX_BACKTEST_PAIRS = 10
+    BACKTEST_WALLET = 10_000.0
+
+    @property
+    def backtest_jobs(self) -> BacktestJobs:
+        """Created on first use, so a host that never backtests never spawns or sweeps anything."""
+        jobs = getattr(self, "_backtest_jobs", None)
+        if jobs is None:
+            jobs = self._backtest_jobs = BacktestJobs(self.core.sessions)
+        return jobs
+
+    def _backtest_spec(self, ask: job_data.BacktestAsk) -> BacktestJobSpec:
+        """Validate a request and check the candle store; raises ServiceError saying what is wrong."""
+        from trader.backtest.runner import new_run_id
+        from trader.strategy.reference import STRATEGIES
+
+        if ask.strategy not in STRATEGIES:
+            raise ServiceError("invalid_argument",
+                               f"unknown strategy {ask.strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+        if ask.timeframe not in job_data.TIMEFRAMES:
+            raise ServiceError("invalid_argument",
+                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}")
+        try:
+            pairs = job_data.canonical_pairs(ask.pairs, self.settings.stake_currency)
+            rng = job_data.resolve_range(ask.timerange)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        if not pairs or len(pairs) > self.MAX_BACKTEST_PAIRS:
+            raise ServiceError("invalid_argument", f"give 1 to {self.MAX_BACKTEST_PAIRS} pairs")
+        if rng.start_ms is None:
+            raise ServiceError("invalid_argument", "the time range needs a start date")
+        data_dir = job_data.choose_data_dir(self.settings.data_dir, pairs, ask.timeframe)
+        lacking = job_data.missing(data_dir, pairs, ask.timeframe, rng)
+        if lacking is not None:
+            raise ServiceError("refused", f"no stored candles for {', '.join(lacking.pairs)} over {lacking.timerange}; "
+                                          f"run: {lacking.command}", missing_data=lacking)
+        return BacktestJobSpec(
+            run_id=new_run_id(), strategy=ask.strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
+            end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
+            data_dir=str(data_dir), results_dir=str((self.settings.user_data_dir / "backtest_results").resolve()))
+
+    async def start_backtest(self, actor: Actor, ask: job_data.BacktestAsk,
+                             on_progress: Callable[[JobProgress], None]) -> str:
+        """Start a backtest in a worker process and return its id (also its BacktestRun id) at once.
+
+        ``on_progress`` is called from a follower thread (not this loop): at least every second while the job
+        runs, then once with a final state (done, failed, cancelled) after the outcome is stored. One heavy job
+        per user; refusals are ServiceErrors: ``refused`` with ``details["missing_data"]`` (a
+        ``trader.jobs.data.MissingData`` naming the download command) or ``conflict`` with
+        ``details["running"]`` (the job already running)."""
+        owner = f"{actor.source}:{actor.user_id}"
+
+        async def run() -> str:
+            spec = await asyncio.to_thread(self._backtest_spec, ask)
+            try:
+                return await asyncio.to_thread(self.backtest_jobs.start, owner, spec, on_progress,
+                                               requested_by=actor.user_id)
+            except JobRefused as exc:
+                if exc.reason == "owner_busy":
+                    raise ServiceError("conflict", f"your {exc.kind} {exc.running} is still running",
+                                       running=exc.running, kind=exc.kind) from None
+                raise ServiceError("conflict", "the machine is busy with other backtests; try again later",
+                                   machine_busy=True) from None
+
+        arguments = {"strategy": ask.strategy, "pairs": list(ask.pairs), "timeframe": ask.timeframe,
+                     "timerange": ask.timerange}
+        return await self._audited(actor, "backtest_start", arguments, run)
+
+    async def cancel_backtest(self, actor: Actor, job_id: str) -> None:
+        """Terminate a running backtest; its run is stored as cancelled. Its owner or an admin may."""
+        async def run() -> None:
+            job = self.backtest_jobs.get(job_id)
+            if job is None:
+                raise ServiceError("conflict", f"backtest {job_id} is not running")
+            if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
+                raise ServiceError("refused", f"backtest {job_id} was started by someone else")
+            if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
+                raise ServiceError("conflict", f"backtest {job_id} has already finished")
+
+        await self._audited(actor, "backtest_cancel", {"job_id": job_id}, run)
+
+    async def close_backtests(self) -> None:
+        """Stop every running backtest (a host shutting down); their runs are stored as cancelled."""
+        jobs = getattr(self, "_backtest_jobs", None)
+        if jobs is not None:
+            await asyncio.to_thread(jobs.close)
+
+    async def backtests(self, limit: int = 10) -> list[job_store.RunView]:
+        """Stored runs, newest first (running, done, failed and cancelled ones)."""
+        self.backtest_jobs  # noqa: B018 -- first use closes runs a previous process left "running"
+        return await asyncio.to_thread(job_store.recent_runs, self.core.sessions, limit)
+
+    async def backtest(self, run_id: str) -> job_store.StoredRun | None:
+        """One run by id (or a unique ending of it, 6+ characters) with its result read back from the export."""
+        self.backtest_jobs  # noqa: B018 -- first use closes runs a previous process left "running"
+
+        def load() -> job_store.StoredRun | None:
+            view = job_store.find_run(self.core.sessions, run_id)
+            if view is None:
+                return None
+            result = job_store.load_result(view.result_dir) if view.status == "done" and view.result_dir else None
+            return job_store.StoredRun(view, result)
+
+        return await asyncio.to_thread(load)
+
+    async def backtest_data(self, pairs: list[str], timeframe: str) -> job_data.Span | None:
+        """The stretch of candles stored for all ``pairs`` (what a backtest could cover), None if nothing."""
+        def find() -> job_data.Span | None:
+            canonical = job_data.canonical_pairs(pairs, self.settings.stake_currency)
+            data_dir = job_data.choose_data_dir(self.settings.data_dir, canonical, timeframe)
+            return job_data.common_span(data_dir, canonical, timeframe)
+
+        try:
+            return await asyncio.to_thread(find)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+
+    # -- hyperopt in a worker process and applying its parameters ---------------------------------------------------
+    def _hyperopt_spec(self, ask: hyperopt_job.HyperoptAsk) -> hyperopt_job.HyperoptJobSpec:
+        """Validate a bounded run and check the candle store, without importing optuna in this process;
+        raises ServiceError saying what is wrong."""
+        from trader.backtest.runner import new_run_id
+        from trader.optimize.losses import make_loss
+        from trader.optimize.spaces import select_dimensions
+        from trader.optimize.walkforward import walk_forward
+        from trader.strategy.reference import STRATEGIES
+
+        h = hyperopt_job
+        strategy = ask.strategy or self.settings.strategy
+        if strategy not in STRATEGIES:
+            raise ServiceError("invalid_argument",
+                               f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+        if ask.timeframe not in job_data.TIMEFRAMES:
+            raise ServiceError("invalid_argument",
+                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}")
+        if not 1 <= ask.epochs <= h.MAX_EPOCHS:
+            raise ServiceError("invalid_argument", f"epochs must be from 1 to {h.MAX_EPOCHS}, got {ask.epochs}")
+        if not 1 <= ask.folds <= h.MAX_FOLDS:
+            raise ServiceError("invalid_argument", f"folds must be from 1 to {h.MAX_FOLDS}, got {ask.folds}")
+        if ask.loss not in h.LOSSES:
+            raise ServiceError("invalid_argument", f"loss {ask.loss!r} is not one of {', '.join(h.LOSSES)}")
+        cls = STRATEGIES[strategy]
+        try:
+            select_dimensions(cls, ask.spaces)
+            make_loss(ask.loss)
+            pairs = job_data.canonical_pairs(ask.pairs if ask.pairs is not None else self.pairs[:h.MAX_PAIRS],
+                                             self.settings.stake_currency)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        if not pairs or len(pairs) > h.MAX_PAIRS:
+            raise ServiceError("invalid_argument", f"give 1 to {h.MAX_PAIRS} pairs")
+        data_dir = job_data.choose_data_dir(self.settings.data_dir, pairs, ask.timeframe)
+        try:
+            if ask.timerange is not None:
+                rng = job_data.resolve_range(ask.timerange)
+            else:
+                stored = job_data.common_span(data_dir, pairs, ask.timeframe)
+                # The newest whole UTC days stored; with nothing stored, the days before today name the download.
+                text = f"{h.DEFAULT_DAYS}d"
+                if stored is not None:
+                    end = stored.end_ms - stored.end_ms % job_data.DAY_MS
+                    start = max(end - h.DEFAULT_DAYS * job_data.DAY_MS,
+                                stored.first_ms - stored.first_ms % job_data.DAY_MS + job_data.DAY_MS)
+                    if end > start:
+                        text = f"{_utc_day(start)}-{_utc_day(end)}"
+                rng = job_data.resolve_range(text)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        if rng.start_ms is None or rng.end_ms is None:
+            raise ServiceError("invalid_argument", "the time range needs a start and an end date")
+        lacking = job_data.missing(data_dir, pairs, ask.timeframe, rng)
+        if lacking is not None:
+            raise ServiceError("refused", f"no stored candles for {', '.join(lacking.pairs)} over {lacking.timerange}; "
+                                          f"run: {lacking.command}", missing_data=lacking)
+        bar_ms = job_data.timeframe_ms(ask.timeframe)
+        try:
+            folds = walk_forward(rng.start_ms, rng.end_ms, folds=ask.folds, bar_ms=bar_ms)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        # Indicators warm up inside each out-of-sample window: one barely longer than that cannot judge anything.
+        warmup = cls.warmup_bars(cls.param_values())
+        test_bars = (folds[0].test_end_ms - folds[0].test_start_ms) // bar_ms
+        if test_bars < 2 * warmup:
+            raise ServiceError("invalid_argument",
+                               f"the range is too short: each test window would hold {test_bars} bars, fewer than "
+                               f"twice the strategy's warm-up ({warmup} bars); give a longer range or fewer folds")
+        return hyperopt_job.HyperoptJobSpec(
+            run_id=new_run_id(), strategy=strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
+            end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
+            data_dir=str(data_dir), results_dir=str((self.settings.user_data_dir / "hyperopt_results").resolve()),
+            spaces=tuple(dict.fromkeys(ask.spaces)), epochs=ask.epochs, folds=ask.folds, loss=ask.loss)
+
+    async def start_hyperopt(self, actor: Actor, ask: hyperopt_job.HyperoptAsk,
+                             on_progress: Callable[[JobProgress], None]) -> hyperopt_job.HyperoptJobSpec:
+        """Start a bounded hyperopt (admins only) in a worker process; returns the resolved run at once.
+
+        ``on_progress`` is called from a follower thread like a backtest's; the final call's ``result`` is the
+        ``HyperoptSummary`` when the run finished. It counts as the user's one heavy job (backtests included).
+        Refusals are ServiceErrors as for ``start_backtest``; ``conflict`` carries ``details["kind"]``."""
+        owner = f"{actor.source}:{actor.user_id}"
+
+        async def run() -> hyperopt_job.HyperoptJobSpec:
+            if actor.role != "admin":
+                raise ServiceError("refused", "only an admin may run a hyperopt")
+            spec = await asyncio.to_thread(self._hyperopt_spec, ask)
+            try:
+                await asyncio.to_thread(self.backtest_jobs.start_hyperopt, owner, spec, on_progress)
+            except JobRefused as exc:
+                if exc.reason == "owner_busy":
+                    raise ServiceError("conflict", f"your {exc.kind} {exc.running} is still running",
+                                       running=exc.running, kind=exc.kind) from None
+                raise ServiceError("conflict", "the machine is busy with other heavy jobs; try again later",
+                                   machine_busy=True) from None
+            return spec
+
+        arguments = {"strategy": ask.strategy, "pairs": list(ask.pairs or ()), "timeframe": ask.timeframe,
+                     "timerange": ask.timerange, "epochs": ask.epochs, "folds": ask.folds,
+                     "spaces": list(ask.spaces), "loss": ask.loss}
+        return await self._audited(actor, "hyperopt_start", arguments, run)
+
+    async def cancel_hyperopt(self, actor: Actor, job_id: str) -> None:
+        """Stop a running hyperopt (its owner or an admin); nothing of it is kept."""
+        async def run() -> None:
+            job = self.backtest_jobs.get(job_id)
+            if job is None or job.kind != "hyperopt":
+                raise ServiceError("conflict", f"hyperopt {job_id} is not running")
+            if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
+                raise ServiceError("refused", f"hyperopt {job_id} was started by someone else")
+            if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
+                raise ServiceError("conflict", f"hyperopt {job_id} has already finished")
+
+        await self._audited(actor, "hyperopt_cancel", {"job_id": job_id}, run)
+
+
+def _utc_day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y%m%d")
