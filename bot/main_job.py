@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from trader.events import EngineError, EventBus, RiskAction
 from trader.exchange.client import ClientOptions, ExchangeClient
 from trader.exchange.errors import ExchangeError
 from trader.exchange.latency import LatencyMonitor
+from trader.exchange.weights import RateLimited
 from trader.live.engine import EngineConfig, LiveEngine
 from trader.live.host import EngineHost
 from trader.logging_setup import PERFORMANCE_LOGGER
@@ -50,6 +52,7 @@ from trader.service.service import TradingService
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig
 from trader.sim.mirror import MarketMirror
 from trader.sim.server import SimulatorServer
+from trader.strategy.preflight import live_requirements
 from trader.strategy.reference import STRATEGIES
 
 log = logging.getLogger("bsmart.main")
@@ -57,6 +60,7 @@ perf = logging.getLogger(PERFORMANCE_LOGGER)
 
 HEARTBEAT_S = 30.0
 ENGINE = Actor("engine")
+STARTUP_RATE_LIMIT_TRIES = 4  # a rate-limited start waits for the weight to come back this many times
 
 
 class StartupError(Exception):
@@ -91,8 +95,9 @@ def _data_pairs(data_dir: Path) -> list[str]:
     return [normalize_pair(stem.replace("_", "/", 1).replace("_", ":", 1)) for stem in stems]
 
 
-def strategy_risk_params(settings: Settings) -> dict[str, Any]:
-    """The config's risk section as strategy parameters, for the parameters the configured strategy declares."""
+def strategy_risk_params(settings: Settings, strategy: str | None = None) -> dict[str, Any]:
+    """The config's risk section as strategy parameters, for the parameters the configured strategy (or
+    ``strategy``) declares."""
     risk = settings.risk
     wanted: dict[str, Any] = {
         "risk_per_trade": risk.risk_per_trade,
@@ -105,8 +110,26 @@ def strategy_risk_params(settings: Settings) -> dict[str, Any]:
         "tp_shares": tuple(t.close for t in risk.take_profit),
         "trail_atr_multiplier": risk.trailing_atr_multiplier,
     }
-    declared = STRATEGIES[settings.strategy].param_values()
+    declared = STRATEGIES[strategy or settings.strategy].param_values()
     return {k: v for k, v in wanted.items() if k in declared}
+
+
+def live_engine_config(settings: Settings, config: EngineConfig) -> EngineConfig:
+    """``config`` finished for the strategy it names (the one in force at this start, perhaps chosen with
+    /strategy): the config's risk section and the parameters given, as far as that strategy declares them; the
+    fusion book under user_data (fusion.json) when it keeps one; a feed history and window covering its warm-up
+    (preflight.live_requirements; never below the engine's defaults). A strategy that cannot build its timeframes
+    from the feed's raises TimeframeError (a ValueError)."""
+    name = str(config.strategy)
+    declared = STRATEGIES[name].param_values()
+    params = {**strategy_risk_params(settings, name),
+              **{k: v for k, v in config.strategy_params.items() if k in declared}}
+    if "fusion_path" in declared and not params.get("fusion_path"):
+        params["fusion_path"] = str(Path(settings.user_data_dir) / "fusion.json")
+    need = live_requirements(name, params, config.timeframe)
+    return dataclasses.replace(config, strategy_params=params,
+                               history_bars=max(config.history_bars, need["history_bars"]),
+                               window=max(config.window, need["window"]))
 
 
 def _client_options(settings: Settings, sim: SimulatorServer | None) -> ClientOptions:
@@ -208,18 +231,29 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         leverage = int(core.runtime_state.get("leverage", settings.leverage))
 
         async def connect() -> ExchangeClient:
-            client = factory()
-            try:
-                report = await client.initialize(pairs, leverage)
-            except BaseException:
-                await client.close()
-                raise
-            for change in report.changed:
-                log.warning("exchange account adjusted: %s", change)
-            return client
+            # A restart soon after another one can find this minute's request weight spent: wait it out (the
+            # positions' stops are on the exchange meanwhile) rather than give up and leave nothing running.
+            for attempt in range(1, STARTUP_RATE_LIMIT_TRIES + 1):
+                client = factory()
+                try:
+                    report = await client.initialize(pairs, leverage)
+                except RateLimited as exc:
+                    await client.close()
+                    if attempt == STARTUP_RATE_LIMIT_TRIES:
+                        raise
+                    log.warning("start-up rate limited (%s); trying again in %.0f s", exc, exc.wait_s + 1)
+                    await asyncio.sleep(min(exc.wait_s + 1, 61))
+                    continue
+                except BaseException:
+                    await client.close()
+                    raise
+                for change in report.changed:
+                    log.warning("exchange account adjusted: %s", change)
+                return client
+            raise AssertionError("unreachable")
 
         try:
-            client = host.call(connect(), timeout=120)
+            client = host.call(connect(), timeout=120 + 62 * STARTUP_RATE_LIMIT_TRIES)
         except ExchangeError as exc:
             raise StartupError(f"exchange start-up checks failed: {exc}") from exc
         base = EngineConfig(pairs=pairs, strategy=settings.strategy, timeframe=settings.timeframes[0],
@@ -231,6 +265,8 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
             sessions=core.sessions,
             current=lambda: (holder["service"].pairs, holder["service"].leverage),
             strategy_params=lambda: holder["service"].strategy_params(),
+            strategy=lambda: holder["service"].strategy,
+            prepare=lambda cfg: live_engine_config(settings, cfg),
         )
         service = TradingService(settings, core, client, bus, engine=control,
                                  health=HealthMonitor(core.engine, settings.user_data_dir))
