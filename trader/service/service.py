@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,7 +21,7 @@ from trader.bootstrap import Core
 from trader.config.pairs import normalize_pair
 from trader.config.schema import Settings
 from trader.events import EngineStateChanged, EventBus, RiskAction
-from trader.exchange.client import ExchangeClient
+from trader.exchange.client import ExchangeClient, not_sent
 from trader.exchange.errors import ExchangeError
 from trader.jobs import hyperopt as hyperopt_job
 from trader.live.orders import StopRepair
@@ -71,6 +72,8 @@ class StatusView:
     open_positions: int
     latency_tier: str
     latency_p99_ms: float | None
+    ml: Any = None  # trader.ml.live.MLState: the active models (None: not read)
+    now_ms: int | None = None  # when ``ml`` was read (for the models' age)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class HealthView:
     latency_p99_ms: float | None
     api_errors: int
     problems: tuple[str, ...]
+
+
+RECHECK_WAIT_S = 61.0  # a ledger check refused by rate limiting waits this long at most, once
 
 
 def _who(actor: Actor) -> str:
@@ -126,6 +132,15 @@ class TradingService:
     def paused(self) -> bool:
         return bool(self.core.runtime_state.get("paused", False))
 
+    @property
+    def strategy(self) -> str:
+        """The strategy in force: chosen with /strategy (RuntimeState) over the config's; a stored name no longer
+        registered falls back to the config's."""
+        from trader.strategy.reference import STRATEGIES
+
+        name = self.core.runtime_state.get("strategy")
+        return name if isinstance(name, str) and name in STRATEGIES else self.settings.strategy
+
     # -- plumbing ---------------------------------------------------------------------------------------------------
     async def _audited(self, actor: Actor, action: str, arguments: dict[str, Any], fn: Callable[[], Awaitable[T]]) -> T:
         return await audited(self.core, actor, action, arguments, fn)
@@ -151,6 +166,13 @@ class TradingService:
 
     async def applied_strategy_params(self) -> dict[str, Any]:
         return self.strategy_params()
+
+    async def strategy_now(self) -> StrategyView:
+        """The strategy in force, the config's, and every registered choice."""
+        from trader.strategy.reference import STRATEGIES
+
+        return StrategyView(self.strategy, self.settings.strategy, tuple(sorted(STRATEGIES)),
+                            self.engine is not None and self.engine.running)
 
     # -- engine control ---------------------------------------------------------------------------------------------
     async def start(self, actor: Actor) -> StatusView:
@@ -285,12 +307,21 @@ class TradingService:
     # -- the ledger against the exchange ---------------------------------------------------------------------------
     async def check_ledger(self, *, alert: bool = True) -> ReconcileReport:
         """The ledger invariant (trader.service.reconcile); a mismatch is an alert to the user, not a log line."""
-        baseline = await self._wallet_baseline()
-        try:
-            report = await check_ledger(self.client, self.core.sessions, baseline=baseline)
-        except ExchangeError as exc:
-            now = dt.datetime.now(dt.timezone.utc)
-            report = ReconcileReport(checked_at=now, since=now, errors=[f"the exchange could not be read: {exc}"])
+        report: ReconcileReport | None = None
+        for attempt in (1, 2):
+            try:
+                baseline = await self._wallet_baseline()
+                report = await check_ledger(self.client, self.core.sessions, baseline=baseline)
+                break
+            except ExchangeError as exc:
+                wait = getattr(exc, "wait_s", None)
+                if attempt == 1 and not_sent(exc) and wait is not None and wait <= RECHECK_WAIT_S:
+                    # Rate limited (a restart's burst of reads): the weight comes back within the minute.
+                    await asyncio.sleep(wait + 0.5)
+                    continue
+                now = dt.datetime.now(dt.timezone.utc)
+                report = ReconcileReport(checked_at=now, since=now, errors=[f"the exchange could not be read: {exc}"])
+        assert report is not None
         self.last_reconcile = report
         if not report.ok:
             log.error("ledger check: %s", report.summary())
@@ -513,6 +544,8 @@ class TradingService:
             open_positions=open_positions,
             latency_tier=self.client.latency.tier.name.lower(),
             latency_p99_ms=stats.p99_ms,
+            ml=await asyncio.to_thread(_ml_state, self.settings.models_dir),
+            now_ms=int(time.time() * 1000),
         )
 
     async def health(self) -> HealthView:
@@ -542,21 +575,21 @@ class TradingService:
 
     # -- strategy parameters applied at run time (hyperopt results, through the confirmed path) -------------------
     def strategy_params(self) -> dict[str, Any]:
-        """Parameters applied at run time for the configured strategy (merged over the config's at every engine
+        """Parameters applied at run time for the strategy in force (merged over the config's at every engine
         start); empty when none were applied, or they were for another strategy or no longer fit it."""
         from trader.strategy.reference import STRATEGIES
 
         stored = self.core.runtime_state.get("strategy_params")
-        if not isinstance(stored, dict) or stored.get("strategy") != self.settings.strategy:
+        if not isinstance(stored, dict) or stored.get("strategy") != self.strategy:
             return {}
         try:
-            return hyperopt_job.checked_params(STRATEGIES[self.settings.strategy], stored.get("params") or {})
+            return hyperopt_job.checked_params(STRATEGIES[self.strategy], stored.get("params") or {})
         except (KeyError, ValueError) as exc:
             log.warning("applied strategy parameters ignored: %s", exc)
             return {}
 
     async def apply_strategy_params(self, actor: Actor, params: dict[str, Any]) -> AppliedParams:
-        """Validate ``params`` against the configured strategy's declared parameters, store them in
+        """Validate ``params`` against the strategy in force's declared parameters, store them in
         RuntimeState (they survive a restart and win over the config) and restart a running engine so they take
         effect. Admins only; audited."""
         async def run() -> AppliedParams:
@@ -567,22 +600,99 @@ class TradingService:
             if not params:
                 raise ServiceError("invalid_argument", "no parameters to apply")
             try:
-                checked = hyperopt_job.checked_params(STRATEGIES[self.settings.strategy], params)
+                checked = hyperopt_job.checked_params(STRATEGIES[self.strategy], params)
             except ValueError as exc:
                 raise ServiceError("invalid_argument", str(exc)) from None
             async with self._lock:
                 old = self.strategy_params()
                 merged = {**old, **checked}
-                stored = {"strategy": self.settings.strategy,
+                stored = {"strategy": self.strategy,
                           "params": {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items()},
                           "applied_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
                 await asyncio.to_thread(self._remember, "strategy_params", stored, actor)
                 restarted = self.engine is not None and self.engine.running
                 await self._reload_engine()
-                return AppliedParams(self.settings.strategy, old, merged, restarted)
+                return AppliedParams(self.strategy, old, merged, restarted)
 
         arguments = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}
         return await self._audited(actor, "apply_strategy_params", arguments, run)
+
+
+    # -- the strategy in force (/strategy) and what it sees (/signals) -----------------------------------------------
+    async def set_strategy(self, actor: Actor, name: str) -> StrategyChange:
+        """Trade ``name`` (one of STRATEGIES) from now on: validated (registered, and able to build its timeframes
+        from the engine's feed), stored in RuntimeState (survives a restart, wins over the config) and a running
+        engine restarted with it. Applied parameters stay keyed to their strategy (they apply again when it does).
+        Audited."""
+        async def run() -> StrategyChange:
+            from trader.strategy.multitf import TimeframeError
+            from trader.strategy.preflight import live_requirements
+            from trader.strategy.reference import STRATEGIES
+
+            wanted = name.strip().lower()
+            if wanted not in STRATEGIES:
+                raise ServiceError("invalid_argument",
+                                   f"unknown strategy {name[:40]!r} (known: {', '.join(sorted(STRATEGIES))})")
+            timeframe = self.settings.timeframes[0]
+            try:
+                await asyncio.to_thread(live_requirements, wanted, None, timeframe)
+            except TimeframeError as exc:
+                raise ServiceError("refused", f"{wanted} cannot trade the {timeframe} feed: {exc}") from None
+            async with self._lock:
+                old = self.strategy
+                await asyncio.to_thread(self._remember, "strategy", wanted, actor)
+                restarted = self.engine is not None and self.engine.running
+                await self._reload_engine()
+                return StrategyChange(old, wanted, restarted)
+
+        return await self._audited(actor, "set_strategy", {"strategy": name[:40]}, run)
+
+    async def signals(self, pair: str | None = None) -> SignalsView:
+        """What the running strategy sees (its ``status()``: per pair regime, route, readiness, last graded
+        signal, the open position's setup; the fusion weights), as a snapshot taken between bars. ``available``
+        is False when the engine is stopped, or runs a strategy without such a view (the reference strategy)."""
+        wanted = None
+        if pair is not None:
+            try:
+                wanted = normalize_pair(pair, self.settings.stake_currency)
+            except ValueError as exc:
+                raise ServiceError("invalid_argument", str(exc)) from None
+        engine = self.engine
+        running = engine is not None and engine.running
+        read = getattr(engine, "strategy_status", None)
+        status = await read() if running and read is not None else None
+        if status is None:
+            return SignalsView(self.strategy, running, False, {}, ())
+        pairs = dict(status.get("pairs") or {})
+        if wanted is not None:
+            if wanted not in pairs:
+                raise ServiceError("refused", f"{wanted} is not traded by the running engine")
+            pairs = {wanted: pairs[wanted]}
+        return SignalsView(self.strategy, running, True, pairs, tuple(status.get("fusion") or ()))
+
+
+@dataclass(frozen=True)
+class StrategyView:
+    current: str  # in force (RuntimeState over the config)
+    configured: str  # the config file's
+    choices: tuple[str, ...]  # STRATEGIES, sorted
+    running: bool
+
+
+@dataclass(frozen=True)
+class StrategyChange:
+    old: str
+    new: str
+    restarted: bool  # a running engine was restarted with it; otherwise it applies at the next start
+
+
+@dataclass(frozen=True)
+class SignalsView:
+    strategy: str  # in force
+    running: bool
+    available: bool  # the running strategy has a view (status()); False when stopped or without one
+    pairs: dict[str, dict[str, Any]]  # pair -> regime, route, ready, last_signal, position
+    fusion: tuple[dict[str, Any], ...]  # fusion_table rows: regime, source, weight, hit_rate, low, high, n, muted
 
 
 @dataclass(frozen=True)
@@ -591,3 +701,14 @@ class AppliedParams:
     before: dict[str, Any]  # what was applied before (not the config's defaults)
     after: dict[str, Any]  # now in force over the config's
     restarted: bool  # a running engine was restarted with them; otherwise they apply at its next start
+
+
+def _ml_state(models_dir: Any) -> Any:
+    """The active models for /status (checked, never loaded); None when the registry cannot be read."""
+    try:
+        from trader.ml.live import ml_state
+
+        return ml_state(models_dir)
+    except Exception as exc:  # a status read must not fail over the models
+        log.warning("ML state unreadable: %s", exc)
+        return None
