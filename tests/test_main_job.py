@@ -73,3 +73,37 @@ def test_config_risk_reaches_the_strategy(write_config) -> None:
     params = strategy_risk_params(settings)
     assert params["max_open_trades"] == 2 and params["risk_per_trade"] == 0.01
     assert params["tp_moves"] == (0.008, 0.02, 0.05) and params["tp_shares"] == (0.3, 0.3, 0.4)
+
+
+async def test_the_master_runs_live_with_its_warm_up_and_fusion_book(write_config, tmp_path: Path) -> None:
+    from trader.strategy.preflight import live_requirements
+
+    user_data = tmp_path / "ud"
+    settings = load_settings(write_config({"metrics": {"enabled": False}, "user_data_dir": str(user_data),
+                                           "strategy": "master"}), environ={})
+
+    async def first(runtime):
+        config = runtime.control.engine.config
+        need = live_requirements("master", config.strategy_params, config.timeframe)
+        assert config.strategy == "master" and runtime.control.running
+        assert config.history_bars == need["history_bars"] > 300 and config.window == need["window"]
+        assert config.strategy_params["fusion_path"] == str(user_data / "fusion.json")
+        assert config.strategy_params["risk_per_trade"] == settings.risk.risk_per_trade
+        view = await runtime.proxy.signals()
+        assert view.available and view.strategy == "master" and set(view.pairs) == set(config.pairs)
+        assert {r["source"] for r in view.fusion} >= {"technical", "mtf", "volume"}
+        # /strategy's path: stored, the running engine restarted with the reference strategy (no view there).
+        change = await runtime.proxy.set_strategy(ADMIN, "rsi_bollinger")
+        assert change.restarted and runtime.control.engine.config.strategy == "rsi_bollinger"
+        assert "fusion_path" not in runtime.control.engine.config.strategy_params
+        assert not (await runtime.proxy.signals()).available
+        return await runtime.proxy.stop(ADMIN)
+
+    await _run_once(settings, first)
+
+    async def second(runtime):
+        await runtime.proxy.start(ADMIN)
+        return runtime.control.engine.config.strategy, await runtime.proxy.strategy_now()
+
+    name, view = await _run_once(settings, second)
+    assert name == "rsi_bollinger" and view.current == "rsi_bollinger" and view.configured == "master"

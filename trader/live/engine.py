@@ -12,6 +12,7 @@ which they never block)::
     engine.force_enter(pair, side, qty=None, stop_price=None) -> Future[bool]
     engine.reconcile_stops()  / await engine.reconcile_stops_async()  -> list[StopRepair]
     engine.status()           -> EngineStatus (state, positions, open orders, wallet, bars, errors)
+    engine.strategy_view()    -> Future[dict | None]           # deep copy of strategy.status(), taken between bars
     engine.state              # "stopped" | "starting" | "running" | "stopping" | "error"
     engine.strategy           # the running FuturesStrategy instance (read-only use from other threads)
     engine.desk, engine.host  # the exchange side: await engine.host.wrap(engine.desk.<coroutine>())
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import logging
 import math
 import threading
@@ -320,6 +322,16 @@ class LiveEngine:
         self.broker.commands.put(run)
         self.broker.wake.set()
         return fut
+
+    def strategy_view(self) -> concurrent.futures.Future[dict[str, Any] | None]:
+        """A deep copy of the running strategy's ``status()`` (the master's regime, route, last graded signals and
+        fusion weights), taken on the Backtrader thread between bars so the caller holds a snapshot nothing else
+        touches; None for a strategy without such a view (the reference strategy)."""
+        def run(s: FuturesStrategy) -> Any:
+            status = getattr(s, "status", None)
+            return copy.deepcopy(status()) if callable(status) else None
+
+        return self._in_strategy(run)  # type: ignore[arg-type]
 
     def force_exit(self, pair: str) -> concurrent.futures.Future[bool]:
         """Reduce-only market close of the strategy's position on ``pair``; True if an order went out."""

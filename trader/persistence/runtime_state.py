@@ -13,7 +13,7 @@ from trader.security.redaction import Redactor
 
 # The keys the system uses; a value outside this set is a programming error, caught at the call.
 KEYS = frozenset({"leverage", "pair_whitelist", "paused", "stopped", "last_start", "last_stop", "user_settings",
-                  "strategy_params", "flatten_pending", "wallet_baseline"})
+                  "strategy_params", "flatten_pending", "wallet_baseline", "strategy"})
 
 
 class RuntimeStateStore:

@@ -1,7 +1,9 @@
 """The live engine as the service sees it (``EngineControl``).
 
-The engine's configuration is rebuilt at every start from what the service holds (whitelist and leverage as
-changed at run time), so a restart is how such a change reaches a running engine. Forced entries report the id of
+The engine's configuration is rebuilt at every start from what the service holds (whitelist, leverage and strategy
+as changed at run time, the RuntimeState strategy over the config's), then finished by ``prepare`` (the composition
+root's: the warm-up sizes and the fusion book's path the chosen strategy needs), so a restart is how such a change
+reaches a running engine. Forced entries report the id of
 the trade the engine's ledger opened for them; forced exits name trades by id or by pair.
 """
 
@@ -16,12 +18,13 @@ import backtrader as bt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from trader.live.engine import EngineConfig, ForceRefused, LiveEngine
+from trader.live.engine import EngineConfig, EngineStateError, ForceRefused, LiveEngine
 from trader.persistence.models import Trade
 from trader.service.errors import ServiceError
 
 TRADE_WAIT_S = 10.0  # how long a forced entry may take to appear in the ledger
 START_WAIT_S = 60.0  # how long a forced entry waits for an engine that is starting
+STATUS_WAIT_S = 10.0  # how long a read of the strategy's view waits for the Backtrader thread
 
 
 class LiveEngineControl:
@@ -32,12 +35,16 @@ class LiveEngineControl:
         sessions: sessionmaker[Session],
         current: Callable[[], tuple[list[str], int]],
         strategy_params: Callable[[], Mapping[str, Any]] | None = None,
+        strategy: Callable[[], str] | None = None,
+        prepare: Callable[[EngineConfig], EngineConfig] | None = None,
     ):
         self._make_engine = make_engine
         self._base = base_config
         self._sessions = sessions
         self._current = current  # () -> (pairs, leverage) as the service holds them now
         self._strategy_params = strategy_params  # () -> parameters applied at run time (over the base config's)
+        self._strategy = strategy  # () -> the strategy in force (RuntimeState over the config), read at every start
+        self._prepare = prepare  # EngineConfig -> EngineConfig the chosen strategy can run with
         self._paused_reason: str | None = None
         self._risk_scale = 1.0
         self.engine: LiveEngine | None = None
@@ -53,8 +60,14 @@ class LiveEngineControl:
     async def start(self) -> None:
         pairs, leverage = self._current()
         applied = dict(self._strategy_params()) if self._strategy_params is not None else {}
-        config = dataclasses.replace(self._base, pairs=list(pairs), leverage=leverage,
+        name = self._strategy() if self._strategy is not None else self._base.strategy
+        config = dataclasses.replace(self._base, strategy=name, pairs=list(pairs), leverage=leverage,
                                      strategy_params={**self._base.strategy_params, **applied})
+        if self._prepare is not None:
+            try:
+                config = self._prepare(config)
+            except ValueError as exc:  # a strategy that cannot run on this timeframe (TimeframeError)
+                raise ServiceError("refused", f"strategy {name}: {exc}") from None
         engine = self._make_engine(config)
         if self._paused_reason is not None:
             engine.pause(self._paused_reason)
@@ -170,6 +183,18 @@ class LiveEngineControl:
             return None
         assert self.engine is not None
         return await self.engine.resync_async()
+
+    async def strategy_status(self) -> dict[str, Any] | None:
+        """A snapshot of the running strategy's ``status()`` (LiveEngine.strategy_view), None for a strategy
+        without one; a refusal when no engine runs."""
+        engine = self._running_engine()
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(engine.strategy_view()), STATUS_WAIT_S)
+        except EngineStateError:
+            raise ServiceError("not_running", "trading is not running") from None
+        except TimeoutError:
+            raise ServiceError("exchange", f"the strategy did not answer within {STATUS_WAIT_S:.0f} s "
+                                           "(busy with a bar); try again") from None
 
     def _running_engine(self) -> LiveEngine:
         if self.engine is None or self.engine.state != "running":

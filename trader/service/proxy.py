@@ -57,6 +57,7 @@ class ServiceProxy(_Proxy):
     force_enter = _remote("force_enter")
     force_exit = _remote("force_exit")
     apply_strategy_params = _remote("apply_strategy_params")
+    set_strategy = _remote("set_strategy")
     reconcile = _remote("reconcile")
     # reads
     status = _remote("status")
@@ -69,6 +70,8 @@ class ServiceProxy(_Proxy):
     whitelist = _remote("whitelist")
     leverage_now = _remote("leverage_now")
     applied_strategy_params = _remote("applied_strategy_params")
+    strategy_now = _remote("strategy_now")
+    signals = _remote("signals")
     check_ledger = _remote("check_ledger")
     now = _remote("now")
 

@@ -163,6 +163,35 @@ async def force_exit(request: Request) -> confirm.Ask | None:
     return confirm.Ask(request.t("force.confirm_exit", target=shown), "force_exit", {"target": target}, run)
 
 
+async def strategy(request: Request) -> confirm.Ask | None:
+    service = request.service
+    view = await service.strategy_now()
+    t = request.t
+    if not request.args:
+        choices = ", ".join(f"{c} ✓" if c == view.current else c for c in view.choices)
+        await request.reply(t("strategy.current", current=view.current, configured=view.configured,
+                              choices=choices))
+        return None
+    if len(request.args) != 1:
+        await args.usage(request)
+        return None
+    wanted = request.args[0].strip().lower()
+    if wanted not in view.choices:
+        await request.reply(t("strategy.unknown", name=request.args[0][:40], choices=", ".join(view.choices)))
+        return None
+    if wanted == view.current:
+        await request.reply(t("strategy.unchanged", strategy=wanted))
+        return None
+
+    async def run(caller: Caller, t: Translator) -> str:
+        change = await service.set_strategy(caller.actor, wanted)
+        return t("strategy.changed_restarted" if change.restarted else "strategy.changed", old=change.old,
+                 new=change.new)
+
+    question = t("strategy.confirm_running" if view.running else "strategy.confirm", old=view.current, new=wanted)
+    return confirm.Ask(question, "set_strategy", {"strategy": wanted}, run, state=_strategy_of(service))
+
+
 COMMANDS = [
     Command("start_trading", start_trading, "trader", "confirm", "help.start_trading", group="control"),
     Command("stop", stop, "trader", "confirm", "help.stop", group="control"),
@@ -174,10 +203,17 @@ COMMANDS = [
     Command("forcelong", force_long, "trader", "confirm", "help.forcelong", group="control"),
     Command("forceshort", force_short, "trader", "confirm", "help.forceshort", group="control"),
     Command("forceexit", force_exit, "trader", "confirm", "help.forceexit", group="control"),
+    Command("strategy", strategy, "trader", "confirm", "help.strategy", group="control"),
 ]
 
 
 def _pairs_of(service: object) -> object:
     async def read() -> tuple[str, ...]:
         return (await service.whitelist()).pairs  # type: ignore[attr-defined]
+    return read
+
+
+def _strategy_of(service: object) -> object:
+    async def read() -> str:
+        return (await service.strategy_now()).current  # type: ignore[attr-defined]
     return read

@@ -1,6 +1,11 @@
-"""Read-only commands: status, positions, balance, PnL, trades, performance, health, the report now."""
+"""Read-only commands: status, positions, balance, PnL, trades, performance, health, the report now, the running
+strategy's signals."""
 
 from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
 
 from bot.telegram import formatting as fmt
 from bot.telegram import report
@@ -59,6 +64,61 @@ async def report_now(request: Request) -> None:
     await report.deliver(request.context.bot, request.deps, request.caller.chat_id, request.t, request.caller.settings)
 
 
+async def signals(request: Request) -> None:
+    if len(request.args) > 1:
+        await args.usage(request)
+        return
+    pair = None
+    if request.args:
+        found = await args.pairs(request, request.args)
+        if found is None:
+            return
+        pair = found[0]
+    view = await request.service.signals(pair)
+    await request.reply(signals_text(request.t, view, request.caller.settings.timezone))
+
+
+def _num(x: Any, pattern: str = "{:+.2f}") -> str:
+    return pattern.format(x) if isinstance(x, (int, float)) and math.isfinite(x) else "-"
+
+
+def signals_text(t: Any, view: Any, tz: str) -> str:
+    """/signals: per pair the regime, route and last graded signal, then the fusion weights per regime."""
+    if not view.running:
+        return t("signals.stopped", strategy=view.strategy)
+    if not view.available:
+        return t("signals.no_view", strategy=view.strategy)
+    lines = [t("signals.title", strategy=view.strategy)]
+    for pair, row in sorted(view.pairs.items()):
+        lines.append("")
+        lines.append(t("signals.pair", pair=fmt.short_pair(pair), regime=row.get("regime", "-"),
+                       route=row.get("route", "-")) + ("" if row.get("ready", True) else " " + t("signals.warming")))
+        last = row.get("last_signal")
+        if last:
+            at = dt.datetime.fromtimestamp(last["at_ms"] / 1000, dt.UTC) if last.get("at_ms") else None
+            side = t("side.long" if last.get("side", 0) > 0 else "side.short")
+            lines.append(t("signals.last", time=fmt.local_time(at, tz, "%m-%d %H:%M"), side=side,
+                           setup=last.get("setup", "-"), grade=last.get("grade", "-"),
+                           score=_num(last.get("score")),
+                           outcome=t("signals.taken" if last.get("taken") else "signals.skipped")))
+        else:
+            lines.append(t("signals.none"))
+        pos = row.get("position")
+        if pos:
+            side = t("side.long" if pos.get("side", 0) > 0 else "side.short")
+            lines.append(t("signals.position", side=side, setup=pos.get("setup") or "-", grade=pos.get("grade", "-")))
+    if view.fusion:
+        lines += ["", t("signals.fusion")]
+        by_regime: dict[str, list[str]] = {}
+        for r in view.fusion:
+            mark = " 🔇" if r.get("muted") else ""
+            by_regime.setdefault(str(r.get("regime")), []).append(
+                f"{r.get('source')} {_num(r.get('weight'), '{:.2f}')} "
+                f"({_num(r.get('hit_rate'), '{:.0%}')}, n={r.get('n', 0)}){mark}")
+        lines += [f"{regime}: " + " · ".join(parts) for regime, parts in by_regime.items()]
+    return "\n".join(lines)
+
+
 COMMANDS = [
     Command("status", status, "viewer", "read", "help.status", group="account"),
     Command("positions", positions, "viewer", "read", "help.positions", group="account"),
@@ -68,4 +128,5 @@ COMMANDS = [
     Command("performance", performance, "viewer", "read", "help.performance", group="account"),
     Command("health", health, "viewer", "read", "help.health", group="account"),
     Command("report", report_now, "viewer", "read", "help.report", group="account"),
+    Command("signals", signals, "viewer", "read", "help.signals", group="account"),
 ]
