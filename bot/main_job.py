@@ -405,6 +405,46 @@ async def _announce_recovery(runtime: Runtime, resumed: Any) -> None:
         runtime.bus.publish(EngineError(message=f"ledger check at start failed: {exc}", where="main"))
 
 
+def install_ml(settings: Settings) -> Any:
+    """Make the active ML models the strategies' provider (fusion's ``ml`` vote and grade 3); None, with nothing
+    changed, when no usable model is active. Features come from the candle store (trader.ml.live)."""
+    try:
+        from trader.ml.live import install_provider
+
+        return install_provider(settings.models_dir, settings.data_dir)
+    except Exception as exc:  # a broken model must not keep the engine from trading without it
+        log.error("ML models not used: %s", exc)
+        return None
+
+
+def ml_scheduler(settings: Settings, pairs: list[str]) -> Any:
+    """The scheduled retraining (``ml.retrain`` in the config, off by default); None when it is off."""
+    if not settings.ml.retrain:
+        return None
+    from trader.ml.online import RetrainPolicy, RetrainScheduler
+
+    policy = RetrainPolicy(light_every_s=settings.ml.light_every_s, full_every_s=settings.ml.full_every_s)
+    return RetrainScheduler(settings.models_dir, settings.data_dir, tuple(pairs), policy)
+
+
+async def _run_retraining(scheduler: Any, every_s: float, stop: asyncio.Event) -> None:
+    """Ask the scheduler every ``every_s`` whether a retrain is due (it starts a worker process and returns at
+    once); log each finished job's outcome."""
+    while not stop.is_set():
+        try:
+            started = await asyncio.to_thread(scheduler.tick)
+            if started:
+                log.info("ML retrain started (%s)", started)
+            result = scheduler.last_result
+            if result is not None:
+                scheduler.last_result = None
+                log.info("ML retrain %s finished: %s", result.get("mode"), result.get("kind"))
+        except Exception:
+            log.exception("ML retrain scheduling failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
+
+
 async def run_main_job(
     settings: Settings,
     stop: asyncio.Event,
@@ -437,6 +477,10 @@ async def run_main_job(
     unwatch = watch_bus(runtime.bus, metrics)
     sampler = asyncio.create_task(run_sampler(metrics, runtime.proxy, service_jobs(runtime.research), stop,
                                               interval_s=min(heartbeat_s, SAMPLE_S)))
+    ml_provider = await asyncio.to_thread(install_ml, settings)  # before the engine starts: its strategies read it
+    retrain = ml_scheduler(settings, list(runtime.service.pairs))
+    retrain_task = (asyncio.create_task(_run_retraining(retrain, settings.ml.check_every_s, stop))
+                    if retrain is not None else None)
     try:
         health = HealthMonitor(core.engine, settings.user_data_dir)
         info: dict[str, object] = {"db": core.engine.url.render_as_string(hide_password=True)}
@@ -488,6 +532,15 @@ async def run_main_job(
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
+        if retrain_task is not None:
+            retrain_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrain_task
+            await asyncio.to_thread(retrain.stop)
+        if ml_provider is not None:
+            from trader.strategy.fusion import set_ml_provider
+
+            set_ml_provider(None)
         unwatch()
         if runtime.app is not None:
             await _stop_bot(runtime.app)

@@ -117,6 +117,10 @@ def status(t: T, view: Any) -> str:
         t("status.positions", count=view.open_positions if view.open_positions >= 0 else "?"),
         t("status.latency", tier=tier_word(t, view.latency_tier), p99=ms(view.latency_p99_ms)),
     ]
+    if getattr(view, "ml", None) is not None:
+        from bot.telegram.handlers.models import status_line
+
+        lines.append(status_line(t, view.ml, getattr(view, "now_ms", None)))
     if view.paused and not view.running:
         lines.append(t("status.entries_paused"))
     return "\n".join(lines)

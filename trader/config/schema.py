@@ -310,6 +310,16 @@ class HealthConfig(StrictModel):
         return value
 
 
+class MLConfig(StrictModel):
+    """The ML models in the running system (trader/ml). Active models are used whenever the registry has one;
+    scheduled retraining (``trader.ml.online.RetrainScheduler``, in a worker process) runs only when enabled."""
+
+    retrain: SBool = False  # off by default: CI, the demo and a fresh install never train on their own
+    light_every_s: Annotated[SInt, Field(ge=600, le=7 * 86_400)] = 3600  # light retrain (recent data)
+    full_every_s: Annotated[SInt, Field(ge=86_400, le=90 * 86_400)] = 7 * 86_400  # full retrain from scratch
+    check_every_s: Annotated[SInt, Field(ge=10, le=3600)] = 60  # how often the main job asks whether one is due
+
+
 class Settings(StrictModel):
     exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
     trading_mode: Literal["futures"] = "futures"
@@ -332,6 +342,7 @@ class Settings(StrictModel):
     email: EmailConfig = Field(default_factory=EmailConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    ml: MLConfig = Field(default_factory=MLConfig)
     strategy: str = "rsi_bollinger"
     db_url: str | None = None  # unset: SQLite in user_data_dir
     user_data_dir: Path = Path("user_data")

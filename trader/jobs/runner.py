@@ -5,9 +5,10 @@
     job_id = jobs.start_hyperopt("telegram:1001", hspec, on_progress)  # the same, for a bounded hyperopt
     jobs.cancel(job_id)                                        # terminates the worker, the run is "cancelled"
 
-Both kinds share the limits (one heavy job per owner, ``max_jobs`` in all) and the follower. A backtest's run is a
-``BacktestRun`` row; a hyperopt's outcome travels in its final ``JobProgress.result`` (a ``HyperoptSummary``) and
-its JSON export, nothing in the database: applying its parameters is the service's separate, audited action.
+All kinds (backtest, hyperopt, model training) share the limits (one heavy job per owner, ``max_jobs`` in all)
+and the follower. A backtest's run is a ``BacktestRun`` row; a hyperopt's outcome travels in its final
+``JobProgress.result`` (a ``HyperoptSummary``) and its JSON export, a training's (``TrainSummary``) there and in
+the model registry, nothing in the database: applying its parameters is the service's separate, audited action.
 
 Each job is a "spawn" process (never fork: the parent holds sockets, threads and an event loop a fork would copy
 in whatever state they were) and one follower thread in this process that reads the worker's pipe, calls
@@ -34,6 +35,8 @@ from trader.backtest.runner import resolve_strategy
 from trader.jobs import store
 from trader.jobs.hyperopt import HyperoptJobSpec
 from trader.jobs.hyperopt import run as hyperopt_work
+from trader.jobs.train import TrainJobSpec
+from trader.jobs.train import run as train_work
 from trader.jobs.worker import BacktestJobSpec
 from trader.jobs.worker import run as work
 
@@ -55,11 +58,12 @@ class JobProgress:
     elapsed_s: float
     error: str = ""
     missing_data: bool = False  # failed because a candle file was absent
-    kind: str = "backtest"  # "backtest" | "hyperopt"; for a hyperopt the "bars" are trials (folds × epochs)
+    kind: str = "backtest"  # "backtest" | "hyperopt" | "train"; for a hyperopt the "bars" are trials (folds ×
+    # epochs), for a training thousandths of the work
     fold: int = 0  # hyperopt: 0-based fold being optimised, of ``folds``
     folds: int = 0
     best_score: float | None = None  # hyperopt: best in-sample score of the current fold so far
-    result: Any = None  # hyperopt, final "done" only: the HyperoptSummary
+    result: Any = None  # hyperopt / train, final "done" only: the HyperoptSummary / TrainSummary
 
     @property
     def fraction(self) -> float:
@@ -87,7 +91,7 @@ class JobRefused(Exception):
 
 @dataclass
 class _Job:
-    spec: BacktestJobSpec | HyperoptJobSpec
+    spec: BacktestJobSpec | HyperoptJobSpec | TrainJobSpec
     owner: str
     listener: Listener
     process: Any
@@ -162,7 +166,12 @@ class BacktestJobs:
         backtest; its final progress carries the ``HyperoptSummary`` in ``result``."""
         return self._launch(owner, spec, listener, hyperopt_work, None, None)
 
-    def _launch(self, owner: str, spec: BacktestJobSpec | HyperoptJobSpec, listener: Listener,
+    def start_train(self, owner: str, spec: TrainJobSpec, listener: Listener) -> str:
+        """Model training (trader.jobs.train): the same limits as a backtest; its final progress carries the
+        ``TrainSummary`` in ``result``."""
+        return self._launch(owner, spec, listener, train_work, None, None)
+
+    def _launch(self, owner: str, spec: BacktestJobSpec | HyperoptJobSpec | TrainJobSpec, listener: Listener,
                 target: Callable[..., None], before: Callable[[], None] | None,
                 on_fail: Callable[[str], None] | None) -> str:
         kind = _kind(spec)
@@ -252,7 +261,7 @@ class BacktestJobs:
         job.done.set()
 
     def _conclude(self, job: _Job, outcome: tuple[str, dict[str, Any]] | None) -> JobProgress:
-        if isinstance(job.spec, HyperoptJobSpec):
+        if isinstance(job.spec, (HyperoptJobSpec, TrainJobSpec)):
             return self._conclude_hyperopt(job, outcome)
         spec = job.spec
         error, missing = "", False
@@ -299,13 +308,15 @@ class BacktestJobs:
             else:
                 error = f"the worker stopped unexpectedly (exit code {job.process.exitcode})"
             job.state = "failed"
-            log.warning("hyperopt %s failed: %s", job.spec.run_id, error)
+            log.warning("%s %s failed: %s", _kind(job.spec), job.spec.run_id, error)
         return JobProgress(job.spec.run_id, job.owner, job.state, job.bars_done, job.bars_total,
-                           self._clock() - job.started, error, missing, kind="hyperopt", fold=job.fold,
+                           self._clock() - job.started, error, missing, kind=_kind(job.spec), fold=job.fold,
                            folds=job.folds, best_score=job.best_score, result=result)
 
 
 def _kind(spec: Any) -> str:
+    if isinstance(spec, TrainJobSpec):
+        return "train"
     return "hyperopt" if isinstance(spec, HyperoptJobSpec) else "backtest"
 
 

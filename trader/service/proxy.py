@@ -4,7 +4,7 @@ state with a call like any other (``leverage_now``, ``whitelist``), so it never 
 another thread.
 
 A command's path is then: bot/telegram/handlers/<group>.py → this proxy → trader/service/service.py (trading) or
-trader/service/research.py (backtests, hyperopt) → the engine (trader/live/engine.py) or the exchange client
+trader/service/research.py (backtests, hyperopt, models) → the engine (trader/live/engine.py) or the exchange client
 (trader/exchange/client.py).
 """
 
@@ -90,3 +90,7 @@ class ResearchProxy(_Proxy):
     close_backtests = _remote("close_backtests")
     start_hyperopt = _remote("start_hyperopt")
     cancel_hyperopt = _remote("cancel_hyperopt")
+    models = _remote("models")
+    predict = _remote("predict")
+    start_train = _remote("start_train")
+    cancel_train = _remote("cancel_train")

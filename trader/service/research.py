@@ -1,4 +1,5 @@
-"""ResearchService: backtests and hyperparameter searches in worker processes (trader.jobs), for the front ends.
+"""ResearchService: backtests, hyperparameter searches and model training in worker processes (trader.jobs), and
+the model registry's reads (models, predictions), for the front ends.
 
 Split from the trading service (trader/service/service.py) so that what changes money and what studies it live
 apart: nothing here places an order or changes a setting the engine trades with. Applying a search's parameters
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from trader.bootstrap import Core
@@ -19,6 +22,7 @@ from trader.config.schema import Settings
 from trader.jobs import data as job_data
 from trader.jobs import hyperopt as hyperopt_job
 from trader.jobs import store as job_store
+from trader.jobs import train as train_job
 from trader.jobs.runner import BacktestJobs, JobProgress, JobRefused
 from trader.jobs.worker import BacktestJobSpec
 from trader.persistence.audit import Actor
@@ -26,6 +30,26 @@ from trader.service.auditing import audited
 from trader.service.errors import ServiceError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelsView:
+    """/models: the active models (trader.ml.live.MLState) and every stored version (ModelRegistry.rows())."""
+
+    state: Any  # MLState
+    rows: list[dict[str, Any]]
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class PredictView:
+    """/predict: the prediction for a pair as of its newest stored 5m bar, or why there is none."""
+
+    pair: str
+    prediction: Any = None  # trader.ml.predictor.Prediction (it may itself be withheld: .withheld_reason)
+    at_ms: int | None = None  # close of the bar predicted from
+    reason: str = ""  # "no_model" | "no_data" | free text; empty when ``prediction`` is set
+    now_ms: int = 0
 
 
 class ResearchService:
@@ -280,6 +304,129 @@ class ResearchService:
                 raise ServiceError("conflict", f"hyperopt {job_id} has already finished")
 
         await self._audited(actor, "hyperopt_cancel", {"job_id": job_id}, run)
+
+
+    # -- ML models: reads and training in a worker process ----------------------------------------------------------
+    async def models(self) -> ModelsView:
+        """The active models (checked, not loaded) and every stored version with its out-of-sample summary."""
+        from trader.ml.live import ml_state
+        from trader.ml.registry import ModelRegistry
+
+        def read() -> ModelsView:
+            now = int(time.time() * 1000)
+            return ModelsView(ml_state(self.settings.models_dir, now), ModelRegistry(self.settings.models_dir).rows(now),
+                              now)
+
+        return await asyncio.to_thread(read)
+
+    def _predictor(self) -> Any:
+        """The active models, loaded once per set of active versions (a promotion reloads them)."""
+        from trader.ml.predictor import Predictor
+        from trader.ml.registry import ModelRegistry
+
+        key = tuple(sorted(ModelRegistry(self.settings.models_dir).active().items()))
+        cached = getattr(self, "_predictor_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        predictor = Predictor.load_active(self.settings.models_dir) if key else None
+        self._predictor_cache = (key, predictor)
+        return predictor
+
+    async def predict(self, pair: str) -> PredictView:
+        """Probabilities for ``pair`` as of its newest stored bar (with the training base rates beside them), or
+        the reason there are none (no usable model, no stored candles)."""
+        from trader.ml.live import LOOKBACK_DAYS, StoreRows
+
+        try:
+            canonical = job_data.canonical_pairs([pair], self.settings.stake_currency)[0]
+        except (ValueError, IndexError) as exc:
+            raise ServiceError("invalid_argument", str(exc) or f"bad pair {pair!r}") from None
+
+        def run() -> PredictView:
+            now = int(time.time() * 1000)
+            predictor = self._predictor()
+            if predictor is None:
+                return PredictView(canonical, reason="no_model", now_ms=now)
+            data_dir = job_data.choose_data_dir(self.settings.data_dir, [canonical], "1m")
+            found = job_data.span(data_dir, canonical, "1m") or job_data.span(data_dir, canonical, "5m")
+            if found is None:
+                return PredictView(canonical, reason="no_data", now_ms=now)
+            end = found.end_ms - found.end_ms % 300_000
+            rows = StoreRows(data_dir, LOOKBACK_DAYS)(canonical, end)
+            if rows is None or not len(rows.close_ms):
+                return PredictView(canonical, reason="no_data", now_ms=now)
+            at = int(rows.close_ms[-1])
+            return PredictView(canonical, predictor.predict(rows.X.iloc[-predictor.required_rows:], at_ms=at,
+                                                            now_ms=now), at, now_ms=now)
+
+        return await asyncio.to_thread(run)
+
+    def _train_spec(self, ask: train_job.TrainAsk) -> train_job.TrainJobSpec:
+        from trader.backtest.runner import new_run_id
+
+        t = train_job
+        if ask.model not in t.KINDS:
+            raise ServiceError("invalid_argument", f"model {ask.model!r} cannot be trained here; one of "
+                                                   f"{', '.join(t.KINDS)} (the networks: bsmart train)")
+        if not 1 <= ask.days <= t.MAX_DAYS:
+            raise ServiceError("invalid_argument", f"days must be from 1 to {t.MAX_DAYS}, got {ask.days}")
+        try:
+            pairs = job_data.canonical_pairs(ask.pairs if ask.pairs is not None else self.pairs[:2],
+                                             self.settings.stake_currency)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc)) from None
+        if not pairs or len(pairs) > t.MAX_PAIRS:
+            raise ServiceError("invalid_argument", f"give 1 to {t.MAX_PAIRS} pairs")
+        data_dir = job_data.choose_data_dir(self.settings.data_dir, pairs, "1m")
+        stored = job_data.common_span(data_dir, pairs, "1m")
+        if stored is None:
+            rng = job_data.resolve_range(f"{ask.days}d")
+            lacking = job_data.missing(data_dir, pairs, "1m", rng)
+            raise ServiceError("refused", f"no stored candles for {', '.join(pairs)}"
+                               + (f"; run: {lacking.command}" if lacking else ""), missing_data=lacking)
+        end = stored.end_ms
+        start = max(stored.first_ms, end - ask.days * job_data.DAY_MS)
+        return t.TrainJobSpec(run_id=new_run_id(), pairs=pairs, start_ms=start, end_ms=end,
+                              timerange=f"{_utc_day(start)}-{_utc_day(end)}", data_dir=str(data_dir),
+                              models_dir=str(self.settings.models_dir.resolve()), names=(ask.model,))
+
+    async def start_train(self, actor: Actor, ask: train_job.TrainAsk,
+                          on_progress: Callable[[JobProgress], None]) -> train_job.TrainJobSpec:
+        """Train a model (admins only; the bounded XGBoost reversal model) in a worker process on the newest stored
+        candles; returns the resolved run at once. Progress as a hyperopt's; the final ``result`` is the
+        ``TrainSummary``. A new version is activated only if it beats the baselines out of sample and nothing
+        is active yet (``bsmart models activate`` otherwise). It counts as the user's one heavy job."""
+        owner = f"{actor.source}:{actor.user_id}"
+
+        async def run() -> train_job.TrainJobSpec:
+            if actor.role != "admin":
+                raise ServiceError("refused", "only an admin may train models")
+            spec = await asyncio.to_thread(self._train_spec, ask)
+            try:
+                await asyncio.to_thread(self.backtest_jobs.start_train, owner, spec, on_progress)
+            except JobRefused as exc:
+                if exc.reason == "owner_busy":
+                    raise ServiceError("conflict", f"your {exc.kind} {exc.running} is still running",
+                                       running=exc.running, kind=exc.kind) from None
+                raise ServiceError("conflict", "the machine is busy with other heavy jobs; try again later",
+                                   machine_busy=True) from None
+            return spec
+
+        arguments = {"pairs": list(ask.pairs or ()), "days": ask.days, "model": ask.model}
+        return await self._audited(actor, "train_start", arguments, run)
+
+    async def cancel_train(self, actor: Actor, job_id: str) -> None:
+        """Stop a running training (its owner or an admin); a version it had not saved yet is not kept."""
+        async def run() -> None:
+            job = self.backtest_jobs.get(job_id)
+            if job is None or job.kind != "train":
+                raise ServiceError("conflict", f"training {job_id} is not running")
+            if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
+                raise ServiceError("refused", f"training {job_id} was started by someone else")
+            if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
+                raise ServiceError("conflict", f"training {job_id} has already finished")
+
+        await self._audited(actor, "train_cancel", {"job_id": job_id}, run)
 
 
 def _utc_day(ms: int) -> str:

@@ -18,8 +18,9 @@ counts shrink toward the prior by ``decay`` (0.98: an effective memory of ~50 tr
 
 The book is persisted as JSON (``FusionBook(path)``; written atomically after every update, read back at start), so
 the weights survive a restart; ``fusion_table(path)`` is the display view. An ML model plugs in through
-``set_ml_provider`` (``MLProvider``: ``predict(pair, at_ms, features) -> Prediction | None``); none exists yet, so no
-``ml`` vote is cast and grade 3 is never given.
+``set_ml_provider`` (``MLProvider``: ``predict(pair, at_ms, features) -> Prediction | None``): the main job installs
+``trader.ml.live.PredictorProvider`` when a model is active; without one no ``ml`` vote is cast and grade 3 is
+never given.
 """
 
 from __future__ import annotations

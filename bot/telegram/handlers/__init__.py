@@ -6,9 +6,10 @@ from bot.telegram.registry import Command, Registry
 
 
 def all_commands() -> list[Command]:
-    from bot.telegram.handlers import admin, backtest, control, general, hyperopt, info
+    from bot.telegram.handlers import admin, backtest, control, general, hyperopt, info, models
 
-    return [*general.COMMANDS, *info.COMMANDS, *control.COMMANDS, *backtest.COMMANDS, *hyperopt.COMMANDS, *admin.COMMANDS]
+    return [*general.COMMANDS, *info.COMMANDS, *control.COMMANDS, *backtest.COMMANDS, *hyperopt.COMMANDS,
+            *models.COMMANDS, *admin.COMMANDS]
 
 
 def default_registry() -> Registry:

@@ -411,8 +411,9 @@ def refusal_text(t: Translator, exc: ServiceError) -> str:
     if missing is not None:
         return missing_text(t, missing)
     if exc.details.get("running"):
-        if exc.details.get("kind") == "hyperopt":  # the user's one heavy job is an optimisation, not a backtest
-            return t("hyperopt.busy", id=str(exc.details["running"])[-12:], kind=t("hyperopt.kind.hyperopt"))
+        kind = exc.details.get("kind")
+        if kind in ("hyperopt", "train"):  # the user's one heavy job is an optimisation or a training
+            return t("hyperopt.busy", id=str(exc.details["running"])[-12:], kind=t(f"hyperopt.kind.{kind}"))
         return t("backtest.busy", id=str(exc.details["running"])[-12:])
     if exc.details.get("machine_busy"):
         return t("backtest.machine_busy")
