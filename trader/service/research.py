@@ -130,11 +130,7 @@ class ResearchService:
                 return await asyncio.to_thread(self.backtest_jobs.start, owner, spec, on_progress,
                                                requested_by=actor.user_id)
             except JobRefused as exc:
-                if exc.reason == "owner_busy":
-                    raise ServiceError("conflict", f"your {exc.kind} {exc.running} is still running",
-                                       running=exc.running, kind=exc.kind) from None
-                raise ServiceError("conflict", "the machine is busy with other backtests; try again later",
-                                   machine_busy=True) from None
+                raise _job_refused(exc, "backtests") from None
 
         arguments = {"strategy": ask.strategy, "pairs": list(ask.pairs), "timeframe": ask.timeframe,
                      "timerange": ask.timerange}
@@ -280,11 +276,7 @@ class ResearchService:
             try:
                 await asyncio.to_thread(self.backtest_jobs.start_hyperopt, owner, spec, on_progress)
             except JobRefused as exc:
-                if exc.reason == "owner_busy":
-                    raise ServiceError("conflict", f"your {exc.kind} {exc.running} is still running",
-                                       running=exc.running, kind=exc.kind) from None
-                raise ServiceError("conflict", "the machine is busy with other heavy jobs; try again later",
-                                   machine_busy=True) from None
+                raise _job_refused(exc, "heavy jobs") from None
             return spec
 
         arguments = {"strategy": ask.strategy, "pairs": list(ask.pairs or ()), "timeframe": ask.timeframe,
@@ -405,11 +397,7 @@ class ResearchService:
             try:
                 await asyncio.to_thread(self.backtest_jobs.start_train, owner, spec, on_progress)
             except JobRefused as exc:
-                if exc.reason == "owner_busy":
-                    raise ServiceError("conflict", f"your {exc.kind} {exc.running} is still running",
-                                       running=exc.running, kind=exc.kind) from None
-                raise ServiceError("conflict", "the machine is busy with other heavy jobs; try again later",
-                                   machine_busy=True) from None
+                raise _job_refused(exc, "heavy jobs") from None
             return spec
 
         arguments = {"pairs": list(ask.pairs or ()), "days": ask.days, "model": ask.model}
@@ -431,3 +419,12 @@ class ResearchService:
 
 def _utc_day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y%m%d")
+
+
+def _job_refused(exc: JobRefused, busy_with: str) -> ServiceError:
+    """A heavy job the runner would not start, as the conflict the front ends show (the user's own job, or a full
+    machine)."""
+    if exc.reason == "owner_busy":
+        return ServiceError("conflict", f"your {exc.kind} {exc.running} is still running", running=exc.running,
+                            kind=exc.kind)
+    return ServiceError("conflict", f"the machine is busy with other {busy_with}; try again later", machine_busy=True)
