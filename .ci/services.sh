@@ -4,6 +4,9 @@
 # a database for the multi-machine hyperopt test. Idempotent: a machine that kept them from a previous run is fine.
 # Prints the PostgreSQL URL for the tests on its last line.
 set -euo pipefail
+# Everything but the URL goes to stderr: a fresh machine's apt, pg_createcluster or pg_ctlcluster may print to stdout,
+# and the caller captures stdout as the URL.
+exec 3>&1 1>&2
 export DEBIAN_FRONTEND=noninteractive
 started=$SECONDS
 apt-get update -qq
@@ -24,4 +27,4 @@ if ! su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname = 'bsma
   su postgres -c "createdb -O bsmart_ci bsmart_ci"
 fi
 echo "services ready in $((SECONDS - started))s: $(prometheus --version 2>&1 | head -1); PostgreSQL $version" >&2
-echo "postgresql+psycopg://bsmart_ci:bsmart_ci@127.0.0.1:5432/bsmart_ci"
+echo "postgresql+psycopg://bsmart_ci:bsmart_ci@127.0.0.1:5432/bsmart_ci" >&3

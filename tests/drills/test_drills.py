@@ -36,7 +36,8 @@ async def test_fuzzed_user_data_updates_never_double_count(tmp_path) -> None:
 @pytest.mark.parametrize("speed", [1.0, 60.0])
 async def test_flatten_of_one_to_five_mixed_positions(tmp_path, speed) -> None:
     counts = await run_flatten(rounds=1, speed=speed, seed=int(speed), workdir=tmp_path)
-    assert counts["runs"] == 5 and counts["positions_opened"] == 15 and counts["positions_closed"] == 15
+    assert counts["runs"] == 5, counts.get("problems")
+    assert counts["positions_opened"] == 15 and counts["positions_closed"] == 15, counts.get("problems")
     assert not _nonzero(counts, ZERO_FLATTEN), counts["problems"]
 
 
