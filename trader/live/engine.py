@@ -54,7 +54,7 @@ from trader.exchange.client import ExchangeClient
 from trader.exchange.streams import StreamOptions
 from trader.live.broker import LiveBroker
 from trader.live.desk import OrderDesk
-from trader.live.feed import LiveFeed, live_feed_class
+from trader.live.feed import Bar, LiveFeed, live_feed_class
 from trader.live.host import EngineHost
 from trader.live.ledger import Ledger
 from trader.live.orders import DeskOptions, StopRepair
@@ -135,6 +135,9 @@ class LiveEngine:
         self.errors: list[str] = []
         self.forced: dict[str, bt.Order] = {}  # the last forced entry per pair (read by the service to follow it)
         self.forced_exits: dict[str, bt.Order] = {}
+        # Called with (pair, bars, live) on the host loop thread: the preloaded history once per start (live False),
+        # then every closed feed bar (live True). Must be cheap (the ML predictions only queue work here).
+        self.bar_observers: list[Callable[[str, list[Bar], bool], None]] = []
 
     # -- state --------------------------------------------------------------------------------------------------
     @property
@@ -210,12 +213,23 @@ class LiveEngine:
             feed = cls(pair=pair, strategy_cls=self.strategy_cls, strategy_params=self.params, tf_ms=self.tf_ms,
                        window=cfg.window, wake=desk.wake, lock=store.feed_lock, name=pair, timeframe=bt.TimeFrame.Minutes,
                        compression=self.tf_ms // 60_000)
-            feed.preload_history(await store.history(pair, self.tf_ms, cfg.history_bars))
+            history = await store.history(pair, self.tf_ms, cfg.history_bars)
+            feed.preload_history(history)
             self.feeds[pair] = feed
+            self._observe(pair, history, False)
+        if self.bar_observers:
+            store.on_bar = lambda pair, bar: self._observe(pair, [bar], True)
         store.start(self.feeds)
         if not await store.wait_connected(cfg.connect_timeout_s):
             # Not fatal: the streams keep trying and resync over REST; the first bars may come late.
             log.warning("candle streams not connected after %.0fs", cfg.connect_timeout_s)
+
+    def _observe(self, pair: str, bars: list[Bar], live: bool) -> None:
+        for observer in self.bar_observers:
+            try:
+                observer(pair, bars, live)
+            except Exception:  # an observer must never stop the candles
+                log.exception("bar observer failed")
 
     def _start_backtrader(self) -> None:
         assert self.desk is not None
