@@ -102,9 +102,59 @@ class LatencyTiers(StrictModel):
 
 
 class LiquidityConfig(StrictModel):
+    """Liquidity tiers (trader/risk/liquidity.py): health = min(depth / required, max_spread / spread)."""
+
     max_spread: Fraction = 0.005
     depth_band: Fraction = 0.005  # depth is summed within ±band around mid
     depth_share_of_volume: Fraction = 0.001  # required depth = share × 24 h quote volume
+    # Warning levels as fractions of the threshold: below the first mild, the second moderate, the third severe.
+    levels: Annotated[list[Fraction], Field(min_length=3, max_length=3)] = Field(default_factory=lambda: [0.8, 0.5, 0.2])
+    mild_size: Fraction = 0.5  # entry size multiplier in the mild tier
+    hold_seconds: Annotated[SInt, Field(ge=0, le=86_400)] = 60  # a tier falls only after this long lower
+    close_stages: Annotated[SInt, Field(ge=1, le=10)] = 3  # severe: the position is closed in this many parts
+    close_stage_seconds: Annotated[float, Field(ge=0, le=600)] = 10.0  # ... this far apart
+
+    @field_validator("levels")
+    @classmethod
+    def _descending(cls, levels: list[float]) -> list[float]:
+        if not levels[0] > levels[1] > levels[2]:
+            raise ValueError(f"liquidity levels must descend (mild > moderate > severe), got {levels}")
+        return levels
+
+
+class MaintenanceWindowConfig(StrictModel):
+    start: dt.datetime  # ISO 8601 with a zone, e.g. "2026-12-10T02:00:00Z"
+    end: dt.datetime
+    title: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindowConfig:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("maintenance window times need a zone (add Z for UTC)")
+        if self.end <= self.start:
+            raise ValueError("a maintenance window must end after it starts")
+        return self
+
+
+class MaintenanceConfig(StrictModel):
+    """Exchange maintenance (trader/risk/maintenance.py): no entries from lead_minutes before a window to its end."""
+
+    lead_minutes: Annotated[SInt, Field(ge=0, le=24 * 60)] = 30
+    poll_seconds: Annotated[SInt, Field(ge=5, le=3600)] = 60  # how often the exchange's schedule is read
+    windows: list[MaintenanceWindowConfig] = Field(default_factory=list)  # announced by Binance, entered by hand
+
+
+class ExecutionConfig(StrictModel):
+    """The execution optimiser (trader/execution): market or post-only limit per order, slicing of large orders."""
+
+    # A non-urgent entry rests as a post-only (GTX) limit when the spread is at least this wide (relative).
+    maker_min_spread: Annotated[float, Field(ge=0, le=0.05)] = 0.0002
+    slice_depth_share: Fraction = 0.25  # an order above this share of the visible same-side depth is split
+    large_account_equity: Annotated[float, Field(gt=0)] = 10_000.0  # above this wallet (USDT) ...
+    large_account_depth_share: Fraction = 0.05  # ... the share is this instead
+    max_slices: Annotated[SInt, Field(ge=1, le=50)] = 8
+    slice_wait_seconds: Annotated[float, Field(gt=0, le=300)] = 3.0  # a resting slice waits this long for a fill
+    time_limit_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0  # then what is left goes at market
 
 
 class RiskConfig(StrictModel):
@@ -132,6 +182,7 @@ class RiskConfig(StrictModel):
     volatility_percentile: Fraction = 0.9
     latency: LatencyTiers = Field(default_factory=LatencyTiers)
     liquidity: LiquidityConfig = Field(default_factory=LiquidityConfig)
+    maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
 
     @field_validator("take_profit")
     @classmethod
@@ -336,6 +387,7 @@ class Settings(StrictModel):
     timeframes: Annotated[list[Timeframe], Field(min_length=1)] = Field(default_factory=lambda: ["5m", "1h"])
     max_open_trades: Annotated[SInt, Field(ge=1, le=100)] = 3
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
