@@ -51,7 +51,7 @@ WEIGHTS = {
     "create_order": 1, "cancel_order": 1, "cancel_all": 1, "fetch_order": 1, "fetch_open_orders": 1,
     "fetch_my_trades": 5, "fetch_ohlcv": 5, "fetch_order_book": 10, "fetch_funding_history": 30,
     "fetch_funding_rate_history": 1, "fetch_api_restrictions": 1, "fetch_leverage_tiers": 1, "fetch_ticker": 1,
-    "fetch_long_short_ratio": 1,
+    "fetch_long_short_ratio": 1, "fetch_maintenance": 1,
 }
 
 
@@ -417,6 +417,27 @@ class ExchangeClient:
         tiers = await self._read("fetch_leverage_tiers", Priority.ACCOUNT,
                                  lambda: self.ccxt.fetch_leverage_tiers([pair]))
         return tiers.get(pair, [])
+
+    async def fetch_maintenance_windows(self) -> list[dict[str, Any]] | None:
+        """Announced maintenance windows (``start_ms``, ``end_ms``, ``title``) from the host's schedule feed,
+        ``GET <api_url>/bsmart/v1/maintenance``, which the simulator serves; None against Binance itself, which
+        announces maintenance on its announcement pages and has no API for the schedule (trader/risk/maintenance.py
+        says where the windows come from then). Only the 24 h ticker's weight class: one light read."""
+        if not self.options.api_url:
+            return None
+        url = self.options.api_url.rstrip("/") + "/bsmart/v1/maintenance"
+        answer = await self._read("fetch_maintenance", Priority.MARKET_DATA, lambda: self.ccxt.fetch(url, "GET"))
+        rows = answer.get("windows") if isinstance(answer, dict) else None
+        if not isinstance(rows, list):
+            raise ExchangeError(classify_code(None, None, f"maintenance feed: unexpected answer {str(answer)[:200]}"),
+                                "fetch_maintenance")
+        return rows
+
+    async def fetch_quote_volume_24h(self, pair: str) -> float:
+        """The pair's 24 h quote volume (GET /fapi/v1/ticker/24hr, weight 1): the liquidity tiers' yardstick."""
+        row = await self._read("fetch_ticker", Priority.MARKET_DATA,
+                               lambda: self.ccxt.fapiPublicGetTicker24hr({"symbol": exchange_symbol(pair)}))
+        return float(row.get("quoteVolume") or 0.0)
 
     # -- writes -----------------------------------------------------------------------------------------------------
     async def set_leverage(self, pair: str, leverage: int) -> None:

@@ -14,7 +14,13 @@ JSON in, JSON out, no signing: it is for the operator, tests and drills on 127.0
     POST   /_sim/faults                 {latency_ms, jitter_ms, error_share, error_kinds: [503|-1001|429|-1007],
                                          maintenance_start_ms, maintenance_end_ms, ws_drop_every_s, seed}
     POST   /_sim/ws/drop                {private?: true}: close stream sockets now
-    POST   /_sim/book                   {spread_bps, levels, level_step_bps, level_notional, volatility_thinning}
+    POST   /_sim/book                   {symbol?, spread_bps, levels, level_step_bps, level_notional,
+                                         volatility_thinning, reset?}: every symbol's book shape, or one symbol's
+    GET    /_sim/maintenance            the scheduled window and whether it is on now
+    POST   /_sim/maintenance            {start_ms | in_s, end_ms | duration_s, title?, announce?=true}
+    DELETE /_sim/maintenance            no window
+    GET    /bsmart/v1/maintenance       the announced windows not yet over (what the exchange client reads; answers
+                                         during maintenance too, like Binance's announcement pages)
     POST   /_sim/limits                 {limit, ban_after_429s, order_limit_10s, order_limit_1m}
     POST   /_sim/deposit                {amount}: transfer in (negative: out)
     POST   /_sim/weights/reset          forget used weight, 429 counts and bans
@@ -77,6 +83,10 @@ def routes(sim: SimulatorServer) -> list[web.RouteDef]:
         web.post("/_sim/faults", wrap(lambda b: sim.set_faults(b))),
         web.post("/_sim/ws/drop", wrap(lambda b: {"dropped": sim.hub.drop_all(bool(b.get("private", True)))})),
         web.post("/_sim/book", wrap(lambda b: sim.set_book(b))),
+        web.get("/_sim/maintenance", wrap(lambda b: sim.maintenance_info())),
+        web.post("/_sim/maintenance", wrap(lambda b: sim.schedule_maintenance(b))),
+        web.delete("/_sim/maintenance", wrap(lambda b: sim.clear_maintenance())),
+        web.get("/bsmart/v1/maintenance", wrap(lambda b: sim.maintenance_feed())),
         web.post("/_sim/deposit", wrap(lambda b: sim.deposit(Decimal(str(b["amount"]))))),
         web.post("/_sim/limits", wrap(lambda b: sim.weights.set_limits(b))),
         web.post("/_sim/weights/reset", wrap(lambda b: (sim.weights.reset(), {"ok": True})[1])),

@@ -35,6 +35,7 @@ class SimConfig:
     margin_call_ratio: Decimal = Decimal("0.8")
     tick_interval_s: float = 0.1  # how often a running clock pushes the market forward
     book: BookConfig = field(default_factory=BookConfig)
+    book_by_symbol: dict[str, BookConfig] = field(default_factory=dict)  # per-symbol shapes over ``book``
     api_restrictions: dict[str, bool] = field(default_factory=lambda: {
         "ipRestrict": True, "enableReading": True, "enableWithdrawals": False, "enableInternalTransfer": False,
         "enableMargin": False, "enableFutures": True, "permitsUniversalTransfer": False,

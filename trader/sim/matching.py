@@ -118,7 +118,7 @@ class Exchange:
         d = self.data[sym]
         px = d.price(t) if price is None else price
         vol = d.volatility(t)
-        c = self.cfg.book
+        c = self.cfg.book_by_symbol.get(sym, self.cfg.book)
         key = (sym, px, vol, t // 60_000, c.spread_bps, c.levels, c.level_step_bps, c.level_notional,
                c.volatility_thinning)
         book = self._books.get(key)

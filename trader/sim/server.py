@@ -76,6 +76,7 @@ class SimulatorServer:
         self.clock = Clock(start, self.cfg.clock_mode, self.cfg.speed)
         self.exchange = Exchange(self.cfg, self.data, self.clock)
         self.faults = Faults()
+        self.maintenance_notice: dict[str, Any] = {"title": "Scheduled system maintenance", "announce": True}
         self.weights = WeightMeter(self.cfg.weight_limit, self.cfg.ban_after_429s, self.cfg.ban_seconds)
         self.listen_keys: dict[str, float] = {}
         self.hub = StreamHub(self)
@@ -256,8 +257,63 @@ class SimulatorServer:
         return self.faults.as_dict()
 
     def set_book(self, values: dict[str, Any]) -> dict[str, Any]:
-        self.cfg.book.update(values)
-        return dataclasses.asdict(self.cfg.book)
+        """The book's shape for every symbol, or with ``symbol`` for that one (``reset: true`` drops its own)."""
+        values = dict(values)
+        symbol = values.pop("symbol", None)
+        if symbol is None:
+            self.cfg.book.update(values)
+            return dataclasses.asdict(self.cfg.book)
+        sym = self._data(str(symbol)).symbol
+        if values.pop("reset", False):
+            self.cfg.book_by_symbol.pop(sym, None)
+            return {"symbol": sym, **dataclasses.asdict(self.cfg.book)}
+        shape = self.cfg.book_by_symbol.get(sym) or dataclasses.replace(self.cfg.book)
+        shape.update(values)
+        self.cfg.book_by_symbol[sym] = shape
+        return {"symbol": sym, **dataclasses.asdict(shape)}
+
+    def schedule_maintenance(self, values: dict[str, Any]) -> dict[str, Any]:
+        """One maintenance window on the replay clock: ``start_ms`` or ``in_s`` (seconds from now), and
+        ``end_ms`` or ``duration_s``; ``announce`` (default true) publishes it at GET /bsmart/v1/maintenance, as
+        Binance announces scheduled maintenance; false makes it an unannounced outage."""
+        now = self.clock.now_ms()
+        if "start_ms" in values:
+            start = int(values["start_ms"])
+        else:
+            start = now + int(float(values.get("in_s", 0)) * 1000)
+        if "end_ms" in values:
+            end = int(values["end_ms"])
+        elif "duration_s" in values:
+            end = start + int(float(values["duration_s"]) * 1000)
+        else:
+            raise ValueError("give end_ms or duration_s")
+        if end <= start:
+            raise ValueError(f"the window must end after it starts ({start} .. {end})")
+        self.faults.update({"maintenance_start_ms": start, "maintenance_end_ms": end})
+        self.maintenance_notice = {"title": str(values.get("title") or "Scheduled system maintenance"),
+                                   "announce": bool(values.get("announce", True))}
+        return self.maintenance_info()
+
+    def clear_maintenance(self) -> dict[str, Any]:
+        self.faults.update({"maintenance_start_ms": 0, "maintenance_end_ms": 0})
+        return self.maintenance_info()
+
+    def maintenance_info(self) -> dict[str, Any]:
+        f = self.faults
+        now = self.clock.now_ms()
+        window = None
+        if f.maintenance_end_ms > f.maintenance_start_ms:
+            window = {"start_ms": f.maintenance_start_ms, "end_ms": f.maintenance_end_ms,
+                      "title": self.maintenance_notice["title"], "announced": self.maintenance_notice["announce"]}
+        return {"now_ms": now, "active": f.in_maintenance(now), "window": window}
+
+    def maintenance_feed(self) -> dict[str, Any]:
+        """What the announcements say: announced windows that have not ended."""
+        info = self.maintenance_info()
+        w = info["window"]
+        rows = [] if w is None or not w["announced"] or w["end_ms"] <= info["now_ms"] else [
+            {"start_ms": w["start_ms"], "end_ms": w["end_ms"], "title": w["title"]}]
+        return {"serverTime": info["now_ms"], "windows": rows}
 
     def deposit(self, amount: Decimal) -> dict[str, Any]:
         ex = self.exchange
