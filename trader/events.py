@@ -86,6 +86,8 @@ class RiskAction(Event):
     action: str  # e.g. size_halved, entries_blocked, emergency_close
     reason: str
     pair: str | None = None
+    rule: str = ""  # the rule that decided (liquidity, maintenance, ...), when one did
+    values: dict[str, Any] = field(default_factory=dict)  # its numbers (what the notifier words and the audit keeps)
 
 
 @dataclass(frozen=True, kw_only=True)
