@@ -6,7 +6,19 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from trader.persistence.types import Money, UTCDateTime, utcnow
@@ -104,9 +116,36 @@ class Fill(Base):
     is_maker: Mapped[bool] = mapped_column(Boolean, default=False)
     realized_pnl: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Against the order's decision price, basis points, positive = worse (trader/execution/quality.py).
+    slippage_bp: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     order: Mapped[Order] = relationship(back_populates="fills")
     trade: Mapped[Trade | None] = relationship(back_populates="fills")
+
+
+class Execution(Base):
+    """One execution (an order, or every slice of a sliced one) and how it went: /execution reads these."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)  # when the order left the desk
+    trade_id: Mapped[int | None] = mapped_column(ForeignKey("trades.id"), nullable=True, index=True)
+    pair: Mapped[str] = mapped_column(String(32), index=True)
+    side: Mapped[str] = mapped_column(String(4))  # buy | sell
+    purpose: Mapped[str] = mapped_column(String(16))  # entry | exit | stop | take_profit | ...
+    style: Mapped[str] = mapped_column(String(12))  # market | post_only | conditional
+    slices: Mapped[int] = mapped_column(Integer, default=1)
+    planned: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    filled: Mapped[Decimal] = mapped_column(Money)
+    decision_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    average: Mapped[Decimal] = mapped_column(Money)
+    slippage_bp: Mapped[float | None] = mapped_column(Float, nullable=True)
+    maker_share: Mapped[float] = mapped_column(Float, default=0.0)
+    time_to_fill_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    client_order_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class FundingPayment(Base):
