@@ -42,6 +42,7 @@ from trader.monitoring.health import HealthMonitor
 from trader.monitoring.metrics import Metrics, make_metrics, serve_metrics
 from trader.monitoring.sampler import SAMPLE_S, run_sampler, service_jobs, watch_bus
 from trader.persistence.audit import Actor
+from trader.risk.limits import declared_risk_params
 from trader.persistence.types import utcnow
 from trader.service.engine_control import LiveEngineControl
 from trader.service.errors import ServiceError
@@ -96,22 +97,9 @@ def _data_pairs(data_dir: Path) -> list[str]:
 
 
 def strategy_risk_params(settings: Settings, strategy: str | None = None) -> dict[str, Any]:
-    """The config's risk section as strategy parameters, for the parameters the configured strategy (or
-    ``strategy``) declares."""
-    risk = settings.risk
-    wanted: dict[str, Any] = {
-        "risk_per_trade": risk.risk_per_trade,
-        "max_total_risk": risk.max_total_risk,
-        "max_open_trades": settings.max_open_trades,
-        "atr_period": risk.atr_period,
-        "atr_multiplier": risk.atr_multiplier,
-        "stop_leverage_factor": risk.stop_leverage_factor,
-        "tp_moves": tuple(t.move for t in risk.take_profit),
-        "tp_shares": tuple(t.close for t in risk.take_profit),
-        "trail_atr_multiplier": risk.trailing_atr_multiplier,
-    }
-    declared = STRATEGIES[strategy or settings.strategy].param_values()
-    return {k: v for k, v in wanted.items() if k in declared}
+    """The config's risk section as strategy parameters (trader.risk.limits, the same mapping ``bsmart backtest
+    --config`` uses), for the parameters the configured strategy (or ``strategy``) declares."""
+    return declared_risk_params(settings, STRATEGIES[strategy or settings.strategy].param_values())
 
 
 def live_engine_config(settings: Settings, config: EngineConfig) -> EngineConfig:

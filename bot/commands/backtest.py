@@ -14,6 +14,7 @@ from trader.backtest.runner import BacktestRequest, BacktestResult, run_backtest
 from trader.performance.montecarlo import monte_carlo, trade_returns
 from trader.persistence.database import make_engine, make_session_factory
 from trader.persistence.migrate import upgrade
+from trader.risk.limits import declared_risk_params
 from trader.strategy.reference import STRATEGIES
 
 
@@ -79,10 +80,17 @@ def summary_table(result: BacktestResult) -> str:
         ("fees paid", f"{m.fees_paid:,.2f} USDT"),
         ("funding paid", f"{m.funding_paid:,.2f} USDT"),
         ("liquidations", str(m.liquidations)),
+        ("risk rules", risk_counts_text(result.risk_counts)),
         ("segments / gaps", f"{len(result.segments)} / {len(result.gaps)}"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def risk_counts_text(counts: dict[str, dict[str, int]]) -> str:
+    """How often each risk rule acted: ``correlation blocked 3 · loss_streak shrunk 5``; "none" when none did."""
+    parts = [f"{rule} {effect} {n}" for rule, per in sorted(counts.items()) for effect, n in sorted(per.items())]
+    return " · ".join(parts) if parts else "none acted"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -96,7 +104,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     request = BacktestRequest(strategy=args.strategy, pairs=tuple(run.pairs), timeframe=run.timeframe,
                               start_ms=run.start_ms, end_ms=run.end_ms, leverage=run.leverage,
-                              initial_wallet=args.wallet, data_dir=run.data_dir)
+                              initial_wallet=args.wallet, data_dir=run.data_dir,
+                              # The config's risk section, exactly as the live engine reads it.
+                              strategy_params=declared_risk_params(settings, STRATEGIES[args.strategy].param_values()))
     print(f"data: {run.data_dir}", file=sys.stderr)
     try:
         result = run_backtest(request, progress=_progress)

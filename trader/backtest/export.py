@@ -66,6 +66,7 @@ def result_summary(result: BacktestResult, extra: dict[str, Any] | None = None) 
         "rejections": len(result.rejections),
         "rejection_samples": result.rejections[:50],
         "assumptions": result.assumptions,
+        "risk_counts": result.risk_counts,
         "elapsed_s": round(result.elapsed_s, 3),
         **(extra or {}),
     })

@@ -64,6 +64,9 @@ class BacktestRequest:
     use_funding: bool = True
     # Candles supplied directly (stress scenarios, tests): pair -> frame with timestamp/open/high/low/close/volume.
     candles: Mapping[str, pd.DataFrame] | None = None
+    # The market-side entry rules (trader.risk.gate.MarketGate: liquidity tiers from candle volume, maintenance
+    # windows); set on each segment's broker, where the strategies' RiskBook asks it. None: no such rule.
+    market_gate: Any = None
 
 
 @dataclass
@@ -88,6 +91,8 @@ class BacktestResult:
     assumptions: list[str]
     elapsed_s: float
     params: dict[str, Any]
+    # How often each risk rule acted (trader/risk): rule -> {"blocked"|"shrunk"|"lowered": count}.
+    risk_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def equity_series(self) -> pd.Series:
         return pd.Series(self.equity, index=pd.to_datetime(self.equity_ms, unit="ms", utc=True), name="equity")
@@ -151,6 +156,7 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
     rejections: list[str] = []
     counters = {"fees": 0.0, "funding": 0.0, "liq_fees": 0.0, "liquidations": 0, "exposure_bars": 0,
                 "insurance": 0.0}
+    risk_counts: dict[str, dict[str, int]] = {}
     done = 0
     for a, b in ranges:
         seg_ts = common[a:b]
@@ -161,6 +167,8 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
         segs.append(data_prep.Segment(int(seg_ts[0]), int(seg_ts[-1]), b - a))
         broker = FuturesBroker(cash=wallet, leverage=request.leverage, fees=request.fees, slippage=request.slippage,
                                progress=(lambda n, _d=done: report((_d + n) / total_bars, "running")))
+        if request.market_gate is not None:
+            broker.market_gate = request.market_gate
         cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True, quicknotify=False)
         cerebro.setbroker(broker)
         for pair in pairs:
@@ -176,7 +184,11 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
             cerebro.adddata(feed, name=pair)
             broker.attach(pair, arrays, rules.specs[pair])
         cerebro.addstrategy(cls, **dict(request.strategy_params))
-        cerebro.run()
+        strategy = cerebro.run()[0]
+        for rule, per in getattr(getattr(strategy, "risk", None), "counts", {}).items():
+            mine = risk_counts.setdefault(rule, {})
+            for effect, n in per.items():
+                mine[effect] = mine.get(effect, 0) + n
         wallet = broker.wallet
         trades += broker.trades
         eq_ms.append(np.frombuffer(broker.equity_ms, dtype="int64").copy())
@@ -224,6 +236,7 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
         assumptions=assumptions,
         elapsed_s=time.perf_counter() - t0,
         params={k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()},
+        risk_counts=risk_counts,
     )
 
 

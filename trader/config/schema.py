@@ -157,8 +157,32 @@ class ExecutionConfig(StrictModel):
     time_limit_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0  # then what is left goes at market
 
 
+class BudgetConfig(StrictModel):
+    """The total risk budget by trading frequency (risk-rules.md: the more often a strategy trades, the lower)."""
+
+    trades_per_day: Positive = 6.0  # full budget up to this many entries a day, then × trades_per_day / rate
+    floor: Fraction = 0.25  # ... but never below this share of max_total_risk
+
+
+class AccountTier(StrictModel):
+    above: Positive  # wallet (USDT) above which ...
+    risk: Fraction  # ... that part of the wallet risks this share of risk_per_trade
+
+
+class RegimeBudget(StrictModel):
+    """Total budget multiplier per market regime of the pair (the analyzer's regime; strategies without one read
+    ``unknown``)."""
+
+    ranging: Fraction = 1.0
+    trending: Fraction = 1.0
+    breakout: Fraction = 0.75
+    volatile: Fraction = 0.5
+    unknown: Fraction = 1.0
+
+
 class RiskConfig(StrictModel):
-    """Defaults follow risk-rules.md; every number is a setting, not a constant."""
+    """Defaults follow risk-rules.md; every number is a setting, not a constant. Read by trader/risk (limits.py maps
+    it to the strategies' parameters, for the backtest and the live engine alike)."""
 
     risk_per_trade: Annotated[float, Field(gt=0, le=0.1)] = 0.02
     max_coin_risk: Fraction = 0.10
@@ -180,6 +204,16 @@ class RiskConfig(StrictModel):
     correlation_max: Fraction = 0.8
     liquidation_warning: Fraction = 0.05  # warn when the mark is this close (fraction) to the liquidation price
     volatility_percentile: Fraction = 0.9
+    volatility_window: Annotated[SInt, Field(ge=20, le=100_000)] = 500  # feed bars the ATR/price rank is taken over
+    volatility_size: Fraction = 0.5  # size multiplier in a volatility spike (leverage unchanged)
+    streak_size: Fraction = 0.5  # size multiplier from loss_streak losses in a row until a win
+    drawdown_budget: Fraction = 0.5  # total budget multiplier while the wallet is more than max_drawdown below its peak
+    correlation_hours: Annotated[SInt, Field(ge=12, le=24 * 90)] = 72  # rolling window of 1h returns
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    # Per-trade risk above 10,000 USDT falls in steps (marginal: each part of the wallet risks its tier's share).
+    account_tiers: list[AccountTier] = Field(default_factory=lambda: [
+        AccountTier(above=10_000, risk=0.75), AccountTier(above=50_000, risk=0.5), AccountTier(above=250_000, risk=0.3)])
+    regime_budget: RegimeBudget = Field(default_factory=RegimeBudget)
     latency: LatencyTiers = Field(default_factory=LatencyTiers)
     liquidity: LiquidityConfig = Field(default_factory=LiquidityConfig)
     maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
@@ -193,6 +227,16 @@ class RiskConfig(StrictModel):
         total = sum(t.close for t in tiers)
         if tiers and abs(total - 1.0) > 1e-9:
             raise ValueError(f"take-profit close shares must add up to 1 (they add up to {total:g})")
+        return tiers
+
+    @field_validator("account_tiers")
+    @classmethod
+    def _account_tiers(cls, tiers: list[AccountTier]) -> list[AccountTier]:
+        above = [t.above for t in tiers]
+        if above != sorted(above) or len(set(above)) != len(above):
+            raise ValueError("account tiers: 'above' must strictly ascend")
+        if any(b.risk > a.risk for a, b in zip(tiers, tiers[1:], strict=False)):
+            raise ValueError("account tiers: the risk share may not rise with the wallet")
         return tiers
 
 

@@ -36,6 +36,8 @@ class BacktestJobSpec:
     initial_wallet: float
     data_dir: str
     results_dir: str
+    # The config's risk section as strategy parameters (trader.risk.limits), so /backtest sizes like live does.
+    strategy_params: tuple[tuple[str, Any], ...] = ()
 
 
 class _Progress:
@@ -104,7 +106,8 @@ def run(spec: BacktestJobSpec, conn: Any) -> None:
         # The frames go in as candles so the runner does not read the files a second time.
         request = BacktestRequest(strategy=_counting(cls, progress.tick), pairs=spec.pairs, timeframe=spec.timeframe,
                                   start_ms=spec.start_ms, end_ms=spec.end_ms, leverage=spec.leverage,
-                                  initial_wallet=spec.initial_wallet, data_dir=data_dir, candles=frames)
+                                  initial_wallet=spec.initial_wallet, data_dir=data_dir, candles=frames,
+                                  strategy_params=dict(spec.strategy_params))
         result = replace(run_backtest(request, progress=progress.runner), run_id=spec.run_id)
         extra = {"timerange": spec.timerange}
         out = write_export(result, spec.results_dir, extra)

@@ -26,6 +26,7 @@ from trader.jobs import train as train_job
 from trader.jobs.runner import BacktestJobs, JobProgress, JobRefused
 from trader.jobs.worker import BacktestJobSpec
 from trader.persistence.audit import Actor
+from trader.risk.limits import declared_risk_params
 from trader.service.auditing import audited
 from trader.service.errors import ServiceError
 
@@ -111,7 +112,8 @@ class ResearchService:
         return BacktestJobSpec(
             run_id=new_run_id(), strategy=ask.strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
             end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
-            data_dir=str(data_dir), results_dir=str((self.settings.user_data_dir / "backtest_results").resolve()))
+            data_dir=str(data_dir), results_dir=str((self.settings.user_data_dir / "backtest_results").resolve()),
+            strategy_params=tuple(declared_risk_params(self.settings, STRATEGIES[ask.strategy].param_values()).items()))
 
     async def start_backtest(self, actor: Actor, ask: job_data.BacktestAsk,
                              on_progress: Callable[[JobProgress], None]) -> str:

@@ -28,7 +28,8 @@ from trader.data.timeframes import timeframe_ms
 from trader.optimize.spaces import Dimension, FloatRange, IntRange
 from trader.strategy.base import FuturesStrategy, split_take_profits
 from trader.strategy.setups import SETUPS, Setup
-from trader.strategy.sizing import risk_position_size, stop_distance
+from trader.risk.limits import RISK_PARAMS
+from trader.strategy.sizing import size_entry, stop_distance, strategy_book, vol_rank
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,8 @@ COMMON_PARAMS: tuple[tuple[str, Any], ...] = (
     ("atr_multiplier", 2.0),
     ("stop_leverage_factor", 0.8),
     ("min_stop_distance", 0.006),
-    ("risk_per_trade", 0.02),
-    ("max_open_trades", 3),
-    ("max_total_risk", 0.10),
+    # The account's risk rules (trader/risk): per trade, per coin, total budget, streak, drawdown, ...
+    *RISK_PARAMS,
     ("taker_fee", 0.0005),
     ("trail_min_step", 0.001),
     ("tp_shares", (0.3, 0.3, 0.4)),
@@ -201,9 +201,12 @@ class ManagedStrategy(FuturesStrategy):
         self._lines = {d: {s.name: (getattr(d.lines, f"{s.prefix}_exit_long", None),
                                     getattr(d.lines, f"{s.prefix}_exit_short", None),
                                     getattr(d.lines, f"{s.prefix}_atr")) for s in self.setups()} for d in self.datas}
+        self.risk = strategy_book(self)
 
     def next(self) -> None:
+        risk = self.risk
         for d in self.datas:
+            risk.observe(d._name, bt_ms(d.datetime[0]) + self._feed_ms(d), d.close[0])
             st = self._st[d]
             if st.entry is not None:
                 if self.getposition(d).size and not st.exiting:
@@ -272,8 +275,7 @@ class ManagedStrategy(FuturesStrategy):
         return 1.0
 
     def _enter(self, d: bt.DataBase, cand: Candidate) -> None:
-        open_states = [s for s in self._st.values() if s.entry is not None]
-        if len(open_states) >= self.p.max_open_trades:
+        if not self.risk.slot_free(d._name, cand.side):  # before grading: a full book needs no ML call
             return
         grade = self.grade(d, cand)
         plan = self.plan(cand, grade)
@@ -287,13 +289,11 @@ class ManagedStrategy(FuturesStrategy):
         atr = atr_line[0]
         dist = stop_distance(acct.leverage, atr, ref, self.p.atr_multiplier, self.p.stop_leverage_factor)
         dist = max(dist, min(self.p.min_stop_distance, self.p.stop_leverage_factor / acct.leverage))
-        budget = self.p.max_total_risk - sum(s.risk for s in open_states)
-        wanted = self.p.risk_per_trade * acct.risk_scale() * plan.size * min(extra, 1.0)
-        risk = min(wanted, budget)
-        if risk < 0.25 * wanted or risk <= 0:
-            return
-        size = risk_position_size(acct.wallet_balance(), acct.available_balance(), ref, dist, spec, acct.leverage,
-                                  risk, self.p.taker_fee)
+        wallet = acct.wallet_balance()
+        base = self.p.risk_per_trade * acct.risk_scale() * plan.size * min(extra, 1.0)
+        vol, regime = self.risk_context(d, cand.setup)
+        size, _decision = size_entry(self.risk, wallet, acct.available_balance(), d._name, cand.side, ref, dist,
+                                     spec, acct.leverage, base, self.p.taker_fee, vol, regime)
         if size.qty <= 0:
             return
         side = cand.side
@@ -306,7 +306,7 @@ class ManagedStrategy(FuturesStrategy):
         st.entry, st.stop, st.tps = self.open_position(d, side, size.qty, stop, tps)
         st.side = side
         st.exiting = False
-        st.risk = size.qty * ref * dist / acct.wallet_balance()
+        st.risk = size.qty * ref * dist / wallet
         st.stop_price = spec.round_price(stop)
         st.setup = cand.setup
         st.grade = grade
@@ -318,6 +318,12 @@ class ManagedStrategy(FuturesStrategy):
             float(self.p.trd_trail_atr) if cand.setup.name == "trend" else 0.0)
         st.trailing = False
         self._entered(d, st, cand)
+
+    def risk_context(self, d: bt.DataBase, setup: Setup | None = None) -> tuple[float, str]:
+        """(ATR/price percentile rank of the setup's ATR, market regime) for the risk rules; the master reads the
+        analyzer's regime, the single-setup strategies none."""
+        s = setup or self.setups()[0]
+        return vol_rank(self._lines[d][s.name][2], d.close, int(self.p.volatility_window)), "unknown"
 
     def _entered(self, d: bt.DataBase, st: _Pos, cand: Candidate) -> None:
         """Hook: the master records what the fusion saw."""
@@ -352,6 +358,7 @@ class ManagedStrategy(FuturesStrategy):
                 if st.setup is not None and st.setup.name == "breakout" and st.trail_mult > 0:
                     st.trailing = True  # the breakout's exit is the trailing stop, from the start
             elif not order.alive():
+                self.risk.cancelled(d._name)
                 self._reset(st)
             return
         if order.status == order.Completed and st.entry_price:
@@ -360,8 +367,10 @@ class ManagedStrategy(FuturesStrategy):
             self._move_stop_to_breakeven(d, st)
             st.trailing = st.trail_mult > 0
         if not self.getposition(d).size and not order.alive():
-            if st.entry is not None and st.entry_price:
-                self._closed(d, st)
+            if st.entry is not None:
+                self.risk.closed(d._name, st.realized, self.account.wallet_balance())
+                if st.entry_price:
+                    self._closed(d, st)
             self._reset(st)
 
     def _closed(self, d: bt.DataBase, st: _Pos) -> None:

@@ -241,6 +241,10 @@ class MasterStrategy(ManagedStrategy):
         self._pending[d] = (regime, votes)
         return min(1.0, 0.5 + lean)
 
+    def risk_context(self, d: bt.DataBase, setup: Any = None) -> tuple[float, str]:
+        vol, _none = super().risk_context(d, setup)
+        return vol, REGIME_NAMES.get(float(d.lines.regime[0]), UNKNOWN) if len(d) else UNKNOWN
+
     def _entered(self, d: bt.DataBase, st: _Pos, cand: Candidate) -> None:
         st.regime, st.votes = self._pending.pop(d, (UNKNOWN, {}))
 

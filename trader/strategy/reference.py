@@ -16,8 +16,12 @@ import numpy as np
 import talib
 
 from trader.optimize.spaces import Categorical, Dimension, FloatRange, IntRange
+from trader.risk.limits import RISK_PARAMS
 from trader.strategy.base import Candles, FuturesStrategy, split_take_profits
-from trader.strategy.sizing import risk_position_size, stop_distance
+from trader.strategy.sizing import size_entry, stop_distance, strategy_book, vol_rank
+
+_EPOCH_DAYS = 719163.0
+_MS_PER_DAY = 86_400_000.0
 
 
 def rsi_bollinger_signal(close: np.ndarray, rsi: np.ndarray, upper: np.ndarray, lower: np.ndarray,
@@ -30,7 +34,8 @@ def rsi_bollinger_signal(close: np.ndarray, rsi: np.ndarray, upper: np.ndarray, 
 
 
 class _PairState:
-    __slots__ = ("entry", "stop", "tps", "held", "exiting", "side", "entry_price", "risk", "stop_price", "trailing")
+    __slots__ = ("entry", "stop", "tps", "held", "exiting", "side", "entry_price", "risk", "stop_price", "trailing",
+                 "realized")
 
     def __init__(self) -> None:
         self.entry: bt.Order | None = None
@@ -43,6 +48,7 @@ class _PairState:
         self.risk = 0.0  # loss at the stop, as a fraction of the wallet when the entry was sized
         self.stop_price = 0.0
         self.trailing = False  # after the first target: the stop follows the price at trail_atr_multiplier·ATR
+        self.realized = 0.0  # price P&L of the fills so far (the loss-streak rule reads its sign at the close)
 
     @property
     def active(self) -> bool:
@@ -62,10 +68,6 @@ class RsiBollingerStrategy(FuturesStrategy):
         # 1m ATR stops sit inside the noise and make the notional explode (2 % risk / 0.1 % stop = 20x wallet),
         # so the reference strategy keeps stops at least this far away.
         ("min_stop_distance", 0.005),
-        ("risk_per_trade", 0.02),
-        # Account-level caps (risk-rules.md): positions open at once, and the summed loss-at-stop of all of them.
-        ("max_open_trades", 3),
-        ("max_total_risk", 0.10),
         ("tp_moves", (0.008, 0.02, 0.05)),
         ("tp_shares", (0.3, 0.3, 0.4)),
         ("breakeven", True),
@@ -75,6 +77,8 @@ class RsiBollingerStrategy(FuturesStrategy):
         ("trail_min_step", 0.001),
         ("time_stop_bars", 60),
         ("taker_fee", 0.0005),
+        # The account's risk rules (trader/risk): per trade, per coin, total budget, streak, drawdown, ...
+        *RISK_PARAMS,
     )
     indicator_lines: ClassVar[tuple[str, ...]] = ("rsi", "bb_upper", "bb_lower", "atr", "signal")
     # Hyperopt search spaces (trader/optimize). buy = when to open (both sides: the signal is symmetric), sell =
@@ -109,9 +113,14 @@ class RsiBollingerStrategy(FuturesStrategy):
 
     def start(self) -> None:
         self._st = {d: _PairState() for d in self.datas}
+        self.risk = strategy_book(self)
 
     def next(self) -> None:
+        risk = self.risk
         for d in self.datas:
+            # The bar's close time (feed datetime is the open): the risk rules' clock and hourly closes.
+            risk.observe(d._name, int(round((d.datetime[0] - _EPOCH_DAYS) * _MS_PER_DAY)) + d._compression * 60_000,
+                         d.close[0])
             st = self._st[d]
             size = self.getposition(d).size
             if size:
@@ -135,16 +144,10 @@ class RsiBollingerStrategy(FuturesStrategy):
         ref = d.close[0]  # the decision price; the fill is the next bar's open
         dist = stop_distance(acct.leverage, d.atr[0], ref, self.p.atr_multiplier, self.p.stop_leverage_factor)
         dist = max(dist, min(self.p.min_stop_distance, self.p.stop_leverage_factor / acct.leverage))
-        open_states = [s for s in self._st.values() if s.active]
-        if len(open_states) >= self.p.max_open_trades:
-            return
-        budget = self.p.max_total_risk - sum(s.risk for s in open_states)
-        wanted = self.p.risk_per_trade * acct.risk_scale()
-        risk = min(wanted, budget)
-        if risk < 0.25 * wanted:  # the rounding crumbs of a spent budget would open dust positions
-            return
-        size = risk_position_size(acct.wallet_balance(), acct.available_balance(), ref, dist, spec, acct.leverage,
-                                  risk, self.p.taker_fee)
+        wallet = acct.wallet_balance()
+        size, _decision = size_entry(self.risk, wallet, acct.available_balance(), d._name, side, ref, dist, spec,
+                                     acct.leverage, self.p.risk_per_trade * acct.risk_scale(), self.p.taker_fee,
+                                     self.risk_context(d)[0])
         if size.qty <= 0:
             return
         stop = ref * (1 - side * dist)
@@ -155,9 +158,14 @@ class RsiBollingerStrategy(FuturesStrategy):
         st.side = side
         st.held = 0
         st.exiting = False
-        st.risk = size.qty * ref * dist / acct.wallet_balance()
+        st.risk = size.qty * ref * dist / wallet
         st.stop_price = spec.round_price(stop)
         st.trailing = False
+        st.realized = 0.0
+
+    def risk_context(self, d: bt.DataBase) -> tuple[float, str]:
+        """(ATR/price percentile rank, market regime) for the risk rules; this strategy reads no regime."""
+        return vol_rank(d.atr, d.close, int(self.p.volatility_window)), "unknown"
 
     def notify_order(self, order: bt.Order) -> None:
         if order.status in (order.Submitted, order.Accepted):
@@ -171,13 +179,18 @@ class RsiBollingerStrategy(FuturesStrategy):
             elif not order.alive():
                 st.entry = None
                 st.risk = 0.0
+                self.risk.cancelled(d._name)
             return
+        if order.status == order.Completed and st.entry_price:
+            st.realized += (order.executed.price - st.entry_price) * st.side * abs(order.executed.size)
         if tag == "tp1" and order.status == order.Completed:
             if self.p.breakeven:
                 self._move_stop_to_breakeven(d, st)
             st.trailing = self.p.trail_atr_multiplier > 0
         if not self.getposition(d).size and not order.alive():
             # Flat again (stop, last target, time stop or liquidation): ready for the next signal.
+            if st.entry is not None:
+                self.risk.closed(d._name, st.realized, self.account.wallet_balance())
             st.entry = st.stop = None
             st.tps = []
             st.held = 0
