@@ -34,11 +34,13 @@ import numpy as np
 from trader.analysis.analyzer import AnalyzerConfig, analyze_timeframe
 from trader.analysis.bars import Bars
 from trader.analysis.features import FeatureParams, rolling_zscore_prior
+from trader.analysis.incremental import RegimeStream
 from trader.analysis.regime import REGIMES, UNKNOWN
 from trader.data.timeframes import timeframe_ms
 from trader.optimize.spaces import Categorical, Dimension, FloatRange, IntRange
 from trader.strategy.base import Candles
 from trader.strategy.fusion import FusionBook, get_ml_provider
+from trader.strategy.incremental import MasterStream
 from trader.strategy.managed import (
     BRK_PARAMS,
     BRK_SPACES,
@@ -90,6 +92,30 @@ def regime_warm(p: Mapping[str, Any]) -> int:
     return max(int(p["regime_percentile_window"]) + int(p["atr_period"]) + 1, 150) + 1
 
 
+class Hysteresis:
+    """The route state machine of ``hysteresis``, one regime label at a time (the live feed's incremental path)."""
+
+    def __init__(self, confirm: int, memory: int, volatile_route: str) -> None:
+        self.confirm, self.memory = confirm, memory
+        self.route_of = {**_ROUTE_OF_REGIME, "volatile": volatile_route}
+        self.run, self.prev, self.i = 0, None, -1
+        self.last_label: str | None = None
+        self.last_at = -10**9
+
+    def step(self, r: str) -> float:
+        self.i += 1
+        i = self.i
+        self.run = self.run + 1 if r == self.prev else 1
+        self.prev = r
+        if r == UNKNOWN:
+            self.last_label, self.last_at = None, -10**9
+        elif self.run >= (1 if r == "breakout" else self.confirm):
+            self.last_label, self.last_at = r, i
+        if self.last_label is not None and i - self.last_at < self.memory:
+            return _ROUTE_CODE[self.route_of.get(self.last_label, "none")]
+        return 0.0
+
+
 def hysteresis(raw: np.ndarray, confirm: int, memory: int, volatile_route: str) -> np.ndarray:
     """Route codes per regime bar from raw regime labels, with hysteresis of finite memory.
 
@@ -97,20 +123,8 @@ def hysteresis(raw: np.ndarray, confirm: int, memory: int, volatile_route: str) 
     route is the setup of the latest bar that sits in such a confirmed run, so a one-bar blip never switches it. If
     no run was confirmed within the last ``memory`` bars the regime is flapping and the route is none. Causal, and
     it reads only the last ``memory + confirm`` labels, so a live window computes the same route as a backtest."""
-    out = np.zeros(len(raw))
-    route_of = {**_ROUTE_OF_REGIME, "volatile": volatile_route}
-    run, last_label, last_at = 0, None, -10**9
-    prev = None
-    for i, r in enumerate(raw):
-        run = run + 1 if r == prev else 1
-        prev = r
-        if r == UNKNOWN:
-            last_label, last_at = None, -10**9
-        elif run >= (1 if r == "breakout" else confirm):
-            last_label, last_at = r, i
-        if last_label is not None and i - last_at < memory:
-            out[i] = _ROUTE_CODE[route_of.get(last_label, "none")]
-    return out
+    h = Hysteresis(confirm, memory, volatile_route)
+    return np.array([h.step(r) for r in raw], dtype=float)
 
 
 class MasterStrategy(ManagedStrategy):
@@ -193,6 +207,24 @@ class MasterStrategy(ManagedStrategy):
         out.update(ready=ready.astype(float), regime=regime, route=route, vol_vote=vol_vote, signal=signal,
                    exits=exits)
         return out
+
+    @classmethod
+    def indicator_stream(cls, params: Mapping[str, Any], feed_ms: int) -> MasterStream:
+        """``compute_indicators``'s columns one feed bar at a time (the live feed's path: O(1) per candle instead of
+        the whole window again; equal values, tests/strategy/test_incremental.py)."""
+        p = cls.param_values(params)
+        needed = {"regime timeframe": str(p["regime_timeframe"])}
+        for s in cls.setups():
+            sig, grade = s.timeframes(p)
+            needed.update({f"{s.name} signal": sig, **{f"{s.name} grading #{i + 1}": t for i, t in enumerate(grade)}})
+        check_timeframes(needed, feed_ms, cls.__name__)
+        cfg = regime_config(p)
+        return MasterStream(
+            [SETUPS[s] for s in cls._setups], p, feed_ms, regime_warm=regime_warm(p),
+            warmup=cls.warmup_for(p, f"{feed_ms // 60_000}m"), route_codes=_ROUTE_CODE, regime_codes=REGIME_CODES,
+            exit_bits=EXIT_BITS,
+            hysteresis=Hysteresis(int(p["regime_confirm"]), int(p["regime_memory"]), str(p["volatile_route"])),
+            regime=RegimeStream(cfg.indicators, cfg.features, cfg.regime))
 
     # --- decisions -------------------------------------------------------------------------------------------------
     def start(self) -> None:
