@@ -89,6 +89,8 @@ class Runtime:
     operations: Any = None  # bot.operations.Operations once started (supervisor, backups, e-mail)
     research: ResearchService | None = None  # backtests and hyperopt in worker processes
     research_proxy: ResearchProxy | None = None
+    engine_hooks: list[Callable[[LiveEngine], None]] = dataclasses.field(default_factory=list)  # each new engine
+    ml: Any = None  # trader.ml.live.LivePredictions when a model is active
 
 
 def _data_pairs(data_dir: Path) -> list[str]:
@@ -214,6 +216,7 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
                      settings.simulator.market)
         options = _client_options(settings, sim)
         hooks: dict[str, Callable[..., None]] = {}
+        engine_hooks: list[Callable[[LiveEngine], None]] = []
         # The embedded simulator stamps events with its replay clock, not wall time: no websocket lag against it.
         factory = _client_factory(settings, options, hooks, metrics, wall_clock_events=sim is None)
         leverage = int(core.runtime_state.get("leverage", settings.leverage))
@@ -248,7 +251,7 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
                             leverage=leverage, dry_run=settings.dry_run, strategy_params=strategy_risk_params(settings))
         holder: dict[str, TradingService] = {}
         control = LiveEngineControl(
-            make_engine=lambda cfg: LiveEngine(cfg, factory, bus=bus, sessions=core.sessions),
+            make_engine=lambda cfg: _hooked(LiveEngine(cfg, factory, bus=bus, sessions=core.sessions), engine_hooks),
             base_config=base,
             sessions=core.sessions,
             current=lambda: (holder["service"].pairs, holder["service"].leverage),
@@ -268,7 +271,7 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         research = ResearchService(settings, core, current=lambda: (service.pairs, service.leverage))
         runtime = Runtime(settings, core, bus, host, service, ServiceProxy(service, host.loop), control, sim,
                           guard=guard, monitor=monitor, mirror=mirror, research=research,
-                          research_proxy=ResearchProxy(research, host.loop))
+                          research_proxy=ResearchProxy(research, host.loop), engine_hooks=engine_hooks)
         runtime.monitor_task = asyncio.run_coroutine_threadsafe(monitor.run(asyncio.Event()), host.loop)
         return runtime
     except BaseException:
@@ -393,17 +396,26 @@ async def _announce_recovery(runtime: Runtime, resumed: Any) -> None:
         runtime.bus.publish(EngineError(message=f"ledger check at start failed: {exc}", where="main"))
 
 
-def install_ml(settings: Settings) -> Any:
+def _hooked(engine: LiveEngine, hooks: list[Callable[[LiveEngine], None]]) -> LiveEngine:
+    for hook in hooks:
+        hook(engine)
+    return engine
+
+
+def install_ml(settings: Settings, engine_hooks: list[Callable[[LiveEngine], None]] | None = None) -> Any:
     """Make the active ML models the strategies' provider (fusion's ``ml`` vote and grade 3); None, with nothing
     changed, when no usable model is active. Features come from the candle store (trader.ml.live)."""
     try:
-        from trader.ml.live import install_provider
+        from trader.ml.live import install_live
 
-        return install_provider(settings.models_dir, settings.data_dir)
+        live = install_live(settings.models_dir, settings.data_dir)
     except Exception as exc:  # a broken model must not keep the engine from trading without it
         log.error("ML models not used: %s", exc)
         return None
 
+    if live is not None and engine_hooks is not None:
+        engine_hooks.append(live.attach)
+    return live
 
 def ml_scheduler(settings: Settings, pairs: list[str]) -> Any:
     """The scheduled retraining (``ml.retrain`` in the config, off by default); None when it is off."""
@@ -465,7 +477,8 @@ async def run_main_job(
     unwatch = watch_bus(runtime.bus, metrics)
     sampler = asyncio.create_task(run_sampler(metrics, runtime.proxy, service_jobs(runtime.research), stop,
                                               interval_s=min(heartbeat_s, SAMPLE_S)))
-    ml_provider = await asyncio.to_thread(install_ml, settings)  # before the engine starts: its strategies read it
+    # Before the engine starts: its strategies read the provider, and each engine feeds it its bars.
+    ml_provider = runtime.ml = await asyncio.to_thread(install_ml, settings, runtime.engine_hooks)
     retrain = ml_scheduler(settings, list(runtime.service.pairs))
     retrain_task = (asyncio.create_task(_run_retraining(retrain, settings.ml.check_every_s, stop))
                     if retrain is not None else None)
@@ -530,6 +543,7 @@ async def run_main_job(
 
             set_ml_provider(None)
         unwatch()
+            await asyncio.to_thread(ml_provider.stop)
         if runtime.app is not None:
             await _stop_bot(runtime.app)
         if server is not None:

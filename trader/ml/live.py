@@ -1,16 +1,23 @@
 """The models seen from the running system: what is active (for /status and /models), a prediction for a pair
-now (for /predict) and the adapter that lets the strategies consult the predictor (``fusion.MLProvider``).
+now (for /predict) and the adapters that let the strategies consult the predictor (``fusion.MLProvider``).
 
     ml_state(models_dir)                          # MLState: active models, their age, usable or why not
-    rows = StoreRows(data_dir)                    # feature rows built from the candle store, cached per bar
-    provider = PredictorProvider(predictor, rows) # fusion.set_ml_provider(provider): fusion and grade 3 use it
+    live = LivePredictions(predictor, data_dir)   # fed by the live engine's own closed bars (engine.bar_observers)
+    engine.bar_observers.append(live.observe); live.start(); fusion.set_ml_provider(live)
+    rows = StoreRows(data_dir)                    # feature rows built from the candle store (/predict, backtests)
+    provider = PredictorProvider(predictor, rows) # the same adapter over stored candles
 
-Where the rows come from: the predictor needs the feature matrix of ``features.build_features`` — the analyzer run
-over 1m/5m candles (and funding) with weeks of warm-up for the 4h indicators — not the indicator lines a strategy
-holds for its current bar. The live engine keeps its candles in its Backtrader feeds and does not write them to the
-store, so ``StoreRows`` reads the candle store (``bsmart download`` fills it). When the newest stored bar is not the
-bar being decided, the provider abstains (returns None) rather than predict from stale data; the reason is kept in
-``PredictorProvider.last_reason`` and logged once per pair.
+The predictor needs the feature matrix of ``features.build_features`` — the analyzer run over 1m/5m candles with
+weeks of warm-up for the 4h indicators — not the indicator lines a strategy holds for its current bar.
+
+In a running engine ``LivePredictions`` keeps, per pair, the engine's closed feed bars (the preloaded history, then
+every live bar, handed over by ``LiveEngine.bar_observers`` on the host loop — an append and a notify, nothing
+more), prefixed by older stored candles where the store has them. A worker thread computes the features and the
+prediction as soon as a 5m grid bar closes (≈ 0.1 s a pair on 21 days of 1m candles), only from bars closed by
+then, and keeps the result. The strategy asks on the Backtrader thread only at a candidate signal; it gets the
+result of its decision bar at once when the worker is done, waits for it at most ``wait_s`` otherwise, and abstains
+(reason kept, logged once) when it does not come or the pair is not being fed. So a non-signal candle costs the
+strategy nothing, and a prediction is never older than the bar being decided.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from trader.ml.registry import ModelError, ModelRegistry
 
@@ -202,6 +211,311 @@ class PredictorProvider:
         self.last_reason.pop(pair, None)
         direction = 1 if score >= 0 else -1
         return Vote(direction, 0.5 + abs(score) / 2, ",".join(f"{k} {v}" for k, v in sorted(p.models.items())))
+
+
+# -- predictions from the engine's own bars ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class LivePrediction:
+    pair: str
+    close_ms: int  # the 5m grid bar it is as of (its close)
+    score: float | None  # signed_score: −1 (down) … +1 (up); None when withheld
+    vote: Any  # fusion.Prediction or None
+    prediction: Any  # predictor.Prediction or None
+    reason: str  # why withheld ("" when not)
+    computed_ms: int  # wall clock when it was made
+    elapsed_ms: float  # features + prediction
+
+
+class _Window:
+    """One pair's closed bars of one timeframe, oldest first, in arrays that grow by doubling and are trimmed to
+    the lookback."""
+
+    def __init__(self, tf_ms: int, keep: int) -> None:
+        self.tf_ms, self.keep = tf_ms, keep
+        self.a = np.empty((max(keep, 1) * 2, 6))
+        self.n = 0
+        self.prefix: Any = None  # stored candles older than the first bar (read once by the worker)
+        self.prefix_read = False
+
+    def add(self, rows: list[tuple[float, ...]]) -> None:
+        last = self.a[self.n - 1, 0] if self.n else -1.0
+        rows = [r for r in rows if r[0] > last]
+        if not rows:
+            return
+        if self.n + len(rows) > len(self.a):
+            live = self.a[max(0, self.n - self.keep):self.n].copy()
+            self.a = np.empty((max(len(self.a), 2 * (len(live) + len(rows))), 6))
+            self.a[:len(live)] = live
+            self.n = len(live)
+        self.a[self.n:self.n + len(rows)] = rows
+        self.n += len(rows)
+
+    @property
+    def last_close(self) -> int:
+        return int(self.a[self.n - 1, 0]) + self.tf_ms if self.n else -1
+
+    def upto(self, close_ms: int, lookback_ms: int) -> np.ndarray:
+        ts = self.a[:self.n, 0]
+        hi = int(np.searchsorted(ts, close_ms - self.tf_ms, side="right"))
+        lo = int(np.searchsorted(ts, close_ms - lookback_ms, side="left"))
+        return self.a[lo:hi].copy()
+
+
+class LivePredictions:
+    """``fusion.MLProvider`` over a ``Predictor``, fed by the live engine's bars (see the module doc)."""
+
+    def __init__(self, predictor: Any, data_dir: Path | str | None = None, *, lookback_days: float = LOOKBACK_DAYS,
+                 wait_s: float = 2.0, clock: Callable[[], float] = time.time, keep: int = 32):
+        self.predictor = predictor
+        self.data_dir = Path(data_dir) if data_dir else None
+        self.lookback_ms = int(lookback_days * 86_400_000)
+        self.wait_s = wait_s
+        self.clock = clock
+        self._keep = keep
+        self._cv = threading.Condition()
+        self._windows: dict[str, _Window] = {}
+        self._results: dict[str, OrderedDict[int, LivePrediction]] = {}
+        self._eager: dict[str, int] = {}  # pair → newest grid close to compute
+        self._demand: set[tuple[str, int]] = set()  # asked for by a strategy: computed first
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self.last_reason: dict[str, str] = {}
+        self._told: set[tuple[str, str]] = set()
+        self.compute_ms: list[float] = []  # per prediction made (bench and tests)
+        self.wait_ms: list[float] = []  # per strategy request: time the Backtrader thread waited
+
+    # -- the engine side ---------------------------------------------------------------------------------------
+    def attach(self, engine: Any) -> None:
+        """Feed on ``engine``'s bars (``LiveEngine.bar_observers``); an engine restarted with another timeframe
+        starts the windows afresh."""
+        tf = int(engine.tf_ms)
+        with self._cv:
+            for pair in list(self._windows):
+                if self._windows[pair].tf_ms != tf:
+                    del self._windows[pair]
+        engine.bar_observers.append(lambda pair, bars, live: self.observe(pair, bars, live, tf))
+
+    def observe(self, pair: str, bars: list[Any], live: bool, tf_ms: int) -> None:
+        """The engine's bars (host loop thread): keep them, queue the newest closed grid bar. Cheap on purpose."""
+        if not bars:
+            return
+        with self._cv:
+            w = self._windows.get(pair)
+            if w is None:
+                w = self._windows[pair] = _Window(tf_ms, int(self.lookback_ms // tf_ms) + 1)
+            w.add([(float(b.ts_ms), b.open, b.high, b.low, b.close, b.volume) for b in bars])
+            close = w.last_close
+            grid = close - close % GRID_MS
+            if w.tf_ms <= GRID_MS and grid > self._eager.get(pair, -1):
+                self._eager[pair] = grid
+                self._cv.notify_all()
+
+    def start(self) -> LivePredictions:
+        if self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._run, name="ml-predictions", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # -- the strategy side (Backtrader thread) -------------------------------------------------------------------
+    def predict(self, pair: str, at_ms: int, features: Mapping[str, float]) -> Any:
+        grid = int(at_ms) - int(at_ms) % GRID_MS
+        t0 = time.perf_counter()
+        with self._cv:
+            r = self._results.get(pair, {}).get(grid)
+            if r is None:
+                w = self._windows.get(pair)
+                if w is None:
+                    return self._abstain(pair, "the engine has not fed this pair's candles to the model")
+                if w.tf_ms > GRID_MS:
+                    return self._abstain(pair, f"the feed's {w.tf_ms // 60_000}m bars are coarser than the "
+                                               f"models' 5m grid")
+                if w.last_close < grid - w.tf_ms or self._thread is None:
+                    return self._abstain(pair, f"candles end {(grid - w.last_close) // 60_000} min before the "
+                                               f"decision bar")
+                self._demand.add((pair, grid))
+                self._cv.notify_all()
+                deadline = time.monotonic() + self.wait_s
+                while r is None and time.monotonic() < deadline:
+                    self._cv.wait(deadline - time.monotonic())
+                    r = self._results.get(pair, {}).get(grid)
+                self._demand.discard((pair, grid))
+            self.wait_ms.append((time.perf_counter() - t0) * 1000)
+        if r is None:
+            return self._abstain(pair, f"the prediction for the {_hm(grid)} bar was not ready within "
+                                       f"{self.wait_s:g} s")
+        if r.vote is None:
+            return self._abstain(pair, r.reason)
+        self.last_reason.pop(pair, None)
+        return r.vote
+
+    def _abstain(self, pair: str, reason: str) -> None:
+        self.last_reason[pair] = reason
+        if (pair, reason[:40]) not in self._told:
+            self._told.add((pair, reason[:40]))
+            log.info("ML abstains for %s: %s", pair, reason)
+        return None
+
+    def latest(self, pair: str) -> LivePrediction | None:
+        with self._cv:
+            res = self._results.get(pair)
+            return next(reversed(res.values())) if res else None
+
+    def view(self, pair: str, now_ms: int | None = None) -> dict[str, Any] | None:
+        """For /signals and /status: the newest prediction of ``pair`` as plain data."""
+        r = self.latest(pair)
+        if r is None:
+            return None
+        now = now_ms if now_ms is not None else int(self.clock() * 1000)
+        p = r.prediction
+        return {"at_ms": r.close_ms, "score": r.score, "reason": r.reason, "models": dict(p.models) if p else {},
+                "probabilities": {k: list(v) for k, v in p.probabilities.items()} if p else {},
+                "age_s": max(0.0, (now - r.computed_ms) / 1000), "elapsed_ms": round(r.elapsed_ms, 1)}
+
+    # -- the worker ----------------------------------------------------------------------------------------------
+    def _next_job(self) -> tuple[str, int] | None:
+        """A strategy's request first, then the newest grid bar of each pair; never a bar the window does not
+        hold yet (the strategy may ask before the host loop has handed the bar over), never one already done."""
+        def ready(pair: str, grid: int) -> bool:
+            w = self._windows.get(pair)
+            return w is not None and w.last_close >= grid and grid not in self._results.get(pair, {})
+
+        for pair, grid in sorted(self._demand, key=lambda j: j[1]):
+            if ready(pair, grid):
+                return pair, grid
+        for pair, grid in sorted(self._eager.items(), key=lambda kv: kv[1]):
+            if ready(pair, grid):
+                return pair, grid
+        return None
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                job = self._next_job()
+                while job is None and not self._stop:
+                    self._cv.wait(1.0)
+                    job = self._next_job()
+                if self._stop:
+                    return
+                pair, grid = job
+                w = self._windows[pair]
+                rows = w.upto(grid, self.lookback_ms)
+                need_prefix = not w.prefix_read
+            if need_prefix:
+                prefix = self._stored_prefix(pair, w.tf_ms, int(rows[0, 0]) if len(rows) else grid)
+                with self._cv:
+                    w.prefix, w.prefix_read = prefix, True
+            try:
+                result = self._compute(pair, grid, rows, w)
+            except Exception as exc:  # a bad row must not end the worker: say why and go on
+                log.exception("ML prediction for %s failed", pair)
+                result = LivePrediction(pair, grid, None, None, None, f"prediction failed: {type(exc).__name__}: "
+                                        f"{exc}", int(self.clock() * 1000), 0.0)
+            with self._cv:
+                res = self._results.setdefault(pair, OrderedDict())
+                res[grid] = result
+                res.move_to_end(grid)
+                while len(res) > self._keep:
+                    res.popitem(last=False)
+                self._cv.notify_all()
+
+    def _stored_prefix(self, pair: str, tf_ms: int, before_ms: int) -> Any:
+        """Stored candles of the feed's timeframe older than the engine's first bar (more warm-up for the 4h
+        features), or None."""
+        if self.data_dir is None:
+            return None
+        from trader.data.store import load_candles, resample
+
+        tf = f"{tf_ms // 60_000}m"
+        for src in dict.fromkeys((tf, "1m")):
+            try:
+                df = load_candles(self.data_dir, pair, src, start_ms=before_ms - self.lookback_ms, end_ms=before_ms)
+            except (FileNotFoundError, ValueError, KeyError, OSError):
+                continue
+            if df.empty:
+                continue
+            if src != tf:
+                df = resample(df, src, tf)
+            df = df[df["timestamp"] < before_ms]
+            return df[["timestamp", "open", "high", "low", "close", "volume"]] if len(df) else None
+        return None
+
+    def _compute(self, pair: str, grid: int, rows: np.ndarray, w: _Window) -> LivePrediction:
+        import pandas as pd
+
+        from trader.analysis.analyzer import AnalyzerConfig, analyze
+        from trader.ml.data import fill_gaps
+        from trader.ml.features import build_features
+
+        t0 = time.perf_counter()
+        now = int(self.clock() * 1000)
+
+        def withheld(reason: str) -> LivePrediction:
+            return LivePrediction(pair, grid, None, None, None, reason, now, (time.perf_counter() - t0) * 1000)
+
+        df = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"])
+        df["timestamp"] = df["timestamp"].astype("int64")
+        if w.prefix is not None:
+            df = pd.concat([w.prefix[w.prefix["timestamp"] >= grid - self.lookback_ms], df], ignore_index=True)
+        if df.empty:
+            return withheld("no candles")
+        tf = f"{w.tf_ms // 60_000}m"
+        df = fill_gaps(df, tf)
+        filled = df.loc[df["filled"], "timestamp"].to_numpy("int64")
+        funding = None
+        if self.data_dir is not None:
+            from trader.data.store import load_funding
+
+            try:
+                funding = load_funding(self.data_dir, pair, end_ms=grid)
+            except (FileNotFoundError, ValueError, KeyError, OSError):
+                funding = None
+        analysis = analyze(pair, df.drop(columns=["filled"]), funding=funding, base_timeframe=tf,
+                           config=AnalyzerConfig(), now_ms=grid)
+        fs = build_features(analysis, filled)
+        if not len(fs) or int(fs.close_ms[-1]) != grid:
+            return withheld(f"the {_hm(grid)} grid bar is not complete in the engine's candles")
+        n = self.predictor.required_rows
+        p = self.predictor.predict(fs.X.iloc[-n:], at_ms=grid, now_ms=now)
+        score = signed_score(p)
+        elapsed = (time.perf_counter() - t0) * 1000
+        self.compute_ms.append(elapsed)
+        if score is None:
+            return LivePrediction(pair, grid, None, None, p, p.withheld_reason or "no model answered", now, elapsed)
+        from trader.strategy.fusion import Prediction as Vote
+
+        vote = Vote(1 if score >= 0 else -1, 0.5 + abs(score) / 2, ",".join(f"{k} {v}" for k, v in
+                                                                         sorted(p.models.items())))
+        return LivePrediction(pair, grid, score, vote, p, "", now, elapsed)
+
+
+def _hm(ms: int) -> str:
+    return time.strftime("%m-%d %H:%M", time.gmtime(ms / 1000))
+
+
+def install_live(models_dir: Path | str, data_dir: Path | str | None, **kwargs: Any) -> LivePredictions | None:
+    """Load the active models, start the prediction worker and make it the strategies' ML provider; None (and
+    nothing changed) when no usable model is active. The caller attaches ``observe`` to each engine it starts
+    (``engine.bar_observers``) and calls ``stop`` at the end."""
+    from trader.ml.predictor import Predictor
+    from trader.strategy.fusion import set_ml_provider
+
+    predictor = Predictor.load_active(models_dir)
+    if predictor is None:
+        return None
+    live = LivePredictions(predictor, data_dir, **kwargs).start()
+    set_ml_provider(live)
+    log.info("ML predictions installed (from the engine's bars): %s",
+             ", ".join(f"{k} {v}" for k, v in sorted(predictor.versions.items())))
+    return live
 
 
 def install_provider(models_dir: Path | str, data_dir: Path | str) -> PredictorProvider | None:

@@ -246,6 +246,19 @@ class ManagedStrategy(FuturesStrategy):
             return None
         return pred.probability if pred.direction == side else 1.0 - pred.probability
 
+    def ml_view(self, pair: str) -> dict[str, Any] | None:
+        """The model's newest prediction for ``pair`` as plain data (a provider with ``view``, the live one), for
+        /signals; None without a model or with a provider that keeps none."""
+        from trader.strategy.fusion import get_ml_provider
+
+        provider = self.p.ml_provider or get_ml_provider()
+        view = getattr(provider, "view", None)
+        if view is None:
+            return None
+        out = view(pair)
+        reason = getattr(provider, "last_reason", {}).get(pair)
+        return {**out, "abstained": reason} if out is not None and reason else out
+
     def grade(self, d: bt.DataBase, cand: Candidate) -> int:
         if cand.agree >= 3:
             prob = self.ml_confirms(d, cand.side)

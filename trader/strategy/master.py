@@ -300,5 +300,6 @@ class MasterStrategy(ManagedStrategy):
                 "last_signal": self.last_signal.get(d._name),
                 "position": None if st.entry is None else {"setup": st.setup.name if st.setup else None,
                                                            "grade": st.grade, "side": st.side, "regime": st.regime},
+                "ml": self.ml_view(d._name),
             }
         return {"pairs": pairs, "fusion": self.book.table()}
