@@ -17,9 +17,15 @@ SNAPSHOT: dict[str, Any] = {
                           "last_signal": {"at_ms": 1_700_000_000_000, "side": 1, "setup": "trend", "grade": 2,
                                           "regime": "trending", "score": 0.41, "weights": {}, "votes": {},
                                           "taken": True},
-                          "position": {"setup": "trend", "grade": 2, "side": 1, "regime": "trending"}},
+                          "position": {"setup": "trend", "grade": 2, "side": 1, "regime": "trending"},
+                          "ml": {"at_ms": 1_700_000_100_000, "score": -0.12, "reason": "", "models": {"xgb": "v0003"},
+                                 "probabilities": {}, "age_s": 3.0, "elapsed_ms": 80.0},
+                          "patterns": [{"timeframe": "1h", "kind": "double_top", "direction": -1,
+                                        "completion_ms": 1_700_000_000_000, "level": 37000.0}]},
         "ETH/USDT:USDT": {"regime": "unknown", "route": "none", "ready": False, "last_signal": None,
-                          "position": None},
+                          "position": None,
+                          "ml": {"at_ms": 1_700_000_100_000, "score": None, "models": {},
+                                 "reason": "xgb: out of distribution (dissimilarity 9.1 above 4.2)"}},
     },
     "fusion": [{"regime": "trending", "source": "technical", "weight": 0.5, "hit_rate": 0.62, "low": 0.4,
                 "high": 0.8, "n": 8, "muted": False},
@@ -83,12 +89,30 @@ async def test_signals_show_regime_route_last_signal_and_fusion(bot) -> None:
     assert "position: long by trend, grade 2" in text
     assert "ETH/USDT: regime unknown, route none (warming up)" in text and "no graded signal yet" in text
     assert "trending: technical 0.50 (62%, n=8) · volume 0.10 (30%, n=6) 🔇" in text
+    assert "model 11-14 22:15: score -0.12 (−1 down … +1 up; xgb v0003)" in text
+    assert "model 11-14 22:15: no prediction — xgb: out of distribution" in text
+    assert "patterns (completed): double top 1h ↓ 11-14 22:13" in text
     one = (await bot.ask(VIEWER, "/signals eth")).text
     assert "ETH/USDT" in one and "BTC/USDT" not in one
     assert "is not traded by the running engine" in (await bot.ask(VIEWER, "/signals SOL")).text
     await bot.ask(VIEWER, "/settings language zh_CN")
     zh = (await bot.ask(VIEWER, "/signals")).text
-    assert "市场状态 trending" in zh and "已采纳" in zh and "融合权重" in zh
+    assert "市场状态 trending" in zh and "已采纳" in zh and "融合权重" in zh and "价格形态（已完成）" in zh
+
+
+async def test_signals_of_a_single_setup(bot) -> None:
+    engine = bot.service.engine
+    engine.running = True
+    single = {"pairs": {"BTC/USDT:USDT": {**SNAPSHOT["pairs"]["BTC/USDT:USDT"], "regime": None,
+                                          "route": "oscillation", "ml": None, "patterns": []}}, "fusion": []}
+
+    async def strategy_status() -> dict[str, Any]:
+        return single
+
+    engine.strategy_status = strategy_status
+    text = (await bot.ask(VIEWER, "/signals")).text
+    assert "BTC/USDT: setup oscillation" in text and "regime" not in text
+    assert "model" not in text and "patterns" not in text and "Fusion weights" not in text
 
 
 async def test_help_places_the_new_commands(bot) -> None:

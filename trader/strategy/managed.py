@@ -202,6 +202,7 @@ class ManagedStrategy(FuturesStrategy):
                                     getattr(d.lines, f"{s.prefix}_exit_short", None),
                                     getattr(d.lines, f"{s.prefix}_atr")) for s in self.setups()} for d in self.datas}
         self.risk = strategy_book(self)
+        self.last_signal: dict[str, dict[str, Any]] = {}  # pair → the last graded signal (for /signals)
 
     def next(self) -> None:
         risk = self.risk
@@ -285,7 +286,33 @@ class ManagedStrategy(FuturesStrategy):
     # --- entry ---------------------------------------------------------------------------------------------------
     def size_factor(self, d: bt.DataBase, cand: Candidate, plan: GradePlan) -> float | None:
         """A further multiplier (the master's fusion); None refuses the entry."""
+        self.last_signal[d._name] = {"at_ms": bt_ms(d.datetime[0]) + self._feed_ms(d), "side": cand.side,
+                                     "setup": cand.setup.name, "grade": plan.grade, "regime": None,
+                                     "score": None, "weights": {}, "votes": {}, "taken": True}
         return 1.0
+
+    # --- display ---------------------------------------------------------------------------------------------------
+    def pair_status(self, d: bt.DataBase) -> dict[str, Any]:
+        """One pair for /signals: readiness, the last graded signal, the open position, the model's newest
+        prediction and recent chart patterns. Read-only; called on the Backtrader thread between bars."""
+        from trader.strategy.signal_view import recent_patterns
+
+        st = self._st[d]
+        ready = getattr(d.lines, "ready", None)
+        return {
+            "regime": None,  # a single setup has no regime view; the master fills it in
+            "route": self._setups[0] if len(self._setups) == 1 else "none",
+            "ready": bool(len(d) and ready is not None and ready[0] == 1.0),
+            "last_signal": self.last_signal.get(d._name),
+            "position": None if st.entry is None else {"setup": st.setup.name if st.setup else None,
+                                                       "grade": st.grade, "side": st.side, "regime": st.regime},
+            "ml": self.ml_view(d._name),
+            "patterns": recent_patterns(d, self._feed_ms(d)) if len(d) else [],
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Per pair ``pair_status``; no fusion book (only the master fuses)."""
+        return {"pairs": {d._name: self.pair_status(d) for d in self.datas}, "fusion": []}
 
     def _enter(self, d: bt.DataBase, cand: Candidate) -> None:
         if not self.risk.slot_free(d._name, cand.side):  # before grading: a full book needs no ML call

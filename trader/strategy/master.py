@@ -233,7 +233,6 @@ class MasterStrategy(ManagedStrategy):
         self._sig_lines = {d: (d.lines.signal, d.lines.ready, d.lines.exits) for d in self.datas}
         self._by_route = {code: SETUPS[name] for code, name in ROUTE_NAMES.items() if code}
         self._pending: dict[Any, tuple[str, dict[str, float]]] = {}
-        self.last_signal: dict[str, dict[str, Any]] = {}
 
     def _candidate(self, d: bt.DataBase) -> Candidate | None:
         sig, ready, _exits = self._sig_lines[d]
@@ -289,17 +288,12 @@ class MasterStrategy(ManagedStrategy):
     # --- display ---------------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Per pair: regime, route, last graded signal (and whether fusion took it), open position's setup and
-        grade; plus the fusion weights. Read-only; safe to call from another thread between bars."""
+        grade, the model's newest prediction, recent patterns; plus the fusion weights. Read-only; called on the
+        Backtrader thread between bars."""
         pairs = {}
         for d in self.datas:
-            st = self._st[d]
-            pairs[d._name] = {
-                "regime": REGIME_NAMES.get(float(d.lines.regime[0]), UNKNOWN) if len(d) else UNKNOWN,
-                "route": ROUTE_NAMES.get(float(d.lines.route[0]), "none") if len(d) else "none",
-                "ready": bool(len(d) and d.lines.ready[0] == 1.0),
-                "last_signal": self.last_signal.get(d._name),
-                "position": None if st.entry is None else {"setup": st.setup.name if st.setup else None,
-                                                           "grade": st.grade, "side": st.side, "regime": st.regime},
-                "ml": self.ml_view(d._name),
-            }
+            row = self.pair_status(d)
+            row["regime"] = REGIME_NAMES.get(float(d.lines.regime[0]), UNKNOWN) if len(d) else UNKNOWN
+            row["route"] = ROUTE_NAMES.get(float(d.lines.route[0]), "none") if len(d) else "none"
+            pairs[d._name] = row
         return {"pairs": pairs, "fusion": self.book.table()}

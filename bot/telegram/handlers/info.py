@@ -82,8 +82,34 @@ def _num(x: Any, pattern: str = "{:+.2f}") -> str:
     return pattern.format(x) if isinstance(x, (int, float)) and math.isfinite(x) else "-"
 
 
+def _ml_lines(t: Any, ml: dict[str, Any] | None, tz: str) -> list[str]:
+    """The model's newest prediction of the pair (none when no model is active)."""
+    if not ml:
+        return []
+    at = fmt.local_time(dt.datetime.fromtimestamp(ml["at_ms"] / 1000, dt.UTC), tz, "%m-%d %H:%M")
+    if ml.get("score") is None:
+        return [t("signals.ml_withheld", time=at, reason=str(ml.get("reason") or "-")[:120])]
+    out = [t("signals.ml", time=at, score=_num(ml["score"]),
+             models=", ".join(f"{k} {v}" for k, v in sorted((ml.get("models") or {}).items())) or "-")]
+    if ml.get("abstained"):
+        out.append(t("signals.ml_abstained", reason=str(ml["abstained"])[:120]))
+    return out
+
+
+def _pattern_lines(t: Any, patterns: Any, tz: str) -> list[str]:
+    """Chart patterns completed recently (each with its completion bar's close)."""
+    if not patterns:
+        return []
+    arrows = {1: "↑", -1: "↓", 0: "↕"}
+    items = [f"{p['kind'].replace('_', ' ')} {p['timeframe']} {arrows.get(p.get('direction'), '')} "
+             f"{fmt.local_time(dt.datetime.fromtimestamp(p['completion_ms'] / 1000, dt.UTC), tz, '%m-%d %H:%M')}"
+             for p in patterns]
+    return [t("signals.patterns", patterns="; ".join(items))]
+
+
 def signals_text(t: Any, view: Any, tz: str) -> str:
-    """/signals: per pair the regime, route and last graded signal, then the fusion weights per regime."""
+    """/signals: per pair the regime, route (or the single setup), last graded signal, position, the model's
+    newest prediction and recent patterns, then the fusion weights per regime (master only)."""
     if not view.running:
         return t("signals.stopped", strategy=view.strategy)
     if not view.available:
@@ -91,8 +117,10 @@ def signals_text(t: Any, view: Any, tz: str) -> str:
     lines = [t("signals.title", strategy=view.strategy)]
     for pair, row in sorted(view.pairs.items()):
         lines.append("")
-        lines.append(t("signals.pair", pair=fmt.short_pair(pair), regime=row.get("regime", "-"),
-                       route=row.get("route", "-")) + ("" if row.get("ready", True) else " " + t("signals.warming")))
+        head = (t("signals.pair", pair=fmt.short_pair(pair), regime=row.get("regime"), route=row.get("route", "-"))
+                if row.get("regime") else t("signals.pair_single", pair=fmt.short_pair(pair),
+                                            setup=row.get("route", "-")))
+        lines.append(head + ("" if row.get("ready", True) else " " + t("signals.warming")))
         last = row.get("last_signal")
         if last:
             at = dt.datetime.fromtimestamp(last["at_ms"] / 1000, dt.UTC) if last.get("at_ms") else None
@@ -107,6 +135,7 @@ def signals_text(t: Any, view: Any, tz: str) -> str:
         if pos:
             side = t("side.long" if pos.get("side", 0) > 0 else "side.short")
             lines.append(t("signals.position", side=side, setup=pos.get("setup") or "-", grade=pos.get("grade", "-")))
+        lines += _ml_lines(t, row.get("ml"), tz) + _pattern_lines(t, row.get("patterns") or (), tz)
     if view.fusion:
         lines += ["", t("signals.fusion")]
         by_regime: dict[str, list[str]] = {}
