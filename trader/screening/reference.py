@@ -1,0 +1,114 @@
+"""The screening twin of the reference strategy (``RsiBollingerStrategy``, trader/strategy/reference.py).
+
+Indicators come from the strategy class's own ``compute_indicators``. The entry decision is ``_enter`` step for
+step on the same functions: ``stop_distance``, ``size_entry`` (the account's risk rules through a ``RiskBook``
+built by ``limits_from_params`` from the same parameters, then ``risk_position_size``), ``vol_rank`` (fed the
+kernel's arrays through a two-method stand-in for Backtrader's lines) and ``split_take_profits``; then the broker's
+acceptance checks through ``trader.model.money`` (``open_cost``, ``max_notional``). The book hears what the
+strategy tells it: the clock each bar (only the decision bars matter for one pair: the correlation rule compares
+with *other* open pairs), every entry, every close with its price P&L and the wallet then, and every entry that
+never filled. The position-management half (time stop, break-even, trailing) runs in the kernel.
+
+A change to ``_enter`` or ``notify_order`` that is not made here shows up in tests/screening/test_parity.py as a
+trade-list difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from trader.model.instruments import InstrumentSpec
+from trader.model.money import max_notional, open_cost
+from trader.risk.book import RiskBook
+from trader.risk.limits import limits_from_params
+from trader.strategy.base import split_take_profits
+from trader.strategy.sizing import size_entry, stop_distance, vol_rank
+
+
+@dataclass(frozen=True)
+class EntryOrder:
+    side: int
+    qty: float
+    stop: float  # rounded to the tick, as open_position sends it
+    tp_prices: np.ndarray
+    tp_qtys: np.ndarray
+
+
+class _Line:
+    """The part of a Backtrader line ``vol_rank`` reads: ``len`` (bars so far) and ``get(size=n)`` (the last n)."""
+
+    __slots__ = ("arr", "i")
+
+    def __init__(self, arr: np.ndarray, i: int) -> None:
+        self.arr, self.i = arr, i
+
+    def __len__(self) -> int:
+        return self.i + 1
+
+    def get(self, size: int = 1) -> np.ndarray:
+        return self.arr[max(0, self.i + 1 - size): self.i + 1]
+
+
+class ReferenceSession:
+    """One segment's strategy state outside the kernel: the risk book and the entry in flight."""
+
+    def __init__(self, params: Mapping[str, Any], spec: InstrumentSpec, leverage: int, pair: str, ts: np.ndarray,
+                 bar_ms: int, close: np.ndarray, atr: np.ndarray) -> None:
+        self.p = params
+        self.spec = spec
+        self.leverage = leverage
+        self.pair = pair
+        self.ts = ts
+        self.bar_ms = bar_ms
+        self.close = close
+        self.atr = atr
+        self.book = RiskBook(limits_from_params(params))
+        self.pending = False  # an entry was sized and booked as open; its outcome is told before the next one
+        self.trades_at_entry = 0
+        if len(ts):
+            self.book.observe(pair, int(ts[0]) + bar_ms, float(close[0]))  # next() on the first bar
+
+    def settle(self, closed: list[tuple[float, float]]) -> None:
+        """Tell the book how the last entry ended: ``closed`` holds (price P&L, wallet after) of the trade it
+        became, or nothing when it never filled (rejected, or dropped at the fill)."""
+        if not self.pending:
+            return
+        if closed:
+            pnl, wallet = closed[-1]
+            self.book.closed(self.pair, pnl, wallet)
+        else:
+            self.book.cancelled(self.pair)
+        self.pending = False
+
+    def decide(self, i: int, side: int, wallet: float, available: float, mark: float) -> EntryOrder | None:
+        """``RsiBollingerStrategy._enter`` at bar ``i`` (flat, no entry pending), then the broker's ``submit``
+        checks for the market entry; None when either refuses it."""
+        p = self.p
+        spec, lev = self.spec, self.leverage
+        self.book.observe(self.pair, int(self.ts[i]) + self.bar_ms, float(self.close[i]))
+        ref = float(self.close[i])
+        atr = float(self.atr[i])
+        dist = stop_distance(lev, atr, ref, p["atr_multiplier"], p["stop_leverage_factor"])
+        dist = max(dist, min(p["min_stop_distance"], p["stop_leverage_factor"] / lev))
+        vol = vol_rank(_Line(self.atr, i), _Line(self.close, i), int(p["volatility_window"]))
+        size, _decision = size_entry(self.book, wallet, available, self.pair, side, ref, dist, spec, lev,
+                                     p["risk_per_trade"] * 1.0, p["taker_fee"], vol)  # risk_scale() is 1.0
+        if size.qty <= 0:
+            return None
+        qty = size.qty
+        self.pending = True
+        # FuturesBroker.submit / _validate for the market entry: refused here means the book hears "cancelled".
+        if (qty * ref < spec.min_notional or abs(side * qty) * mark > max_notional(spec.brackets, lev)
+                or open_cost(qty, ref, mark, lev, side) > available):
+            self.settle([])
+            return None
+        stop = ref * (1 - side * dist)
+        shares = split_take_profits(qty, p["tp_shares"], spec)
+        tps = [(ref * (1 + side * m), q) for m, q in zip(p["tp_moves"], shares, strict=True)]
+        return EntryOrder(side, qty, spec.round_price(stop),
+                          np.array([spec.round_price(px) for px, _ in tps], dtype="float64"),
+                          np.array([q for _, q in tps], dtype="float64"))
