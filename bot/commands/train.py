@@ -72,6 +72,11 @@ def report_lines(name: str, version: str, evaluation: dict | None) -> list[str]:
         st = evaluation["seed_target"]
         lines.append(f"  seed target (reversal accuracy > 65 %): {'MET' if st['met'] else 'NOT MET'} "
                      f"(precision {_f(st['value'], True)} on {st['calls']} calls)")
+    rs = evaluation.get("regime_subsets")
+    if rs:
+        lines.append(f"  per-regime feature subsets: {'USED' if rs['used'] else 'not used'} at prediction "
+                     f"(log loss {_f(rs['log_loss_regime_subsets'])} with them vs {_f(rs['log_loss_all_features'])} "
+                     f"with all features on {rs['rows']} test rows; used only when better by > 2 standard errors)")
     return lines
 
 

@@ -37,7 +37,8 @@ from trader.ml.registry import ModelError, ModelRegistry
 
 log = logging.getLogger(__name__)
 GRID_MS = 300_000
-LOOKBACK_DAYS = 21.0  # candles read for one prediction: the 4h indicators' warm-up plus the longest sequence
+LOOKBACK_DAYS = 24.0  # candles read for one prediction: the 1h regime (a 500-bar percentile window, ≈ 21.5 days) and
+# the 4h indicators warm up within it; the 4h percentile ranks (500 bars: 83 days) do not and stay imputed
 
 
 @dataclass(frozen=True)

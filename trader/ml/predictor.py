@@ -28,6 +28,7 @@ import numpy as np
 from trader.ml.ensemble import Vote, vote
 from trader.ml.features import FEATURE_NAMES
 from trader.ml.registry import LoadedModel, ModelError, ModelRegistry
+from trader.ml.selection import mask_to_subsets, row_regime
 
 log = logging.getLogger(__name__)
 _INDEX = {f: i for i, f in enumerate(FEATURE_NAMES)}
@@ -50,6 +51,7 @@ class Prediction:
     withheld: dict[str, str] = field(default_factory=dict)  # model name → reason
     models: dict[str, str] = field(default_factory=dict)  # model name → version that answered
     dissimilarity: dict[str, float] = field(default_factory=dict)
+    regime_subset: dict[str, str] = field(default_factory=dict)  # model name → regime whose feature subset it read
 
     @property
     def withheld_reason(self) -> str | None:
@@ -68,6 +70,7 @@ class Predictor:
         # per-target trading thresholds chosen on each model's validation window at training time
         self.thresholds = {t: float(v) for m in models for t, v in m.meta.get("thresholds", {}).items()}
         self._cols = {m.name: np.array([_INDEX[f] for f in m.features]) for m in models}
+        self._fill = {m.name: m.scaler.transform(m.scaler.fill[None, :])[0].astype("float64") for m in models}
 
     @classmethod
     def load_active(cls, models_dir: Path | str, *, now_ms: int | None = None,
@@ -114,6 +117,7 @@ class Predictor:
         withheld = dict(self.skipped)
         used: dict[str, str] = {}
         dis: dict[str, float] = {}
+        regimes_used: dict[str, str] = {}
         for m in self.models:
             meta = m.meta
             for t in meta["targets"]:
@@ -132,6 +136,13 @@ class Predictor:
                 if reason:
                     withheld[m.name] = reason
                     continue
+            if meta.get("use_regime_subsets") and meta.get("regime_features"):
+                # the model's evaluation showed its regime subsets beat all features out of sample: read only the
+                # current regime's (the newest row's) subset, the others at their training mean
+                regime = row_regime(arr[-1], FEATURE_NAMES)
+                Z = mask_to_subsets(Z, m.features, {regime: meta["regime_features"].get(regime) or []},
+                                    np.full(len(Z), regime, dtype=object), self._fill[m.name])
+                regimes_used[m.name] = regime
             if meta["kind"] == "xgb":
                 out = {meta["targets"][0]: m.model.predict_proba(Z[-1:])[0]}
             else:
@@ -145,7 +156,7 @@ class Predictor:
         rev = np.asarray(probs["reversal"]) if "reversal" in probs else None
         v = (vote(horizons, {h: self.thresholds.get(f"dir_{h}", 0.5) for h in horizons}, reversal=rev,
                   reversal_threshold=self.thresholds.get("reversal", 0.5)) if horizons else None)
-        return Prediction(at_ms, probs, classes, base, v, withheld, used, dis)
+        return Prediction(at_ms, probs, classes, base, v, withheld, used, dis, regimes_used)
 
     def predict_analysis(self, analysis: Any, filled_ts_ms: Any = None) -> Prediction:
         """Features from a ``MarketAnalysis`` (its latest grid rows), then ``predict``."""

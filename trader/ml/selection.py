@@ -6,6 +6,13 @@ appended to ``<models>/<name>/importance.json`` so they can be followed across r
 permutation importance is measured again on that regime's validation rows and the features that helped (positive
 importance, best first, at most ``max_k``) are stored with the model as its regime subset.
 
+Prediction may use the subset of the current regime (``mask_to_subsets``): the features outside it are set to
+their training mean — the value the scaler imputes for "no information" — so the model, trained on every feature,
+reads only that regime's useful ones. Whether that helps is measured, not assumed: the walk-forward evaluation
+picks the subsets on each fold's validation rows and scores the test rows both ways (``regime_subsets`` in the
+evaluation); the model is stored with ``use_regime_subsets`` true only when the subsets gave the lower
+out-of-sample log loss, and the predictor masks only then.
+
 The next retrain reads the history: a feature that did not help (permutation importance ≤ 0) in each of the last
 ``patience`` retrains is left out of it (``adaptive_drop``). Gain alone is not trusted for that: it rewards features
 a tree split on in-sample, useful or not.
@@ -59,6 +66,35 @@ def regime_subsets(predict: Callable[[np.ndarray], np.ndarray], Z: np.ndarray, y
         good = sorted((f for f in features if imp[f] > 0), key=lambda f: -imp[f])[:max_k]
         out[r] = good
     return out
+
+
+def mask_to_subsets(inputs: np.ndarray, features: list[str], subsets: dict[str, list[str]], regimes: np.ndarray,
+                    fill_z: np.ndarray) -> np.ndarray:
+    """``inputs`` (rows × features, or windows × steps × features, already scaled) with, for each row whose regime
+    has a stored subset, every feature outside that subset set to ``fill_z`` (the scaled training mean). Rows of a
+    regime without a subset (too few validation rows, or unknown) are left as they are."""
+    out = np.array(inputs, copy=True)
+    index = {f: j for j, f in enumerate(features)}
+    for r, keep in subsets.items():
+        rows = np.flatnonzero(regimes == r)
+        if not len(rows) or not keep:
+            continue
+        kept = {index[f] for f in keep if f in index}
+        drop = np.array([j for j in range(len(features)) if j not in kept], dtype="int64")
+        if not len(drop):
+            continue
+        part = out[rows]
+        part[..., drop] = fill_z[drop]
+        out[rows] = part
+    return out
+
+
+def row_regime(row: np.ndarray, features: list[str] | tuple[str, ...]) -> str:
+    """The regime a feature row is in, from its one-hot ``regime_<name>`` columns ("unknown" when none is set)."""
+    for j, f in enumerate(features):
+        if f.startswith("regime_") and row[j] == 1.0:
+            return f.removeprefix("regime_")
+    return "unknown"
 
 
 def record(models_dir: Path, name: str, version: str, gain: dict[str, float] | None,

@@ -268,6 +268,8 @@ def evaluate(spec: ModelSpec, ds: Dataset, cfg: TrainConfig, progress: Progress 
     btrans = {t: np.full((n, 3), np.nan) for t in spec.targets}
     prev = {t: M.lagged(ds.labels[t], known_lag_bars(t, lp), ds.segment) for t in spec.targets}
     thr = {t: np.full(n, np.nan) for t in spec.targets}
+    primary = spec.targets[len(spec.targets) // 2]
+    masked = np.full((n, 3), np.nan)  # primary target, features outside the row's regime subset masked
     tested = np.zeros(n, dtype=bool)
     fold_info = []
     for i, fold in enumerate(folds):
@@ -287,6 +289,8 @@ def evaluate(spec: ModelSpec, ds: Dataset, cfg: TrainConfig, progress: Progress 
             b = M.Baselines.fit(ds.labels[t][train_rows], prev[t][train_rows], 3)
             bprior[t][fold.test] = b.majority_proba(len(fold.test))
             btrans[t][fold.test] = b.persistence_proba(prev[t][fold.test])
+        if len(fold.val) >= 50:
+            masked[fold.test] = _subset_predictions(fitted, ds, fold.val, fold.test, primary, cfg)
         tested[fold.test] = True
         fold_info.append({"fit_rows": int(len(fold.fit)), "val_rows": int(len(fold.val)),
                           "test_rows": int(len(fold.test)), "test_start_ms": fold.test_start_ms,
@@ -310,6 +314,22 @@ def evaluate(spec: ModelSpec, ds: Dataset, cfg: TrainConfig, progress: Progress 
         rep["backtest_persistence"] = M.signal_backtest(per_sig, **bt)
         rep["trading_persistence"] = M.precision_at(y, per_sig, long_c, short_c)
         out["targets"][t] = rep
+    y = ds.labels[primary][idx]
+    both = (y >= 0) & np.isfinite(masked[idx]).all(axis=1) & np.isfinite(proba[primary][idx]).all(axis=1)
+    yb = y[both]
+    rows_ll = [-np.log(np.clip(p[idx][both][np.arange(len(yb)), yb], M.EPS, 1.0)) for p in (proba[primary], masked)]
+    diff = rows_ll[1] - rows_ll[0]  # per row: subsets minus all features (negative: the subsets did better)
+    se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.nan
+    gain = float(-diff.mean()) if len(diff) else math.nan
+    out["regime_subsets"] = {
+        "target": primary, "rows": int(len(diff)),
+        "log_loss_all_features": float(rows_ll[0].mean()) if len(diff) else math.nan,
+        "log_loss_regime_subsets": float(rows_ll[1].mean()) if len(diff) else math.nan,
+        "gain": gain, "gain_se": se,
+        # a difference within noise is no reason to change what the model reads
+        "used": bool(len(diff) >= 100 and math.isfinite(se) and gain > 2 * se),
+        "rule": "per fold: subsets chosen on the validation rows, both ways scored on the test rows; used when "
+                "the paired log-loss gain exceeds two standard errors"}
     if spec.task == "reversal":
         tr = out["targets"]["reversal"]["trading"]
         out["seed_target"] = {
@@ -361,6 +381,23 @@ def _inputs(fitted: Fitted, rows: np.ndarray) -> np.ndarray:
     from trader.ml.nets import gather
 
     return gather(fitted.Z, rows, fitted.model.params.seq_len)
+
+
+def _fill_z(fitted: Fitted) -> np.ndarray:
+    return fitted.scaler.transform(fitted.scaler.fill[None, :])[0].astype("float64")
+
+
+def _subset_predictions(fitted: Fitted, ds: Dataset, val_rows: np.ndarray, test_rows: np.ndarray, target: str,
+                        cfg: TrainConfig) -> np.ndarray:
+    """Test-row probabilities of ``target`` with each row's features cut to its regime's subset, the subsets
+    chosen on ``val_rows`` exactly as ``final_fit`` chooses the stored ones."""
+    fn = _predict_fn(fitted, target)
+    subsets = selection.regime_subsets(fn, _inputs(fitted, val_rows), ds.labels[target][val_rows],
+                                       ds.regime[val_rows], fitted.features,
+                                       max_rows=max(300, cfg.permutation_rows // 2), seed=cfg.seed)
+    X = selection.mask_to_subsets(_inputs(fitted, test_rows), fitted.features, subsets, ds.regime[test_rows],
+                                  _fill_z(fitted))
+    return fn(X)
 
 
 def final_fit(spec: ModelSpec, ds: Dataset, cfg: TrainConfig, drop: set[str] = frozenset(), init: Any = None,
@@ -424,6 +461,8 @@ def model_meta(spec: ModelSpec, fitted: Fitted, info: dict[str, Any], evaluation
         "metrics": evaluation, "summary": summary(evaluation) if evaluation else {},
         "beats_baselines": beats_baselines(evaluation) if evaluation else None,
         "importance_top": top, "regime_features": info["regime_features"], "primary_target": info["primary_target"],
+        # masked to the regime's subset at prediction time only when that beat all features out of sample
+        "use_regime_subsets": bool(evaluation and evaluation.get("regime_subsets", {}).get("used")),
         "baseline_prior": _priors(ds, spec), "priors": fitted.priors, "created_ms": now,
         "expires_ms": now + int(cfg.expiry_days * 86_400_000), **(extra or {}),
     }
