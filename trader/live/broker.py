@@ -215,8 +215,13 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
             kind = "limit"
         price = None if kind == "market" else Decimal(str(spec.round_price(float(order.created.price))))
         amount = None if close_position else Decimal(str(spec.round_qty_down(abs(order.created.size))))
+        # The price the order was decided on: the bar the strategy saw, or for a forced order the latest price.
+        last = getattr(order.data, "last_close", math.nan) if info.get("forced") else math.nan
+        decided = last if math.isfinite(last) else (order.data.close[0] if len(order.data) else math.nan)
+        decision = Decimal(str(decided)) if kind == "market" and math.isfinite(decided) and decided > 0 else None
         return OrderSpec(order.ref, pair, "buy" if order.isbuy() else "sell", kind, amount, price,
-                         reduce and not close_position, close_position, _purpose(tag, kind, reduce), tag)
+                         reduce and not close_position, close_position, _purpose(tag, kind, reduce), tag,
+                         decision_price=decision)
 
     def cancel(self, order: Order, bracket: bool = False) -> bool:
         if not order.alive():

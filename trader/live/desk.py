@@ -38,6 +38,7 @@ from trader.exchange.client import ExchangeClient, not_sent
 from trader.exchange.errors import ExchangeError
 from trader.exchange.models import OrderRequest, OrderState
 from trader.exchange.order_ids import client_order_id
+from trader.execution.optimiser import ExecutionRules
 from trader.live.account_sync import AccountSync
 from trader.live.ledger import Ledger, OrderRow
 from trader.live.orders import (
@@ -54,11 +55,12 @@ from trader.live.orders import (
 )
 from trader.live.positions import PositionBook
 from trader.live.protection import Protection
+from trader.live.slicing import Execution
 from trader.model.instruments import InstrumentSpec
 
 log = logging.getLogger(__name__)
 
-class OrderDesk(Protection, AccountSync):
+class OrderDesk(Protection, AccountSync, Execution):
     def __init__(self, client: ExchangeClient, pairs: Iterable[str], *, leverage: int, ledger: Ledger | None = None,
                  bus: EventBus | None = None, options: DeskOptions | None = None):
         self.client = client
@@ -78,6 +80,10 @@ class OrderDesk(Protection, AccountSync):
         self.available = ZERO
         self.entry_block: str | None = None  # why new entries are refused (pause, latency tier, ...)
         self.risk_scale = 1.0  # strategies size new entries by this share of their risk (latency safe mode: 0.5)
+        # The market-side watch (trader/execution/market.py: books, liquidity tiers, maintenance) when the engine
+        # runs one, and the execution optimiser's rules (trader/live/slicing.py).
+        self.market: Any = None
+        self.exec_rules = ExecutionRules()
         self._by_cid: dict[str, Tracked] = {}  # live orders (and children waiting for their entry)
         self._by_ref: dict[int, Tracked] = {}
         self._recent: OrderedDict[str, Tracked] = OrderedDict()  # finished ones, for late stream updates
@@ -187,7 +193,7 @@ class OrderDesk(Protection, AccountSync):
             req = OrderRequest(s.pair, s.side, "market", t.cid, amount=s.amount, reduce_only=s.reduce_only)
         elif s.kind == "limit":
             req = OrderRequest(s.pair, s.side, "limit", t.cid, amount=s.amount, price=s.price,
-                               reduce_only=s.reduce_only)
+                               reduce_only=s.reduce_only, time_in_force="GTX" if s.post_only else "GTC")
         elif s.kind == "stop":
             req = OrderRequest(s.pair, s.side, "stop_market", t.cid, amount=None if s.close_position else s.amount,
                                trigger_price=s.price, reduce_only=s.reduce_only and not s.close_position,
@@ -198,6 +204,7 @@ class OrderDesk(Protection, AccountSync):
                                reduce_only=s.reduce_only and not s.close_position, close_position=s.close_position,
                                working_type=wt)
         t.request = req
+        self._tape(t)
         if record:
             self.ledger.record_order(self._row(t))
         self._by_cid[t.cid] = t
@@ -241,9 +248,15 @@ class OrderDesk(Protection, AccountSync):
         if t.cancel_requested:
             self._finish(t, "canceled", "cancelled before it was sent")
             return
-        if t.spec.is_entry and self.entry_block:
-            self._finish(t, "rejected", f"entries blocked: {self.entry_block}")
-            return
+        if t.spec.is_entry:
+            refusal = self.entry_refusal(t.pair)
+            if refusal:
+                self._refuse_entry(t, refusal)
+                return
+            plan = self._plan(t)
+            if plan is not None and not plan.simple:
+                await self._send_sliced(t, plan)
+                return
         if t.spec.purpose in PROTECTIVE and not t.spec.is_entry:
             await self._send_protective(t)
             return
@@ -261,11 +274,11 @@ class OrderDesk(Protection, AccountSync):
     def _still_wanted(self, t: Tracked) -> bool:
         """Asked by the client before an order held back by rate limiting goes out: the account may have moved
         meanwhile (a stop filled, a flatten ran), and a stale exit would be rejected (−2022) or, worse, act twice."""
-        if t.cancel_requested:
+        if t.cancel_requested or (t.exec_parent is not None and t.exec_parent.cancel_requested):
             return False
         size = self.positions[t.pair][0]
         if t.spec.is_entry:
-            return not self.entry_block
+            return not self.entry_refusal(t.pair)
         # A reduce-only order needs a position on the other side of it.
         return (size > 0 and t.spec.side == "sell") or (size < 0 and t.spec.side == "buy")
 
@@ -401,6 +414,7 @@ class OrderDesk(Protection, AccountSync):
                     self.notes.put(StatusNote(t.spec.ref, "completed"))
                     self.wake.set()
                 self._retire(t)
+                self._record_execution(t)
         elif s.status == "open" and t.status == "pending":
             t.status = "open"
 
@@ -409,9 +423,18 @@ class OrderDesk(Protection, AccountSync):
         pair = t.pair
         signed = qty if t.spec.side == "buy" else -qty
         realized = self.book.fill(pair, signed, price, fee, t.trade_id, t.spec.purpose, t.spec.tag, ts)
-        self.ledger.record_fill(t.cid, t.trade_id or None, pair, key, t.spec.side, price, qty, fee, maker, realized, ts)
-        self.notes.put(FillNote(t.spec.ref if t.spec.ref >= 0 else None, pair, float(signed), float(price),
-                                float(fee), ts, done, t.spec.tag or t.spec.purpose))
+        slip = self._tape(t).fill(qty, price, maker)
+        self.ledger.record_fill(t.cid, t.trade_id or None, pair, key, t.spec.side, price, qty, fee, maker, realized, ts,
+                                slippage_bp=slip)
+        owner = t.exec_parent
+        if owner is not None:
+            # A slice: its fills belong to the sliced entry's Backtrader order, which completes once, at the end.
+            owner.filled += qty
+            owner.cost += qty * price
+            owner.fee += fee
+        bt_side = owner or t
+        self.notes.put(FillNote(bt_side.spec.ref if bt_side.spec.ref >= 0 else None, pair, float(signed), float(price),
+                                float(fee), ts, done and owner is None, bt_side.spec.tag or bt_side.spec.purpose))
         self.wake.set()
         book = self.trades.get(pair)
         side = book.side if book else ("long" if signed > 0 else "short")
@@ -420,7 +443,7 @@ class OrderDesk(Protection, AccountSync):
                                      realized_pnl=realized if realized else None, trade_id=t.trade_id))
         if t.spec.purpose == "stop":
             self.bus.publish(StopHit(pair=pair, trade_id=t.trade_id, price=price, realized_pnl=realized))
-        self._after_fill(t, pair)
+        self._after_fill(bt_side, pair)
 
     def _after_fill(self, t: Tracked, pair: str) -> None:
         if self.positions[pair][0] == 0:
@@ -441,6 +464,7 @@ class OrderDesk(Protection, AccountSync):
         if not was_live:
             return
         self._retire(t)
+        self._record_execution(t)  # a partly filled order that ended (cancelled, expired) still executed
         if t.spec.ref >= 0:
             self.notes.put(StatusNote(t.spec.ref, status if status in ("canceled", "expired", "rejected", "margin")
                                       else "canceled", reason))
@@ -511,6 +535,7 @@ class OrderDesk(Protection, AccountSync):
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.stop_market()
         await self.drain()
         self.ledger.flush()
 

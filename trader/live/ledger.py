@@ -24,8 +24,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from trader.execution.quality import ExecutionRecord
 from trader.persistence.database import transaction
-from trader.persistence.models import Fill, Order, Trade
+from trader.persistence.models import Execution, Fill, Order, Trade
 
 ZERO = Decimal(0)
 
@@ -77,6 +78,7 @@ class Ledger:
         self._zero_seq = int(time.time() * 10) % 10**9
         self._pending: list[Callable[[Session], None]] = []
         self._external: set[str] = set()
+        self.executions: list[ExecutionRecord] = []  # this run's, also without a database (tests, benches)
 
     # -- ids ----------------------------------------------------------------------------------------------------
     def next_seq(self, trade_id: int, purpose: str) -> int:
@@ -216,7 +218,8 @@ class Ledger:
         self._pending.append(write)
 
     def record_fill(self, cid: str, trade_id: int | None, pair: str, key: str, side: str, price: Decimal,
-                    amount: Decimal, fee: Decimal, maker: bool, realized_pnl: Decimal, time_ms: int) -> None:
+                    amount: Decimal, fee: Decimal, maker: bool, realized_pnl: Decimal, time_ms: int,
+                    slippage_bp: float | None = None) -> None:
         if self.sessions is None:
             return
 
@@ -228,7 +231,23 @@ class Ledger:
                 return
             s.add(Fill(order_id=order_id, trade_id=trade_id, pair=pair, exchange_trade_id=key, side=side,
                        price=price, amount=amount, fee=fee, is_maker=maker, realized_pnl=realized_pnl,
-                       time=utc_from_ms(time_ms)))
+                       time=utc_from_ms(time_ms), slippage_bp=slippage_bp))
+        self._pending.append(write)
+
+    def record_execution(self, r: ExecutionRecord) -> None:
+        """How one execution went (trader/execution/quality.py); written with the fills' bookkeeping."""
+        self.executions.append(r)
+        if len(self.executions) > 1000:
+            del self.executions[:500]
+        if self.sessions is None:
+            return
+
+        def write(s: Session) -> None:
+            s.add(Execution(time=utc_from_ms(r.time_ms), trade_id=r.trade_id or None, pair=r.pair, side=r.side,
+                            purpose=r.purpose[:16], style=r.style[:12], slices=r.slices, planned=r.planned,
+                            filled=r.filled, decision_price=r.decision_price, average=r.average,
+                            slippage_bp=r.slippage_bp, maker_share=r.maker_share, time_to_fill_ms=r.time_to_fill_ms,
+                            fallback=r.fallback, client_order_ids=list(r.client_ids)[:50], dry_run=self.dry_run))
         self._pending.append(write)
 
     @property

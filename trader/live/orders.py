@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from trader.exchange.models import OrderRequest
+from trader.execution.quality import ExecutionTape
 
 ZERO = Decimal(0)
 TERMINAL = frozenset({"closed", "canceled", "expired", "rejected"})
@@ -30,6 +31,9 @@ class DeskOptions:
     close_unprotected: bool = True  # a stop that cannot be placed: close the position at market
     fallback_stop: float = 0.8  # reconcile_stops without a known stop: stop at entry ∓ fallback_stop / leverage
     protect_attempts: int = 3
+    # The market side (trader.execution.market.MarketSettings): order books, liquidity tiers, maintenance windows
+    # and the execution optimiser; None: none of them (every order whole at market, no market-side gate).
+    market: Any = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class OrderSpec:
     close_position: bool
     purpose: str  # one of order_ids.PURPOSES
     tag: str = ""
+    decision_price: Decimal | None = None  # the price the order was decided on (slippage is measured from it)
+    post_only: bool = False  # a limit that must rest (GTX): the execution optimiser's maker slices
 
     @property
     def is_entry(self) -> bool:
@@ -99,6 +105,8 @@ class Tracked:
     cancel_requested: bool = False
     cancel_when_replaced: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    exec_parent: Tracked | None = None  # a slice of this sliced entry (trader/live/slicing.py)
+    tape: ExecutionTape | None = None  # the execution record it fills into (trader/execution/quality.py)
 
     @property
     def pair(self) -> str:

@@ -34,6 +34,8 @@ class Protection:
         entry.protected = True
         kids = sorted(entry.children, key=lambda c: c.spec.purpose != "stop")
         for child in kids:
+            if child.cid:
+                continue  # placed already: a sliced entry's stop goes out with its first fill
             if child.cancel_requested or not child.live:
                 if child.live:
                     self._finish(child, "canceled", "cancelled before it was sent")
