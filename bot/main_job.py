@@ -42,6 +42,7 @@ from trader.monitoring.health import HealthMonitor
 from trader.monitoring.metrics import Metrics, make_metrics, serve_metrics
 from trader.monitoring.sampler import SAMPLE_S, run_sampler, service_jobs, watch_bus
 from trader.persistence.audit import Actor
+from trader.risk.audit import audit_risk_rules
 from trader.risk.limits import declared_risk_params
 from trader.persistence.types import utcnow
 from trader.service.engine_control import LiveEngineControl
@@ -263,6 +264,7 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
                                  health=HealthMonitor(core.engine, settings.user_data_dir))
         holder["service"] = service
         bus.subscribe_on_loop(host.loop, service.on_event)  # ledger checked after every engine resync
+        audit_risk_rules(bus, core.audit, host.loop)  # every risk rule decision is kept in the audit
         if service.paused:
             control.pause_entries()
         guard = LatencyGuard(service, bus, host.loop, settings.risk.latency.emergency_action)

@@ -91,6 +91,17 @@ class RiskAction(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RiskRuleHit(Event):
+    """A risk rule (trader/risk) blocked or shrank an entry: its name and the numbers it decided on."""
+
+    rule: str  # trader.risk.rules.RULES, or a market-side rule (liquidity, maintenance)
+    effect: str  # blocked | shrunk
+    pair: str | None = None
+    side: str | None = None  # long | short
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class LatencyTierChanged(Event):
     old: str
     new: str
@@ -125,6 +136,7 @@ _KINDS: dict[type, str] = {
     StopHit: "stop_hit",
     LiquidationWarning: "liquidation_warning",
     RiskAction: "risk_action",
+    RiskRuleHit: "risk_rule",
     LatencyTierChanged: "latency_tier",
     EngineStateChanged: "engine_state",
     EngineError: "error",

@@ -30,6 +30,7 @@ from bot.i18n import Translator
 from bot.telegram import formatting as fmt
 from bot.telegram.buttons import Kind
 from bot.telegram.context import BotDeps, Caller, deps_of, send_text
+from bot.telegram.risk_text import decision_text
 from trader.events import EngineStateChanged, Event, EventBus, OrderFilled, OrderPlaced, StopHit, StopMoved
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ def render(t: Translator, event: Event, names: Mapping[int, str] | None = None) 
         if not e.pair:  # account-wide (latency tiers, flatten): no "(-)" for a pair that is not there
             return t("event.msg.risk_action_account", action=action, reason=reason)
         return t("event.msg.risk_action", action=action, reason=reason, pair=fmt.short_pair(e.pair))
+    if kind == "risk_rule":
+        return decision_text(t, e.rule, e.effect, e.pair, e.side, e.values)
     if kind == "latency_tier":
         old, new = tier_word(t, e.old), tier_word(t, e.new)
         if e.p99_ms is None:  # the tier fell for lack of recent round trips: say so rather than "p99 -"

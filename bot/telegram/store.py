@@ -21,6 +21,7 @@ DEFAULT_LEVELS: dict[str, str] = {
     "stop_hit": "on",
     "liquidation_warning": "on",
     "risk_action": "on",
+    "risk_rule": "on",
     "latency_tier": "silent",
     "engine_state": "on",
     "error": "on",

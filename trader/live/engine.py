@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from trader.backtest.runner import resolve_strategy
 from trader.data.timeframes import timeframe_ms
-from trader.events import EngineError, EngineStateChanged, EventBus
+from trader.events import EngineError, EngineStateChanged, EventBus, RiskRuleHit
 from trader.exchange.client import ExchangeClient
 from trader.exchange.streams import StreamOptions
 from trader.live.broker import LiveBroker
@@ -60,7 +60,8 @@ from trader.live.ledger import Ledger
 from trader.live.orders import DeskOptions, StopRepair
 from trader.live.store import LiveStore
 from trader.strategy.base import FuturesStrategy
-from trader.strategy.sizing import risk_position_size
+from trader.risk.book import Decision
+from trader.strategy.sizing import risk_position_size, size_entry
 
 log = logging.getLogger(__name__)
 State = Literal["stopped", "starting", "running", "stopping", "error"]
@@ -135,6 +136,10 @@ class LiveEngine:
         self.errors: list[str] = []
         self.forced: dict[str, bt.Order] = {}  # the last forced entry per pair (read by the service to follow it)
         self.forced_exits: dict[str, bt.Order] = {}
+        # The market-side entry rules (trader.risk.gate.MarketGate: liquidity tiers, maintenance windows), asked by
+        # the strategy's RiskBook at every entry; set before start (it is handed to the broker at start).
+        self.market_gate: Any = None
+        self._gate_from_desk = False  # the gate is the desk's market watch (replaced at every start)
         # Called with (pair, bars, live) on the host loop thread: the preloaded history once per start (live False),
         # then every closed feed bar (live True). Must be cheap (the ML predictions only queue work here).
         self.bar_observers: list[Callable[[str, list[Bar], bool], None]] = []
@@ -235,6 +240,9 @@ class LiveEngine:
         assert self.desk is not None
         cerebro = bt.Cerebro(stdstats=False, quicknotify=True, live=True, exactbars=False)
         self.broker = LiveBroker(self.desk, self.host)
+        # The strategy's RiskBook reads these from its broker (trader.strategy.sizing.strategy_book).
+        self.broker.risk_sink = self._risk_hit  # type: ignore[attr-defined]
+        self.broker.market_gate = self.market_gate  # type: ignore[attr-defined]
         cerebro.setbroker(self.broker)
         for pair, feed in self.feeds.items():
             cerebro.adddata(feed, name=pair)
@@ -347,6 +355,20 @@ class LiveEngine:
 
         return self._in_strategy(run)  # type: ignore[arg-type]
 
+    def _risk_hit(self, d: Decision) -> None:
+        """A risk rule blocked or shrank an entry: an event for the notifier and the audit."""
+        self.bus.publish(RiskRuleHit(rule=d.hit.rule, effect=d.hit.effect, pair=d.pair,
+                                     side="long" if d.side > 0 else "short", values=dict(d.hit.values)))
+
+    def risk_view(self) -> concurrent.futures.Future[dict[str, Any] | None]:
+        """A copy of the running strategy's RiskBook state (each rule's state for /risk), taken on the Backtrader
+        thread between bars; None for a strategy without a RiskBook."""
+        def run(s: FuturesStrategy) -> Any:
+            book = getattr(s, "risk", None)
+            return copy.deepcopy(book.status()) if book is not None else None
+
+        return self._in_strategy(run)  # type: ignore[arg-type]
+
     def force_exit(self, pair: str) -> concurrent.futures.Future[bool]:
         """Reduce-only market close of the strategy's position on ``pair``; True if an order went out."""
         def run(s: FuturesStrategy) -> bool:
@@ -360,8 +382,9 @@ class LiveEngine:
                     stop_price: float | None = None) -> concurrent.futures.Future[bool]:
         """Market entry with its stop, decided by a person: it goes out on the latest price whenever the engine
         runs (the strategy's own entries wait for a live bar; this one does not). Without ``stop_price`` the stop
-        sits 0.8/leverage from the last close; without ``qty`` the size risks the strategy's ``risk_per_trade``
-        (2 %) of the wallet at that stop. Resolves True once the order is handed to the desk, or raises
+        sits 0.8/leverage from the last close; without ``qty`` the size is the strategy's: ``risk_per_trade`` (2 %)
+        of the wallet at that stop through the account's risk rules (trader/risk, the strategy's RiskBook, as for
+        its own entries: a rule may shrink it or refuse it, saying which). Resolves True once the order is handed to the desk, or raises
         ``ForceRefused`` saying why it was not; the Backtrader order is kept in ``forced[pair]`` so a caller can
         follow it to its fill or rejection."""
         sign = 1 if side == "long" else -1
@@ -380,12 +403,24 @@ class LiveEngine:
             dist = abs(ref - stop) / ref
             size = spec.round_qty_down(qty) if qty is not None else None
             if size is None:
-                risk = float(self.params.get("risk_per_trade", 0.02))
+                risk = float(self.params.get("risk_per_trade", 0.02)) * acct.risk_scale()
                 wallet = acct.wallet_balance()
                 if wallet <= 0:
                     raise ForceRefused("the wallet balance is not known yet (or is zero)")
-                size = risk_position_size(wallet, acct.available_balance(), ref, dist, spec,
-                                          acct.leverage, risk).qty
+                book = getattr(s, "risk", None)
+                if book is None:  # a strategy that does not size through trader/risk
+                    size = risk_position_size(wallet, acct.available_balance(), ref, dist, spec,
+                                              acct.leverage, risk).qty
+                else:
+                    context = getattr(s, "risk_context", None)
+                    vol, regime = context(d) if callable(context) else (math.nan, "unknown")
+                    sized, decision = size_entry(book, wallet, acct.available_balance(), pair, sign, ref, dist, spec,
+                                                 acct.leverage, risk, vol=vol, regime=regime)
+                    hit = decision.blocked
+                    if hit is not None:
+                        detail = ", ".join(f"{k} {v}" for k, v in hit.values.items())
+                        raise ForceRefused(f"the {hit.rule} risk rule refuses this entry ({detail})")
+                    size = sized.qty
                 if not size:
                     raise ForceRefused(
                         f"risking {risk:.1%} of the {wallet:.2f} USDT wallet at a stop {dist:.2%} away buys less "

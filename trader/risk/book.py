@@ -74,6 +74,7 @@ class RiskBook:
         self.recent: deque[Decision] = deque(maxlen=RECENT)
         self._last_sent: dict[tuple[str, str, str], int] = {}
         self.vol_rank: dict[str, float] = {}
+        self._entry_at: dict[str, int] = {}
 
     # -- what the strategy tells it ---------------------------------------------------------------------------
     def observe(self, pair: str, close_ms: int, close: float) -> None:
@@ -95,12 +96,26 @@ class RiskBook:
             self.peak_wallet = wallet
 
     def opened(self, pair: str, side: int, risk: float, at_ms: int | None = None) -> None:
-        self.open[pair] = OpenRisk(pair, coin_of(pair), side, risk)
-        self.entries_ms.append(self.now_ms if at_ms is None else at_ms)
+        """An entry was sent with ``risk`` (share of the wallet at its stop); a second one on a pair (a forced entry
+        beside the strategy's) adds to it."""
+        before = self.open.get(pair)
+        total = risk + (before.risk if before is not None and before.side == side else 0.0)
+        self.open[pair] = OpenRisk(pair, coin_of(pair), side, total)
+        at = self.now_ms if at_ms is None else at_ms
+        self.entries_ms.append(at)
+        self._entry_at[pair] = at
+
+    def adopt(self, pair: str, side: int) -> None:
+        """A position open before this run (a restart): its stop is not known here, so it counts as one full
+        ``risk_per_trade`` against the budgets (not as an entry of this run)."""
+        self.open[pair] = OpenRisk(pair, coin_of(pair), side, self.limits.risk_per_trade)
 
     def cancelled(self, pair: str) -> None:
-        """An entry that never filled: its risk is not open."""
+        """An entry that never filled (rejected, cancelled): its risk is not open and it was no trade."""
         self.open.pop(pair, None)
+        at = self._entry_at.pop(pair, None)
+        if at is not None and at in self.entries_ms:
+            self.entries_ms.remove(at)
 
     def closed(self, pair: str, pnl: float, wallet: float) -> None:
         """A position went flat with ``pnl`` (its price P&L): a loss extends the streak, a win ends it."""

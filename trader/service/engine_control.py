@@ -196,6 +196,18 @@ class LiveEngineControl:
             raise ServiceError("exchange", f"the strategy did not answer within {STATUS_WAIT_S:.0f} s "
                                            "(busy with a bar); try again") from None
 
+    async def risk_status(self) -> dict[str, Any] | None:
+        """A snapshot of the running strategy's RiskBook (LiveEngine.risk_view), None for a strategy without one;
+        a refusal when no engine runs."""
+        engine = self._running_engine()
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(engine.risk_view()), STATUS_WAIT_S)
+        except EngineStateError:
+            raise ServiceError("not_running", "trading is not running") from None
+        except TimeoutError:
+            raise ServiceError("exchange", f"the strategy did not answer within {STATUS_WAIT_S:.0f} s "
+                                           "(busy with a bar); try again") from None
+
     def _running_engine(self) -> LiveEngine:
         if self.engine is None or self.engine.state != "running":
             raise ServiceError("not_running", "trading is not running")

@@ -72,6 +72,7 @@ class ServiceProxy(_Proxy):
     applied_strategy_params = _remote("applied_strategy_params")
     strategy_now = _remote("strategy_now")
     signals = _remote("signals")
+    risk = _remote("risk")
     check_ledger = _remote("check_ledger")
     now = _remote("now")
 

@@ -647,6 +647,18 @@ class TradingService:
 
         return await self._audited(actor, "set_strategy", {"strategy": name[:40]}, run)
 
+    async def risk(self) -> RiskView:
+        """Each risk rule's state in the running engine (budget used, loss streak, drawdown, volatility, correlation
+        blocks, recent decisions), as a snapshot taken between bars; the configured limits either way."""
+        from trader.risk.limits import risk_params
+
+        limits = {**risk_params(self.settings), **self.strategy_params()}
+        engine = self.engine
+        running = engine is not None and engine.running
+        read = getattr(engine, "risk_status", None)
+        state = await read() if running and read is not None else None
+        return RiskView(self.strategy, running, state, limits)
+
     async def signals(self, pair: str | None = None) -> SignalsView:
         """What the running strategy sees (its ``status()``: per pair regime, route, readiness, last graded
         signal, the open position's setup; the fusion weights), as a snapshot taken between bars. ``available``
@@ -669,6 +681,14 @@ class TradingService:
                 raise ServiceError("refused", f"{wanted} is not traded by the running engine")
             pairs = {wanted: pairs[wanted]}
         return SignalsView(self.strategy, running, True, pairs, tuple(status.get("fusion") or ()))
+
+
+@dataclass(frozen=True)
+class RiskView:
+    strategy: str  # in force
+    running: bool
+    state: dict[str, Any] | None  # RiskBook.status() of the running strategy; None when stopped or without one
+    limits: dict[str, Any]  # the configured rules (trader.risk.limits.risk_params over applied parameters)
 
 
 @dataclass(frozen=True)

@@ -329,6 +329,8 @@ class ManagedStrategy(FuturesStrategy):
         atr = atr_line[0]
         dist = stop_distance(acct.leverage, atr, ref, self.p.atr_multiplier, self.p.stop_leverage_factor)
         dist = max(dist, min(self.p.min_stop_distance, self.p.stop_leverage_factor / acct.leverage))
+        if not getattr(d, "bar_is_live", True):
+            return  # live, a historical bar's entry would be refused (live orders follow live bars): no decision
         wallet = acct.wallet_balance()
         base = self.p.risk_per_trade * acct.risk_scale() * plan.size * min(extra, 1.0)
         vol, regime = self.risk_context(d, cand.setup)
@@ -407,8 +409,9 @@ class ManagedStrategy(FuturesStrategy):
             self._move_stop_to_breakeven(d, st)
             st.trailing = st.trail_mult > 0
         if not self.getposition(d).size and not order.alive():
-            if st.entry is not None:
-                self.risk.closed(d._name, st.realized, self.account.wallet_balance())
+            if st.entry is not None or d._name in self.risk.open:  # a forced entry's P&L is not followed: 0
+                self.risk.closed(d._name, st.realized if st.entry is not None else 0.0,
+                                 self.account.wallet_balance())
                 if st.entry_price:
                     self._closed(d, st)
             self._reset(st)

@@ -144,6 +144,8 @@ class RsiBollingerStrategy(FuturesStrategy):
         ref = d.close[0]  # the decision price; the fill is the next bar's open
         dist = stop_distance(acct.leverage, d.atr[0], ref, self.p.atr_multiplier, self.p.stop_leverage_factor)
         dist = max(dist, min(self.p.min_stop_distance, self.p.stop_leverage_factor / acct.leverage))
+        if not getattr(d, "bar_is_live", True):
+            return  # live, a historical bar's entry would be refused (live orders follow live bars): no decision
         wallet = acct.wallet_balance()
         size, _decision = size_entry(self.risk, wallet, acct.available_balance(), d._name, side, ref, dist, spec,
                                      acct.leverage, self.p.risk_per_trade * acct.risk_scale(), self.p.taker_fee,
@@ -189,8 +191,9 @@ class RsiBollingerStrategy(FuturesStrategy):
             st.trailing = self.p.trail_atr_multiplier > 0
         if not self.getposition(d).size and not order.alive():
             # Flat again (stop, last target, time stop or liquidation): ready for the next signal.
-            if st.entry is not None:
-                self.risk.closed(d._name, st.realized, self.account.wallet_balance())
+            if st.entry is not None or d._name in self.risk.open:  # a forced entry's P&L is not followed: 0
+                self.risk.closed(d._name, st.realized if st.entry is not None else 0.0,
+                                 self.account.wallet_balance())
             st.entry = st.stop = None
             st.tps = []
             st.held = 0

@@ -116,6 +116,12 @@ def size_entry(book: RiskBook, wallet: float, available: float, pair: str, side:
 
 def strategy_book(strategy: Any) -> RiskBook:
     """The RiskBook of a running strategy: its risk parameters; the broker's event sink (live: the engine's bus)
-    and market gate (liquidity tiers, maintenance), when it carries them."""
-    return RiskBook(limits_from_params(strategy.p), sink=getattr(strategy.broker, "risk_sink", None),
+    and market gate (liquidity tiers, maintenance), when it carries them. Positions the broker already holds (a
+    live restart) are adopted, so they count against the budgets from the first bar."""
+    book = RiskBook(limits_from_params(strategy.p), sink=getattr(strategy.broker, "risk_sink", None),
                     gate=getattr(strategy.broker, "market_gate", None))
+    for d in strategy.datas:
+        size = strategy.broker.getposition(d).size
+        if size:
+            book.adopt(d._name, 1 if size > 0 else -1)
+    return book
