@@ -60,11 +60,12 @@ def frequency_factor(trades_per_day: float, limits: RiskLimits) -> float:
 
 
 def percentile_rank(window: np.ndarray, current: float) -> float:
-    """Share of the finite values in ``window`` at or below ``current`` (NaN when nothing is known)."""
+    """Mid-rank of ``current`` among the finite values in ``window`` (ties count half, so a market whose ATR never
+    changes sits at 0.5, not at the top); NaN when nothing is known."""
     w = window[np.isfinite(window)]
     if not len(w) or not math.isfinite(current):
         return math.nan
-    return float(np.count_nonzero(w <= current)) / len(w)
+    return (float(np.count_nonzero(w < current)) + 0.5 * float(np.count_nonzero(w == current))) / len(w)
 
 
 def volatility_factor(rank: float, limits: RiskLimits) -> float:

@@ -147,9 +147,10 @@ class RsiBollingerStrategy(FuturesStrategy):
         if not getattr(d, "bar_is_live", True):
             return  # live, a historical bar's entry would be refused (live orders follow live bars): no decision
         wallet = acct.wallet_balance()
+        vol, regime = self.risk_context(d)
         size, _decision = size_entry(self.risk, wallet, acct.available_balance(), d._name, side, ref, dist, spec,
                                      acct.leverage, self.p.risk_per_trade * acct.risk_scale(), self.p.taker_fee,
-                                     self.risk_context(d)[0])
+                                     vol, regime)
         if size.qty <= 0:
             return
         stop = ref * (1 - side * dist)
