@@ -51,27 +51,41 @@ def test_no_fold_fits() -> None:
         walk_forward(e, s, folds=2)
 
 
-def test_optimiser_backtests_stay_inside_the_train_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[int, int, dict]] = []
-    real = study_mod.run_backtest
+@pytest.mark.parametrize("engine", ["backtrader", "screening"])
+def test_optimiser_backtests_stay_inside_the_train_window(monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
+    seen: list[tuple[str, int, int, dict]] = []
+    real, real_screen = study_mod.run_backtest, study_mod.run_screening
 
     def spy(request, progress=None):
-        seen.append((request.start_ms, request.end_ms, dict(request.strategy_params)))
+        seen.append(("backtrader", request.start_ms, request.end_ms, dict(request.strategy_params)))
         return real(request, progress)
 
+    def spy_screen(request, data=None):
+        seen.append(("screening", request.start_ms, request.end_ms, dict(request.strategy_params)))
+        return real_screen(request, data)
+
     monkeypatch.setattr(study_mod, "run_backtest", spy)
+    monkeypatch.setattr(study_mod, "run_screening", spy_screen)
     s, e = parse_timerange("20250504-20250514")
     req = HyperoptRequest(pairs=("BTC",), timeframe="15m", start_ms=s, end_ms=e, spaces=("buy",), epochs=4,
-                          folds=2, sampler="tpe", seed=1)
+                          folds=2, sampler="tpe", seed=1, engine=engine)
     result = run_hyperopt(req)
+    assert result.engine == engine
     assert len(result.folds) == 2
     calls = iter(seen)
     for fr in result.folds:
         f = fr.fold
         trials = [next(calls) for _ in range(4)]
-        assert all((a, b) == (f.train_start_ms, f.train_end_ms) for a, b, _ in trials)
+        assert all((eng, a, b) == (engine, f.train_start_ms, f.train_end_ms) for eng, a, b, _ in trials)
+        if engine == "screening":
+            # The best parameters are re-run on Backtrader (and once more on the screening engine to compare).
+            recheck = [next(calls), next(calls)]
+            assert [c[0] for c in recheck] == ["backtrader", "screening"]
+            assert all((c[1], c[2], c[3]) == (f.train_start_ms, f.train_end_ms, fr.strategy_params)
+                       for c in recheck)
+            assert fr.recheck is not None and fr.recheck["trades_equal"] and fr.recheck["scores_equal"]
         oos = next(calls)
-        assert (oos[0], oos[1]) == (f.test_start_ms, f.test_end_ms)
-        assert oos[2] == fr.strategy_params  # the test runs exactly the parameters chosen on the train window
+        assert (oos[0], oos[1], oos[2]) == ("backtrader", f.test_start_ms, f.test_end_ms)
+        assert oos[3] == fr.strategy_params  # the test runs exactly the parameters chosen on the train window
         assert f.train_end_ms <= f.test_start_ms
     assert next(calls, None) is None

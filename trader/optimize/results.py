@@ -39,6 +39,10 @@ class FoldResult:
     is_metrics: dict[str, Any]
     oos_score: float
     oos_metrics: dict[str, Any]
+    engine: str = "backtrader"  # what the trials ran on
+    # With the screening engine: the best parameters re-run on Backtrader (whose in-sample score and metrics are
+    # the ones above) and whether the two engines agreed trade for trade and on the score.
+    recheck: dict[str, Any] | None = None
 
     def to_dict(self, leverage: int) -> dict[str, Any]:
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.strategy_params.items()}
@@ -47,7 +51,10 @@ class FoldResult:
             "new_trials": self.new_trials, "best_params": self.best_params, "strategy_params": params,
             "in_sample": {"score": self.is_score, "metrics": self.is_metrics},
             "out_of_sample": {"score": self.oos_score, "metrics": self.oos_metrics},
+            "engine": self.engine,
         }
+        if self.recheck is not None:
+            out["backtrader_recheck"] = self.recheck
         if "tp_moves" in params:
             out["tp_return_on_margin"] = [price_move_to_margin_return(m, leverage) for m in params["tp_moves"]]
         return out
@@ -72,6 +79,24 @@ class HyperoptResult:
     elapsed_s: float = 0.0
     folds: list[FoldResult] = field(default_factory=list)
     cancelled: bool = False
+    engine: str = "backtrader"  # the trials' engine: "screening" or "backtrader"
+    engine_note: str = ""  # why Backtrader when the screening engine was not used
+
+    def engine_line(self) -> str:
+        """Which engine ran the trials, and for the screening engine whether Backtrader agreed on the best
+        parameters of every fold."""
+        if self.engine != "screening":
+            return f"engine: Backtrader ({self.engine_note})" if self.engine_note else "engine: Backtrader"
+        checks = [f.recheck for f in self.folds if f.recheck is not None]
+        differ = [f.fold.index for f in self.folds if f.recheck is not None
+                  and not (f.recheck.get("trades_equal") and f.recheck.get("scores_equal"))]
+        if not checks:
+            return "engine: screening (numba); best parameters not re-run yet"
+        if differ:
+            return (f"engine: screening (numba); best parameters re-run on Backtrader: DIFFERENT in fold(s) "
+                    f"{', '.join(map(str, differ))} — the scores shown are Backtrader's")
+        return ("engine: screening (numba); best parameters re-run on Backtrader: same trades and score in every "
+                "fold")
 
     @property
     def best_params(self) -> dict[str, Any]:
@@ -107,6 +132,7 @@ class HyperoptResult:
             "loss": {"name": self.loss, "description": self.loss_description},
             "spaces": self.spaces, "dimensions": self.dimensions, "epochs_per_fold": self.epochs,
             "jobs": self.jobs, "storage": self.storage, "started_utc": self.started_utc,
+            "engine": self.engine, "engine_note": self.engine_note,
             "elapsed_s": round(self.elapsed_s, 3), "cancelled": self.cancelled,
             "aggregate": {"oos_score": _num(self.oos_score), "is_score": _num(self.is_score),
                           "oos_total_return": _num(self.oos_total_return),
@@ -127,7 +153,8 @@ class HyperoptResult:
         head = (f"{'fold':>4}  {'train (UTC)':<33}  {'test until':<16}  {'trials':>6}  {'IS score':>9}  "
                 f"{'OOS score':>9}  {'OOS return':>10}  {'OOS maxDD':>9}  {'OOS trades':>10}")
         lines = [f"study {self.study_name}: {self.strategy} on {', '.join(self.pairs)} {self.timeframe}, "
-                 f"{self.sampler}, loss {self.loss} ({self.loss_description})", head, "-" * len(head)]
+                 f"{self.sampler}, loss {self.loss} ({self.loss_description})", self.engine_line(), head,
+                 "-" * len(head)]
         for f in self.folds:
             m = f.oos_metrics
             lines.append(

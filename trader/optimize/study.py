@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -29,15 +30,26 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from trader.backtest import data_prep
-from trader.backtest.runner import BacktestRequest, resolve_strategy, run_backtest
+from trader.backtest.runner import BacktestRequest, BacktestResult, resolve_strategy, run_backtest
 from trader.config.pairs import normalize_pair
 from trader.data.store import bundled_data_dir
 from trader.data.timeframes import timeframe_ms
+from trader.model.rules import resolve_rules
 from trader.optimize.losses import PENALTY, Loss, make_loss
 from trader.optimize.results import FoldResult, HyperoptResult
 from trader.optimize.samplers import SAMPLERS, make_sampler
 from trader.optimize.spaces import Dimension, grid_size, select_dimensions, suggest, to_strategy_params
 from trader.optimize.walkforward import Fold, walk_forward
+from trader.screening.engine import (
+    ENGINE_BACKTRADER,
+    ENGINE_SCREENING,
+    ScreeningData,
+    data_key,
+    prepare,
+    run_screening,
+    twin_for,
+)
+from trader.screening.parity import compare_trades
 from trader.strategy.base import FuturesStrategy
 
 log = logging.getLogger(__name__)
@@ -68,6 +80,9 @@ class HyperoptRequest:
     storage: str | None = None  # RDB URL; None: in memory (a temporary SQLite file when jobs > 1)
     study_name: str | None = None  # None: derived from the settings, so rerunning them resumes
     seed: int = 42
+    # "auto": the screening engine (trader/screening, trade-for-trade equal to Backtrader) when the strategy has a
+    # twin for this request, else Backtrader; "screening" refuses a request without a twin; "backtrader" forces it.
+    engine: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -157,6 +172,8 @@ class Plan:
     study_name: str
     signature: dict[str, Any]
     data_dir: Path
+    engine: str = ENGINE_BACKTRADER  # what the trials run on
+    engine_note: str = ""  # why Backtrader, when the screening engine was not used
 
 
 def check_storage_url(url: str) -> None:
@@ -227,7 +244,29 @@ def plan_hyperopt(request: HyperoptRequest) -> Plan:
     }
     digest = hashlib.sha1(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:8]
     name = request.study_name or f"{strategy_name}-{request.timeframe}-{loss.name}-{digest}"
-    return Plan(request, cls, strategy_name, pairs, dims, loss, tuple(folds), name, signature, data_dir)
+    engine, note = choose_engine(request, cls, pairs, data_dir)
+    return Plan(request, cls, strategy_name, pairs, dims, loss, tuple(folds), name, signature, data_dir, engine,
+                note)
+
+
+ENGINES = ("auto", ENGINE_SCREENING, ENGINE_BACKTRADER)
+
+
+def choose_engine(request: HyperoptRequest, cls: type[FuturesStrategy], pairs: tuple[str, ...], data_dir: Path,
+                  ) -> tuple[str, str]:
+    """(engine, why not screening): the engine the trials run on. The study's signature does not include it:
+    both engines give the same trades, so trials from either belong to one study."""
+    if request.engine not in ENGINES:
+        raise ValueError(f"unknown engine {request.engine!r}; known: {', '.join(ENGINES)}")
+    if request.engine == ENGINE_BACKTRADER:
+        return ENGINE_BACKTRADER, "Backtrader requested"
+    twin, why = twin_for(BacktestRequest(strategy=cls, pairs=pairs, timeframe=request.timeframe,
+                                         leverage=request.leverage, data_dir=data_dir))
+    if twin is None:
+        if request.engine == ENGINE_SCREENING:
+            raise ValueError(f"no screening engine for this run: {why}")
+        return ENGINE_BACKTRADER, why
+    return ENGINE_SCREENING, ""
 
 
 def data_span(data_dir: Path, pairs: Sequence[str], timeframe: str, start_ms: int | None, end_ms: int | None,
@@ -248,18 +287,49 @@ class _Objective:
     strategy: type[FuturesStrategy]  # pickled by reference: worker processes import it
     dims: tuple[Dimension, ...]
     loss: Loss
+    engine: str = ENGINE_BACKTRADER
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = suggest(trial, self.dims)
         request = replace(self.base, strategy_params=to_strategy_params(self.strategy, values))
         try:
-            result = run_backtest(request)
+            result = run_trial(request, self.engine)
         except ValueError as exc:  # e.g. a window with no usable segment for this warm-up length
             trial.set_user_attr("error", str(exc))
             return PENALTY
         trial.set_user_attr("metrics", result.metrics.to_dict())
         trial.set_user_attr("pid", os.getpid())  # which worker ran it: shows the parallelism in the storage
         return self.loss.score(result.metrics)
+
+
+# The screening engine's loaded window, per process: every trial of a fold reads the same candles, so they are
+# read from disk once (Backtrader trials load them per trial, as run_backtest always has).
+_DATA: dict[tuple[Any, ...], ScreeningData] = {}
+
+
+def run_trial(request: BacktestRequest, engine: str) -> BacktestResult:
+    if engine != ENGINE_SCREENING:
+        return run_backtest(request)
+    probe = data_key(request)
+    data = _DATA.get(probe)
+    if data is None:
+        _DATA.clear()  # one window at a time: folds run one after another
+        data = _DATA[probe] = prepare(request)
+    return run_screening(request, data)
+
+
+def recheck_on_backtrader(request: BacktestRequest, loss: Loss) -> tuple[BacktestResult, dict[str, Any]]:
+    """The best parameters re-run through Backtrader (the engine live shares) before they are reported or applied;
+    the report says whether the screening run agreed trade for trade and on the score."""
+    bt = run_backtest(request)
+    sc = run_trial(request, ENGINE_SCREENING)
+    specs = resolve_rules(bt.pairs, request.data_dir, request.start_ms, request.end_ms).specs
+    problems = compare_trades(bt.trades, sc.trades, specs)
+    bt_score, sc_score = loss.score(bt.metrics), loss.score(sc.metrics)
+    return bt, {"engine": "backtrader", "trades": len(bt.trades), "trades_equal": not problems,
+                "score_backtrader": bt_score, "score_screening": sc_score,
+                "scores_equal": math.isclose(bt_score, sc_score, rel_tol=1e-9, abs_tol=1e-9),
+                "differences": [str(p) for p in problems[:5]]}
 
 
 # Set in each worker process by the pool initializer: an Event can only reach a process by inheritance.
@@ -325,7 +395,8 @@ def run_hyperopt(request: HyperoptRequest, progress: ProgressCallback | None = N
         timeframe=request.timeframe, leverage=request.leverage, sampler=request.sampler, loss=plan.loss.name,
         loss_description=plan.loss.description, spaces=list(dict.fromkeys(request.spaces)),
         dimensions=[d.name for d in plan.dims], epochs=request.epochs, jobs=request.jobs,
-        storage=hidden_password(request.storage), started_utc=started)
+        storage=hidden_password(request.storage), started_utc=started, engine=plan.engine,
+        engine_note=plan.engine_note)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -393,7 +464,7 @@ def _run_fold(plan: Plan, fold: Fold, opened: optuna.storages.BaseStorage, stora
         base=BacktestRequest(strategy=plan.strategy, pairs=plan.pairs, timeframe=request.timeframe,
                              start_ms=fold.train_start_ms, end_ms=fold.train_end_ms, leverage=request.leverage,
                              initial_wallet=request.initial_wallet, data_dir=plan.data_dir),
-        strategy=plan.strategy, dims=plan.dims, loss=plan.loss)
+        strategy=plan.strategy, dims=plan.dims, loss=plan.loss, engine=plan.engine)
 
     def state(stage: str) -> HyperoptProgress:
         best = _best(study)
@@ -437,6 +508,16 @@ def _run_fold(plan: Plan, fold: Fold, opened: optuna.storages.BaseStorage, stora
         raise RuntimeError(f"fold {fold.index}: no trial completed")
     report(state("testing"))
     params = to_strategy_params(plan.strategy, best.params)
+    is_score, is_metrics, recheck = float(best.value), dict(best.user_attrs.get("metrics", {})), None
+    if plan.engine == ENGINE_SCREENING:
+        try:
+            bt, recheck = recheck_on_backtrader(replace(objective.base, strategy_params=params), plan.loss)
+            is_score, is_metrics = recheck["score_backtrader"], bt.metrics.to_dict()
+            if not (recheck["trades_equal"] and recheck["scores_equal"]):
+                log.warning("fold %d: screening and Backtrader differ on the best parameters: %s", fold.index,
+                            "; ".join(recheck["differences"]) or "scores differ")
+        except ValueError as exc:
+            recheck = {"engine": "backtrader", "error": str(exc)}
     oos_request = replace(objective.base, start_ms=fold.test_start_ms, end_ms=fold.test_end_ms,
                           strategy_params=params)
     try:
@@ -447,9 +528,9 @@ def _run_fold(plan: Plan, fold: Fold, opened: optuna.storages.BaseStorage, stora
         oos_metrics, oos_score = {"error": str(exc)}, PENALTY
     total = len(_finished(study))
     return FoldResult(fold=fold, study_name=name, trials=total, new_trials=total - before,
-                      best_params=dict(best.params), strategy_params=params, is_score=float(best.value),
-                      is_metrics=dict(best.user_attrs.get("metrics", {})), oos_score=oos_score,
-                      oos_metrics=oos_metrics)
+                      best_params=dict(best.params), strategy_params=params, is_score=is_score,
+                      is_metrics=is_metrics, oos_score=oos_score, oos_metrics=oos_metrics, engine=plan.engine,
+                      recheck=recheck)
 
 
 __all__ = ["HyperoptProgress", "HyperoptRequest", "Plan", "StorageError", "check_storage_url", "data_span",
