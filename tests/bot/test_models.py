@@ -126,3 +126,31 @@ def test_status_line_forms() -> None:
     broken = MLState((ActiveModel("xgb", "v0002", "xgb", None, None, False, "expired"),))
     assert mh.status_line(EN, broken, now) == "ML: off — xgb v2 not usable: expired"
     assert mh.status_line(ZH, on, now) == "ML：xgb v3，已 2 小时"
+
+
+def test_train_parses_the_model_and_bounds_the_networks() -> None:
+    assert mh.parse(["gru", "BTC", "3d"]) == TrainAsk(pairs=("BTC/USDT:USDT",), days=3, model="gru")
+    assert mh.parse(["LSTM"]) == TrainAsk(model="lstm") and mh.parse([]).model == "xgb"
+    with pytest.raises(bt.BadArgument) as long_net:
+        mh.parse(["gru", "20d"])
+    assert long_net.value.key == "train.net_days" and long_net.value.fields == {"model": "gru", "max": 14}
+    assert mh.parse(["xgb", "20d"]).days == 20  # the reversal model keeps the 30-day bound
+    with pytest.raises(bt.BadArgument):
+        mh.parse(["gru", "lstm"])  # one model per run: the second word is not a pair
+
+
+@pytest.mark.slow
+async def test_admin_trains_a_gru_in_the_worker_without_tensorflow_here(bot: Harness) -> None:
+    import sys
+
+    h = bot
+    had_tf = "tensorflow" in sys.modules  # other tests in this process may have loaded it themselves
+    message = await h.ask(ADMIN, "/train BTC 3d gru")
+    assert message.text.startswith(EN("train.running", model="gru", pairs="BTC/USDT", timerange="20250531-20250603"))
+    assert [b.text for b in message.buttons()] == [EN("train.button.stop")]
+    done = await h.tg.wait_for_edit(message, lambda m: (m.text or "").startswith(("✅", "❌")), timeout=300)
+    assert done.text.startswith("✅"), done.text
+    assert re.search(r"gru v1: (activated|saved)", done.text) and "dir_15" in done.text, done.text
+    assert had_tf or "tensorflow" not in sys.modules  # TensorFlow ran in the worker process only
+    listing = (await h.ask(VIEWER, "/models")).text
+    assert "gru v1" in listing  # stored; active only if it beat the baselines out of sample

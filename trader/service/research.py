@@ -361,9 +361,13 @@ class ResearchService:
         t = train_job
         if ask.model not in t.KINDS:
             raise ServiceError("invalid_argument", f"model {ask.model!r} cannot be trained here; one of "
-                                                   f"{', '.join(t.KINDS)} (the networks: bsmart train)")
+                                                   f"{', '.join(t.KINDS)}")
         if not 1 <= ask.days <= t.MAX_DAYS:
             raise ServiceError("invalid_argument", f"days must be from 1 to {t.MAX_DAYS}, got {ask.days}")
+        if ask.model in t.NETS and ask.days > t.NET_MAX_DAYS:
+            raise ServiceError("invalid_argument", f"a {ask.model} trains on at most {t.NET_MAX_DAYS} days here, "
+                                                   f"got {ask.days} (longer: bsmart train on the server)",
+                               net_days=t.NET_MAX_DAYS)
         try:
             pairs = job_data.canonical_pairs(ask.pairs if ask.pairs is not None else self.pairs[:2],
                                              self.settings.stake_currency)
@@ -386,7 +390,8 @@ class ResearchService:
 
     async def start_train(self, actor: Actor, ask: train_job.TrainAsk,
                           on_progress: Callable[[JobProgress], None]) -> train_job.TrainJobSpec:
-        """Train a model (admins only; the bounded XGBoost reversal model) in a worker process on the newest stored
+        """Train a model (admins only; the XGBoost reversal model, or a GRU/LSTM within NET_BOUNDS and
+        NET_MAX_DAYS) in a worker process (TensorFlow is imported there only) on the newest stored
         candles; returns the resolved run at once. Progress as a hyperopt's; the final ``result`` is the
         ``TrainSummary``. A new version is activated only if it beats the baselines out of sample and nothing
         is active yet (``bsmart models activate`` otherwise). It counts as the user's one heavy job."""

@@ -3,10 +3,11 @@
 ``/models`` (viewer) lists the active models with their age and out-of-sample figures beside the baselines, and the
 other stored versions. ``/predict PAIR`` (viewer) shows the probabilities per horizon as of the pair's newest
 stored 5m bar with the training base rates beside them, or why there are none (no active model, no stored
-candles, the prediction withheld: out of distribution, expired, too little history). ``/train [PAIRS] [Nd]``
-(admin) trains the bounded XGBoost reversal model in a worker process (trader.jobs.train) on the newest N days of
-stored candles (default 14); progress, throttling and the Stop button are the backtest's (``ProgressView``). The
-networks (GRU/LSTM) take too long for a phone command: ``bsmart train`` on the server trains them.
+candles, the prediction withheld: out of distribution, expired, too little history). ``/train [PAIRS] [Nd]
+[xgb|gru|lstm]`` (admin) trains the XGBoost reversal model (default) or a GRU/LSTM direction model in a worker
+process (trader.jobs.train; TensorFlow is imported there only) on the newest N days of stored candles (default 14;
+the networks at most 14 days and within ``NET_BOUNDS``, so minutes, not hours); progress, throttling and the Stop
+button are the backtest's (``ProgressView``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bot.telegram.handlers import args
 from bot.telegram.handlers import backtest as bt
 from bot.telegram.registry import Command
 from trader.config.pairs import normalize_pair
-from trader.jobs.train import MAX_DAYS, MAX_PAIRS, TrainAsk, TrainSummary
+from trader.jobs.train import KINDS, MAX_DAYS, MAX_PAIRS, NET_MAX_DAYS, NETS, TrainAsk, TrainSummary
 from trader.service.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -164,10 +165,16 @@ def predict_text(t: Translator, view: Any, tz: str) -> str:
 
 # -- /train -----------------------------------------------------------------------------------------------------------
 def parse(tokens: list[str], quote: str = "USDT") -> TrainAsk:
-    """``[PAIRS] [Nd]`` in any order; raises ``backtest.BadArgument`` with a catalog key."""
+    """``[PAIRS] [Nd] [xgb|gru|lstm]`` in any order; raises ``backtest.BadArgument`` with a catalog key."""
     pairs: tuple[str, ...] | None = None
     days: int | None = None
+    model: str | None = None
     for token in tokens:
+        if token.lower() in KINDS:
+            if model is not None:  # one model per run (and no pair is called GRU)
+                raise bt.BadArgument("train.bad_argument", text=token[:40], max=MAX_DAYS)
+            model = token.lower()
+            continue
         found = _DAYS.match(token.lower())
         if found and days is None:
             days = int(found.group(1))
@@ -185,7 +192,10 @@ def parse(tokens: list[str], quote: str = "USDT") -> TrainAsk:
                 raise bt.BadArgument("train.too_many_pairs", count=len(pairs), max=MAX_PAIRS)
             continue
         raise bt.BadArgument("train.bad_argument", text=token[:40], max=MAX_DAYS)
-    return TrainAsk(pairs=pairs, **({"days": days} if days is not None else {}))
+    if model in NETS and days is not None and days > NET_MAX_DAYS:
+        raise bt.BadArgument("train.net_days", model=model, max=NET_MAX_DAYS)
+    return TrainAsk(pairs=pairs, **({"days": days} if days is not None else {}),
+                    **({"model": model} if model is not None else {}))
 
 
 @dataclass
