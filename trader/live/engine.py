@@ -207,6 +207,11 @@ class LiveEngine:
         desk.entry_block = self._paused
         desk.risk_scale = self._risk_scale
         await desk.load()
+        # The market side (order books, liquidity tiers, maintenance windows, execution optimiser) when configured;
+        # its watch is the gate the risk rules ask unless one was set before start.
+        await desk.start_market()
+        if desk.market is not None and (self.market_gate is None or self._gate_from_desk):
+            self.market_gate, self._gate_from_desk = desk.market, True
         if cfg.reconcile_on_start:
             for r in await desk.reconcile_stops():
                 log.warning("start-up: %s stop %s at %s %s", r.pair, r.action, r.price, r.detail)

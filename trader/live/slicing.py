@@ -152,11 +152,9 @@ class Execution:
                 break
             if late and not self._worth_sending(pair, qty):
                 break
-            ok = await self._one_slice(parent, qty, post_only, deadline)
-            if not ok:
-                stopped = stopped or "slice refused"
-                if parent.filled == 0 and not post_only:
-                    break
+            if not await self._one_slice(parent, qty, post_only, deadline):
+                stopped = "no stop could be placed" if parent.cancel_requested else "a market slice was refused"
+                break
             if parent.filled >= wanted:
                 break
             if late:
@@ -177,7 +175,9 @@ class Execution:
         return qty > 0 and (mid is None or float(qty * mid) >= float(spec.min_notional))
 
     async def _one_slice(self, parent: Tracked, qty: Decimal, post_only: bool, deadline: float) -> bool:
-        """One slice out and followed to its end (a resting one for at most ``slice_wait_s``)."""
+        """One slice out and followed to its end (a resting one for at most ``slice_wait_s``). False stops the
+        slicing: a market slice the exchange refused, or a stop that could not be placed; a post-only slice that
+        did not fill (or would have taken, −5022) is not a failure: the next slice or the fallback follows."""
         pair = parent.pair
         s = parent.spec
         price = None
@@ -199,7 +199,7 @@ class Execution:
         self._tape(parent).client_ids.append(t.cid)
         state = await self._create(t, req)  # type: ignore[attr-defined]
         if state is None:
-            return False
+            return post_only and t.status != "open"  # an unknown outcome is looked up in the background: stop here
         self._publish_placed(t)  # type: ignore[attr-defined]
         self._apply(t, state)  # type: ignore[attr-defined]
         if not await self._guard_stop(parent):
@@ -218,7 +218,7 @@ class Execution:
                 await self.sync_order(t, wait=False)  # type: ignore[attr-defined]
             if not await self._guard_stop(parent):
                 return False
-        return t.filled > 0
+        return True
 
     async def _guard_stop(self, parent: Tracked) -> bool:
         """The stop goes out with the first fill; False when it could not be placed (the position was closed)."""
