@@ -41,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-days", type=float, help="train window length (default: 3 × test)")
     parser.add_argument("--test-days", type=float, help="test window length (default: range / (folds + 3))")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--engine", default="auto", choices=("auto", "screening", "backtrader"),
+                        help="what runs the trials: auto (the screening engine when the strategy has a twin for the "
+                             "run, else Backtrader), screening (refuse without a twin), backtrader (default auto); "
+                             "the best parameters are always re-run on Backtrader")
     parser.add_argument("--pairs", help="comma-separated (default: the config's pair_whitelist)")
     parser.add_argument("--timeframe", default="15m", help="bar size (default 15m)")
     parser.add_argument("--timerange", default="", help="YYYYMMDD-YYYYMMDD, UTC, end exclusive (default: all data)")
@@ -74,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
             epochs=args.epochs, sampler=args.sampler, loss=args.loss, min_trades=args.min_trades,
             drawdown_penalty=args.drawdown_penalty, folds=args.folds, train_days=args.train_days,
             test_days=args.test_days, jobs=args.jobs, storage=args.storage, study_name=args.study_name,
-            seed=args.seed)
+            seed=args.seed, engine=args.engine)
         plan = plan_hyperopt(request)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -83,7 +87,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc} (download it with: bsmart download)", file=sys.stderr)
         return 1
     print(f"data: {data_dir}; study {plan.study_name}: {len(plan.folds)} folds, {len(plan.dims)} parameters "
-          f"({', '.join(d.name for d in plan.dims)})", file=sys.stderr)
+          f"({', '.join(d.name for d in plan.dims)}); trials on "
+          f"{'the screening engine' if plan.engine == 'screening' else 'Backtrader'}"
+          f"{f' ({plan.engine_note})' if plan.engine_note else ''}", file=sys.stderr)
     try:
         result = run_hyperopt(request, progress=_progress, plan=plan)
     except ValueError as exc:  # e.g. the study name exists with other settings
