@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from trader.backtest.runner import BacktestRequest, run_backtest
+from trader.backtest.runner import BacktestRequest, resolve_strategy, run_backtest
+from trader.config.pairs import normalize_pair
+from trader.model.instruments import MissingRules
 from trader.model.rules import resolve_rules
+from trader.optimize.spaces import select_dimensions, to_strategy_params
 from trader.screening.engine import prepare, run_screening, twin_for
 from trader.screening.parity import compare_trades
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "futures"
 
 
 def _random_params(rng: random.Random) -> dict:
@@ -56,6 +59,29 @@ def test_reference_random_parameters(pair: str, timeframe: str) -> None:
     assert total > 10
 
 
+def _space_params(strategy: str, rng: random.Random) -> dict:
+    """A random point of every space the strategy declares (what hyperopt would try)."""
+    cls = resolve_strategy(strategy)
+    dims = select_dimensions(cls, ["all"])
+    return to_strategy_params(cls, {d.name: rng.choice(d.values()) for d in dims})
+
+
+@pytest.mark.parametrize("strategy", ["oscillation", "breakout", "trend"])
+@pytest.mark.parametrize("pair", ["BTC", "ETH", "SOL"])
+def test_managed_strategies(strategy: str, pair: str) -> None:
+    """The three setups on their usual 5m feed (default and random points of their declared spaces) and, for one
+    pair, on a 1m feed."""
+    rng = random.Random(f"{strategy}{pair}")
+    total = _check(BacktestRequest(strategy=strategy, pairs=(pair,), timeframe="5m"))
+    for _ in range(2):
+        total += _check(BacktestRequest(strategy=strategy, pairs=(pair,), timeframe="5m",
+                                        strategy_params=_space_params(strategy, rng), leverage=rng.choice((10, 25))))
+    if pair == "BTC":
+        total += _check(BacktestRequest(strategy=strategy, pairs=(pair,), timeframe="1m",
+                                        strategy_params={"feed_timeframe": "1m"}))
+    assert total > 10
+
+
 def test_liquidations_match() -> None:
     """A leverage and stop that let price reach the liquidation price before the stop: both engines liquidate on
     the same bars at the same price."""
@@ -87,21 +113,46 @@ def test_fallback_reasons() -> None:
     assert twin is None and "one pair" in why
     twin, why = twin_for(BacktestRequest(strategy="master"))
     assert twin is None and "no screening twin" in why
+    twin, why = twin_for(BacktestRequest(strategy="trend", strategy_params={"ml_provider": object()}))
+    assert twin is None and "ML model" in why
+    twin, why = twin_for(BacktestRequest(strategy="rsi_bollinger", strategy_params={"tp_moves": (0.01,) * 4,
+                                                                                     "tp_shares": (0.25,) * 4}))
+    assert twin is None and "take-profit tiers" in why
     with pytest.raises(ValueError, match="no screening twin"):
         run_screening(BacktestRequest(strategy="master"))
 
 
+def _skip_without_rules(pair: str) -> None:
+    """Neither engine can run a pair whose exchange rules (lot step, tick, brackets) are not stored."""
+    try:
+        resolve_rules([normalize_pair(pair)], SHARED)
+    except MissingRules as exc:
+        pytest.skip(str(exc).split(" — ")[0])
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "futures").is_dir(), reason="no ../shared/data")
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared/data")
 @pytest.mark.parametrize("pair", ["BTC", "ETH", "SOL", "BNB", "DOGE", "XRP"])
-def test_reference_shared_data(pair: str) -> None:
-    """Real pairs from ../shared/data: 60 days of 1m (with gaps, mark and funding as stored) and the 15m/1h
-    history, default and random parameters."""
+def test_reference_shared_data_1m(pair: str) -> None:
+    """Real pairs from ../shared/data: every stored 1m bar (gaps split the runs, mark and funding as stored), then
+    15m and 1h where stored, default and random parameters."""
     rng = random.Random(pair)
-    day = 86_400_000
-    end = 1_745_000_000_000 // day * day
-    _check(BacktestRequest(pairs=(pair,), timeframe="1m", data_dir=SHARED, start_ms=end - 60 * day, end_ms=end))
+    _skip_without_rules(pair)
+    _check(BacktestRequest(pairs=(pair,), timeframe="1m", data_dir=SHARED))
+    _check(BacktestRequest(pairs=(pair,), timeframe="1m", data_dir=SHARED, strategy_params=_random_params(rng)))
     for tf in ("15m", "1h"):
-        for k in range(2):
-            _check(BacktestRequest(pairs=(pair,), timeframe=tf, data_dir=SHARED,
-                                   strategy_params={} if k == 0 else _random_params(rng)))
+        if (SHARED / f"{pair}_USDT_USDT-{tf}-futures.parquet").exists():
+            _check(BacktestRequest(pairs=(pair,), timeframe=tf, data_dir=SHARED))
+            _check(BacktestRequest(pairs=(pair,), timeframe=tf, data_dir=SHARED, strategy_params=_random_params(rng)))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared/data")
+@pytest.mark.parametrize("pair", ["BTC", "ETH", "SOL", "ADA", "1000PEPE"])
+def test_reference_shared_data_hourly(pair: str) -> None:
+    """The hourly history (years), several leverage levels."""
+    rng = random.Random(pair + "1h")
+    _skip_without_rules(pair)
+    for lev in (10, 25, 50):
+        _check(BacktestRequest(pairs=(pair,), timeframe="1h", data_dir=SHARED, leverage=lev,
+                               strategy_params=_random_params(rng)))

@@ -32,10 +32,12 @@ from trader.model.instruments import InstrumentSpec
 from trader.model.rules import resolve_rules
 from trader.performance.metrics import compute_metrics
 from trader.screening import kernel as K
+from trader.screening.managed import ManagedSession, ml_in_play
 from trader.screening.reference import ReferenceSession
 from trader.screening.rules import bracket_array, decimals
 from trader.strategy.base import Candles, FuturesStrategy
 from trader.strategy.reference import RsiBollingerStrategy
+from trader.strategy.strategies import BreakoutStrategy, OscillationStrategy, TrendStrategy
 
 ENGINE_SCREENING = "screening"
 ENGINE_BACKTRADER = "backtrader"
@@ -47,11 +49,18 @@ class Twin:
     makes its entry decisions (``settle`` / ``decide``, see trader/screening/reference.py)."""
 
     strategy: type[FuturesStrategy]
-    session: Callable[..., ReferenceSession]
+    session: Callable[..., ReferenceSession | ManagedSession]
+    tp_params: tuple[str, ...] = ("tp_moves",)  # take-profit tier parameters (the kernel tags three tiers)
     max_tp_tiers: int = 3
 
 
-TWINS: dict[type[FuturesStrategy], Twin] = {RsiBollingerStrategy: Twin(RsiBollingerStrategy, ReferenceSession)}
+_GRADE_TPS = ("g1_tp_moves", "g2_tp_moves", "g3_tp_moves")
+TWINS: dict[type[FuturesStrategy], Twin] = {
+    RsiBollingerStrategy: Twin(RsiBollingerStrategy, ReferenceSession),
+    OscillationStrategy: Twin(OscillationStrategy, ManagedSession, _GRADE_TPS),
+    BreakoutStrategy: Twin(BreakoutStrategy, ManagedSession, _GRADE_TPS),
+    TrendStrategy: Twin(TrendStrategy, ManagedSession, _GRADE_TPS),
+}
 
 
 def twin_for(request: BacktestRequest) -> tuple[Twin | None, str]:
@@ -65,8 +74,10 @@ def twin_for(request: BacktestRequest) -> tuple[Twin | None, str]:
     if getattr(request, "market_gate", None) is not None:
         return None, "market-side entry rules (liquidity tiers, maintenance windows) need Backtrader"
     params = cls.param_values(request.strategy_params)
-    if len(params.get("tp_moves", ())) > twin.max_tp_tiers:
+    if any(len(params.get(k, ())) > twin.max_tp_tiers for k in twin.tp_params):
         return None, f"more than {twin.max_tp_tiers} take-profit tiers"
+    if twin.session is ManagedSession and ml_in_play(params):
+        return None, "grade 3 asks the active ML model, which only the Backtrader path consults"
     return twin, ""
 
 
@@ -92,7 +103,7 @@ class ScreeningData:
     key: tuple[Any, ...] = field(default=())
 
 
-def _key(request: BacktestRequest) -> tuple[Any, ...]:
+def data_key(request: BacktestRequest) -> tuple[Any, ...]:
     return (tuple(normalize_pair(p) for p in request.pairs), request.timeframe, request.start_ms, request.end_ms,
             str(request.data_dir), request.use_mark, request.use_funding, id(request.candles))
 
@@ -143,7 +154,7 @@ def prepare(request: BacktestRequest) -> ScreeningData:
                                                 vol)))
     if not len(common):
         raise ValueError("no candles in the requested range for all pairs together")
-    return ScreeningData(pair, tf, rules.specs[pair], segs, runs, common, gaps, assumptions, _key(request))
+    return ScreeningData(pair, tf, rules.specs[pair], segs, runs, common, gaps, assumptions, data_key(request))
 
 
 def _params_array(request: BacktestRequest, params: Mapping[str, Any], spec: InstrumentSpec) -> np.ndarray:
@@ -157,9 +168,6 @@ def _params_array(request: BacktestRequest, params: Mapping[str, Any], spec: Ins
     P[K.P_TICK] = spec.tick_size
     P[K.P_TICK_DEC] = decimals(spec.tick_size)
     P[K.P_LIQ_RATE] = spec.liquidation_fee
-    P[K.P_TIME_STOP] = params["time_stop_bars"]
-    P[K.P_BREAKEVEN] = 1.0 if params["breakeven"] else 0.0
-    P[K.P_TRAIL_MULT] = params["trail_atr_multiplier"]
     P[K.P_TRAIL_STEP] = params["trail_min_step"]
     P[K.P_STRAT_FEE] = params["taker_fee"]
     return P
@@ -173,7 +181,7 @@ def run_screening(request: BacktestRequest, data: ScreeningData | None = None) -
         raise ValueError(why)
     cls = twin.strategy
     params = cls.param_values(request.strategy_params)
-    if data is None or data.key != _key(request):
+    if data is None or data.key != data_key(request):
         data = prepare(request)
     spec = data.spec
     tf_ms = timeframe_ms(request.timeframe)
@@ -224,11 +232,15 @@ def _run_segment(twin: Twin, params: Mapping[str, Any], spec: InstrumentSpec, le
     ind = twin.strategy.compute_indicators(run.candles, params)
     a = run.arrays
     n = len(run.ts)
+    session = twin.session(twin.strategy, params, spec, lev, pair, run.ts, bar_ms, a.close, ind)
+    P = P.copy()
+    P[K.P_MODE] = session.mode
+    P[K.P_TIME_STOP] = getattr(session, "time_stop_bars", 0.0)
+    P[K.P_BREAKEVEN] = 1.0 if getattr(session, "breakeven", True) else 0.0
     bars = np.empty((K.N_BAR_ROWS, n))
     bars[K.BO], bars[K.BH], bars[K.BL], bars[K.BC] = a.open, a.high, a.low, a.close
     bars[K.BRATIO] = a.mark_ratio
-    bars[K.BSIG] = ind["signal"]
-    bars[K.BATR] = ind["atr"]
+    bars[K.BSIG], bars[K.BATR], bars[K.BEXL], bars[K.BEXS] = session.rows
     st = np.zeros(K.N_STATE)
     st[K.S_WALLET] = wallet
     st[K.S_LP_DIRTY] = 1.0
@@ -240,7 +252,6 @@ def _run_segment(twin: Twin, params: Mapping[str, Any], spec: InstrumentSpec, le
     fmark = a.funding_mark if len(a.funding_mark) else np.full(len(a.funding_ms), np.nan)
     fms = np.ascontiguousarray(a.funding_ms, dtype="int64")
     frate = np.ascontiguousarray(a.funding_rate, dtype="float64")
-    session = twin.session(params, spec, lev, pair, run.ts, bar_ms, a.close, bars[K.BATR])
     start = 0
     while True:
         code, i = K.run(bars, run.ts, fms, frate, fmark, P, br, st, orders, kids, trades_arr, equity, start)
@@ -260,7 +271,7 @@ def _run_segment(twin: Twin, params: Mapping[str, Any], spec: InstrumentSpec, le
         if order is not None:
             session.trades_at_entry = ntr
             K.place_entry(st, orders, kids, float(order.side), order.qty, order.stop, order.tp_prices,
-                          order.tp_qtys)
+                          order.tp_qtys, order.trail_mult, order.trail_on_fill, order.hold_ms, float(run.ts[i]))
         start = i + 1
     for row in trades_arr[: int(st[K.S_NTRADES])]:
         trades.append(_record(row, run.ts, pair))

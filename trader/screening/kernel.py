@@ -27,21 +27,26 @@ from numba import njit
 
 from trader.screening import rules as r
 
-# bars rows
-BO, BH, BL, BC, BRATIO, BSIG, BATR = 0, 1, 2, 3, 4, 5, 6
-N_BAR_ROWS = 7
+# bars rows (BATR: the ATR the trailing stop reads; BEXL/BEXS: the setup's exit events, 1.0 on an exit bar)
+BO, BH, BL, BC, BRATIO, BSIG, BATR, BEXL, BEXS = range(9)
+N_BAR_ROWS = 9
 
 # params (float64)
 (P_LEV, P_MAKER, P_TAKER, P_SLIP_BPS, P_SLIP_RANGE, P_STEP, P_TICK, P_TICK_DEC, P_LIQ_RATE, P_TIME_STOP,
- P_BREAKEVEN, P_TRAIL_MULT, P_TRAIL_STEP, P_STRAT_FEE) = range(14)
-N_PARAMS = 14
+ P_BREAKEVEN, P_TRAIL_MULT, P_TRAIL_STEP, P_STRAT_FEE, P_MODE) = range(15)
+N_PARAMS = 15
+# P_MODE: how the strategy manages a position
+MODE_REFERENCE = 0.0  # RsiBollingerStrategy: time stop in bars held, break-even always, trailing after tp1
+MODE_MANAGED = 1.0  # ManagedStrategy: time stop in ms since the decision, setup exit signal, break-even only when
+#                     tighter, trailing after tp1 or (breakout) from the entry fill
 
 # order kinds and tags
 K_MARKET, K_STOP, K_LIMIT = 1.0, 2.0, 3.0
 F_REDUCE, F_CLOSE = 1.0, 2.0
-TAG_ENTRY, TAG_STOP, TAG_STOP_BE, TAG_STOP_TRAIL, TAG_TP1, TAG_TP2, TAG_TP3, TAG_TIME, TAG_END, TAG_LIQ = range(10)
+TAG_ENTRY, TAG_STOP, TAG_STOP_BE, TAG_STOP_TRAIL, TAG_TP1, TAG_TP2, TAG_TP3, TAG_TIME, TAG_END, TAG_LIQ, TAG_EXIT = (
+    range(11))
 TAG_NAMES = ("entry", "stop", "stop_breakeven", "stop_trail", "tp1", "tp2", "tp3", "time_stop", "end_of_run",
-             "liquidation")
+             "liquidation", "exit_signal")
 O_KIND, O_BUY, O_PRICE, O_QTY, O_TAG, O_FLAG = range(6)
 N_ORDER_COLS = 6
 MAX_ORDERS = 16
@@ -60,8 +65,10 @@ MAX_ORDERS = 16
  # notification order, and the first order notification of a bar that ends flat hands it to the risk book —
  # a stop replaced on the previous bar is notified (cancelled) before this bar's fills, so it hands the P&L as it
  # stood at the bar's start
- S_REAL, S_SNAP, S_SEEN, S_REPLACED) = range(47)
-N_STATE = 47
+ S_REAL, S_SNAP, S_SEEN, S_REPLACED,
+ # the position's own management settings, fixed at the entry decision
+ S_TRAIL_MULT, S_TRAIL_ON_FILL, S_HOLD_MS, S_OPEN_TS) = range(51)
+N_STATE = 51
 
 # trades columns
 (T_OPEN_I, T_CLOSE_I, T_SIDE, T_QTY, T_ENTRY, T_EXIT, T_RPNL, T_FEES, T_FUND, T_LIQFEE, T_REASON, T_FILLS, T_LIQ,
@@ -471,14 +478,17 @@ def run(bars: np.ndarray, ts: np.ndarray, fms: np.ndarray, frate: np.ndarray, fm
         # --- strategy.notify_order for this bar's notifications ---
         if st[S_EV_ENTRY_FILLED] > 0:
             st[S_ENTRY_PRICE] = st[S_EV_ENTRY_PRICE]
+            if st[S_TRAIL_ON_FILL] > 0 and st[S_TRAIL_MULT] > 0:
+                st[S_TRAILING] = 1.0
         if st[S_EV_ENTRY_DEAD] > 0:
             st[S_ENTRY_ACTIVE] = 0.0
         if pos != 0 and st[S_EV_TP1] > 0:
             side = 1.0 if pos > 0 else -1.0
             if P[P_BREAKEVEN] > 0:
                 be = r.round_price(st[S_ENTRY_PRICE] * (1 + side * 2 * P[P_STRAT_FEE]), P[P_TICK], tick_dec)
-                _replace_stop(st, orders, be, TAG_STOP_BE)
-            st[S_TRAILING] = 1.0 if P[P_TRAIL_MULT] > 0 else 0.0
+                if P[P_MODE] == MODE_REFERENCE or side * (be - st[S_STOP_PRICE]) > 0:
+                    _replace_stop(st, orders, be, TAG_STOP_BE)
+            st[S_TRAILING] = 1.0 if st[S_TRAIL_MULT] > 0 else 0.0
         if pos == 0 and (st[S_EV_OTHER_DEAD] > 0 or st[S_EV_ENTRY_DEAD] > 0):
             st[S_ENTRY_ACTIVE] = 0.0
             st[S_HELD] = 0.0
@@ -486,17 +496,31 @@ def run(bars: np.ndarray, ts: np.ndarray, fms: np.ndarray, frate: np.ndarray, fm
             st[S_TRAILING] = 0.0
         # --- strategy.next ---
         if pos != 0:
-            st[S_HELD] += 1.0
-            if st[S_HELD] >= P[P_TIME_STOP] and st[S_EXITING] == 0:
+            exit_tag = -1.0
+            trail = False
+            if P[P_MODE] == MODE_REFERENCE:
+                st[S_HELD] += 1.0
+                if st[S_HELD] >= P[P_TIME_STOP] and st[S_EXITING] == 0:
+                    exit_tag = TAG_TIME
+                elif st[S_TRAILING] > 0 and st[S_EXITING] == 0:
+                    trail = True
+            elif st[S_EXITING] == 0:
+                if ts[i] - st[S_OPEN_TS] >= st[S_HOLD_MS]:
+                    exit_tag = TAG_TIME
+                elif (bars[BEXL, i] if pos > 0 else bars[BEXS, i]) == 1.0:
+                    exit_tag = TAG_EXIT
+                elif st[S_TRAILING] > 0:
+                    trail = True
+            if exit_tag >= 0:
                 st[S_EXITING] = 1.0
                 st[S_NORD] = _append(orders, int(st[S_NORD]), K_MARKET, 1.0 if pos < 0 else 0.0, 0.0, abs(pos),
-                                     TAG_TIME, F_REDUCE)
-            elif st[S_TRAILING] > 0 and st[S_EXITING] == 0:
+                                     exit_tag, F_REDUCE)
+            elif trail:
                 atr = bars[BATR, i]
                 if math.isfinite(atr) and atr > 0:
                     side = 1.0 if pos > 0 else -1.0
                     c = bars[BC, i]
-                    cand = r.round_price(c - side * P[P_TRAIL_MULT] * atr, P[P_TICK], tick_dec)
+                    cand = r.round_price(c - side * st[S_TRAIL_MULT] * atr, P[P_TICK], tick_dec)
                     if side * (cand - st[S_STOP_PRICE]) > P[P_TRAIL_STEP] * c:
                         _replace_stop(st, orders, cand, TAG_STOP_TRAIL)
             continue
@@ -521,7 +545,8 @@ def run(bars: np.ndarray, ts: np.ndarray, fms: np.ndarray, frate: np.ndarray, fm
 
 @njit(cache=True)
 def place_entry(st: np.ndarray, orders: np.ndarray, kids: np.ndarray, side: float, qty: float, stop: float,
-                tp_prices: np.ndarray, tp_qtys: np.ndarray) -> None:
+                tp_prices: np.ndarray, tp_qtys: np.ndarray, trail_mult: float, trail_on_fill: bool,
+                hold_ms: float, open_ts: float) -> None:
     """FuturesStrategy.open_position for a decided entry: a market order with a close-position stop and reduce-only
     take-profit children (tiers with zero quantity are not sent), and the strategy's per-pair state reset."""
     buy = 1.0 if side > 0 else 0.0
@@ -538,3 +563,7 @@ def place_entry(st: np.ndarray, orders: np.ndarray, kids: np.ndarray, side: floa
     st[S_STOP_PRICE] = stop
     st[S_TRAILING] = 0.0
     st[S_REAL] = 0.0
+    st[S_TRAIL_MULT] = trail_mult
+    st[S_TRAIL_ON_FILL] = 1.0 if trail_on_fill else 0.0
+    st[S_HOLD_MS] = hold_ms
+    st[S_OPEN_TS] = open_ts

@@ -36,6 +36,19 @@ class EntryOrder:
     stop: float  # rounded to the tick, as open_position sends it
     tp_prices: np.ndarray
     tp_qtys: np.ndarray
+    trail_mult: float  # ATRs behind the close once trailing (0: never)
+    trail_on_fill: bool = False  # trail from the entry fill rather than from the first target
+    hold_ms: float = 0.0  # time stop (managed strategies), from the decision bar's close
+
+
+def settle_book(book: RiskBook, pair: str, closed: list[tuple[float, float]]) -> None:
+    """How the last booked entry ended, as the strategy's notify_order tells it: ``closed`` holds (price P&L as
+    the strategy saw it, wallet then) of the trade it became, or nothing when it never filled."""
+    if closed:
+        pnl, wallet = closed[-1]
+        book.closed(pair, pnl, wallet)
+    else:
+        book.cancelled(pair)
 
 
 class _Line:
@@ -56,8 +69,10 @@ class _Line:
 class ReferenceSession:
     """One segment's strategy state outside the kernel: the risk book and the entry in flight."""
 
-    def __init__(self, params: Mapping[str, Any], spec: InstrumentSpec, leverage: int, pair: str, ts: np.ndarray,
-                 bar_ms: int, close: np.ndarray, atr: np.ndarray) -> None:
+    mode = 0.0  # kernel.MODE_REFERENCE
+
+    def __init__(self, strategy: type, params: Mapping[str, Any], spec: InstrumentSpec, leverage: int, pair: str,
+                 ts: np.ndarray, bar_ms: int, close: np.ndarray, ind: Mapping[str, np.ndarray]) -> None:
         self.p = params
         self.spec = spec
         self.leverage = leverage
@@ -65,7 +80,12 @@ class ReferenceSession:
         self.ts = ts
         self.bar_ms = bar_ms
         self.close = close
-        self.atr = atr
+        self.atr = np.asarray(ind["atr"], dtype="float64")
+        n = len(ts)
+        # The kernel's rows: signal, trailing ATR, exit events (none: the reference exits by stops and time only).
+        self.rows = (np.asarray(ind["signal"], dtype="float64"), self.atr, np.zeros(n), np.zeros(n))
+        self.time_stop_bars = float(params["time_stop_bars"])
+        self.breakeven = bool(params["breakeven"])
         self.book = RiskBook(limits_from_params(params))
         self.pending = False  # an entry was sized and booked as open; its outcome is told before the next one
         self.trades_at_entry = 0
@@ -77,11 +97,7 @@ class ReferenceSession:
         became, or nothing when it never filled (rejected, or dropped at the fill)."""
         if not self.pending:
             return
-        if closed:
-            pnl, wallet = closed[-1]
-            self.book.closed(self.pair, pnl, wallet)
-        else:
-            self.book.cancelled(self.pair)
+        settle_book(self.book, self.pair, closed)
         self.pending = False
 
     def decide(self, i: int, side: int, wallet: float, available: float, mark: float) -> EntryOrder | None:
@@ -111,4 +127,4 @@ class ReferenceSession:
         tps = [(ref * (1 + side * m), q) for m, q in zip(p["tp_moves"], shares, strict=True)]
         return EntryOrder(side, qty, spec.round_price(stop),
                           np.array([spec.round_price(px) for px, _ in tps], dtype="float64"),
-                          np.array([q for _, q in tps], dtype="float64"))
+                          np.array([q for _, q in tps], dtype="float64"), float(p["trail_atr_multiplier"]))
