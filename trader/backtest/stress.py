@@ -9,6 +9,7 @@ equal to last during the scenario: stored mark candles would contradict the rewr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -66,10 +67,29 @@ class StressResult:
     scenario: FlashCrash
     baseline: BacktestResult
     stressed: BacktestResult
+    engine: str = "backtrader"
 
 
-def stress_test(request: BacktestRequest, scenario: FlashCrash | None = None) -> StressResult:
-    """Run ``request`` as is and with ``scenario`` applied to every pair (same engine, strategy, parameters)."""
+def _runner(request: BacktestRequest, engine: str) -> tuple[Callable[[BacktestRequest], BacktestResult], str]:
+    """Backtrader, or the screening engine (trade-for-trade equal, trader/screening) when asked and available."""
+    if engine not in ("backtrader", "screening", "auto"):
+        raise ValueError(f"unknown engine {engine!r}; known: auto, screening, backtrader")
+    if engine == "backtrader":
+        return run_backtest, "backtrader"
+    from trader.screening.engine import run_screening, twin_for
+
+    twin, why = twin_for(request)
+    if twin is None:
+        if engine == "screening":
+            raise ValueError(f"no screening engine for this run: {why}")
+        return run_backtest, "backtrader"
+    return run_screening, "screening"
+
+
+def stress_test(request: BacktestRequest, scenario: FlashCrash | None = None, engine: str = "backtrader",
+                ) -> StressResult:
+    """Run ``request`` as is and with ``scenario`` applied to every pair (same engine, strategy, parameters).
+    ``engine``: "backtrader", "screening" (refused without a twin) or "auto" (screening where it has a twin)."""
     scenario = scenario or FlashCrash()
     data_dir = request.data_dir or bundled_data_dir()
     pairs = tuple(normalize_pair(p) for p in request.pairs)
@@ -80,6 +100,7 @@ def stress_test(request: BacktestRequest, scenario: FlashCrash | None = None) ->
                   for p in pairs}
     base_req = replace(request, pairs=pairs, candles=frames, use_mark=False)
     crashed = {p: scenario.apply(df) for p, df in frames.items()}
-    baseline = run_backtest(base_req)
-    stressed = run_backtest(replace(base_req, candles=crashed))
-    return StressResult(scenario, baseline, stressed)
+    run, used = _runner(base_req, engine)
+    baseline = run(base_req)
+    stressed = run(replace(base_req, candles=crashed))
+    return StressResult(scenario, baseline, stressed, used)
