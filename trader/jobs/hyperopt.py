@@ -64,6 +64,16 @@ class HyperoptSummary:
     trials: int
     table: str
     export: str  # the JSON written under results_dir ("" if none)
+    engine: str = "backtrader"  # what ran the trials: "screening" or "backtrader"
+    # Screening only: did Backtrader, re-running each fold's best parameters, give the same trades and score?
+    engine_agreed: bool | None = None
+
+
+def _agreed(result: Any) -> bool | None:
+    checks = [f.recheck for f in result.folds if f.recheck is not None]
+    if result.engine != "screening" or not checks:
+        return None
+    return all(c.get("trades_equal") and c.get("scores_equal") for c in checks)
 
 
 def _num(value: float) -> float | None:
@@ -118,7 +128,7 @@ def run(spec: HyperoptJobSpec, conn: Any) -> None:
             oos_score=_num(result.oos_score), is_score=_num(result.is_score),
             oos_total_return=_num(result.oos_total_return), oos_worst_drawdown=_num(result.oos_worst_drawdown),
             folds=len(result.folds), trials=sum(f.new_trials for f in result.folds), table=result.table(),
-            export=export)
+            export=export, engine=result.engine, engine_agreed=_agreed(result))
         send("done", summary=summary)
     except Exception as exc:  # the parent reports this text
         send("failed", error=f"{type(exc).__name__}: {exc}", missing=isinstance(exc, FileNotFoundError))

@@ -188,6 +188,11 @@ def result_text(t: Translator, s: HyperoptSummary, elapsed: str) -> str:
              t("hyperopt.result.oos", loss=s.loss, score=_number(s.oos_score),
                total_return=_number(s.oos_total_return, True), drawdown=_number(s.oos_worst_drawdown, True)),
              t("hyperopt.result.is", score=_number(s.is_score))]
+    if s.engine == "screening":
+        lines.append(t("hyperopt.result.engine_differ" if s.engine_agreed is False
+                       else "hyperopt.result.engine_screening"))
+    else:
+        lines.append(t("hyperopt.result.engine_backtrader"))
     if s.best_params:
         lines += ["", t("hyperopt.result.params")] + params_lines(s.best_params) + ["", t("hyperopt.result.apply")]
     else:
