@@ -37,6 +37,7 @@ from trader.ml.registry import ModelError, ModelRegistry
 
 log = logging.getLogger(__name__)
 GRID_MS = 300_000
+MIN_HISTORY_MS = 86_400_000  # below a day the 4h features do not even have a bar: no prediction (warming up)
 LOOKBACK_DAYS = 24.0  # candles read for one prediction: the 1h regime (a 500-bar percentile window, ≈ 21.5 days) and
 # the 4h indicators warm up within it; the 4h percentile ranks (500 bars: 83 days) do not and stay imputed
 
@@ -368,7 +369,7 @@ class LivePredictions:
     def latest(self, pair: str) -> LivePrediction | None:
         with self._cv:
             res = self._results.get(pair)
-            return next(reversed(res.values())) if res else None
+            return res[max(res)] if res else None  # the newest bar (a demanded older one may be computed later)
 
     def view(self, pair: str, now_ms: int | None = None) -> dict[str, Any] | None:
         """For /signals and /status: the newest prediction of ``pair`` as plain data."""
@@ -468,6 +469,10 @@ class LivePredictions:
             df = pd.concat([w.prefix[w.prefix["timestamp"] >= grid - self.lookback_ms], df], ignore_index=True)
         if df.empty:
             return withheld("no candles")
+        span = grid - int(df["timestamp"].iloc[0])
+        if span < MIN_HISTORY_MS:
+            return withheld(f"too little history: {span / 3_600_000:.1f} h of candles, the features need "
+                            f"{MIN_HISTORY_MS // 3_600_000} h (warming up)")
         tf = f"{w.tf_ms // 60_000}m"
         df = fill_gaps(df, tf)
         filled = df.loc[df["filled"], "timestamp"].to_numpy("int64")
@@ -484,6 +489,8 @@ class LivePredictions:
         fs = build_features(analysis, filled)
         if not len(fs) or int(fs.close_ms[-1]) != grid:
             return withheld(f"the {_hm(grid)} grid bar is not complete in the engine's candles")
+        if not fs.sample_ok[-1]:  # what training calls a sample: warmed up, no invented bar, core features known
+            return withheld("the newest bar is not a usable sample yet (warming up, or a filled hole)")
         n = self.predictor.required_rows
         p = self.predictor.predict(fs.X.iloc[-n:], at_ms=grid, now_ms=now)
         score = signed_score(p)

@@ -51,6 +51,7 @@ class PredictView:
     at_ms: int | None = None  # close of the bar predicted from
     reason: str = ""  # "no_model" | "no_data" | free text; empty when ``prediction`` is set
     now_ms: int = 0
+    source: str = "store"  # "engine": the running engine's newest 5m bar (trader.ml.live.LivePredictions)
 
 
 class ResearchService:
@@ -327,7 +328,8 @@ class ResearchService:
         return predictor
 
     async def predict(self, pair: str) -> PredictView:
-        """Probabilities for ``pair`` as of its newest stored bar (with the training base rates beside them), or
+        """Probabilities for ``pair`` as of the running engine's newest 5m bar when the engine's predictions have
+        one (``source`` "engine"), else as of its newest stored bar (with the training base rates beside them), or
         the reason there are none (no usable model, no stored candles)."""
         from trader.ml.live import LOOKBACK_DAYS, StoreRows
 
@@ -338,6 +340,14 @@ class ResearchService:
 
         def run() -> PredictView:
             now = int(time.time() * 1000)
+            from trader.strategy.fusion import get_ml_provider
+
+            latest = getattr(get_ml_provider(), "latest", None)
+            live = latest(canonical) if latest is not None else None
+            if live is not None and live.prediction is not None:
+                # the running engine's own prediction of its newest bar; its age is the time since it was made
+                return PredictView(canonical, live.prediction, live.close_ms,
+                                   now_ms=live.close_ms + max(0, now - live.computed_ms), source="engine")
             predictor = self._predictor()
             if predictor is None:
                 return PredictView(canonical, reason="no_model", now_ms=now)

@@ -140,7 +140,8 @@ def predict_text(t: Translator, view: Any, tz: str) -> str:
     p = view.prediction
     when = fmt.local_time(dt.datetime.fromtimestamp(view.at_ms / 1000, dt.UTC), tz) if view.at_ms else "-"
     age = age_text(t, max(0.0, (view.now_ms - view.at_ms) / 1000)) if view.at_ms else "?"
-    lines = [t("predict.title", pair=pair, time=when, age=age)]
+    title = "predict.title_engine" if getattr(view, "source", "store") == "engine" else "predict.title"
+    lines = [t(title, pair=pair, time=when, age=age)]
     if p.withheld_reason is not None:
         lines.append(t("predict.withheld", reason=p.withheld_reason[:500]))
         return "\n".join(lines)
