@@ -101,3 +101,19 @@ def risk_text(t: Translator, view: Any, tz: str) -> str:
             lines.append(f"{fmt.local_time(at, tz, '%m-%d %H:%M')} " + decision_text(
                 t, r["rule"], r["effect"], r["pair"], "long" if r["side"] > 0 else "short", r["values"]))
     return "\n".join(lines)
+
+
+def tuning_text(t: Translator, p: Any, days: int) -> str:
+    """/risktune: the values in force and the proposal (or why there is none), with the scores behind it."""
+    lines = [t("risktune.title", days=days, trades=p.trades),
+             t("risktune.scores", train_before=_num(p.train_before), train_after=_num(p.train_after),
+               test_before=_num(p.test_before), test_after=_num(p.test_after))]
+    if not p.proposed:
+        return "\n".join([*lines, t("risktune.keep")])
+    lines.append(t("risktune.proposal"))
+    for key, new in p.proposed.items():
+        old = p.current.get(key)
+        shown = (_pct(old), _pct(new)) if key in ("risk_per_trade", "max_total_risk", "max_drawdown") else (
+            _num(old, "{:g}"), _num(new, "{:g}"))
+        lines.append(f"  {key}: {shown[0]} → {shown[1]}")
+    return "\n".join(lines)

@@ -98,3 +98,38 @@ async def test_decisions_are_audited() -> None:
     assert rows == [("engine", "risk_rule", {"rule": "correlation", "effect": "blocked", "pair": BTC, "side": "long",
                                              "v_with": ETH, "v_correlation": 0.93, "v_limit": 0.8},
                      "refused", "correlation blocked")]
+
+
+async def test_risktune_offers_a_proposal_and_applies_it_only_through_the_confirmed_path(bot) -> None:
+    from tests.bot.conftest import ADMIN
+    from trader.risk.tuning import Proposal
+
+    refused = (await bot.ask(ADMIN, "/risktune")).text
+    assert "at least 30 are needed" in refused  # an empty ledger: nothing to tune on
+    assert "needs the" in (await bot.ask(TRADER, "/risktune")).text
+    assert "is not a whole number from 7 to 365" in (await bot.ask(ADMIN, "/risktune 3")).text
+    current = {"risk_per_trade": 0.02, "max_total_risk": 0.1, "loss_streak": 3, "streak_size": 0.5,
+               "max_drawdown": 0.2, "drawdown_budget": 0.5}
+
+    async def propose(days: int) -> Proposal:
+        return Proposal(90, current, {"risk_per_trade": 0.012, "loss_streak": 2}, 1.0, 2.0, 0.5, 0.9)
+
+    bot.service.propose_risk_params = propose
+    shown = await bot.ask(ADMIN, "/risktune 60")
+    assert "last 60 days: 90 closed trades" in shown.text and "risk_per_trade: 2.00% → 1.20%" in shown.text
+    assert bot.service.strategy_params() == {}  # nothing applied before Apply and Confirm
+    query = bot.tg.press_button(ADMIN, shown, shown.buttons()[0].callback_data)
+    await bot.tg.wait_for_answer(query)
+    question = await bot.tg.wait_for_sent(ADMIN, lambda m: bool(m.buttons()))
+    assert "Apply these parameters" in question.text and "risk_per_trade" in question.text
+    done = await bot.press(ADMIN, question)
+    assert "Parameters applied" in done.text
+    assert bot.service.strategy_params() == {"risk_per_trade": 0.012, "loss_streak": 2}
+    assert any(a.action == "apply_strategy_params" and a.outcome == "ok" for a in bot.audit())
+
+    async def nothing_better(days: int) -> Proposal:
+        return Proposal(90, current, {}, 1.0, 2.0, 0.5, 0.4)
+
+    bot.service.propose_risk_params = nothing_better
+    kept = await bot.ask(ADMIN, "/risktune")
+    assert "keep them" in kept.text and not kept.buttons()

@@ -73,6 +73,7 @@ class ServiceProxy(_Proxy):
     strategy_now = _remote("strategy_now")
     signals = _remote("signals")
     risk = _remote("risk")
+    propose_risk_params = _remote("propose_risk_params")
     check_ledger = _remote("check_ledger")
     now = _remote("now")
 

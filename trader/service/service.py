@@ -659,6 +659,26 @@ class TradingService:
         state = await read() if running and read is not None else None
         return RiskView(self.strategy, running, state, limits)
 
+    async def propose_risk_params(self, days: int = 30) -> Any:
+        """Re-tune the risk parameters over the closed trades of the last ``days`` (trader.risk.tuning: optuna TPE,
+        only ever lowering risk, judged out of sample). A read: the proposal is applied, if at all, through
+        ``apply_strategy_params`` (an admin confirms; audited). Refused with fewer trades than tuning needs."""
+        from trader.risk.limits import limits_from_params, risk_params
+        from trader.risk.tuning import outcomes_from_ledger, tune
+
+        if not 7 <= days <= 365:
+            raise ServiceError("invalid_argument", f"days must be 7..365, got {days}")
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        current = limits_from_params({**risk_params(self.settings), **self.strategy_params()})
+
+        def run() -> Any:
+            return tune(outcomes_from_ledger(self.core.sessions, since, self.settings.dry_run), current)
+
+        try:
+            return await asyncio.to_thread(run)
+        except ValueError as exc:
+            raise ServiceError("refused", str(exc)) from None
+
     async def signals(self, pair: str | None = None) -> SignalsView:
         """What the running strategy sees (its ``status()``: per pair regime, route, readiness, last graded
         signal, the open position's setup; the fusion weights), as a snapshot taken between bars. ``available``
