@@ -72,7 +72,13 @@ class EngineStateError(RuntimeError):
 
 
 class ForceRefused(RuntimeError):
-    """A forced entry that was not sent, and why (in words a user can act on)."""
+    """A forced entry that was not sent, and why (in words a user can act on); a risk rule's refusal also names
+    the rule and its numbers, so a front end can say it in the user's language."""
+
+    def __init__(self, message: str, *, rule: str = "", values: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.values = dict(values or {})
 
 
 @dataclass
@@ -304,6 +310,7 @@ class LiveEngine:
             if self.desk._balance_task is not None:
                 await asyncio.gather(self.desk._balance_task, return_exceptions=True)
             await self.desk.close()
+            self.desk.ledger.close()
         if self.client is not None:
             await self.client.close()
         self.store = None
@@ -424,7 +431,8 @@ class LiveEngine:
                     hit = decision.blocked
                     if hit is not None:
                         detail = ", ".join(f"{k} {v}" for k, v in hit.values.items())
-                        raise ForceRefused(f"the {hit.rule} risk rule refuses this entry ({detail})")
+                        raise ForceRefused(f"the {hit.rule} risk rule refuses this entry ({detail})", rule=hit.rule,
+                                           values=dict(hit.values))
                     size = sized.qty
                 if not size:
                     raise ForceRefused(

@@ -2,10 +2,13 @@
 
 An order's row is committed *before* the order is sent, under its deterministic client id, so a restart finds
 every order it may have sent and resolves it by that id (``ExchangeClient.find_order``) instead of sending again.
-Those inserts sit between a candle and its order, so they are plain Core inserts in one short transaction. What
-follows a fill (order status, fill rows, the trade's running numbers) is queued and written by ``flush`` once the
-protective orders are out: the exchange stays the truth for fills, and recovery re-reads it after a crash.
-Without a database (tests, benches) the ledger keeps the same bookkeeping in memory and starts trade ids from the
+Those inserts sit between a candle and its order, so they take the shortest path there is: statements built once
+and executed with parameters on a connection kept for them (no session, no per-call statement building: ~0.1 ms
+instead of ~0.4–0.7 ms of Python holding the GIL the strategy thread also wants). On SQLite that connection never
+checkpoints the WAL (a checkpoint syncs the file: milliseconds); the deferred writes below do, on a pooled
+connection, when no order is on its way. What follows a fill (order status, fill rows, the trade's running numbers)
+is queued and written by ``flush`` once the protective orders are out: the exchange stays the truth for fills, and
+recovery re-reads it after a crash. Without a database (tests, benches) the ledger keeps the same bookkeeping in memory and starts trade ids from the
 clock, so two runs on one account never reuse an id.
 """
 
@@ -20,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from trader.execution.quality import ExecutionRecord
 from trader.persistence.database import transaction
@@ -79,6 +83,32 @@ class Ledger:
         self._pending: list[Callable[[Session], None]] = []
         self._external: set[str] = set()
         self.executions: list[ExecutionRecord] = []  # this run's, also without a database (tests, benches)
+        self._ins_trade = insert(Trade.__table__)
+        self._ins_order = insert(Order.__table__)
+        self._wal_lock = threading.Lock()
+        self._wal_conn: Connection | None = None
+
+    def _write_ahead(self) -> Connection | None:
+        """The connection the write-ahead inserts use (None: go through a session, e.g. an in-memory SQLite
+        database whose single shared connection the sessions hold)."""
+        if self._wal_conn is not None or self.sessions is None:
+            return self._wal_conn
+        engine = self.sessions.kw.get("bind")
+        if not isinstance(engine, Engine) or isinstance(engine.pool, StaticPool):
+            return None
+        conn = engine.connect()
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            conn.commit()
+        self._wal_conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Give the write-ahead connection back (the engine's pool keeps or closes it)."""
+        with self._wal_lock:
+            if self._wal_conn is not None:
+                self._wal_conn.close()
+                self._wal_conn = None
 
     # -- ids ----------------------------------------------------------------------------------------------------
     def next_seq(self, trade_id: int, purpose: str) -> int:
@@ -112,19 +142,27 @@ class Ledger:
                 first_order(tid)
             return tid
         now = utc_from_ms(time_ms) if time_ms else dt.datetime.now(dt.timezone.utc)
-        with self.sessions() as s, s.begin():
-            conn = s.connection()
-            tid = int(conn.execute(insert(Trade.__table__).values(
-                pair=pair, side=side, leverage=leverage, amount=ZERO, amount_open=ZERO, stake=ZERO, open_rate=ZERO,
-                stop_price=stop_price, fees=ZERO, funding=ZERO, realized_pnl=ZERO, status="open",
-                strategy=self.strategy, enter_tag=enter_tag[:64], dry_run=self.dry_run, open_date=now,
-            )).inserted_primary_key[0])
-            with self._lock:
-                self._fresh.add(tid)
-            if first_order is not None:
-                row = first_order(tid)
-                self._order_ids[row.cid] = int(conn.execute(insert(Order.__table__).values(
-                    **self._order_values(row))).inserted_primary_key[0])
+        values = dict(pair=pair, side=side, leverage=leverage, amount=ZERO, amount_open=ZERO, stake=ZERO,
+                      open_rate=ZERO, stop_price=stop_price, fees=ZERO, funding=ZERO, realized_pnl=ZERO,
+                      status="open", strategy=self.strategy, enter_tag=enter_tag[:64], dry_run=self.dry_run,
+                      open_date=now)
+        with self._wal_lock:
+            conn = self._write_ahead()
+            if conn is not None:
+                with conn.begin():
+                    return self._insert_trade(conn, values, first_order)
+            with self.sessions() as s, s.begin():
+                return self._insert_trade(s.connection(), values, first_order)
+
+    def _insert_trade(self, conn: Connection, values: dict[str, object],
+                      first_order: Callable[[int], OrderRow] | None) -> int:
+        tid = int(conn.execute(self._ins_trade, values).inserted_primary_key[0])
+        with self._lock:
+            self._fresh.add(tid)
+        if first_order is not None:
+            row = first_order(tid)
+            self._order_ids[row.cid] = int(conn.execute(self._ins_order, self._order_values(row))
+                                           .inserted_primary_key[0])
         return tid
 
     def update_trade(self, trade_id: int, **fields: object) -> None:
@@ -172,9 +210,16 @@ class Ledger:
         if self.sessions is None or row.cid in self._order_ids:
             return
         try:
-            with self.sessions() as s, s.begin():
-                self._order_ids[row.cid] = int(s.connection().execute(
-                    insert(Order.__table__).values(**self._order_values(row))).inserted_primary_key[0])
+            with self._wal_lock:
+                conn = self._write_ahead()
+                if conn is not None:
+                    with conn.begin():
+                        self._order_ids[row.cid] = int(conn.execute(self._ins_order, self._order_values(row))
+                                                       .inserted_primary_key[0])
+                else:
+                    with self.sessions() as s, s.begin():
+                        self._order_ids[row.cid] = int(s.connection().execute(
+                            self._ins_order, self._order_values(row)).inserted_primary_key[0])
         except IntegrityError:  # a restart re-placing under the same id: the row is there already
             with transaction(self.sessions) as s:
                 existing = s.scalar(select(Order.id).where(Order.client_order_id == row.cid))
