@@ -23,6 +23,7 @@ from bot.telegram import confirm, menu
 from bot.telegram.buttons import ButtonStore
 from bot.telegram.context import DEPS_KEY, BotDeps
 from bot.telegram.handlers import default_registry
+from bot.telegram.handlers import risk as risk_handlers
 from bot.telegram.notifier import Notifier, details_handler
 from bot.telegram.permissions import AccessControl, gate
 from bot.telegram.report import ReportScheduler
@@ -165,6 +166,7 @@ def build_application(
     deps.notifier = Notifier(deps, app.bot, **(notifier_options or {}))
     if app.job_queue is not None:
         deps.reports = ReportScheduler(app.job_queue, deps)
+        risk_handlers.schedule_weekly(app.job_queue)  # the weekly risk re-tuning offer to admins
     app.bot_data[DEPS_KEY] = deps
     app.add_handler(TypeHandler(Update, gate), group=-1)
     for handler in registry.handlers():

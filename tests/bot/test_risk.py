@@ -133,3 +133,29 @@ async def test_risktune_offers_a_proposal_and_applies_it_only_through_the_confir
     bot.service.propose_risk_params = nothing_better
     kept = await bot.ask(ADMIN, "/risktune")
     assert "keep them" in kept.text and not kept.buttons()
+
+
+async def test_the_weekly_offer_goes_to_admins_and_applies_only_when_confirmed(bot) -> None:
+    from bot.telegram.handlers.risk import WEEKLY_JOB, offer_tuning
+    from tests.bot.conftest import ADMIN
+    from trader.risk.tuning import Proposal
+
+    assert bot.app.job_queue.get_jobs_by_name(WEEKLY_JOB)  # scheduled with the bot
+    assert await offer_tuning(bot.app.bot, bot.deps) == 0  # no trades: nothing offered, nobody disturbed
+    current = {"risk_per_trade": 0.02, "max_total_risk": 0.1, "loss_streak": 3, "streak_size": 0.5,
+               "max_drawdown": 0.2, "drawdown_budget": 0.5}
+
+    async def propose(days: int) -> Proposal:
+        return Proposal(80, current, {"max_total_risk": 0.06}, 1.0, 1.5, 0.4, 0.7)
+
+    bot.service.propose_risk_params = propose
+    await bot.ask(ADMIN, "/help")  # Telegram delivers only to a user who opened the chat
+    assert await offer_tuning(bot.app.bot, bot.deps) == 1  # the one admin
+    offer = await bot.tg.wait_for_sent(ADMIN, lambda m: bool(m.buttons()))
+    assert "This week's risk re-tuning" in offer.text and "max_total_risk: 10.00% → 6.00%" in offer.text
+    assert bot.service.strategy_params() == {}
+    query = bot.tg.press_button(ADMIN, offer, offer.buttons()[0].callback_data)
+    await bot.tg.wait_for_answer(query)
+    question = await bot.tg.wait_for_sent(ADMIN, lambda m: "Apply these parameters" in (m.text or ""))
+    await bot.press(ADMIN, question)
+    assert bot.service.strategy_params() == {"max_total_risk": 0.06}
