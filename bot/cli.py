@@ -31,7 +31,10 @@ COMMAND_MODULES = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command, or with ``only`` (a command's name) just that one: each command module imports what its
+    command needs (the live engine, ccxt, Telegram, TensorFlow...), and ``bsmart backtest`` should not pay seconds
+    and hundreds of MB of imports for ``bsmart run``'s modules."""
     parser = argparse.ArgumentParser(
         prog="bsmart",
         description="binance-smart: Binance USDⓈ-M futures trading, controlled from Telegram.",
@@ -39,12 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bsmart {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+        if only is None or name == f"bot.commands.{only}":
+            importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    first = args_in[0] if args_in else ""
+    # A known command name first: load that command alone (its module registers the same name).
+    parser = build_parser(first if f"bot.commands.{first}" in COMMAND_MODULES else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

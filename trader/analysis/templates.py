@@ -14,7 +14,6 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
-from dtaidistance import dtw
 from numpy.lib.stride_tricks import sliding_window_view
 
 Array = np.ndarray
@@ -80,6 +79,8 @@ def template_distances(close: Array, p: TemplateParams | None = None,
     if valid.any():
         series = np.ascontiguousarray(np.vstack([curves, windows[valid]]))
         k = len(templates)
+        from dtaidistance import dtw  # imported here: every strategy import reaches this module, few run DTW
+
         flat = np.asarray(dtw.distance_matrix_fast(series, window=max(1, int(p.band * L)),
                                                    block=((0, k), (k, len(series))), compact=True, parallel=False))
         dist[:, valid] = flat.reshape(k, -1)

@@ -124,6 +124,7 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
         super().__init__()
         self._pairs: dict[bt.DataBase, _Pair] = {}
         self._arrays: dict[str, PairData] = {}
+        self._trigger_kinds: dict[int, tuple[bool, float, bool]] = {}  # order ref → (market, level, rising)
         self._specs: dict[str, InstrumentSpec] = {}
 
     # --- wiring -----------------------------------------------------------------------------------------------
@@ -398,7 +399,8 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
 
     def _fill_market(self, p: _Pair, i: int) -> None:
         dt = p.data.datetime[0]
-        for order in [o for o in p.orders if o.exectype == Order.Market]:
+        kinds = self._trigger_kinds
+        for order in [o for o in p.orders if (kinds.get(o.ref) or self._kind(o))[0]]:
             if order.info.eligible_after >= dt or not order.alive():
                 continue
             price = self.p.slippage.apply(p.arr.open[i], order.isbuy(), p.arr.high[i] - p.arr.low[i])
@@ -422,14 +424,25 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
             p.fptr += 1
 
     def _triggers(self, p: _Pair, eligible_dt: float) -> list[tuple[Order, float, bool]]:
-        """Alive conditional orders as (order, level, fires-on-rising-price)."""
+        """Alive conditional orders as (order, level, fires-on-rising-price).
+
+        Asked up to twice a bar while a position is open; an order's type, side and level never change (a moved
+        stop is a new order), so they are read from Backtrader's order once and kept by order ref: those lookups
+        go through ``Order.__getattr__`` and were the run's largest single cost (notes/16-13-speed.md)."""
         out = []
+        kinds = self._trigger_kinds
         for o in p.orders:
-            if o.exectype == Order.Market or o.info.eligible_after >= eligible_dt:
+            k = kinds.get(o.ref) or self._kind(o)
+            if k[0] or o.info["eligible_after"] >= eligible_dt:
                 continue
-            rising = (o.exectype == Order.Stop) == o.isbuy()
-            out.append((o, float(o.created.price), rising))
+            out.append((o, k[1], k[2]))
         return out
+
+    def _kind(self, o: Order) -> tuple[bool, float, bool]:
+        market = o.exectype == Order.Market
+        k = self._trigger_kinds[o.ref] = (market, 0.0 if market else float(o.created.price),
+                                          (o.exectype == Order.Stop) == o.isbuy())
+        return k
 
     def _fill_at_open(self, p: _Pair, i: int) -> None:
         """Gap-through at the open: a liquidation price or a stop/limit level the open has already passed is

@@ -4,6 +4,10 @@ Backtrader's PandasData preload walks the frame row by row and was most of the r
 (stack-notes.md). Here ``preload`` hands each line a ready ``array('d')``; indicators computed beforehand (TA-Lib,
 float64) become extra lines, so strategies read ``data.rsi[0]`` exactly as they would read ``data.close[0]``.
 Without preload (``cerebro.run(preload=False)``) the feed delivers one bar per ``_load`` like a live feed does.
+
+Backtrader also copies every line of every bar into ``tick_<line>`` attributes (for its own BackBroker's intrabar
+fills and for resampling); the futures broker reads the lines, so this feed skips those copies — they were ~18 % of
+a reference-strategy run (profile in notes/16-13-speed.md). Use it with ``FuturesBroker``, not Backtrader's broker.
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ class NumpyFeed(bt.feed.DataBase):
         super().start()
         self._i = 0
         self._n = len(self.p.arrays["datetime"])
+
+    def _tick_fill(self, force: bool = False) -> None:
+        pass
+
+    def _tick_nullify(self) -> None:
+        pass
 
     def preload(self) -> None:
         arrays: Mapping[str, np.ndarray] = self.p.arrays
