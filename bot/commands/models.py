@@ -72,6 +72,14 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{head} {t:<9} {_num(s.get('log_loss')):>7} {_num(s.get('ll_majority')):>8} "
                   f"{_num(s.get('ll_persistence')):>7} {_num(s.get('bal_acc')):>7} {_num(s.get('precision'), '.2f'):>6} "
                   f"{_num(s.get('net_bps'), '.1f'):>7}")
+        if r.get("seed_target"):
+            st = r["seed_target"]
+            print(f"{'':<12}seed target (reversal accuracy > 65 %): {'MET' if st['met'] else 'NOT MET'} "
+                  f"(precision {_num(st.get('value'), '.1%')} on {st.get('calls')} calls)")
+        if r.get("regime_subsets"):
+            rs = r["regime_subsets"]
+            print(f"{'':<12}per-regime feature subsets: {'used' if rs['used'] else 'not used'} (log loss "
+                  f"{_num(rs.get('log_loss_regime_subsets'))} vs {_num(rs.get('log_loss_all_features'))} with all)")
         if r.get("promotion"):
             print(f"{'':<12}promotion: {r['promotion'].get('reason')}")
     print("* = active. Metrics are out of sample (purged walk-forward); logloss beside the majority and "

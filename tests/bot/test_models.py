@@ -60,6 +60,8 @@ async def test_no_model_then_train_then_models_predict_and_status(bot: Harness) 
     listing = (await h.ask(VIEWER, "/models")).text
     assert listing.startswith(EN("models.title")) and "● xgb v1 (xgb)" in listing
     assert "trained on BTC/USDT, 2025-05-27 → 2025-06-03" in listing and "(majority " in listing
+    assert re.search(r"seed target \(reversal accuracy > 65 %\): (met|NOT met) — precision [\d.]+% on \d+ calls",
+                     listing), listing
 
     predicted = (await h.ask(VIEWER, "/predict btc")).text
     assert predicted.startswith("🔮 BTC/USDT as of the newest stored 5m bar, 2025-06-03")

@@ -264,7 +264,9 @@ class ModelRegistry:
                             "created_ms": m.get("created_ms"), "expires_ms": m.get("expires_ms"),
                             "expired": m.get("expires_ms") is not None and now >= int(m["expires_ms"]),
                             "active": active.get(name) == v, "training": m.get("training", {}),
-                            "summary": m.get("summary", {}), "promotion": m.get("promotion")})
+                            "summary": m.get("summary", {}), "promotion": m.get("promotion"),
+                            "seed_target": (m.get("metrics") or {}).get("seed_target"),
+                            "regime_subsets": (m.get("metrics") or {}).get("regime_subsets")})
         return out
 
 

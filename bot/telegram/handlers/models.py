@@ -114,6 +114,10 @@ def models_text(t: Translator, view: Any) -> str:
         else:
             lines.append(t("models.unusable", name=m.name, version=short_version(m.version), reason=m.reason[:300]))
         lines += target_lines(t, m.summary)
+        st = row.get("seed_target")
+        if st:
+            lines.append(t("models.seed_met" if st.get("met") else "models.seed_not_met",
+                           precision=_num(st.get("value"), ".1%"), calls=st.get("calls", "-")))
         if row.get("promotion"):
             lines.append(t("models.promotion", reason=str(row["promotion"].get("reason", ""))[:200]))
     active = {(m.name, m.version) for m in state.active}
