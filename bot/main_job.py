@@ -423,6 +423,20 @@ def ml_scheduler(settings: Settings, pairs: list[str]) -> Any:
     """The scheduled retraining (``ml.retrain`` in the config, off by default); None when it is off."""
     if not settings.ml.retrain:
         return None
+
+def _start_market_context(runtime: Runtime, live: Any) -> concurrent.futures.Future[None] | None:
+    """With a model active: poll funding, the long/short ratio and the order book for its features
+    (trader.ml.context) on the host loop with the service's client; cancelled at shutdown."""
+    context = getattr(live, "context", None)
+    if context is None:
+        return None
+
+    async def run() -> None:
+        await context.run(runtime.service.client, lambda: list(runtime.service.pairs), asyncio.Event())
+
+    return asyncio.run_coroutine_threadsafe(run(), runtime.host.loop)
+
+
     from trader.ml.online import RetrainPolicy, RetrainScheduler
 
     policy = RetrainPolicy(light_every_s=settings.ml.light_every_s, full_every_s=settings.ml.full_every_s)
@@ -485,6 +499,7 @@ async def run_main_job(
     retrain_task = (asyncio.create_task(_run_retraining(retrain, settings.ml.check_every_s, stop))
                     if retrain is not None else None)
     try:
+    context_task = _start_market_context(runtime, ml_provider)
         health = HealthMonitor(core.engine, settings.user_data_dir)
         info: dict[str, object] = {"db": core.engine.url.render_as_string(hide_password=True)}
         if runtime.sim is not None:
@@ -544,6 +559,8 @@ async def run_main_job(
             from trader.strategy.fusion import set_ml_provider
 
             set_ml_provider(None)
+        if context_task is not None:
+            context_task.cancel()
         unwatch()
             await asyncio.to_thread(ml_provider.stop)
         if runtime.app is not None:

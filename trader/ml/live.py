@@ -22,6 +22,7 @@ strategy nothing, and a prediction is never older than the bar being decided.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -267,8 +268,10 @@ class LivePredictions:
     """``fusion.MLProvider`` over a ``Predictor``, fed by the live engine's bars (see the module doc)."""
 
     def __init__(self, predictor: Any, data_dir: Path | str | None = None, *, lookback_days: float = LOOKBACK_DAYS,
-                 wait_s: float = 2.0, clock: Callable[[], float] = time.time, keep: int = 32):
+                 wait_s: float = 2.0, clock: Callable[[], float] = time.time, keep: int = 32,
+                 context: Any = None):
         self.predictor = predictor
+        self.context = context  # trader.ml.context.MarketContext: live funding, long/short ratio, book snapshots
         self.data_dir = Path(data_dir) if data_dir else None
         self.lookback_ms = int(lookback_days * 86_400_000)
         self.wait_s = wait_s
@@ -450,6 +453,30 @@ class LivePredictions:
             return df[["timestamp", "open", "high", "low", "close", "volume"]] if len(df) else None
         return None
 
+    def _context(self, pair: str, grid: int) -> tuple[Any, Any, list[Any]]:
+        """Funding (stored settlements, then the live ones), the long/short ratio and book snapshots up to
+        ``grid``; None / empty where there are none (the features are then absent, never zero)."""
+        import pandas as pd
+
+        frames = []
+        if self.data_dir is not None:
+            from trader.data.store import load_funding
+
+            with contextlib.suppress(FileNotFoundError, ValueError, KeyError, OSError):
+                frames.append(load_funding(self.data_dir, pair, end_ms=grid))
+        ratio, book = None, []
+        if self.context is not None:
+            live = self.context.funding(pair)
+            if live is not None:
+                frames.append(live[live["timestamp"] <= grid])
+            ratio = self.context.ratio(pair)
+            ratio = ratio[ratio["timestamp"] <= grid] if ratio is not None else None
+            book = self.context.book(pair, grid)
+        frames = [f for f in frames if len(f)]
+        funding = (pd.concat(frames, ignore_index=True).drop_duplicates("timestamp", keep="last")
+                   .sort_values("timestamp").reset_index(drop=True) if frames else None)
+        return funding, ratio if ratio is not None and len(ratio) else None, book
+
     def _compute(self, pair: str, grid: int, rows: np.ndarray, w: _Window) -> LivePrediction:
         import pandas as pd
 
@@ -476,16 +503,9 @@ class LivePredictions:
         tf = f"{w.tf_ms // 60_000}m"
         df = fill_gaps(df, tf)
         filled = df.loc[df["filled"], "timestamp"].to_numpy("int64")
-        funding = None
-        if self.data_dir is not None:
-            from trader.data.store import load_funding
-
-            try:
-                funding = load_funding(self.data_dir, pair, end_ms=grid)
-            except (FileNotFoundError, ValueError, KeyError, OSError):
-                funding = None
-        analysis = analyze(pair, df.drop(columns=["filled"]), funding=funding, base_timeframe=tf,
-                           config=AnalyzerConfig(), now_ms=grid)
+        funding, ratio, book = self._context(pair, grid)
+        analysis = analyze(pair, df.drop(columns=["filled"]), funding=funding, ratio=ratio, book=book,
+                           base_timeframe=tf, config=AnalyzerConfig(), now_ms=grid)
         fs = build_features(analysis, filled)
         if not len(fs) or int(fs.close_ms[-1]) != grid:
             return withheld(f"the {_hm(grid)} grid bar is not complete in the engine's candles")
@@ -512,13 +532,17 @@ def _hm(ms: int) -> str:
 def install_live(models_dir: Path | str, data_dir: Path | str | None, **kwargs: Any) -> LivePredictions | None:
     """Load the active models, start the prediction worker and make it the strategies' ML provider; None (and
     nothing changed) when no usable model is active. The caller attaches ``observe`` to each engine it starts
-    (``engine.bar_observers``) and calls ``stop`` at the end."""
+    (``engine.bar_observers``), runs ``live.context.run(client, pairs, stop)`` on the exchange client's loop (the
+    live funding, long/short ratio and book snapshots) and calls ``stop`` at the end."""
     from trader.ml.predictor import Predictor
     from trader.strategy.fusion import set_ml_provider
 
     predictor = Predictor.load_active(models_dir)
     if predictor is None:
         return None
+    from trader.ml.context import MarketContext
+
+    kwargs.setdefault("context", MarketContext())
     live = LivePredictions(predictor, data_dir, **kwargs).start()
     set_ml_provider(live)
     log.info("ML predictions installed (from the engine's bars): %s",
