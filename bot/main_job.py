@@ -406,7 +406,8 @@ def _hooked(engine: LiveEngine, hooks: list[Callable[[LiveEngine], None]]) -> Li
 
 def install_ml(settings: Settings, engine_hooks: list[Callable[[LiveEngine], None]] | None = None) -> Any:
     """Make the active ML models the strategies' provider (fusion's ``ml`` vote and grade 3); None, with nothing
-    changed, when no usable model is active. Features come from the candle store (trader.ml.live)."""
+    changed, when no usable model is active. Features come from each engine's own closed bars (plus older stored
+    candles): ``trader.ml.live.LivePredictions``, attached to every engine the control makes."""
     try:
         from trader.ml.live import install_live
 
@@ -414,15 +415,10 @@ def install_ml(settings: Settings, engine_hooks: list[Callable[[LiveEngine], Non
     except Exception as exc:  # a broken model must not keep the engine from trading without it
         log.error("ML models not used: %s", exc)
         return None
-
     if live is not None and engine_hooks is not None:
         engine_hooks.append(live.attach)
     return live
 
-def ml_scheduler(settings: Settings, pairs: list[str]) -> Any:
-    """The scheduled retraining (``ml.retrain`` in the config, off by default); None when it is off."""
-    if not settings.ml.retrain:
-        return None
 
 def _start_market_context(runtime: Runtime, live: Any) -> concurrent.futures.Future[None] | None:
     """With a model active: poll funding, the long/short ratio and the order book for its features
@@ -437,6 +433,10 @@ def _start_market_context(runtime: Runtime, live: Any) -> concurrent.futures.Fut
     return asyncio.run_coroutine_threadsafe(run(), runtime.host.loop)
 
 
+def ml_scheduler(settings: Settings, pairs: list[str]) -> Any:
+    """The scheduled retraining (``ml.retrain`` in the config, off by default); None when it is off."""
+    if not settings.ml.retrain:
+        return None
     from trader.ml.online import RetrainPolicy, RetrainScheduler
 
     policy = RetrainPolicy(light_every_s=settings.ml.light_every_s, full_every_s=settings.ml.full_every_s)
@@ -495,11 +495,11 @@ async def run_main_job(
                                               interval_s=min(heartbeat_s, SAMPLE_S)))
     # Before the engine starts: its strategies read the provider, and each engine feeds it its bars.
     ml_provider = runtime.ml = await asyncio.to_thread(install_ml, settings, runtime.engine_hooks)
+    context_task = _start_market_context(runtime, ml_provider)
     retrain = ml_scheduler(settings, list(runtime.service.pairs))
     retrain_task = (asyncio.create_task(_run_retraining(retrain, settings.ml.check_every_s, stop))
                     if retrain is not None else None)
     try:
-    context_task = _start_market_context(runtime, ml_provider)
         health = HealthMonitor(core.engine, settings.user_data_dir)
         info: dict[str, object] = {"db": core.engine.url.render_as_string(hide_password=True)}
         if runtime.sim is not None:
@@ -555,14 +555,14 @@ async def run_main_job(
             with contextlib.suppress(asyncio.CancelledError):
                 await retrain_task
             await asyncio.to_thread(retrain.stop)
+        if context_task is not None:
+            context_task.cancel()
         if ml_provider is not None:
             from trader.strategy.fusion import set_ml_provider
 
             set_ml_provider(None)
-        if context_task is not None:
-            context_task.cancel()
-        unwatch()
             await asyncio.to_thread(ml_provider.stop)
+        unwatch()
         if runtime.app is not None:
             await _stop_bot(runtime.app)
         if server is not None:
