@@ -34,8 +34,10 @@ from trader.exchange.client import ClientOptions, ExchangeClient
 from trader.exchange.errors import ExchangeError
 from trader.exchange.latency import LatencyMonitor
 from trader.exchange.weights import RateLimited
+from trader.execution.market import audit_market_actions, market_settings
 from trader.live.engine import EngineConfig, LiveEngine
 from trader.live.host import EngineHost
+from trader.live.orders import DeskOptions
 from trader.logging_setup import PERFORMANCE_LOGGER
 from trader.monitoring.exchange_meter import MeteredExchangeClient
 from trader.monitoring.health import HealthMonitor
@@ -249,7 +251,8 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         except ExchangeError as exc:
             raise StartupError(f"exchange start-up checks failed: {exc}") from exc
         base = EngineConfig(pairs=pairs, strategy=settings.strategy, timeframe=settings.timeframes[0],
-                            leverage=leverage, dry_run=settings.dry_run, strategy_params=strategy_risk_params(settings))
+                            leverage=leverage, dry_run=settings.dry_run, strategy_params=strategy_risk_params(settings),
+                            desk=DeskOptions(market=market_settings(settings)))
         holder: dict[str, TradingService] = {}
         control = LiveEngineControl(
             make_engine=lambda cfg: _hooked(LiveEngine(cfg, factory, bus=bus, sessions=core.sessions), engine_hooks),
@@ -265,6 +268,7 @@ def build_runtime(settings: Settings, *, sim_overrides: dict[str, Any] | None = 
         holder["service"] = service
         bus.subscribe_on_loop(host.loop, service.on_event)  # ledger checked after every engine resync
         audit_risk_rules(bus, core.audit, host.loop)  # every risk rule decision is kept in the audit
+        audit_market_actions(bus, core.audit, host.loop)  # and every liquidity and maintenance decision
         if service.paused:
             control.pause_entries()
         guard = LatencyGuard(service, bus, host.loop, settings.risk.latency.emergency_action)

@@ -79,7 +79,12 @@ class _Confirmations:
 
 
 def service_error_text(t: Any, exc: Any) -> str:
-    """A ServiceError in the user's words."""
+    """A ServiceError in the user's words; a risk rule's refusal from its name and numbers."""
+    rule = getattr(exc, "details", {}).get("rule")
+    if exc.code == "refused" and rule:
+        from bot.telegram.risk_text import rule_detail, rule_word
+
+        return t("error.refused_rule", rule=rule_word(t, rule), detail=rule_detail(t, rule, exc.details["values"]))
     return t(f"error.{exc.code}", detail=exc.message)
 
 

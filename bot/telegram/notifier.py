@@ -30,6 +30,8 @@ from bot.i18n import Translator
 from bot.telegram import formatting as fmt
 from bot.telegram.buttons import Kind
 from bot.telegram.context import BotDeps, Caller, deps_of, send_text
+from bot.telegram.market_text import MARKET_RULES
+from bot.telegram.market_text import action_text as market_action_text
 from bot.telegram.risk_text import decision_text
 from trader.events import EngineStateChanged, Event, EventBus, OrderFilled, OrderPlaced, StopHit, StopMoved
 
@@ -119,6 +121,8 @@ def render(t: Translator, event: Event, names: Mapping[int, str] | None = None) 
         return t("event.msg.liquidation_warning", pair=fmt.short_pair(e.pair), mark=fmt.price(e.mark_price),
                  liq=fmt.price(e.liquidation_price), distance=fmt.percent(e.distance))
     if kind == "risk_action":
+        if getattr(e, "rule", "") in MARKET_RULES:  # liquidity and maintenance: worded from their numbers
+            return market_action_text(t, e.action, e.pair, e.rule, e.values)
         action, reason = risk_words(t, e.action, e.reason)
         if not e.pair:  # account-wide (latency tiers, flatten): no "(-)" for a pair that is not there
             return t("event.msg.risk_action_account", action=action, reason=reason)

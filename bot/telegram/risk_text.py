@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.i18n import Translator
 from bot.telegram import formatting as fmt
+from bot.telegram.market_text import MARKET_RULES, market_detail
 
 # trader.risk.rules.RULES plus the market-side rules; any other name is shown as it comes.
 RULES = ("max_open_trades", "coin_risk", "total_risk", "frequency", "drawdown", "regime", "loss_streak",
@@ -49,6 +50,8 @@ def rule_detail(t: Translator, rule: str, values: Mapping[str, Any]) -> str:
                  factor=_num(v["factor"]))
     if rule == "account_tier" and {"wallet", "from", "to"} <= set(v):
         return t("risk.detail.account_tier", wallet=_num(v["wallet"]), old=_pct(v["from"]), new=_pct(v["to"]))
+    if rule in MARKET_RULES:
+        return market_detail(t, rule, v)
     if rule == "stake_amount" and {"limit", "risk"} <= set(v):
         return t("risk.detail.stake_amount", limit=_num(v["limit"]), risk=_pct(v["risk"]))
     return ", ".join(f"{k} {_pct(x) if k in _SHARES else _num(x) if isinstance(x, float) else x}"

@@ -30,8 +30,10 @@ class LocalOrderBook:
     _buffer: list[Mapping[str, Any]] = field(default_factory=list)
 
     def buffer(self, event: Mapping[str, Any]) -> None:
-        """Before the snapshot arrives, events are only kept."""
-        if self.synced:
+        """Before the snapshot arrives, events are only kept; once it is loaded they are applied (the first one
+        must fit the snapshot: ``apply``). Kept after the snapshot, an event that arrives later than the snapshot's
+        answer would never be looked at, and the book would stay out of sync for good."""
+        if self.last_update_id is not None:
             self.apply(event)
         else:
             self._buffer.append(event)
@@ -56,7 +58,8 @@ class LocalOrderBook:
         if not self.synced:
             if final < self.last_update_id:
                 return
-            if not first <= self.last_update_id <= final:
+            # It covers the snapshot's id, or (a feed whose events carry one id each) follows it directly.
+            if not (first <= self.last_update_id <= final or previous == self.last_update_id):
                 self._reset()
                 raise OutOfSync(f"{self.symbol}: first event [{first}, {final}] does not cover snapshot {self.last_update_id}")
             self.synced = True

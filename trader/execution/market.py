@@ -37,6 +37,8 @@ from trader.risk.maintenance import MaintenanceSchedule, MaintenanceState, parse
 
 log = logging.getLogger(__name__)
 
+CLOCK_READ_S = 5.0  # wall seconds between reads of the server time at most
+
 _TIER_ACTIONS = {Tier.NORMAL: "entries_resumed", Tier.MILD: "size_halved", Tier.MODERATE: "entries_blocked",
                  Tier.SEVERE: "liquidity_close"}
 
@@ -101,6 +103,7 @@ class MarketWatch:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_poll = -1e18
+        self._last_clock = -1e18
         self._last_volume = -1e18
         self.on_resync: Callable[[], Any] | None = None
 
@@ -133,6 +136,8 @@ class MarketWatch:
                 rate = self.clock.rate
                 if (wall - self._last_poll) * rate >= self.options.poll_s:
                     await self.poll()
+                elif wall - self._last_clock >= CLOCK_READ_S:
+                    await self.read_clock()
                 if (wall - self._last_volume) * rate >= self.options.volume_refresh_s:
                     await self.refresh_volume()
                 await self.evaluate()
@@ -145,6 +150,18 @@ class MarketWatch:
     async def poll(self) -> None:
         """The server time (the clock model; a 503 means maintenance) and the announced windows."""
         self._last_poll = time.monotonic()
+        await self.read_clock()
+        try:
+            rows = await self.client.fetch_maintenance_windows()
+            if rows is not None:
+                self.schedule.set_announced(parse_windows(rows))
+        except (ExchangeError, ValueError) as exc:
+            log.warning("market watch: maintenance schedule: %s", exc)
+
+    async def read_clock(self) -> None:
+        """The server time, read at least every ``CLOCK_READ_S`` (one weight): it paces the polls and tells the
+        exchange's rate against the wall clock (a replay runs faster); a 503 answer means maintenance."""
+        self._last_clock = time.monotonic()
         try:
             self.clock.observe(await self.client.fetch_time())
             self.schedule.observe_available()
@@ -153,12 +170,6 @@ class MarketWatch:
                 self.schedule.observe_unavailable(self.clock.now_ms())
             else:
                 log.warning("market watch: server time: %s", exc)
-        try:
-            rows = await self.client.fetch_maintenance_windows()
-            if rows is not None:
-                self.schedule.set_announced(parse_windows(rows))
-        except (ExchangeError, ValueError) as exc:
-            log.warning("market watch: maintenance schedule: %s", exc)
 
     async def refresh_volume(self) -> None:
         self._last_volume = time.monotonic()
@@ -196,7 +207,9 @@ class MarketWatch:
                 self.closing[pair] = asyncio.get_running_loop().create_task(self._staged_close(pair))
 
     def verdict(self, pair: str, at_ms: int) -> MarketVerdict:
-        state = self.schedule.state(at_ms)
+        """At ``at_ms`` or the exchange's clock now, whichever is later: a bar's close time lags (no bars arrive
+        during a window at all), and a live decision acts now."""
+        state = self.schedule.state(max(at_ms, self.clock.now_ms()))
         if not state.entries_allowed:
             return MarketVerdict(0.0, "maintenance", state.values())
         reading = self.readings.get(pair)
@@ -210,7 +223,7 @@ class MarketWatch:
 
     def refusal(self, pair: str) -> MarketVerdict | None:
         """A block at the exchange's clock now (None: entries allowed, perhaps smaller)."""
-        verdict = self.verdict(pair, self.clock.now_ms())
+        verdict = self.verdict(pair, 0)
         return verdict if verdict.factor <= 0 else None
 
     def snapshot(self) -> dict[str, Any]:
@@ -219,6 +232,8 @@ class MarketWatch:
         nxt = self.schedule.next_window(now)
         return {
             "liquidity": {p: (r.as_dict() if (r := self.readings.get(p)) is not None else None) for p in self.pairs},
+            # Why a pair has no reading: its local book is not in sync yet, or its 24 h volume is unknown.
+            "missing": {p: "book" if self.book(p) is None else "volume" for p in self.pairs if p not in self.readings},
             "maintenance": {"phase": self.maintenance.phase.value, "reason": self.maintenance.reason,
                             "next": nxt.as_dict() if nxt is not None else None, "lead_min": self.schedule.lead_ms // 60_000},
             "closing": sorted(p for p, t in self.closing.items() if not t.done()),
@@ -292,3 +307,27 @@ def market_settings(settings: Any) -> MarketSettings:
         options=MarketOptions(poll_s=float(maint.poll_seconds), close_stages=liq.close_stages,
                               close_stage_s=liq.close_stage_seconds),
         execution=ExecutionRules.from_settings(settings))
+
+
+MARKET_RULES = ("liquidity", "maintenance")
+
+
+def audit_market_actions(bus: EventBus, audit: Any, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Keep every market-side decision (a ``RiskAction`` whose rule is liquidity or maintenance: a tier change,
+    an entry refused, a part of a staged close, a window's start and end) in ``audit`` (an AuditLog), with its
+    numbers, written from ``loop`` in a worker thread. Returns the unsubscribe function."""
+    from trader.persistence.audit import Actor
+
+    actor = Actor("engine", None, "risk")
+
+    async def on_event(event: Any) -> None:
+        if not isinstance(event, RiskAction) or event.rule not in MARKET_RULES:
+            return
+        arguments = {"rule": event.rule, "pair": event.pair, **{f"v_{k}": v for k, v in event.values.items()}}
+        outcome = "refused" if event.action in ("entry_refused", "entries_blocked") else "ok"
+        try:
+            await asyncio.to_thread(audit.record, actor, event.action, arguments, outcome, event.reason[:500])
+        except Exception:  # the audit failing must not take the notification path with it
+            log.exception("market-side decision not audited")
+
+    return bus.subscribe_on_loop(loop, on_event)

@@ -117,7 +117,8 @@ class LiveEngineControl:
         try:
             await asyncio.wrap_future(engine.force_enter(pair, "long" if side == "long" else "short"))
         except ForceRefused as exc:
-            raise ServiceError("refused", f"no entry on {pair}: {exc}") from None
+            details = {"rule": exc.rule, "values": exc.values, "pair": pair} if exc.rule else {}
+            raise ServiceError("refused", f"no entry on {pair}: {exc}", **details) from None
         entry = engine.forced.get(pair)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TRADE_WAIT_S
@@ -207,6 +208,18 @@ class LiveEngineControl:
         except TimeoutError:
             raise ServiceError("exchange", f"the strategy did not answer within {STATUS_WAIT_S:.0f} s "
                                            "(busy with a bar); try again") from None
+
+    async def market_status(self) -> dict[str, Any] | None:
+        """The running engine's market side (liquidity tiers, maintenance schedule: MarketWatch.snapshot(), read
+        on the engine's loop); None when it runs none."""
+        engine = self._running_engine()
+        watch = engine.desk.market if engine.desk is not None else None
+        if watch is None:
+            return None
+
+        async def snap() -> dict[str, Any]:
+            return watch.snapshot()
+        return await engine.host.wrap(snap())
 
     def _running_engine(self) -> LiveEngine:
         if self.engine is None or self.engine.state != "running":

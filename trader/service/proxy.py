@@ -74,6 +74,7 @@ class ServiceProxy(_Proxy):
     signals = _remote("signals")
     risk = _remote("risk")
     propose_risk_params = _remote("propose_risk_params")
+    execution = _remote("execution")
     check_ledger = _remote("check_ledger")
     now = _remote("now")
 

@@ -34,7 +34,14 @@ from trader.service.flatten import flatten_account
 from trader.service.ledger_sync import protect_positions, sync_ledger
 from trader.service.leverage import OpenPosition, leverage_problems
 from trader.service.reconcile import ReconcileReport, check_ledger
-from trader.service.views import BalanceView, FlattenReport, LeverageChange, PositionView, WhitelistView
+from trader.service.views import (
+    BalanceView,
+    ExecutionView,
+    FlattenReport,
+    LeverageChange,
+    PositionView,
+    WhitelistView,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -658,6 +665,31 @@ class TradingService:
         read = getattr(engine, "risk_status", None)
         state = await read() if running and read is not None else None
         return RiskView(self.strategy, running, state, limits)
+
+    async def execution(self, days: int = 30) -> ExecutionView:
+        """Execution quality per pair over the last ``days`` (slippage against the decision price in basis points,
+        time to fill, maker share, slices and market fallbacks: the ledger's executions of this mode, dry-run or
+        live) and, while the engine runs, each pair's liquidity tier and the maintenance schedule."""
+        from sqlalchemy import select
+
+        from trader.execution.quality import summarize
+        from trader.persistence.models import Execution
+
+        if not 1 <= days <= 365:
+            raise ServiceError("invalid_argument", f"days must be 1..365, got {days}")
+        since = await self.now() - dt.timedelta(days=days)
+        dry_run = self.settings.dry_run
+
+        def read() -> list[Any]:
+            with self.core.sessions() as session:
+                return list(session.scalars(select(Execution).where(Execution.time >= since,
+                                                                     Execution.dry_run.is_(dry_run))))
+        rows = await asyncio.to_thread(read)
+        engine = self.engine
+        running = engine is not None and engine.running
+        status = getattr(engine, "market_status", None)
+        market = await status() if running and status is not None else None
+        return ExecutionView(days, dry_run, tuple(summarize(rows)), running, market)
 
     async def propose_risk_params(self, days: int = 30) -> Any:
         """Re-tune the risk parameters over the closed trades of the last ``days`` (trader.risk.tuning: optuna TPE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,14 @@ class LeverageChange:
 class WhitelistView:
     pairs: tuple[str, ...]
     changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecutionView:
+    """/execution: how orders were executed per pair, and the market side's state in the running engine."""
+
+    days: int
+    dry_run: bool
+    pairs: tuple[Any, ...]  # trader.execution.quality.PairQuality, busiest first
+    running: bool
+    market: dict[str, Any] | None  # MarketWatch.snapshot(): liquidity tiers, maintenance; None when not running

@@ -6,9 +6,9 @@ from bot.telegram.registry import Command, Registry
 
 
 def all_commands() -> list[Command]:
-    from bot.telegram.handlers import admin, backtest, control, general, hyperopt, info, models, risk
+    from bot.telegram.handlers import admin, backtest, control, execution, general, hyperopt, info, models, risk
 
-    return [*general.COMMANDS, *info.COMMANDS, *risk.COMMANDS, *control.COMMANDS, *backtest.COMMANDS, *hyperopt.COMMANDS,
+    return [*general.COMMANDS, *info.COMMANDS, *risk.COMMANDS, *execution.COMMANDS, *control.COMMANDS, *backtest.COMMANDS, *hyperopt.COMMANDS,
             *models.COMMANDS, *admin.COMMANDS]
 
 
