@@ -206,6 +206,7 @@ class ManagedStrategy(FuturesStrategy):
 
     def next(self) -> None:
         risk = self.risk
+        risk.see_wallet(self.account.wallet_balance())  # the drawdown rule's peak follows every bar
         for d in self.datas:
             risk.observe(d._name, bt_ms(d.datetime[0]) + self._feed_ms(d), d.close[0])
             st = self._st[d]

@@ -117,6 +117,7 @@ class RsiBollingerStrategy(FuturesStrategy):
 
     def next(self) -> None:
         risk = self.risk
+        risk.see_wallet(self.account.wallet_balance())  # the drawdown rule's peak follows every bar
         for d in self.datas:
             # The bar's close time (feed datetime is the open): the risk rules' clock and hourly closes.
             risk.observe(d._name, int(round((d.datetime[0] - _EPOCH_DAYS) * _MS_PER_DAY)) + d._compression * 60_000,
