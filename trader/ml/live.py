@@ -13,11 +13,13 @@ weeks of warm-up for the 4h indicators — not the indicator lines a strategy ho
 In a running engine ``LivePredictions`` keeps, per pair, the engine's closed feed bars (the preloaded history, then
 every live bar, handed over by ``LiveEngine.bar_observers`` on the host loop — an append and a notify, nothing
 more), prefixed by older stored candles where the store has them. A worker thread computes the features and the
-prediction as soon as a 5m grid bar closes (≈ 0.1 s a pair on 21 days of 1m candles), only from bars closed by
-then, and keeps the result. The strategy asks on the Backtrader thread only at a candidate signal; it gets the
-result of its decision bar at once when the worker is done, waits for it at most ``wait_s`` otherwise, and abstains
-(reason kept, logged once) when it does not come or the pair is not being fed. So a non-signal candle costs the
-strategy nothing, and a prediction is never older than the bar being decided.
+prediction of each 5m grid bar ``eager_delay_s`` (1 s) after it closes — after the feed and the strategy are done
+with that close, as the worker is a thread and shares the GIL with them — from bars closed by then only
+(≈ 0.2–0.3 s a pair on 24 days of 1m candles, bench/ml_live.py), and keeps the result. The strategy asks on the
+Backtrader thread only at a candidate signal: it gets its decision bar's result at once when there is one, else
+the worker computes that bar first and the strategy waits for it (at most ``wait_s``), and abstains (reason kept,
+logged once) when it does not come or the pair is not being fed. So a non-signal candle costs the strategy
+nothing, and a prediction is never older than the bar being decided.
 """
 
 from __future__ import annotations
@@ -269,7 +271,7 @@ class LivePredictions:
 
     def __init__(self, predictor: Any, data_dir: Path | str | None = None, *, lookback_days: float = LOOKBACK_DAYS,
                  wait_s: float = 2.0, clock: Callable[[], float] = time.time, keep: int = 32,
-                 context: Any = None):
+                 context: Any = None, eager_delay_s: float = 1.0):
         self.predictor = predictor
         self.context = context  # trader.ml.context.MarketContext: live funding, long/short ratio, book snapshots
         self.data_dir = Path(data_dir) if data_dir else None
@@ -281,6 +283,8 @@ class LivePredictions:
         self._windows: dict[str, _Window] = {}
         self._results: dict[str, OrderedDict[int, LivePrediction]] = {}
         self._eager: dict[str, int] = {}  # pair → newest grid close to compute
+        self._eager_at: dict[str, float] = {}  # pair → monotonic time its eager job becomes due
+        self.eager_delay_s = eager_delay_s
         self._demand: set[tuple[str, int]] = set()  # asked for by a strategy: computed first
         self._thread: threading.Thread | None = None
         self._stop = False
@@ -313,6 +317,9 @@ class LivePredictions:
             grid = close - close % GRID_MS
             if w.tf_ms <= GRID_MS and grid > self._eager.get(pair, -1):
                 self._eager[pair] = grid
+                # Not at once: the feed's and the strategy's work on this very close comes first (the worker is a
+                # thread and would take the GIL from them); a strategy that asks is served at once instead.
+                self._eager_at[pair] = time.monotonic() + (self.eager_delay_s if live else 0.0)
                 self._cv.notify_all()
 
     def start(self) -> LivePredictions:
@@ -396,8 +403,9 @@ class LivePredictions:
         for pair, grid in sorted(self._demand, key=lambda j: j[1]):
             if ready(pair, grid):
                 return pair, grid
+        now = time.monotonic()
         for pair, grid in sorted(self._eager.items(), key=lambda kv: kv[1]):
-            if ready(pair, grid):
+            if ready(pair, grid) and now >= self._eager_at.get(pair, 0.0):
                 return pair, grid
         return None
 
@@ -406,7 +414,9 @@ class LivePredictions:
             with self._cv:
                 job = self._next_job()
                 while job is None and not self._stop:
-                    self._cv.wait(1.0)
+                    due = [t for p, t in self._eager_at.items() if self._eager.get(p, -1) not in
+                           self._results.get(p, {})]
+                    self._cv.wait(min(1.0, max(0.005, min(due, default=1e9) - time.monotonic())))
                     job = self._next_job()
                 if self._stop:
                     return
