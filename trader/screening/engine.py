@@ -31,6 +31,8 @@ from trader.data.timeframes import timeframe_ms
 from trader.model.instruments import InstrumentSpec
 from trader.model.rules import resolve_rules
 from trader.performance.metrics import compute_metrics
+from trader.risk.book import HOUR_MS, RiskBook
+from trader.risk.limits import limits_from_params
 from trader.screening import kernel as K
 from trader.screening.managed import ManagedSession, ml_in_play
 from trader.screening.reference import ReferenceSession
@@ -69,8 +71,6 @@ def twin_for(request: BacktestRequest) -> tuple[Twin | None, str]:
     twin = TWINS.get(cls)
     if twin is None:
         return None, f"{cls.__name__} has no screening twin"
-    if len(request.pairs) != 1:
-        return None, "the screening engine runs one pair at a time (account-level caps across pairs need Backtrader)"
     if getattr(request, "market_gate", None) is not None:
         return None, "market-side entry rules (liquidity tiers, maintenance windows) need Backtrader"
     params = cls.param_values(request.strategy_params)
@@ -84,19 +84,19 @@ def twin_for(request: BacktestRequest) -> tuple[Twin | None, str]:
 @dataclass
 class Segment:
     ts: np.ndarray
-    arrays: PairData
-    candles: Candles
+    arrays: list[PairData]  # per pair, in request order
+    candles: list[Candles]
 
 
 @dataclass
 class ScreeningData:
     """Everything a run reads from disk, for one request window (pairs, timeframe, range, mark/funding choices)."""
 
-    pair: str
+    pairs: list[str]
     timeframe: str
-    spec: InstrumentSpec
+    specs: list[InstrumentSpec]
     segments: list[data_prep.Segment]
-    runs: list[Segment | None]  # None where the segment is too short to warm up (decided per parameter set)
+    runs: list[Segment]
     common: np.ndarray
     gaps: list[data_prep.PairGap]
     assumptions: list[str]
@@ -109,68 +109,82 @@ def data_key(request: BacktestRequest) -> tuple[Any, ...]:
 
 
 def prepare(request: BacktestRequest) -> ScreeningData:
-    """Load and align what ``run_backtest`` would load for ``request`` (one pair)."""
+    """Load and align what ``run_backtest`` would load for ``request``: the same files and data_prep functions,
+    the bars every pair has, one segment per contiguous stretch."""
     pairs = [normalize_pair(p) for p in request.pairs]
-    if len(pairs) != 1:
-        raise ValueError("the screening engine runs one pair at a time")
-    pair = pairs[0]
+    if not pairs:
+        raise ValueError("no pairs to backtest")
     data_dir = Path(request.data_dir) if request.data_dir else bundled_data_dir()
     tf = request.timeframe
     assumptions: list[str] = []
-    if request.candles is not None:
-        df = request.candles[pair]
-        df = df[(df["timestamp"] >= (request.start_ms or -2**62)) & (df["timestamp"] < (request.end_ms or 2**62))]
-        df = df.reset_index(drop=True)
-    else:
-        df = data_prep.load_pair_candles(data_dir, pair, tf, request.start_ms, request.end_ms)
-    mark = data_prep.load_mark(data_dir, pair, tf, request.start_ms, request.end_ms) if request.use_mark else None
-    if mark is None:
-        assumptions.append(f"{pair}: no mark-price candles, mark taken equal to last price")
-    if request.use_funding and not data_prep.funding_path_exists(data_dir, pair):
-        assumptions.append(f"{pair}: no funding file, funding not charged")
+    frames: dict[str, pd.DataFrame] = {}
+    marks: dict[str, tuple[pd.DataFrame, str] | None] = {}
+    for pair in pairs:
+        if request.candles is not None:
+            df = request.candles[pair]
+            df = df[(df["timestamp"] >= (request.start_ms or -2**62)) & (df["timestamp"] < (request.end_ms or 2**62))]
+            frames[pair] = df.reset_index(drop=True)
+        else:
+            frames[pair] = data_prep.load_pair_candles(data_dir, pair, tf, request.start_ms, request.end_ms)
+        marks[pair] = (data_prep.load_mark(data_dir, pair, tf, request.start_ms, request.end_ms)
+                       if request.use_mark else None)
+        if marks[pair] is None:
+            assumptions.append(f"{pair}: no mark-price candles, mark taken equal to last price")
+        if request.use_funding and not data_prep.funding_path_exists(data_dir, pair):
+            assumptions.append(f"{pair}: no funding file, funding not charged")
     rules = resolve_rules(pairs, data_dir, request.start_ms, request.end_ms)
     assumptions[:0] = rules.notes
-    frames = {pair: df}
     gaps = data_prep.pair_gaps(frames, tf)
     common = data_prep.align(frames)
-    runs: list[Segment | None] = []
+    if not len(common):
+        raise ValueError("no candles in the requested range for all pairs together")
+    runs: list[Segment] = []
     segs: list[data_prep.Segment] = []
-    ts_all = df["timestamp"].to_numpy()
     for a, b in data_prep.segments(common, tf):
         seg_ts = common[a:b]
         segs.append(data_prep.Segment(int(seg_ts[0]), int(seg_ts[-1]), b - a))
-        idx = np.searchsorted(ts_all, seg_ts)
-        part = df.iloc[idx].reset_index(drop=True)
-        ts = part["timestamp"].to_numpy(dtype="int64")
-        mdf, mtf = mark if mark is not None else (None, None)
-        ratio = data_prep.mark_ratio(ts, part["open"].to_numpy(dtype="float64"), mdf, mtf)
-        if request.use_funding:
-            funding = data_prep.funding_arrays(data_dir, pair, int(ts[0]), int(ts[-1]), mdf)
-        else:
-            funding = (np.empty(0, dtype="int64"), np.empty(0), np.empty(0))
-        arrays = data_prep.pair_arrays(part, ratio, funding)
-        vol = part["volume"].to_numpy(dtype="float64") if "volume" in part else np.zeros(len(part))
-        runs.append(Segment(ts, arrays, Candles(arrays.ts_ms, arrays.open, arrays.high, arrays.low, arrays.close,
-                                                vol)))
-    if not len(common):
-        raise ValueError("no candles in the requested range for all pairs together")
-    return ScreeningData(pair, tf, rules.specs[pair], segs, runs, common, gaps, assumptions, data_key(request))
+        arrays, candles = [], []
+        for pair in pairs:
+            df = frames[pair]
+            idx = np.searchsorted(df["timestamp"].to_numpy(), seg_ts)
+            part = df.iloc[idx].reset_index(drop=True)
+            ts = part["timestamp"].to_numpy(dtype="int64")
+            mdf, mtf = marks[pair] if marks[pair] is not None else (None, None)
+            ratio = data_prep.mark_ratio(ts, part["open"].to_numpy(dtype="float64"), mdf, mtf)
+            if request.use_funding:
+                funding = data_prep.funding_arrays(data_dir, pair, int(ts[0]), int(ts[-1]), mdf)
+            else:
+                funding = (np.empty(0, dtype="int64"), np.empty(0), np.empty(0))
+            arr = data_prep.pair_arrays(part, ratio, funding)
+            vol = part["volume"].to_numpy(dtype="float64") if "volume" in part else np.zeros(len(part))
+            arrays.append(arr)
+            candles.append(Candles(arr.ts_ms, arr.open, arr.high, arr.low, arr.close, vol))
+        runs.append(Segment(np.ascontiguousarray(seg_ts, dtype="int64"), arrays, candles))
+    return ScreeningData(pairs, tf, [rules.specs[p] for p in pairs], segs, runs, common, gaps, assumptions,
+                         data_key(request))
 
 
-def _params_array(request: BacktestRequest, params: Mapping[str, Any], spec: InstrumentSpec) -> np.ndarray:
+def _params_array(request: BacktestRequest, params: Mapping[str, Any]) -> np.ndarray:
     P = np.zeros(K.N_PARAMS)
     P[K.P_LEV] = request.leverage
     P[K.P_MAKER] = request.fees.maker
     P[K.P_TAKER] = request.fees.taker
     P[K.P_SLIP_BPS] = request.slippage.bps
     P[K.P_SLIP_RANGE] = request.slippage.range_share
-    P[K.P_STEP] = spec.step_size
-    P[K.P_TICK] = spec.tick_size
-    P[K.P_TICK_DEC] = decimals(spec.tick_size)
-    P[K.P_LIQ_RATE] = spec.liquidation_fee
     P[K.P_TRAIL_STEP] = params["trail_min_step"]
     P[K.P_STRAT_FEE] = params["taker_fee"]
     return P
+
+
+def _spec_arrays(specs: list[InstrumentSpec]) -> tuple[np.ndarray, np.ndarray]:
+    pp = np.zeros((len(specs), K.N_PP))
+    nb = max(len(s.brackets) for s in specs)
+    br = np.zeros((len(specs), nb, 5))
+    for q, spec in enumerate(specs):
+        rows = bracket_array(spec.brackets)
+        br[q, : len(rows)] = rows
+        pp[q] = (spec.step_size, spec.tick_size, decimals(spec.tick_size), spec.liquidation_fee, len(rows))
+    return pp, br
 
 
 def run_screening(request: BacktestRequest, data: ScreeningData | None = None) -> BacktestResult:
@@ -183,12 +197,10 @@ def run_screening(request: BacktestRequest, data: ScreeningData | None = None) -
     params = cls.param_values(request.strategy_params)
     if data is None or data.key != data_key(request):
         data = prepare(request)
-    spec = data.spec
     tf_ms = timeframe_ms(request.timeframe)
     warmup = cls.warmup_bars(params)
-    P = _params_array(request, params, spec)
-    br = bracket_array(spec.brackets)
-    lev = int(request.leverage)
+    P = _params_array(request, params)
+    pp, br = _spec_arrays(data.specs)
     wallet = float(request.initial_wallet)
     trades: list[TradeRecord] = []
     eq_ms: list[np.ndarray] = []
@@ -197,12 +209,12 @@ def run_screening(request: BacktestRequest, data: ScreeningData | None = None) -
     risk_counts: dict[str, dict[str, int]] = {}
     totals = np.zeros(6)  # fees, funding paid, liquidation fees, liquidations, exposure bars, insurance
     for seg, run in zip(data.segments, data.runs, strict=True):
-        if run is None or seg.bars < warmup + 2:
+        if seg.bars < warmup + 2:
             segs.append(data_prep.Segment(seg.start_ms, seg.end_ms, seg.bars, skipped=True))
             continue
         segs.append(seg)
-        wallet = _run_segment(twin, params, spec, lev, P, br, run, wallet, trades, eq_ms, eq, totals, data.pair,
-                              tf_ms, risk_counts)
+        wallet = _run_segment(twin, params, data, int(request.leverage), P, pp, br, run, wallet, trades, eq_ms, eq,
+                              totals, tf_ms, risk_counts)
     equity_ms = np.concatenate(eq_ms) if eq_ms else np.empty(0, dtype="int64")
     equity = np.concatenate(eq) if eq else np.empty(0)
     metrics = compute_metrics(equity_ms, equity, trades, initial=float(request.initial_wallet), bar_ms=tf_ms,
@@ -215,7 +227,7 @@ def run_screening(request: BacktestRequest, data: ScreeningData | None = None) -
         assumptions.append(f"insurance fund absorbed {totals[5]:.2f} USDT of negative balance")
     common = data.common
     result = BacktestResult(
-        run_id=new_run_id(cls.__name__), strategy=cls.__name__, pairs=[data.pair], timeframe=request.timeframe,
+        run_id=new_run_id(cls.__name__), strategy=cls.__name__, pairs=list(data.pairs), timeframe=request.timeframe,
         leverage=request.leverage, initial_wallet=float(request.initial_wallet), final_wallet=wallet,
         start_ms=int(common[0]), end_ms=int(common[-1]) + tf_ms, bars=len(common), trades=trades,
         equity_ms=equity_ms, equity=equity, metrics=metrics, segments=segs, gaps=list(data.gaps), rejections=[],
@@ -225,65 +237,148 @@ def run_screening(request: BacktestRequest, data: ScreeningData | None = None) -
     return result
 
 
-def _run_segment(twin: Twin, params: Mapping[str, Any], spec: InstrumentSpec, lev: int, P: np.ndarray,
-                 br: np.ndarray, run: Segment, wallet: float, trades: list[TradeRecord], eq_ms: list[np.ndarray],
-                 eq: list[np.ndarray], totals: np.ndarray, pair: str, bar_ms: int,
+class _Clock:
+    """What the strategy's next() tells the risk book about each bar, replayed lazily: the clock, and each pair's
+    close at every full hour (the correlation rule's input), pair by pair up to where Backtrader's loop would be."""
+
+    def __init__(self, book: RiskBook, pairs: list[str], ts: np.ndarray, bar_ms: int, closes: list[np.ndarray]):
+        self.book, self.pairs, self.ts, self.bar_ms, self.closes = book, pairs, ts, bar_ms, closes
+        self.hours = np.nonzero((ts + bar_ms) % HOUR_MS == 0)[0]
+        self.done = [-1] * len(pairs)
+        if len(ts):
+            book.observe(pairs[0], int(ts[0]) + bar_ms, float(closes[0][0]))  # the first next() call
+
+    def upto(self, i: int, k: int) -> None:
+        """Pairs up to ``k`` have seen bar ``i``, the rest bar ``i − 1``; the clock is at bar i's close."""
+        for q, pair in enumerate(self.pairs):
+            target = i if q <= k else i - 1
+            if target > self.done[q]:
+                a = np.searchsorted(self.hours, self.done[q] + 1)
+                b = np.searchsorted(self.hours, target + 1)
+                for j in self.hours[a:b]:
+                    self.book.observe(pair, int(self.ts[j]) + self.bar_ms, float(self.closes[q][j]))
+                self.done[q] = target
+        self.book.observe(self.pairs[k], int(self.ts[i]) + self.bar_ms, float(self.closes[k][i]))
+
+
+def _run_segment(twin: Twin, params: Mapping[str, Any], data: ScreeningData, lev: int, P: np.ndarray,
+                 pp: np.ndarray, br: np.ndarray, run: Segment, wallet: float, trades: list[TradeRecord],
+                 eq_ms: list[np.ndarray], eq: list[np.ndarray], totals: np.ndarray, bar_ms: int,
                  risk_counts: dict[str, dict[str, int]]) -> float:
-    ind = twin.strategy.compute_indicators(run.candles, params)
-    a = run.arrays
+    npairs = len(data.pairs)
     n = len(run.ts)
-    session = twin.session(twin.strategy, params, spec, lev, pair, run.ts, bar_ms, a.close, ind)
+    book = RiskBook(limits_from_params(params))
+    bars = np.empty((npairs, K.N_BAR_ROWS, n))
+    sessions = []
+    fms_l, frate_l, fmark_l = [], [], []
+    pst = np.zeros((npairs, K.N_STATE))
+    off = 0
+    for q, (pair, a, candles) in enumerate(zip(data.pairs, run.arrays, run.candles, strict=True)):
+        ind = twin.strategy.compute_indicators(candles, params)
+        session = twin.session(twin.strategy, params, data.specs[q], lev, pair, run.ts, bar_ms, a.close, ind, book)
+        sessions.append(session)
+        bars[q, K.BO], bars[q, K.BH], bars[q, K.BL], bars[q, K.BC] = a.open, a.high, a.low, a.close
+        bars[q, K.BRATIO] = a.mark_ratio
+        bars[q, K.BSIG], bars[q, K.BATR], bars[q, K.BEXL], bars[q, K.BEXS] = session.rows
+        nf = len(a.funding_ms)
+        fms_l.append(np.asarray(a.funding_ms, dtype="int64"))
+        frate_l.append(np.asarray(a.funding_rate, dtype="float64"))
+        fmark_l.append(np.asarray(a.funding_mark, dtype="float64") if len(a.funding_mark) == nf
+                       else np.full(nf, np.nan))
+        pst[q, K.S_FPTR] = off + (int(np.searchsorted(a.funding_ms, a.ts_ms[0])) if n else 0)
+        pst[q, K.S_FEND] = off + nf
+        off += nf
+    pst[:, K.S_LP_DIRTY] = 1.0
+    pst[:, K.S_LAST_I] = -1.0
+    pst[:, K.S_DEAD_BAR] = -1.0
+    s0 = sessions[0]
     P = P.copy()
-    P[K.P_MODE] = session.mode
-    P[K.P_TIME_STOP] = getattr(session, "time_stop_bars", 0.0)
-    P[K.P_BREAKEVEN] = 1.0 if getattr(session, "breakeven", True) else 0.0
-    bars = np.empty((K.N_BAR_ROWS, n))
-    bars[K.BO], bars[K.BH], bars[K.BL], bars[K.BC] = a.open, a.high, a.low, a.close
-    bars[K.BRATIO] = a.mark_ratio
-    bars[K.BSIG], bars[K.BATR], bars[K.BEXL], bars[K.BEXS] = session.rows
-    st = np.zeros(K.N_STATE)
-    st[K.S_WALLET] = wallet
-    st[K.S_LP_DIRTY] = 1.0
-    st[K.S_FPTR] = float(np.searchsorted(a.funding_ms, a.ts_ms[0])) if n else 0.0
-    orders = np.zeros((K.MAX_ORDERS, K.N_ORDER_COLS))
-    kids = np.zeros((K.MAX_ORDERS, K.N_ORDER_COLS))
-    trades_arr = np.zeros((max(64, n // 50), K.N_TRADE_COLS))
+    P[K.P_MODE] = s0.mode
+    P[K.P_TIME_STOP] = getattr(s0, "time_stop_bars", 0.0)
+    P[K.P_BREAKEVEN] = 1.0 if getattr(s0, "breakeven", True) else 0.0
+    fms = np.concatenate(fms_l) if off else np.empty(0, dtype="int64")
+    frate = np.concatenate(frate_l) if off else np.empty(0)
+    fmark = np.concatenate(fmark_l) if off else np.empty(0)
+    acc = np.zeros(K.N_ACC)
+    acc[K.A_WALLET] = wallet
+    orders = np.zeros((npairs, K.MAX_ORDERS, K.N_ORDER_COLS))
+    kids = np.zeros((npairs, K.MAX_ORDERS, K.N_ORDER_COLS))
+    trades_arr = np.zeros((max(64, npairs * n // 50), K.N_TRADE_COLS))
     equity = np.zeros(n)
-    fmark = a.funding_mark if len(a.funding_mark) else np.full(len(a.funding_ms), np.nan)
-    fms = np.ascontiguousarray(a.funding_ms, dtype="int64")
-    frate = np.ascontiguousarray(a.funding_rate, dtype="float64")
-    start = 0
+    clock = _Clock(book, data.pairs, run.ts, bar_ms, [a.close for a in run.arrays])
+    start, start_pair = 0, 0
     while True:
-        code, i = K.run(bars, run.ts, fms, frate, fmark, P, br, st, orders, kids, trades_arr, equity, start)
+        code, i, k = K.run(bars, run.ts, fms, frate, fmark, P, pp, br, acc, pst, orders, kids, trades_arr, equity,
+                           start, start_pair)
         if code == K.DONE:
             break
         if code == K.NEED_SPACE:
             trades_arr = np.concatenate([trades_arr, np.zeros_like(trades_arr)])
-            start = i
+            start, start_pair = i, 0
             continue
-        ntr = int(st[K.S_NTRADES])
-        if session.pending:
-            row = trades_arr[ntr - 1] if ntr > session.trades_at_entry else None
-            session.settle([] if row is None else [(float(row[K.T_STRAT_PNL]), float(row[K.T_WALLET]))])
-        side = 1 if bars[K.BSIG, i] > 0 else -1
-        w = float(st[K.S_WALLET])
-        order = session.decide(i, side, w, max(0.0, w), float(a.close[i] * a.mark_ratio[i]))
+        _settle(sessions, pst, trades_arr, int(acc[K.A_NTRADES]), i)
+        clock.upto(i, k)
+        session = sessions[k]
+        side = 1 if bars[k, K.BSIG, i] > 0 else -1
+        avail = float(K.available(acc, pst, bars, float(lev), i))
+        free = avail - _pending_margin(orders, pst, bars, lev, i)
+        order = session.decide(i, side, float(acc[K.A_WALLET]), avail, free,
+                               float(bars[k, K.BC, i] * bars[k, K.BRATIO, i]))
+        if session.refused_at == i:  # its rejection is notified at the next bar, in sending order
+            session.refused_seq = float(acc[K.A_SEQ])
+            acc[K.A_SEQ] += 1.0
+        if session.pending:  # sized and booked: its end (trade, or never filled) is told before its next entry
+            session.trades_at_entry = int(acc[K.A_NTRADES])
         if order is not None:
-            session.trades_at_entry = ntr
-            K.place_entry(st, orders, kids, float(order.side), order.qty, order.stop, order.tp_prices,
+            K.place_entry(pst[k], orders[k], kids[k], float(order.side), order.qty, order.stop, order.tp_prices,
                           order.tp_qtys, order.trail_mult, order.trail_on_fill, order.hold_ms, float(run.ts[i]))
-        start = i + 1
-    for row in trades_arr[: int(st[K.S_NTRADES])]:
-        trades.append(_record(row, run.ts, pair))
+        start, start_pair = i, k + 1
+    for row in trades_arr[: int(acc[K.A_NTRADES])]:
+        trades.append(_record(row, run.ts, data.pairs[int(row[K.T_PAIR])]))
     eq_ms.append(run.ts.copy())
     eq.append(equity)
-    totals += (st[K.S_FEES], st[K.S_FUNDING_PAID], st[K.S_LIQ_FEES], st[K.S_LIQS], st[K.S_EXPOSURE],
-               st[K.S_INSURANCE])
-    for rule, per in session.book.counts.items():
+    totals += (acc[K.A_FEES], acc[K.A_FUNDING_PAID], acc[K.A_LIQ_FEES], acc[K.A_LIQS], acc[K.A_EXPOSURE],
+               acc[K.A_INSURANCE])
+    for rule, per in book.counts.items():
         mine = risk_counts.setdefault(rule, {})
         for effect, count in per.items():
             mine[effect] = mine.get(effect, 0) + count
-    return float(st[K.S_WALLET])
+    return float(acc[K.A_WALLET])
+
+
+def _pending_margin(orders: np.ndarray, pst: np.ndarray, bars: np.ndarray, lev: int, i: int) -> float:
+    """FuturesBroker._free_for_orders' reservation: other pairs' entries sent this bar and not filled yet."""
+    held = 0.0
+    for q in range(pst.shape[0]):
+        for j in range(int(pst[q, K.S_NORD])):
+            if orders[q, j, K.O_TAG] == K.TAG_ENTRY:
+                held += orders[q, j, K.O_QTY] * bars[q, K.BC, i] / lev
+    return held
+
+
+def _settle(sessions: list[Any], pst: np.ndarray, trades_arr: np.ndarray, ntrades: int, i: int) -> None:
+    """Tell the book how every booked entry ended by bar ``i``'s notifications, in the order they were notified
+    (bar, then pair): a closed trade with the P&L the strategy saw, or an entry that never filled."""
+    events = []
+    for q, s in enumerate(sessions):
+        if not s.pending:
+            continue
+        rows = trades_arr[s.trades_at_entry:ntrades]
+        mine = rows[rows[:, K.T_PAIR] == q] if len(rows) else rows
+        # Sort key: bar, then what the strategy sent on the bar before (stop replacements, refused entries) in the
+        # order it sent them, then the broker's fills pair by pair.
+        if len(mine):
+            row = mine[0]
+            seq = float(row[K.T_SEQ])
+            events.append(((int(row[K.T_CLOSE_I]), 0 if seq >= 0 else 1, seq if seq >= 0 else q), q,
+                           [(float(row[K.T_STRAT_PNL]), float(row[K.T_WALLET]))]))
+        elif pst[q, K.S_DEAD_BAR] >= 0 and pst[q, K.S_DEAD_BAR] <= i:
+            events.append(((int(pst[q, K.S_DEAD_BAR]), 1, q), q, []))
+        elif 0 <= s.refused_at < i:
+            events.append(((s.refused_at + 1, 0, s.refused_seq), q, []))
+    for _key, q, closed in sorted(events, key=lambda e: e[0]):
+        sessions[q].settle(closed)
+        sessions[q].refused_at = -1
 
 
 def _record(row: np.ndarray, ts: np.ndarray, pair: str) -> TradeRecord:

@@ -19,10 +19,8 @@ from typing import Any
 import numpy as np
 
 from trader.model.instruments import InstrumentSpec
-from trader.model.money import max_notional, open_cost
 from trader.risk.book import RiskBook
-from trader.risk.limits import limits_from_params
-from trader.screening.reference import EntryOrder, _Line, settle_book
+from trader.screening.reference import EntryOrder, _Line, refused, settle_book
 from trader.strategy.base import split_take_profits
 from trader.strategy.managed import Candidate, ManagedStrategy
 from trader.strategy.setups import SETUPS
@@ -41,7 +39,7 @@ class ManagedSession:
 
     def __init__(self, strategy: type[ManagedStrategy], params: Mapping[str, Any], spec: InstrumentSpec,
                  leverage: int, pair: str, ts: np.ndarray, bar_ms: int, close: np.ndarray,
-                 ind: Mapping[str, np.ndarray]) -> None:
+                 ind: Mapping[str, np.ndarray], book: RiskBook) -> None:
         self.cls = strategy
         self.setup = SETUPS[strategy._setup]
         pre = self.setup.prefix
@@ -57,16 +55,16 @@ class ManagedSession:
         self.atr = np.asarray(ind[f"{pre}_atr"], dtype="float64")
         self.rows = (self.signal, self.atr, np.asarray(ind[f"{pre}_exit_long"], dtype="float64"),
                      np.asarray(ind[f"{pre}_exit_short"], dtype="float64"))
-        self.book = RiskBook(limits_from_params(params))
+        self.book = book
         self.pending = False
         self.trades_at_entry = 0
+        self.refused_at = -1
+        self.refused_seq = 0.0
         # ``plan`` reads only ``self.p``: called unbound on the parameters, it is the strategy's own rule.
         self._as_strategy = SimpleNamespace(p=SimpleNamespace(**params))
         name = self.setup.name
         self.trail_mult = (float(params["brk_trail_atr"]) if name == "breakout" else
                            float(params["trd_trail_atr"]) if name == "trend" else 0.0)
-        if len(ts):
-            self.book.observe(pair, int(ts[0]) + bar_ms, float(close[0]))
 
     def settle(self, closed: list[tuple[float, float]]) -> None:
         if not self.pending:
@@ -74,10 +72,10 @@ class ManagedSession:
         settle_book(self.book, self.pair, closed)
         self.pending = False
 
-    def decide(self, i: int, side: int, wallet: float, available: float, mark: float) -> EntryOrder | None:
+    def decide(self, i: int, side: int, wallet: float, available: float, free: float,
+               mark: float) -> EntryOrder | None:
         p = self.p
         spec, lev = self.spec, self.leverage
-        self.book.observe(self.pair, int(self.ts[i]) + self.bar_ms, float(self.close[i]))
         cand = Candidate(side, self.setup, int(self.agree[i]))
         if not self.book.slot_free(self.pair, side):
             return None
@@ -95,9 +93,8 @@ class ManagedSession:
             return None
         qty = size.qty
         self.pending = True
-        if (qty * ref < spec.min_notional or abs(side * qty) * mark > max_notional(spec.brackets, lev)
-                or open_cost(qty, ref, mark, lev, side) > available):
-            self.settle([])
+        if refused(spec, lev, side, qty, ref, mark, free):
+            self.refused_at = i
             return None
         stop = ref * (1 - side * dist)
         tps: list[tuple[float, float]] = []

@@ -24,7 +24,6 @@ import numpy as np
 from trader.model.instruments import InstrumentSpec
 from trader.model.money import max_notional, open_cost
 from trader.risk.book import RiskBook
-from trader.risk.limits import limits_from_params
 from trader.strategy.base import split_take_profits
 from trader.strategy.sizing import size_entry, stop_distance, vol_rank
 
@@ -39,6 +38,13 @@ class EntryOrder:
     trail_mult: float  # ATRs behind the close once trailing (0: never)
     trail_on_fill: bool = False  # trail from the entry fill rather than from the first target
     hold_ms: float = 0.0  # time stop (managed strategies), from the decision bar's close
+
+
+def refused(spec: InstrumentSpec, leverage: int, side: int, qty: float, ref: float, mark: float,
+            free: float) -> bool:
+    """FuturesBroker._validate for a market entry: minimum notional, position cap, cost to open."""
+    return (qty * ref < spec.min_notional or abs(side * qty) * mark > max_notional(spec.brackets, leverage)
+            or open_cost(qty, ref, mark, leverage, side) > free)
 
 
 def settle_book(book: RiskBook, pair: str, closed: list[tuple[float, float]]) -> None:
@@ -67,12 +73,14 @@ class _Line:
 
 
 class ReferenceSession:
-    """One segment's strategy state outside the kernel: the risk book and the entry in flight."""
+    """One pair's strategy state outside the kernel for one segment: the entry in flight; the risk book is the
+    run's, shared by every pair (the engine tells it the clock and the closes, as the strategy's next() does)."""
 
     mode = 0.0  # kernel.MODE_REFERENCE
 
     def __init__(self, strategy: type, params: Mapping[str, Any], spec: InstrumentSpec, leverage: int, pair: str,
-                 ts: np.ndarray, bar_ms: int, close: np.ndarray, ind: Mapping[str, np.ndarray]) -> None:
+                 ts: np.ndarray, bar_ms: int, close: np.ndarray, ind: Mapping[str, np.ndarray],
+                 book: RiskBook) -> None:
         self.p = params
         self.spec = spec
         self.leverage = leverage
@@ -86,11 +94,11 @@ class ReferenceSession:
         self.rows = (np.asarray(ind["signal"], dtype="float64"), self.atr, np.zeros(n), np.zeros(n))
         self.time_stop_bars = float(params["time_stop_bars"])
         self.breakeven = bool(params["breakeven"])
-        self.book = RiskBook(limits_from_params(params))
+        self.book = book
         self.pending = False  # an entry was sized and booked as open; its outcome is told before the next one
         self.trades_at_entry = 0
-        if len(ts):
-            self.book.observe(pair, int(ts[0]) + bar_ms, float(close[0]))  # next() on the first bar
+        self.refused_at = -1  # bar after which a refused-at-submit entry is told "cancelled" (next bar's notify)
+        self.refused_seq = 0.0
 
     def settle(self, closed: list[tuple[float, float]]) -> None:
         """Tell the book how the last entry ended: ``closed`` holds (price P&L, wallet after) of the trade it
@@ -100,12 +108,13 @@ class ReferenceSession:
         settle_book(self.book, self.pair, closed)
         self.pending = False
 
-    def decide(self, i: int, side: int, wallet: float, available: float, mark: float) -> EntryOrder | None:
+    def decide(self, i: int, side: int, wallet: float, available: float, free: float,
+               mark: float) -> EntryOrder | None:
         """``RsiBollingerStrategy._enter`` at bar ``i`` (flat, no entry pending), then the broker's ``submit``
-        checks for the market entry; None when either refuses it."""
+        checks for the market entry (``free``: available less the margin of other pairs' pending entries); None
+        when either refuses it."""
         p = self.p
         spec, lev = self.spec, self.leverage
-        self.book.observe(self.pair, int(self.ts[i]) + self.bar_ms, float(self.close[i]))
         ref = float(self.close[i])
         atr = float(self.atr[i])
         dist = stop_distance(lev, atr, ref, p["atr_multiplier"], p["stop_leverage_factor"])
@@ -117,10 +126,10 @@ class ReferenceSession:
             return None
         qty = size.qty
         self.pending = True
-        # FuturesBroker.submit / _validate for the market entry: refused here means the book hears "cancelled".
-        if (qty * ref < spec.min_notional or abs(side * qty) * mark > max_notional(spec.brackets, lev)
-                or open_cost(qty, ref, mark, lev, side) > available):
-            self.settle([])
+        # FuturesBroker.submit / _validate for the market entry: refused here, the book hears "cancelled" at the
+        # next bar's notifications.
+        if refused(spec, lev, side, qty, ref, mark, free):
+            self.refused_at = i
             return None
         stop = ref * (1 - side * dist)
         shares = split_take_profits(qty, p["tp_shares"], spec)
