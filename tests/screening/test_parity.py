@@ -196,3 +196,12 @@ def test_managed_shared_data(strategy: str, pair: str) -> None:
                            strategy_params=_space_params(strategy, rng)))
     _check(BacktestRequest(strategy=strategy, pairs=(pair,), timeframe="1m", data_dir=SHARED,
                            strategy_params={"feed_timeframe": "1m"}))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared/data")
+@pytest.mark.parametrize("strategy,timeframe", [("rsi_bollinger", "1m"), ("rsi_bollinger", "1h"),
+                                                ("oscillation", "5m"), ("breakout", "5m"), ("trend", "5m")])
+def test_several_pairs_shared_data(strategy: str, timeframe: str) -> None:
+    """BTC, ETH and SOL in one account over ../shared/data's history (the bars all three have)."""
+    _check(BacktestRequest(strategy=strategy, pairs=("BTC", "ETH", "SOL"), timeframe=timeframe, data_dir=SHARED))

@@ -71,7 +71,7 @@ def twin_for(request: BacktestRequest) -> tuple[Twin | None, str]:
     twin = TWINS.get(cls)
     if twin is None:
         return None, f"{cls.__name__} has no screening twin"
-    if getattr(request, "market_gate", None) is not None:
+    if getattr(request, "market_gate", None) is not None or getattr(request, "liquidity", None) is not None:
         return None, "market-side entry rules (liquidity tiers, maintenance windows) need Backtrader"
     params = cls.param_values(request.strategy_params)
     if any(len(params.get(k, ())) > twin.max_tp_tiers for k in twin.tp_params):
