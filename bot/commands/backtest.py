@@ -15,6 +15,7 @@ from trader.performance.montecarlo import monte_carlo, trade_returns
 from trader.persistence.database import make_engine, make_session_factory
 from trader.persistence.migrate import upgrade
 from trader.risk.limits import declared_risk_params
+from trader.risk.liquidity import LiquidityRules
 from trader.strategy.reference import STRATEGIES
 
 
@@ -106,7 +107,9 @@ def _run(args: argparse.Namespace) -> int:
                               start_ms=run.start_ms, end_ms=run.end_ms, leverage=run.leverage,
                               initial_wallet=args.wallet, data_dir=run.data_dir,
                               # The config's risk section, exactly as the live engine reads it.
-                              strategy_params=declared_risk_params(settings, STRATEGIES[args.strategy].param_values()))
+                              strategy_params=declared_risk_params(settings, STRATEGIES[args.strategy].param_values()),
+                              # Liquidity tiers from candle volume (the live engine reads the order book).
+                              liquidity=LiquidityRules.from_config(settings.risk.liquidity))
     print(f"data: {run.data_dir}", file=sys.stderr)
     try:
         result = run_backtest(request, progress=_progress)

@@ -110,8 +110,9 @@ def _threshold_share(sim) -> float:
     from trader.sim.book import BookConfig
     cfg = BookConfig()
     depth = sum(cfg.level_notional * (1 + 0.1 * i) for i in range(cfg.levels)) * 2  # both sides, inside ±0.5 %
-    volume = float(sim.call(lambda s: __import__("trader.sim.rest", fromlist=["x"])._ticker(
-        s, "BTCUSDT", s.clock.now_ms()))["quoteVolume"])
+    from trader.sim.rest import _ticker
+
+    volume = float(sim.call(lambda s: _ticker(s, "BTCUSDT", s.clock.now_ms()))["quoteVolume"])
     return depth / volume / 2
 
 
@@ -231,7 +232,7 @@ def test_post_only_slice_fills_as_maker(sim, sessions) -> None:
             resting = [o for o in rows if o.get("type", o.get("orderType")) == "LIMIT"]
             if resting:
                 price = float(resting[0]["price"])
-                sim.call(lambda s: s.set_price("BTCUSDT", price * 0.999))
+                sim.call(lambda s, p=price: s.set_price("BTCUSDT", p * 0.999))
                 sim.step(1000)
                 return
             time.sleep(0.01)

@@ -67,6 +67,9 @@ class BacktestRequest:
     # The market-side entry rules (trader.risk.gate.MarketGate: liquidity tiers from candle volume, maintenance
     # windows); set on each segment's broker, where the strategies' RiskBook asks it. None: no such rule.
     market_gate: Any = None
+    # Liquidity tiers from candle volume (trader.risk.liquidity.LiquidityRules: the config's risk.liquidity), the
+    # backtest's stand-in for the live order book; None: not applied. Said in the result's assumptions.
+    liquidity: Any = None
 
 
 @dataclass
@@ -137,6 +140,14 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
         if request.use_funding and not data_prep.funding_path_exists(data_dir, pair):
             assumptions.append(f"{pair}: no funding file, funding not charged")
 
+    gate = request.market_gate
+    if request.liquidity is not None:
+        from trader.risk.gate import CombinedGate
+        from trader.risk.liquidity import CANDLE_ASSUMPTION, CandleLiquidityGate
+
+        candle_gate = CandleLiquidityGate(frames, request.liquidity, tf_ms)
+        gate = candle_gate if gate is None else CombinedGate([gate, candle_gate])
+        assumptions.append(CANDLE_ASSUMPTION)
     # The exchange's rules nearest the range (a pair without any is refused here, naming what is missing).
     rules = resolve_rules(pairs, data_dir, request.start_ms, request.end_ms)
     assumptions[:0] = rules.notes
@@ -167,8 +178,8 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
         segs.append(data_prep.Segment(int(seg_ts[0]), int(seg_ts[-1]), b - a))
         broker = FuturesBroker(cash=wallet, leverage=request.leverage, fees=request.fees, slippage=request.slippage,
                                progress=(lambda n, _d=done: report((_d + n) / total_bars, "running")))
-        if request.market_gate is not None:
-            broker.market_gate = request.market_gate
+        if gate is not None:
+            broker.market_gate = gate
         cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True, quicknotify=False)
         cerebro.setbroker(broker)
         for pair in pairs:

@@ -38,6 +38,8 @@ class BacktestJobSpec:
     results_dir: str
     # The config's risk section as strategy parameters (trader.risk.limits), so /backtest sizes like live does.
     strategy_params: tuple[tuple[str, Any], ...] = ()
+    # The config's liquidity tiers (trader.risk.liquidity.LiquidityRules), applied from candle volume; None: not.
+    liquidity: Any = None
 
 
 class _Progress:
@@ -107,7 +109,7 @@ def run(spec: BacktestJobSpec, conn: Any) -> None:
         request = BacktestRequest(strategy=_counting(cls, progress.tick), pairs=spec.pairs, timeframe=spec.timeframe,
                                   start_ms=spec.start_ms, end_ms=spec.end_ms, leverage=spec.leverage,
                                   initial_wallet=spec.initial_wallet, data_dir=data_dir, candles=frames,
-                                  strategy_params=dict(spec.strategy_params))
+                                  strategy_params=dict(spec.strategy_params), liquidity=spec.liquidity)
         result = replace(run_backtest(request, progress=progress.runner), run_id=spec.run_id)
         extra = {"timerange": spec.timerange}
         out = write_export(result, spec.results_dir, extra)

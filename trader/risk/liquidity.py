@@ -174,3 +174,50 @@ class TierTracker:
 
     def tier(self, pair: str) -> Tier:
         return self._tier.get(pair, Tier.NORMAL)
+
+
+class CandleLiquidityGate:
+    """The backtest's liquidity tiers (trader.risk.gate.MarketGate), from candle volume (``assess_candles``): at a
+    decision time, the quote volume of the bars closed in the last hour against that of the last 24 hours. Until
+    a pair has 24 hours of bars before the decision there is nothing to compare with and entries are allowed. No
+    hysteresis and no staged close: a backtest's positions keep their stops (the live desk closes in stages)."""
+
+    HOUR_MS = 3_600_000
+
+    def __init__(self, frames: Any, rules: LiquidityRules, tf_ms: int) -> None:
+        import numpy as np
+
+        self.rules = rules
+        self.tf_ms = tf_ms
+        self._series: dict[str, tuple[Any, Any]] = {}
+        for pair, df in frames.items():
+            close_ms = df["timestamp"].to_numpy(dtype="int64") + tf_ms
+            quote = df["volume"].to_numpy(dtype="float64") * df["close"].to_numpy(dtype="float64")
+            self._series[pair] = (close_ms, np.concatenate([[0.0], np.cumsum(np.nan_to_num(quote))]))
+        self.readings: dict[str, LiquidityReading] = {}  # the last reading per pair (for the result and tests)
+
+    def _volume(self, pair: str, since_ms: int, until_ms: int) -> float:
+        import numpy as np
+
+        close_ms, cum = self._series[pair]
+        lo = int(np.searchsorted(close_ms, since_ms, side="right"))
+        hi = int(np.searchsorted(close_ms, until_ms, side="right"))
+        return float(cum[hi] - cum[lo])
+
+    def reading(self, pair: str, at_ms: int) -> LiquidityReading | None:
+        series = self._series.get(pair)
+        if series is None or at_ms - self.tf_ms < int(series[0][0]) + 24 * self.HOUR_MS - self.tf_ms:
+            return None  # less than 24 h of bars before the decision
+        hour = self._volume(pair, at_ms - self.HOUR_MS, at_ms)
+        day = self._volume(pair, at_ms - 24 * self.HOUR_MS, at_ms)
+        reading = assess_candles(pair, hour, day, self.rules)
+        self.readings[pair] = reading
+        return reading
+
+    def entry(self, pair: str, at_ms: int) -> Any:
+        from trader.risk.gate import ALLOW, MarketVerdict
+
+        reading = self.reading(pair, at_ms)
+        if reading is None or reading.size_multiplier >= 1:
+            return ALLOW
+        return MarketVerdict(reading.size_multiplier, "liquidity", reading.as_dict())

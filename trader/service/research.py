@@ -27,6 +27,7 @@ from trader.jobs.runner import BacktestJobs, JobProgress, JobRefused
 from trader.jobs.worker import BacktestJobSpec
 from trader.persistence.audit import Actor
 from trader.risk.limits import declared_risk_params
+from trader.risk.liquidity import LiquidityRules
 from trader.service.auditing import audited
 from trader.service.errors import ServiceError
 
@@ -114,7 +115,8 @@ class ResearchService:
             run_id=new_run_id(), strategy=ask.strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
             end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
             data_dir=str(data_dir), results_dir=str((self.settings.user_data_dir / "backtest_results").resolve()),
-            strategy_params=tuple(declared_risk_params(self.settings, STRATEGIES[ask.strategy].param_values()).items()))
+            strategy_params=tuple(declared_risk_params(self.settings, STRATEGIES[ask.strategy].param_values()).items()),
+            liquidity=LiquidityRules.from_config(self.settings.risk.liquidity))
 
     async def start_backtest(self, actor: Actor, ask: job_data.BacktestAsk,
                              on_progress: Callable[[JobProgress], None]) -> str:
