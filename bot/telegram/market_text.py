@@ -88,6 +88,13 @@ def execution_text(t: Translator, view: Any, tz: str) -> str:
         lines.append(t("execution.no_market"))
         return "\n".join(lines)
     lines.append(t("execution.market_title"))
+    lines += market_lines(t, market, tz)
+    return "\n".join(lines)
+
+
+def market_lines(t: Translator, market: Mapping[str, Any], tz: str) -> list[str]:
+    """Each pair's liquidity tier, the maintenance schedule and any staged close (/execution and /risk)."""
+    lines: list[str] = []
     for pair, reading in (market.get("liquidity") or {}).items():
         if reading is None:
             why = (market.get("missing") or {}).get(pair)
@@ -107,4 +114,4 @@ def execution_text(t: Translator, view: Any, tz: str) -> str:
         lines.append(t("execution.maintenance_none"))
     for pair in market.get("closing") or ():
         lines.append(t("execution.closing", pair=fmt.short_pair(pair)))
-    return "\n".join(lines)
+    return lines

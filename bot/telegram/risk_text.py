@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.i18n import Translator
 from bot.telegram import formatting as fmt
-from bot.telegram.market_text import MARKET_RULES, market_detail
+from bot.telegram.market_text import MARKET_RULES, market_detail, market_lines
 
 # trader.risk.rules.RULES plus the market-side rules; any other name is shown as it comes.
 RULES = ("max_open_trades", "coin_risk", "total_risk", "frequency", "drawdown", "regime", "loss_streak",
@@ -96,6 +96,9 @@ def risk_text(t: Translator, view: Any, tz: str) -> str:
             per = s["counts"][rule]
             lines.append(f"{rule_word(t, rule)}: " + ", ".join(f"{t(f'risk.effect.{e}') if e in EFFECTS else e} {n}"
                                                                for e, n in sorted(per.items())))
+    market = getattr(view, "market", None)
+    if market:  # the market side: liquidity tiers and maintenance (trader/execution/market.py)
+        lines += ["", t("execution.market_title"), *market_lines(t, market, tz)]
     recent = s.get("recent") or []
     if recent:
         lines += ["", t("risk.recent")]

@@ -65,6 +65,17 @@ async def test_execution_quality_per_pair_and_the_market_now(bot) -> None:
     assert "ETH/USDT: no order book yet" in text
     assert "Next exchange maintenance: 2025-05-05 16:16 – 2025-05-05 16:31 (no new entries from 30 min before) — " \
            "entries are blocked now" in text
+    # /risk shows the same market state beside the account rules.
+    from tests.bot.test_risk import _book
+
+    state = _book().status()
+
+    async def risk_status() -> dict[str, Any]:
+        return state
+
+    engine.risk_status = risk_status
+    risk = (await bot.ask(VIEWER, "/risk")).text
+    assert "Market now:" in risk and "BTC/USDT: liquidity moderate (reduce-only: no new entries)" in risk
     await bot.ask(TRADER, "/settings language zh_CN")
     zh = (await bot.ask(TRADER, "/execution")).text
     assert "执行质量" in zh and "流动性中度" in zh and "下次交易所维护" in zh

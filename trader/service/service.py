@@ -664,7 +664,9 @@ class TradingService:
         running = engine is not None and engine.running
         read = getattr(engine, "risk_status", None)
         state = await read() if running and read is not None else None
-        return RiskView(self.strategy, running, state, limits)
+        market_status = getattr(engine, "market_status", None)
+        market = await market_status() if running and market_status is not None else None
+        return RiskView(self.strategy, running, state, limits, market)
 
     async def execution(self, days: int = 30) -> ExecutionView:
         """Execution quality per pair over the last ``days`` (slippage against the decision price in basis points,
@@ -741,6 +743,7 @@ class RiskView:
     running: bool
     state: dict[str, Any] | None  # RiskBook.status() of the running strategy; None when stopped or without one
     limits: dict[str, Any]  # the configured rules (trader.risk.limits.risk_params over applied parameters)
+    market: dict[str, Any] | None = None  # the market side's state (liquidity tiers, maintenance); None: not running
 
 
 @dataclass(frozen=True)
