@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.live.conftest import BTC, MINUTE, client_factory, sessions, step_minutes, wait_until  # noqa: F401 (fixture)
+from tests.live.conftest import BTC, MINUTE, client_factory, step_minutes, wait_until
 from trader.events import EventBus
 from trader.exchange.streams import StreamOptions
 from trader.live.engine import EngineConfig, LiveEngine
 from trader.ml.live import GRID_MS, LivePredictions
 from trader.ml.predictor import Predictor
+from trader.persistence.database import make_engine, make_session_factory
+from trader.persistence.migrate import upgrade
 from trader.sim.config import SimConfig
 from trader.sim.server import SimulatorThread
 from trader.strategy import fusion
@@ -24,6 +26,14 @@ MINUTES = 85  # to 14:55: the agreeing-timeframes candidates close at 14:00, 14:
 # ml_confirm 0: any answer of the model confirms, so the grade shows whether a prediction reached the decision
 # (the model's own skill is what bench/ml_eval.py reports, not this test).
 PARAMS = {"ml_confirm": 0.0}
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    db = make_engine(f"sqlite:///{tmp_path / 'live.db'}")
+    upgrade(db)
+    yield make_session_factory(db)
+    db.dispose()
 
 
 @pytest.fixture(autouse=True)

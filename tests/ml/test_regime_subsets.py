@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 
+from tests.ml.conftest import tiny_config
 from trader.ml.features import FEATURE_NAMES
 from trader.ml.predictor import Predictor
 from trader.ml.selection import mask_to_subsets, row_regime
 from trader.ml.training import MODEL_SPECS, candidate_rows
-from tests.ml.conftest import tiny_config
 
 
 def test_mask_touches_only_features_outside_the_rows_regime_subset() -> None:
