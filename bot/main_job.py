@@ -413,9 +413,13 @@ def install_ml(settings: Settings, engine_hooks: list[Callable[[LiveEngine], Non
     changed, when no usable model is active. Features come from each engine's own closed bars (plus older stored
     candles): ``trader.ml.live.LivePredictions``, attached to every engine the control makes."""
     try:
+        from trader.ml.context import MarketContext
         from trader.ml.live import install_live
 
-        live = install_live(settings.models_dir, settings.data_dir)
+        # the book is recorded for later backtests only where it is a real market's, not the replay simulator's
+        real = not settings.dry_run or settings.simulator.market == "binance"
+        live = install_live(settings.models_dir, settings.data_dir,
+                            context=MarketContext(record_dir=settings.data_dir if real else None))
     except Exception as exc:  # a broken model must not keep the engine from trading without it
         log.error("ML models not used: %s", exc)
         return None

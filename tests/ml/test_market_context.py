@@ -10,6 +10,7 @@ import numpy as np
 
 from tests.live.conftest import BTC, client_factory
 from trader.analysis.analyzer import AnalyzerConfig, analyze
+from trader.analysis.orderflow import load_book_snapshots
 from trader.data.store import bundled_data_dir, load_candles
 from trader.ml.context import MarketContext
 from trader.ml.features import build_features
@@ -20,8 +21,8 @@ from trader.sim.server import SimulatorThread
 START = 1747612800000  # 2025-05-19 00:00 UTC, a funding settlement
 
 
-def test_context_from_the_simulator_reaches_the_features() -> None:
-    ctx = MarketContext()
+def test_context_from_the_simulator_reaches_the_features(tmp_path) -> None:
+    ctx = MarketContext(record_dir=tmp_path)
     with SimulatorThread(SimConfig(port=0, clock_mode="stepped", pairs=[BTC], start_ms=START)) as sim:
         async def go() -> None:
             client = client_factory(sim)()
@@ -31,6 +32,9 @@ def test_context_from_the_simulator_reaches_the_features() -> None:
                 await client.close()
 
         asyncio.run(go())
+    asyncio.run(ctx.flush())
+    (recorded,) = load_book_snapshots(tmp_path, BTC)  # recorded for later backtests, as it was seen
+    assert recorded.ts_ms == START and np.array_equal(recorded.bids, ctx.book(BTC)[0].bids)
     funding = ctx.funding(BTC)
     assert funding is not None and len(funding) and int(funding["timestamp"].max()) <= START
     assert ctx.ratio(BTC) is None  # nothing stored for the simulator to serve: absent

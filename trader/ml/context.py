@@ -11,6 +11,11 @@ Binance's publication delay (``sentiment.ratio_features``), a book snapshot from
 and for at most 60 s (``orderflow.orderflow_series``). A snapshot is taken every poll, so a 5m grid bar has one
 when polls come at least every minute; between polls the book features are absent (NaN, ``has_book`` 0), never
 carried forward. A failed read is logged once per kind and pair, and the features stay absent.
+
+With ``record_dir`` (the candle store's folder) every snapshot is also recorded (``orderflow.BookRecorder``,
+``<data>/book/<pair>-book-<day>.parquet``, flushed off the loop every ``flush_every`` polls) so later backtests and
+trainings have the book where it was seen. The main job records only a real market's book (live, or dry-run
+mirroring Binance), never the simulator's replay book.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from trader.analysis.orderflow import BookSnapshot, snapshot_from_depth
+from trader.analysis.orderflow import BookRecorder, BookSnapshot, snapshot_from_depth
 from trader.data.ratio import empty_ratio_frame, rows_to_frame
 
 log = logging.getLogger(__name__)
@@ -36,7 +42,10 @@ KEEP_ROWS = 20_000
 
 
 class MarketContext:
-    def __init__(self) -> None:
+    def __init__(self, record_dir: Path | str | None = None, flush_every: int = 10) -> None:
+        self.record_dir = Path(record_dir) if record_dir else None
+        self.flush_every = max(1, flush_every)
+        self._recorders: dict[str, BookRecorder] = {}
         self._lock = threading.Lock()
         self._funding: dict[str, pd.DataFrame] = {}
         self._ratio: dict[str, pd.DataFrame] = {}
@@ -70,9 +79,21 @@ class MarketContext:
                 snap = snapshot_from_depth(depth, pair, int(now), depth=BOOK_DEPTH)
                 with self._lock:
                     self._book.setdefault(pair, deque(maxlen=KEEP_SNAPSHOTS)).append(snap)
+                if self.record_dir is not None:
+                    self._recorders.setdefault(pair, BookRecorder(self.record_dir, pair, BOOK_DEPTH)).add(snap)
             except Exception as exc:  # noqa: BLE001 — context is optional: the features stay absent
                 self._failed(pair, "order book", exc)
         self.polls += 1
+        if self._recorders and self.polls % self.flush_every == 0:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the recorded snapshots (in a thread: the loop keeps serving the engine)."""
+        for pair, rec in list(self._recorders.items()):
+            try:
+                await asyncio.to_thread(rec.flush)
+            except Exception as exc:  # noqa: BLE001 — a full disk must not stop the polling
+                self._failed(pair, "book recording", exc)
 
     async def run(self, client: Any, pairs: Sequence[str] | Callable[[], Sequence[str]], stop: asyncio.Event,
                   every_s: float = POLL_S) -> None:
@@ -84,6 +105,7 @@ class MarketContext:
                 self._failed("*", "poll", exc)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
+        await self.flush()
 
     async def _funding_rows(self, client: Any, pair: str) -> None:
         old = self.funding(pair)
