@@ -416,10 +416,8 @@ def install_ml(settings: Settings, engine_hooks: list[Callable[[LiveEngine], Non
         from trader.ml.context import MarketContext
         from trader.ml.live import install_live
 
-        # the book is recorded for later backtests only where it is a real market's, not the replay simulator's
-        real = not settings.dry_run or settings.simulator.market == "binance"
         live = install_live(settings.models_dir, settings.data_dir,
-                            context=MarketContext(record_dir=settings.data_dir if real else None))
+                            context=MarketContext(record_dir=settings.data_dir if _records_book(settings) else None))
     except Exception as exc:  # a broken model must not keep the engine from trading without it
         log.error("ML models not used: %s", exc)
         return None
@@ -428,10 +426,20 @@ def install_ml(settings: Settings, engine_hooks: list[Callable[[LiveEngine], Non
     return live
 
 
+def _records_book(settings: Settings) -> bool:
+    """A real market's book (live, or dry-run mirroring Binance) is recorded; the replay simulator's is not."""
+    return not settings.dry_run or settings.simulator.market == "binance"
+
+
 def _start_market_context(runtime: Runtime, live: Any) -> concurrent.futures.Future[None] | None:
-    """With a model active: poll funding, the long/short ratio and the order book for its features
-    (trader.ml.context) on the host loop with the service's client; cancelled at shutdown."""
+    """Poll funding, the long/short ratio and the order book (trader.ml.context) on the host loop with the
+    service's client, for a model's features when one is active, and to record a real market's book either way;
+    cancelled at shutdown. None when there is neither."""
     context = getattr(live, "context", None)
+    if context is None and _records_book(runtime.settings):
+        from trader.ml.context import MarketContext
+
+        context = MarketContext(record_dir=runtime.settings.data_dir)
     if context is None:
         return None
 
