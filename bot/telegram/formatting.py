@@ -120,7 +120,7 @@ def status(t: T, view: Any) -> str:
     if getattr(view, "ml", None) is not None:
         from bot.telegram.handlers.models import status_line
 
-        lines.append(status_line(t, view.ml, getattr(view, "now_ms", None)))
+        lines.append(status_line(t, view.ml, getattr(view, "now_ms", None), getattr(view, "ml_latest", None)))
     if view.paused and not view.running:
         lines.append(t("status.entries_paused"))
     return "\n".join(lines)

@@ -128,6 +128,9 @@ def test_status_line_forms() -> None:
     broken = MLState((ActiveModel("xgb", "v0002", "xgb", None, None, False, "expired"),))
     assert mh.status_line(EN, broken, now) == "ML: off — xgb v2 not usable: expired"
     assert mh.status_line(ZH, on, now) == "ML：xgb v3，已 2 小时"
+    latest = (1_746_476_400_000, 90.0)  # the engine's newest prediction: 2025-05-05 20:20 bar, made 90 s ago
+    assert mh.status_line(EN, on, now, latest) == "ML: xgb v3, 2 h old; last prediction 05-05 20:20 UTC bar, made 1 min ago"
+    assert mh.status_line(EN, MLState(()), now, latest) == "ML: off — no active model"
 
 
 def test_train_parses_the_model_and_bounds_the_networks() -> None:

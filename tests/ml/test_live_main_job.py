@@ -57,6 +57,9 @@ async def test_run_with_an_active_model(write_config, tmp_path: Path, xgb_models
         assert live.context.polls >= 1 and live.context.book(BTC)
         view = await runtime.proxy.signals(BTC)
         assert view.pairs[BTC]["ml"]["at_ms"] >= newest.close_ms
+        status = await runtime.proxy.status()
+        assert status.ml_latest is None or status.ml_latest[0] == max(
+            r.close_ms for r in (live.latest(p) for p in runtime.service.pairs) if r is not None and r.score is not None)
         predicted = await runtime.research_proxy.predict(BTC)
         assert predicted.source == "engine" or newest.prediction is None
         return newest

@@ -81,6 +81,7 @@ class StatusView:
     latency_p99_ms: float | None
     ml: Any = None  # trader.ml.live.MLState: the active models (None: not read)
     now_ms: int | None = None  # when ``ml`` was read (for the models' age)
+    ml_latest: Any = None  # (bar close ms, seconds since it was made) of the engine's newest prediction, or None
 
 
 @dataclass(frozen=True)
@@ -553,6 +554,7 @@ class TradingService:
             latency_p99_ms=stats.p99_ms,
             ml=await asyncio.to_thread(_ml_state, self.settings.models_dir),
             now_ms=int(time.time() * 1000),
+            ml_latest=_ml_latest(self.pairs),
         )
 
     async def health(self) -> HealthView:
@@ -776,6 +778,21 @@ class AppliedParams:
     before: dict[str, Any]  # what was applied before (not the config's defaults)
     after: dict[str, Any]  # now in force over the config's
     restarted: bool  # a running engine was restarted with them; otherwise they apply at its next start
+
+
+def _ml_latest(pairs: Any) -> tuple[int, float] | None:
+    """The running engine's newest model prediction over ``pairs`` (trader.ml.live.LivePredictions): its bar's
+    close and its age in seconds; None without one."""
+    from trader.strategy.fusion import get_ml_provider
+
+    latest = getattr(get_ml_provider(), "latest", None)
+    if latest is None:
+        return None
+    found = [r for r in (latest(p) for p in pairs) if r is not None and r.score is not None]
+    if not found:
+        return None
+    newest = max(found, key=lambda r: r.close_ms)
+    return newest.close_ms, max(0.0, time.time() - newest.computed_ms / 1000)
 
 
 def _ml_state(models_dir: Any) -> Any:

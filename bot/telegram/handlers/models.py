@@ -59,16 +59,21 @@ def short_version(version: str) -> str:
     return f"v{int(version[1:])}" if version[:1] == "v" and version[1:].isdigit() else version
 
 
-def status_line(t: Translator, state: Any, now_ms: int | None) -> str:
-    """/status's ML line: "ML: off — no active model" or "ML: xgb v3, 2 h old"."""
+def status_line(t: Translator, state: Any, now_ms: int | None, latest: Any = None) -> str:
+    """/status's ML line: "ML: off — no active model" or "ML: xgb v3, 2 h old", with the engine's newest
+    prediction when there is one ("; last prediction 05-05 22:10, 1 min ago")."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     if state is None:
         return t("status.ml_unknown")
     usable = [m for m in state.active if m.usable]
     if usable:
-        return t("status.ml_on", models=", ".join(
+        line = t("status.ml_on", models=", ".join(
             t("ml.model_age", name=m.name, version=short_version(m.version), age=age_text(t, m.age_s(now)))
             for m in usable))
+        if latest:
+            at = dt.datetime.fromtimestamp(latest[0] / 1000, dt.UTC).strftime("%m-%d %H:%M")
+            line += t("status.ml_latest", time=at, age=age_text(t, latest[1]))
+        return line
     if state.active:
         m = state.active[0]
         return t("status.ml_unusable", name=m.name, version=short_version(m.version), reason=m.reason[:200])
