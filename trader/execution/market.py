@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from trader.events import EventBus, RiskAction
-from trader.exchange.client import ExchangeClient
+from trader.exchange.client import ExchangeClient, not_sent
 from trader.exchange.errors import ExchangeError
 from trader.exchange.orderbook import LocalOrderBook
 from trader.exchange.streams import DepthStream, StreamOptions
@@ -38,6 +38,9 @@ from trader.risk.maintenance import MaintenanceSchedule, MaintenanceState, parse
 log = logging.getLogger(__name__)
 
 CLOCK_READ_S = 5.0  # wall seconds between reads of the server time at most
+MIN_POLL_S = 2.0  # ... and between reads of the schedule at least (a 60× replay would ask every second)
+QUIET_S = 10.0  # after a rate-limit refusal, no reads for this long (they would be refused too)
+UNAVAILABLE_READS = 3  # consecutive 503 answers (each after the client's retries) before it counts as maintenance
 
 _TIER_ACTIONS = {Tier.NORMAL: "entries_resumed", Tier.MILD: "size_halved", Tier.MODERATE: "entries_blocked",
                  Tier.SEVERE: "liquidity_close"}
@@ -104,6 +107,8 @@ class MarketWatch:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_poll = -1e18
         self._last_clock = -1e18
+        self._quiet_until = -1e18
+        self._unavailable = 0  # consecutive 503 answers to the server-time read
         self._last_volume = -1e18
         self.on_resync: Callable[[], Any] | None = None
 
@@ -134,11 +139,13 @@ class MarketWatch:
             try:
                 wall = time.monotonic()
                 rate = self.clock.rate
-                if (wall - self._last_poll) * rate >= self.options.poll_s:
+                if wall < self._quiet_until:
+                    pass  # the client is rate limited: nothing would be sent (and the evaluation goes on)
+                elif wall - self._last_poll >= max(self.options.poll_s / rate, MIN_POLL_S):
                     await self.poll()
                 elif wall - self._last_clock >= CLOCK_READ_S:
                     await self.read_clock()
-                if (wall - self._last_volume) * rate >= self.options.volume_refresh_s:
+                if wall >= self._quiet_until and (wall - self._last_volume) * rate >= self.options.volume_refresh_s:
                     await self.refresh_volume()
                 await self.evaluate()
             except Exception:  # the watch must outlive one bad evaluation
@@ -151,11 +158,15 @@ class MarketWatch:
         """The server time (the clock model; a 503 means maintenance) and the announced windows."""
         self._last_poll = time.monotonic()
         await self.read_clock()
+        if time.monotonic() < self._quiet_until:
+            return
         try:
             rows = await self.client.fetch_maintenance_windows()
             if rows is not None:
                 self.schedule.set_announced(parse_windows(rows))
         except (ExchangeError, ValueError) as exc:
+            if isinstance(exc, ExchangeError) and not_sent(exc):
+                self._quiet_until = time.monotonic() + QUIET_S
             log.warning("market watch: maintenance schedule: %s", exc)
 
     async def read_clock(self) -> None:
@@ -165,18 +176,29 @@ class MarketWatch:
         try:
             self.clock.observe(await self.client.fetch_time())
             self.schedule.observe_available()
+            self._unavailable = 0
         except ExchangeError as exc:
             if exc.info.http_status == 503:
-                self.schedule.observe_unavailable(self.clock.now_ms())
+                # One 503 is a failed request (retry with backoff, binance-futures.md §8.1); maintenance answers
+                # every request with it: only several in a row count.
+                self._unavailable += 1
+                if self._unavailable >= UNAVAILABLE_READS:
+                    self.schedule.observe_unavailable(self.clock.now_ms())
+            elif not_sent(exc):
+                self._quiet_until = time.monotonic() + QUIET_S
             else:
                 log.warning("market watch: server time: %s", exc)
 
     async def refresh_volume(self) -> None:
         self._last_volume = time.monotonic()
         for pair in self.pairs:
+            if time.monotonic() < self._quiet_until:
+                return
             try:
                 self.volume[pair] = await self.client.fetch_quote_volume_24h(pair)
             except ExchangeError as exc:
+                if not_sent(exc):
+                    self._quiet_until = time.monotonic() + QUIET_S
                 log.warning("market watch: %s 24 h volume: %s", pair, exc)
 
     def book(self, pair: str) -> LocalOrderBook | None:
@@ -251,8 +273,7 @@ class MarketWatch:
         if desk is None:
             return
         try:
-            await desk.resync()
-            await desk.reconcile_stops()
+            await desk.resync()  # also re-places any missing stop
         except ExchangeError as exc:  # the exchange may still be coming back: the periodic check catches up
             log.warning("market watch: resync after maintenance: %s", exc)
 

@@ -104,6 +104,13 @@ class AccountSync:
         self._by_cid[t.cid] = t
 
     async def resync(self) -> list[str]:
+        """One resync at a time (a stream reconnect, the account check and the end of a maintenance window may ask
+        together; two interleaved catch-ups would read the same fills): see ``_resync``."""
+        lock = self.__dict__.setdefault("_resync_lock", asyncio.Lock())
+        async with lock:
+            return await self._resync()
+
+    async def _resync(self) -> list[str]:
         """After a user-stream drop, or when the account check finds a difference: every live order is looked up,
         and where a position differs from the exchange, the fills that explain it are fetched from the account's
         trade list and applied (each order once, by its cumulative quantity). A difference no fill explains is
