@@ -318,6 +318,7 @@ def _run_segment(twin: Twin, params: Mapping[str, Any], data: ScreeningData, lev
             continue
         _settle(sessions, pst, trades_arr, int(acc[K.A_NTRADES]), i)
         clock.upto(i, k)
+        book.see_wallet(float(acc[K.A_PEAK]))  # next() shows the book the wallet every bar: its peak so far
         session = sessions[k]
         side = 1 if bars[k, K.BSIG, i] > 0 else -1
         avail = float(K.available(acc, pst, bars, float(lev), i))

@@ -61,8 +61,11 @@ N_ORDER_COLS = 6
 MAX_ORDERS = 16
 
 # account
-A_WALLET, A_FEES, A_FUNDING_PAID, A_LIQ_FEES, A_LIQS, A_INSURANCE, A_EXPOSURE, A_NTRADES, A_OPEN, A_SEQ = range(10)
-N_ACC = 10
+(A_WALLET, A_FEES, A_FUNDING_PAID, A_LIQ_FEES, A_LIQS, A_INSURANCE, A_EXPOSURE, A_NTRADES, A_OPEN, A_SEQ,
+ A_PEAK) = range(11)
+N_ACC = 11
+# A_PEAK: the highest wallet after any bar's broker step so far (the strategies show the risk book the wallet at
+# every next(), and the drawdown rule reads its peak).
 # A_SEQ numbers what the strategy sends between two broker steps (stop replacements, refused entries): their
 # notifications reach it at the next bar in that order, before that bar's fills.
 
@@ -627,6 +630,8 @@ def run(bars: np.ndarray, ts: np.ndarray, fms: np.ndarray, frate: np.ndarray, fm
             if acc[A_OPEN] > 0:
                 acc[A_EXPOSURE] += 1.0
             equity[i] = acc[A_WALLET] + upnl
+            if acc[A_WALLET] > acc[A_PEAK]:
+                acc[A_PEAK] = acc[A_WALLET]
             for j in range(first_trade, int(acc[A_NTRADES])):
                 trades[j, T_WALLET] = acc[A_WALLET]  # what notify_order reads as the wallet when it sees flat
             _notify(acc, pst, orders, P, pp, i)
