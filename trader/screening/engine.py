@@ -392,9 +392,3 @@ def _record(row: np.ndarray, ts: np.ndarray, pair: str) -> TradeRecord:
         exit_reason=K.TAG_NAMES[reason] if 0 <= reason < len(K.TAG_NAMES) else "",
         fills=int(row[K.T_FILLS]), liquidated=bool(row[K.T_LIQ]), equity_at_open=float(row[K.T_EQ]))
 
-
-def engine_frame(result: BacktestResult) -> pd.DataFrame:
-    """The trade list as the parity tests compare it (one row per trade)."""
-    return pd.DataFrame([{"open_ms": t.open_ms, "close_ms": t.close_ms, "side": t.side, "qty": t.qty,
-                          "entry": t.entry_price, "exit": t.exit_price, "reason": t.exit_reason}
-                         for t in result.trades])

@@ -4,10 +4,11 @@ Indicators come from the strategy class's own ``compute_indicators``. The entry 
 step on the same functions: ``stop_distance``, ``size_entry`` (the account's risk rules through a ``RiskBook``
 built by ``limits_from_params`` from the same parameters, then ``risk_position_size``), ``vol_rank`` (fed the
 kernel's arrays through a two-method stand-in for Backtrader's lines) and ``split_take_profits``; then the broker's
-acceptance checks through ``trader.model.money`` (``open_cost``, ``max_notional``). The book hears what the
-strategy tells it: the clock each bar (only the decision bars matter for one pair: the correlation rule compares
-with *other* open pairs), every entry, every close with its price P&L and the wallet then, and every entry that
-never filled. The position-management half (time stop, break-even, trailing) runs in the kernel.
+acceptance checks through ``trader.model.money`` (``open_cost``, ``max_notional``). The risk book is the run's,
+shared by every pair; trader/screening/engine.py tells it what the strategy's next() and notify_order would: the
+wallet and the clock each bar, the hourly closes, every close with the P&L the strategy saw and the wallet then,
+and every entry that never filled. The position-management half (time stop, break-even, trailing) runs in the
+kernel.
 
 A change to ``_enter`` or ``notify_order`` that is not made here shows up in tests/screening/test_parity.py as a
 trade-list difference.
