@@ -8,8 +8,8 @@ on the same data when it is importable; it is not installed here, so its figure 
 side-by-side measurement (bsmart hyperopt ran 2.1–2.4× freqtrade's trials per minute), which makes the issue's
 target — 20× freqtrade — about 10× today's Backtrader figure.
 
-    .venv/bin/python bench/hyperopt_speed.py [--timeframe 1m] [--pair BTC] [--bt-epochs 10] [--epochs 300]
-        [--spaces buy sell] [--datadir DIR]
+    .venv/bin/python bench/hyperopt_speed.py [--timeframe 1m] [--pairs BTC] [--bt-epochs 10] [--epochs 300]
+        [--spaces buy sell] [--datadir DIR] [--strategy rsi_bollinger|oscillation|breakout|trend]
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def measure(request: HyperoptRequest) -> tuple[float, float, int, float, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pair", default="BTC")
+    ap.add_argument("--strategy", default="rsi_bollinger")
+    ap.add_argument("--pairs", default="BTC", help="comma-separated, e.g. BTC,ETH,SOL (one account)")
     ap.add_argument("--timeframe", default="1m")
     ap.add_argument("--datadir", type=Path, default=None, help="default: the data shipped with the package")
     ap.add_argument("--spaces", nargs="+", default=["buy", "sell"])
@@ -54,16 +55,16 @@ def main() -> None:
     ap.add_argument("--sampler", default="tpe")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    common = dict(strategy="rsi_bollinger", pairs=(args.pair,), timeframe=args.timeframe, data_dir=args.datadir,
+    common = dict(strategy=args.strategy, pairs=tuple(args.pairs.split(",")), timeframe=args.timeframe, data_dir=args.datadir,
                   spaces=tuple(args.spaces), sampler=args.sampler, folds=1, seed=7)
     plan = plan_hyperopt(HyperoptRequest(**common, epochs=1))
     fold = plan.folds[0]
-    probe = BacktestRequest(pairs=(args.pair,), timeframe=args.timeframe, data_dir=args.datadir,
+    probe = BacktestRequest(strategy=args.strategy, pairs=tuple(args.pairs.split(",")), timeframe=args.timeframe, data_dir=args.datadir,
                             start_ms=fold.train_start_ms, end_ms=fold.train_end_ms)
     t = time.perf_counter()
     run_screening(probe, prepare(probe))  # compiles the kernel, or loads it from numba's cache
     warm = time.perf_counter() - t
-    print(f"data: {args.pair} {args.timeframe}, train window {fold.label()}, {len(plan.dims)} parameters "
+    print(f"{args.strategy} on {args.pairs} {args.timeframe}, train window {fold.label()}, {len(plan.dims)} parameters "
           f"({', '.join(d.name for d in plan.dims)}), sampler {args.sampler}")
     print(f"screening kernel warm-up (compile or cache load, once per process): {warm:.2f} s")
 
