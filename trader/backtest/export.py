@@ -28,6 +28,15 @@ def iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _iso_all(ms: np.ndarray) -> list[str]:
+    """``iso`` of every time, by numpy when they are whole seconds (a row per bar: a million ``datetime`` objects
+    were seconds of a million-bar export); the same strings."""
+    ms = np.asarray(ms, dtype="int64")
+    if len(ms) and not (ms % 1000).any():
+        return [f"{t}Z" for t in np.datetime_as_string(ms.astype("datetime64[ms]"), unit="s").tolist()]
+    return [iso(int(x)) for x in ms]
+
+
 def usdt(x: float) -> float:
     return round(float(x), 8)
 
@@ -87,6 +96,7 @@ def write_export(result: BacktestResult, base_dir: Path | str = DEFAULT_DIR,
             ])
     with (out / "equity.csv").open("w", newline="") as fh:
         fh.write("time,equity\n")
-        fh.writelines(f"{iso(int(ms))},{usdt(v)}\n" for ms, v in zip(result.equity_ms, result.equity, strict=True))
+        fh.writelines(f"{t},{round(v, 8)}\n" for t, v in zip(_iso_all(result.equity_ms), result.equity.tolist(),
+                                                               strict=True))
     (out / "result.json").write_text(json.dumps(result_summary(result, extra), indent=2, allow_nan=False))
     return out
