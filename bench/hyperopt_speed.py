@@ -55,11 +55,12 @@ def main() -> None:
     ap.add_argument("--sampler", default="tpe")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    common = dict(strategy=args.strategy, pairs=tuple(args.pairs.split(",")), timeframe=args.timeframe, data_dir=args.datadir,
+    pairs = tuple(args.pairs.split(","))
+    common = dict(strategy=args.strategy, pairs=pairs, timeframe=args.timeframe, data_dir=args.datadir,
                   spaces=tuple(args.spaces), sampler=args.sampler, folds=1, seed=7)
     plan = plan_hyperopt(HyperoptRequest(**common, epochs=1))
     fold = plan.folds[0]
-    probe = BacktestRequest(strategy=args.strategy, pairs=tuple(args.pairs.split(",")), timeframe=args.timeframe, data_dir=args.datadir,
+    probe = BacktestRequest(strategy=args.strategy, pairs=pairs, timeframe=args.timeframe, data_dir=args.datadir,
                             start_ms=fold.train_start_ms, end_ms=fold.train_end_ms)
     t = time.perf_counter()
     run_screening(probe, prepare(probe))  # compiles the kernel, or loads it from numba's cache
