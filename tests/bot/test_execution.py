@@ -110,3 +110,36 @@ def test_a_rule_refusal_says_why_in_the_users_language() -> None:
     assert zh.startswith("被交易所维护规则拒绝") and "不开新仓" in zh
     plain = ServiceError("refused", "BTC/USDT:USDT already has an open long position")
     assert service_error_text(EN, plain).startswith("Refused: BTC/USDT:USDT already")
+
+
+async def test_market_decisions_are_audited(bot) -> None:
+    """The real audit log keeps each market-side decision with its rule and numbers; other risk actions (latency,
+    flatten) are not this subscriber's."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from trader.events import EventBus
+    from trader.execution.market import audit_market_actions
+    from trader.persistence.models import AuditEvent
+
+    bus = EventBus()
+    audit_market_actions(bus, bot.core.audit, asyncio.get_running_loop())
+    bus.publish(RiskAction(action="entry_refused", reason="maintenance: upcoming", pair=BTC, rule="maintenance",
+                           values=UPCOMING))
+    bus.publish(RiskAction(action="liquidity_close", reason="part 1 of 3", pair=BTC, rule="liquidity",
+                           values={**MODERATE, "tier": "severe", "stage": 1, "stages": 3}))
+    bus.publish(RiskAction(action="size_halved", reason="latency tier safe"))  # no rule: not this subscriber's
+
+    def rows() -> list[AuditEvent]:
+        with transaction(bot.core.sessions) as s:
+            return list(s.scalars(select(AuditEvent).where(AuditEvent.source == "engine")))
+
+    for _ in range(200):
+        if len(rows()) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    got = sorted(rows(), key=lambda r: r.action)
+    assert [(r.action, r.outcome, r.arguments["rule"]) for r in got] == [
+        ("entry_refused", "refused", "maintenance"), ("liquidity_close", "ok", "liquidity")]
+    assert got[0].arguments["v_start"] == "2025-05-05 16:16 UTC" and got[1].arguments["v_stage"] == 1
