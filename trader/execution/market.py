@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CLOCK_READ_S = 5.0  # wall seconds between reads of the server time at most
 MIN_POLL_S = 2.0  # ... and between reads of the schedule at least (a 60× replay would ask every second)
+MIN_VOLUME_S = 30.0  # wall seconds between reads of the 24 h volumes at least (it moves slowly; weight per pair)
 QUIET_S = 10.0  # after a rate-limit refusal, no reads for this long (they would be refused too)
 UNAVAILABLE_READS = 3  # consecutive 503 answers (each after the client's retries) before it counts as maintenance
 
@@ -145,7 +146,8 @@ class MarketWatch:
                     await self.poll()
                 elif wall - self._last_clock >= CLOCK_READ_S:
                     await self.read_clock()
-                if wall >= self._quiet_until and (wall - self._last_volume) * rate >= self.options.volume_refresh_s:
+                if wall >= self._quiet_until and wall - self._last_volume >= max(self.options.volume_refresh_s / rate,
+                                                                                 MIN_VOLUME_S):
                     await self.refresh_volume()
                 await self.evaluate()
             except Exception:  # the watch must outlive one bad evaluation
