@@ -13,7 +13,7 @@ from trader.exchange.backoff import BackoffPolicy
 from trader.exchange.client import ClientOptions, ExchangeClient
 from trader.exchange.errors import ExchangeError
 from trader.exchange.streams import DepthStream
-from trader.risk.liquidity import LiquidityRules, Tier, assess_book
+from trader.risk.liquidity import LiquidityRules, Tier, assess_book, covered_band
 from trader.risk.maintenance import MaintenanceSchedule, Phase, parse_windows
 
 BTC = "BTC/USDT:USDT"
@@ -76,8 +76,11 @@ async def test_liquidity_tier_from_the_local_book(sim):
             await asyncio.sleep(0.02)
         assert depth.book.synced
         # Required depth equal to what the default book shows within the band: the threshold exactly.
-        band_depth = float(depth.book.depth_within(Decimal("0.005")))
-        rules = LiquidityRules(depth_share_of_volume=min(1.0, band_depth / volume))
+        # The simulator's 50 levels reach ±0.25 %: the requirement is held against that reach.
+        reach = covered_band(depth.book, 0.005)
+        assert 0 < reach < 0.005
+        band_depth = float(depth.book.depth_within(Decimal(repr(reach))))
+        rules = LiquidityRules(depth_share_of_volume=min(1.0, band_depth / volume * 0.005 / reach))
         assert assess_book(BTC, depth.book, volume, rules).tier is Tier.NORMAL
         sim.set_book({"symbol": "BTCUSDT", "level_notional": 150_000.0 * 0.3})  # 30 % of the depth: moderate
         sim.step(60_000)

@@ -110,6 +110,8 @@ def _threshold_share(sim) -> float:
     from trader.sim.book import BookConfig
     cfg = BookConfig()
     depth = sum(cfg.level_notional * (1 + 0.1 * i) for i in range(cfg.levels)) * 2  # both sides, inside ±0.5 %
+    # The 50 levels reach ±0.25 % (0.5 bp apart): the requirement is held against half the band.
+    depth *= 0.005 / (cfg.levels * cfg.level_step_bps / 1e4)
     from trader.sim.rest import _ticker
 
     volume = float(sim.call(lambda s: _ticker(s, "BTCUSDT", s.clock.now_ms()))["quoteVolume"])

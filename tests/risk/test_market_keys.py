@@ -113,3 +113,19 @@ def test_the_probe_scenario_is_what_it_says() -> None:
     tier, size, health, held, *_rest = observe(Settings())
     assert tier is Tier.NORMAL and size == 1.0 and health == pytest.approx(0.9)
     assert isinstance(LiquidityReading, type) and issubclass(LiquidityConfig, BaseModel)
+
+
+def test_a_short_book_is_measured_where_it_reaches() -> None:
+    """A snapshot that reaches ±0.1 % of a ±0.5 % band: the depth there against a fifth of the requirement, not
+    read as four fifths empty (which live would turn into a staged close of every position)."""
+    from trader.exchange.orderbook import LocalOrderBook
+    from trader.risk.liquidity import LiquidityRules, covered_band
+
+    book = LocalOrderBook("BTCUSDT")
+    book.load_snapshot({"lastUpdateId": 1, "bids": [["99.95", "1000"], ["99.9", "1000"]],
+                        "asks": [["100.05", "1000"], ["100.1", "1000"]]})
+    assert covered_band(book, 0.005) == pytest.approx(0.001)
+    rules = LiquidityRules(depth_share_of_volume=0.001)
+    reading = assess_book("BTC/USDT:USDT", book, 400_000_000.0, rules)  # full requirement 400 k, a fifth 80 k
+    assert reading.required == pytest.approx(80_000.0) and reading.depth == pytest.approx(400_000.0)
+    assert reading.tier is Tier.NORMAL

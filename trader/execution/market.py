@@ -120,8 +120,11 @@ class MarketWatch:
         await self.refresh_volume()
         if self.use_depth:
             for pair in self.pairs:
+                # Binance's deepest snapshot (weight 20, at each reconnect) reaches furthest into the band; the
+                # simulator's book has 50 levels and a replay reconnects often: 100 (weight 5).
+                limit = 100 if self.client.options.api_url else 1000
                 stream = DepthStream(self.client, pair, self.ws_base, options=StreamOptions(heartbeat_s=30.0),
-                                     snapshot_limit=100)
+                                     snapshot_limit=limit)
                 self.depth[pair] = stream
                 self._tasks.append(loop.create_task(stream.run(self._stop), name=f"depth-{pair}"))
         self._tasks.append(loop.create_task(self._run(), name="market-watch"))

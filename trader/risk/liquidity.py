@@ -129,11 +129,25 @@ class BookView(Protocol):
     def depth_within(self, band: Decimal) -> Decimal: ...
 
 
+def covered_band(book: Any, band: float) -> float:
+    """How far from mid (a fraction, at most ``band``) the local book reaches on both sides. A REST snapshot has a
+    limited number of levels (Binance: at most 1000; BTCUSDT's reach much less than ±0.5 %), and levels beyond it
+    are known only once a diff touches them: depth is measured where the book is known, not assumed zero beyond."""
+    bids, asks, mid = getattr(book, "bids", None), getattr(book, "asks", None), book.mid() if hasattr(book, "mid") else None
+    if not bids or not asks or not mid:
+        return band
+    reach = float(min((mid - min(bids)) / mid, (max(asks) - mid) / mid))
+    return max(0.0, min(band, reach))
+
+
 def assess_book(pair: str, book: BookView, quote_volume_24h: float, rules: LiquidityRules) -> LiquidityReading:
-    """Live: depth within the band and the spread of the local order book against the 24 h quote volume."""
+    """Live: depth within the band and the spread of the local order book against the 24 h quote volume. Where
+    the book does not reach the whole band, the depth within its reach is held against the same share of the
+    requirement (depth taken as spread evenly over the band), so a short snapshot does not read as thin."""
     spread = book.spread()
-    depth = float(book.depth_within(Decimal(repr(rules.depth_band))))
-    required = rules.depth_share_of_volume * max(quote_volume_24h, 0.0)
+    band = covered_band(book, rules.depth_band)
+    depth = float(book.depth_within(Decimal(repr(band)))) if band > 0 else 0.0
+    required = rules.depth_share_of_volume * max(quote_volume_24h, 0.0) * (band / rules.depth_band)
     return _reading(pair, rules, depth, required, float(spread) if spread is not None else math.inf, "book")
 
 
