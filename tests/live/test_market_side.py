@@ -27,7 +27,8 @@ def _settings(**over) -> MarketSettings:
     base = MarketSettings(
         liquidity=LiquidityRules(depth_share_of_volume=1e-9, hold_s=0.0),
         lead_ms=30 * MINUTE, windows=(),
-        options=MarketOptions(poll_s=0.5, volume_refresh_s=1.0, tick_s=0.05, close_stages=3, close_stage_s=0.2),
+        options=MarketOptions(poll_s=0.5, volume_refresh_s=1.0, tick_s=0.05, close_stages=3, close_stage_s=0.2,
+                              min_poll_s=0.2),
         execution=ExecutionRules(slice_wait_s=0.05, time_limit_s=5.0))
     return dataclasses.replace(base, **over)
 

@@ -38,7 +38,6 @@ from trader.risk.maintenance import MaintenanceSchedule, MaintenanceState, parse
 log = logging.getLogger(__name__)
 
 CLOCK_READ_S = 5.0  # wall seconds between reads of the server time at most
-MIN_POLL_S = 2.0  # ... and between reads of the schedule at least (a 60× replay would ask every second)
 MIN_VOLUME_S = 30.0  # wall seconds between reads of the 24 h volumes at least (it moves slowly; weight per pair)
 QUIET_S = 10.0  # after a rate-limit refusal, no reads for this long (they would be refused too)
 UNAVAILABLE_READS = 3  # consecutive 503 answers (each after the client's retries) before it counts as maintenance
@@ -81,6 +80,7 @@ class MarketOptions:
     tick_s: float = 0.5  # wall seconds between evaluations
     close_stages: int = 3
     close_stage_s: float = 10.0  # exchange seconds between the parts of a staged close
+    min_poll_s: float = 5.0  # wall seconds between reads of the schedule at least (a 60× replay would ask every second)
 
 
 class MarketWatch:
@@ -145,7 +145,7 @@ class MarketWatch:
                 rate = self.clock.rate
                 if wall < self._quiet_until:
                     pass  # the client is rate limited: nothing would be sent (and the evaluation goes on)
-                elif wall - self._last_poll >= max(self.options.poll_s / rate, MIN_POLL_S):
+                elif wall - self._last_poll >= max(self.options.poll_s / rate, self.options.min_poll_s):
                     await self.poll()
                 elif wall - self._last_clock >= CLOCK_READ_S:
                     await self.read_clock()
