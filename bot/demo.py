@@ -21,11 +21,37 @@ from bot.emulator.transcript import NumberedButton, render_message
 from bot.main_job import Runtime, run_main_job
 from trader.config.loader import validate
 from trader.config.schema import Settings
+from trader.data.store import bundled_data_dir
+from trader.data.timeframes import timeframe_ms
 from trader.logging_setup import setup_logging
 from trader.security.redaction import Redactor
 
 DEMO_USER = 1001
+DAY_MS = 86_400_000
 DEMO_SPEED = 60.0  # one replayed minute per second: candles close every second
+
+
+def demo_start_ms(settings: Settings) -> int | None:
+    """Where the replay starts: with the longest warm-up of any strategy /strategy offers behind it (the master on
+    1m needs about 8 days), so whichever the user picks decides from its first candles; the shipped month leaves
+    about three weeks to watch. None (the simulator's default) when the data is too short for that."""
+    import pyarrow.parquet as pq
+
+    from trader.strategy.preflight import live_requirements
+    from trader.strategy.reference import STRATEGIES
+
+    data_dir = settings.simulator.data_dir or bundled_data_dir()
+    firsts, lasts = [], []
+    for path in Path(data_dir).glob("*-1m-futures.parquet"):
+        ts = pq.read_table(path, columns=[pq.read_schema(path).names[0]]).column(0)
+        firsts.append(int(ts[0].as_py()))
+        lasts.append(int(ts[-1].as_py()))
+    if not firsts:
+        return None
+    tf_ms = timeframe_ms(settings.timeframes[0])
+    warmup = max(live_requirements(name, None, settings.timeframes[0])["history_bars"] for name in STRATEGIES)
+    start = (max(firsts) + (warmup + 60) * tf_ms + DAY_MS) // 60_000 * 60_000
+    return start if start < min(lasts) - 7 * DAY_MS else None
 
 
 def demo_settings(user_data: Path, api_base_url: str, token: str, language: str = "en") -> Settings:
@@ -122,8 +148,10 @@ async def run_demo(
                   "/help, a command, or a button number; /quit leaves.", file=out, flush=True)
             ready.set()
 
+        start_ms = demo_start_ms(settings)
         job = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=5.0, on_ready=on_ready,
-                                               console_logging=False))
+                                               console_logging=False,
+                                               sim_overrides={"start_ms": start_ms} if start_ms else None))
         done, _ = await asyncio.wait({job, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if job in done:
             print(f"demo: the main job did not start; see {settings.logs_dir / 'errors.log'}", file=out, flush=True)
