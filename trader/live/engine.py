@@ -254,6 +254,13 @@ class LiveEngine:
         # The strategy's RiskBook reads these from its broker (trader.strategy.sizing.strategy_book).
         self.broker.risk_sink = self._risk_hit  # type: ignore[attr-defined]
         self.broker.market_gate = self.market_gate  # type: ignore[attr-defined]
+        # A restart keeps the loss streak, the wallet's peak and the trade rate (the ledger's recent trades), dated
+        # on the exchange's clock the feeds' history ends at.
+        now_ms = max((f.last_minute_ms or 0 for f in self.feeds.values()), default=0) or int(time.time() * 1000)
+        try:
+            self.broker.risk_history = self.desk.ledger.risk_history(now_ms)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - a ledger read failing must not stop the engine; the rules start fresh
+            log.exception("risk history could not be read from the ledger; the risk rules start without it")
         cerebro.setbroker(self.broker)
         for pair, feed in self.feeds.items():
             cerebro.adddata(feed, name=pair)

@@ -31,6 +31,7 @@ from sqlalchemy.pool import StaticPool
 from trader.execution.quality import ExecutionRecord
 from trader.persistence.database import transaction
 from trader.persistence.models import Execution, Fill, Order, Trade
+from trader.risk.book import RiskHistory
 
 ZERO = Decimal(0)
 
@@ -195,6 +196,27 @@ class Ledger:
                                         t.amount or ZERO, t.amount_open or ZERO, t.open_rate or ZERO,
                                         t.realized_pnl or ZERO, t.fees or ZERO, dict(filled))
             return out
+
+    def risk_history(self, now_ms: int, closed_days: int = 30, entry_days: int = 7) -> RiskHistory:
+        """The risk rules' memory of this account (trader.risk.book.RiskHistory): closed trades of the last
+        ``closed_days`` (an exit unknown has no P&L and is left out) and entry times of the last ``entry_days``,
+        on the exchange's clock the ledger keeps."""
+        if self.sessions is None:
+            return RiskHistory()
+        self.flush()
+        closed_since = utc_from_ms(now_ms - closed_days * 86_400_000)
+        entries_since = utc_from_ms(now_ms - entry_days * 86_400_000)
+        live = Trade.backtest_run_id.is_(None)
+        with transaction(self.sessions) as s:
+            rows = s.execute(select(Trade.close_date, Trade.realized_pnl, Trade.fees, Trade.funding)
+                             .where(live, Trade.status == "closed", Trade.close_date >= closed_since)
+                             .order_by(Trade.close_date, Trade.id)).all()
+            opens = s.scalars(select(Trade.open_date).where(live, Trade.status != "cancelled",
+                                                            Trade.open_date >= entries_since)).all()
+        closed = tuple((int(c.timestamp() * 1000), float(pnl or ZERO), float((pnl or ZERO) - (fees or ZERO)
+                                                                            + (funding or ZERO)))
+                       for c, pnl, fees, funding in rows)
+        return RiskHistory(closed, tuple(int(o.timestamp() * 1000) for o in opens))
 
     # -- orders and fills ---------------------------------------------------------------------------------------
     @staticmethod

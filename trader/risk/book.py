@@ -51,6 +51,15 @@ class Decision:
 Sink = Callable[[Decision], None]
 
 
+@dataclass(frozen=True)
+class RiskHistory:
+    """What a live restart must not forget, read from the ledger: each closed trade of the lookback as (close time,
+    price P&L, net P&L) in closing order, and the entry times of the frequency window."""
+
+    closed: tuple[tuple[int, float, float], ...] = ()
+    entries_ms: tuple[int, ...] = ()
+
+
 def coin_of(pair: str) -> str:
     return pair.split("/", 1)[0]
 
@@ -125,6 +134,27 @@ class RiskBook:
         elif pnl > 0:
             self.losses_in_a_row = 0
         self.see_wallet(wallet)
+
+    def restore(self, history: RiskHistory, wallet: float) -> None:
+        """Carry the loss streak, the wallet's peak and the trade rate over a restart (a user restarting after
+        three losses must not get full size back). The peak is rebuilt backwards from today's ``wallet`` with each
+        closed trade's net P&L (deposits and withdrawals in between are not seen)."""
+        for _, pnl, _ in history.closed:
+            if pnl < 0:
+                self.losses_in_a_row += 1
+            elif pnl > 0:
+                self.losses_in_a_row = 0
+        level = peak = wallet
+        for _, _, net in reversed(history.closed):
+            level -= net
+            peak = max(peak, level)
+        self.see_wallet(wallet)
+        self.peak_wallet = max(self.peak_wallet, peak)
+        for at in sorted(history.entries_ms):
+            self.entries_ms.append(at)
+        if history.entries_ms:
+            first = min(history.entries_ms)
+            self.first_ms = first if self.first_ms is None else min(self.first_ms, first)
 
     # -- the decision -----------------------------------------------------------------------------------------
     def trades_per_day(self) -> float:

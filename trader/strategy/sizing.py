@@ -117,11 +117,15 @@ def size_entry(book: RiskBook, wallet: float, available: float, pair: str, side:
 def strategy_book(strategy: Any) -> RiskBook:
     """The RiskBook of a running strategy: its risk parameters; the broker's event sink (live: the engine's bus)
     and market gate (liquidity tiers, maintenance), when it carries them. Positions the broker already holds (a
-    live restart) are adopted, so they count against the budgets from the first bar."""
+    live restart) are adopted, so they count against the budgets from the first bar; the loss streak, the wallet's
+    peak and the trade rate come back from the ledger (the broker's ``risk_history``)."""
     book = RiskBook(limits_from_params(strategy.p), sink=getattr(strategy.broker, "risk_sink", None),
                     gate=getattr(strategy.broker, "market_gate", None))
     for d in strategy.datas:
         size = strategy.broker.getposition(d).size
         if size:
             book.adopt(d._name, 1 if size > 0 else -1)
+    history = getattr(strategy.broker, "risk_history", None)  # live: the ledger's recent trades
+    if history is not None:
+        book.restore(history, float(strategy.broker.wallet_balance()))
     return book
