@@ -59,8 +59,8 @@ from trader.live.host import EngineHost
 from trader.live.ledger import Ledger
 from trader.live.orders import DeskOptions, StopRepair
 from trader.live.store import LiveStore
-from trader.strategy.base import FuturesStrategy
 from trader.risk.book import Decision
+from trader.strategy.base import FuturesStrategy
 from trader.strategy.sizing import risk_position_size, size_entry
 
 log = logging.getLogger(__name__)

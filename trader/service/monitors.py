@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Literal
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
 from trader.events import EventBus, LatencyTierChanged, LiquidationWarning, RiskAction
 from trader.exchange.errors import ExchangeError
 from trader.exchange.latency import LatencyMonitor, LatencyTier
 from trader.persistence.audit import Actor
-from trader.persistence.database import transaction
-from trader.persistence.models import FundingPayment, Trade
+from trader.service.funding import sync_funding
 from trader.service.service import TradingService
 
 log = logging.getLogger(__name__)
@@ -193,31 +188,8 @@ class AccountMonitor:
         return warnings
 
     async def sync_funding(self, since_ms: int | None = None) -> int:
-        """Store new funding settlements; returns how many were added."""
-        client = self.service.client
-        rows = await client.fetch_funding_payments(since_ms)
-        return await asyncio.to_thread(self._store_funding, rows)
-
-    def _store_funding(self, rows: list[dict]) -> int:
-        added = 0
-        sessions = self.service.core.sessions
-        for row in rows:
-            pair = row.get("symbol")
-            when = dt.datetime.fromtimestamp(int(row["timestamp"]) / 1000, dt.timezone.utc).replace(second=0,
-                                                                                                    microsecond=0)
-            amount = Decimal(str(row.get("amount") or 0))
-            try:
-                with transaction(sessions) as session:
-                    trade = session.scalar(select(Trade).where(Trade.pair == pair, Trade.status == "open",
-                                                               Trade.backtest_run_id.is_(None)))
-                    session.add(FundingPayment(trade_id=trade.id if trade else None, pair=pair,
-                                               rate=None, amount=amount, time=when))
-                    if trade is not None:
-                        trade.funding = trade.funding + amount
-            except IntegrityError:
-                continue  # already stored (one settlement per pair and time)
-            added += 1
-        return added
+        """Store new funding settlements (trader.service.funding); returns how many were added."""
+        return await sync_funding(self.service.client, self.service.core.sessions, since_ms)
 
     async def run(self, stop: asyncio.Event, interval_s: float = 30.0) -> None:
         while not stop.is_set():

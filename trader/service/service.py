@@ -31,6 +31,7 @@ from trader.service import pnl as pnl_mod
 from trader.service.auditing import audited
 from trader.service.errors import ServiceError
 from trader.service.flatten import flatten_account
+from trader.service.funding import sync_funding
 from trader.service.ledger_sync import protect_positions, sync_ledger
 from trader.service.leverage import OpenPosition, leverage_problems
 from trader.service.reconcile import ReconcileReport, check_ledger
@@ -319,6 +320,8 @@ class TradingService:
         for attempt in (1, 2):
             try:
                 baseline = await self._wallet_baseline()
+                # Settlements booked since the account monitor's last poll belong in the ledger before comparing.
+                await sync_funding(self.client, self.core.sessions)
                 report = await check_ledger(self.client, self.core.sessions, baseline=baseline)
                 break
             except ExchangeError as exc:
