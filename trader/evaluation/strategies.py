@@ -213,7 +213,9 @@ def evaluate(data: Path, jobs: int = 2) -> str:
              f"{len(tasks)} backtests, {cpu / 60:.1f} CPU-minutes, {(time.perf_counter() - t0) / 60:.1f} minutes "
              f"wall on {jobs} processes when last run, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC).", "",
              "Method (trader/evaluation/strategies.py): 5m futures candles from ../shared/data, the runner's fees, "
-             "slippage, mark prices and real funding; 25x, 2 % risk per trade, 10 % total, 10,000 USDT. Each strategy "
+             "slippage, mark prices and real funding; 25x, 10,000 USDT, the risk rules of trader/risk at the "
+             "configuration's defaults (2 % risk per trade, 10 % total, lowered with trading frequency and drawdown, "
+             "loss streak, volatility, correlation). Each strategy "
              "has three candidate settings fixed in advance from its hyperopt space; each runs over the whole period; "
              f"every month from the {TRAIN_MONTHS + 1}rd on takes the candidate with the best Sharpe over the "
              f"{TRAIN_MONTHS} months before it (walk-forward selection, out of sample). *defaults* = the default "
