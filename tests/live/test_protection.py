@@ -82,6 +82,9 @@ def test_stop_trigger_closes_the_position_and_the_strategy_hears_it(sim, session
         assert engine.broker.getposition(engine.feeds[BTC]).size == 0
         hits = [e for e in rec.events if e.kind == "stop_hit"]
         assert len(hits) == 1 and float(hits[0].price) < entry and hits[0].realized_pnl < 0
+        fills = [e for e in rec.events if e.kind == "order_filled"]
+        # The stop's sell closed a long: every fill of the trade is told as long (it was "short" once the book went).
+        assert {e.purpose for e in fills} >= {"entry", "stop"} and {e.side for e in fills} == {"long"}
         with transaction(sessions) as s:
             trade = s.scalars(select(Trade)).one()
             assert trade.status == "closed" and trade.exit_reason == "stop" and trade.realized_pnl < 0

@@ -20,6 +20,7 @@ from trader.exchange.errors import ExchangeError
 from trader.exchange.models import OrderState, Position, UserTrade
 from trader.live.ledger import utc_from_ms
 from trader.live.orders import PROTECTIVE, ZERO, FillNote, Kind, OrderSpec, Tracked, TradeBook, WalletNote
+from trader.live.positions import position_side
 
 log = logging.getLogger("trader.live.desk")
 
@@ -285,6 +286,8 @@ class AccountSync:
         tag = _foreign_tag(cid)
         book = self.trades.get(s.pair)
         trade_id = book.id if book is not None else None
+        # Before the fill: a foreign fill that closes the trade removes its book (a buy closing a short is no long).
+        side = book.side if book is not None else position_side(signed, True)
         ts = int(raw.get("T") or s.timestamp_ms or time.time() * 1000)
         self.ledger.record_external_order(trade_id, cid, s.pair, s.side, tag, s.id)
         realized = self.book.fill(s.pair, signed, price, fee, trade_id, "exit", tag, ts)
@@ -292,7 +295,7 @@ class AccountSync:
                                 bool(raw.get("m")), realized, ts)
         self.notes.put(FillNote(None, s.pair, float(signed), float(price), float(fee), ts, True, tag))
         self.wake.set()
-        self.bus.publish(OrderFilled(pair=s.pair, side=book.side if book else ("long" if signed > 0 else "short"),
+        self.bus.publish(OrderFilled(pair=s.pair, side=side,
                                      purpose=tag, client_order_id=cid, amount=delta, price=price, fee=fee,
                                      realized_pnl=realized if realized else None, trade_id=trade_id))
         if self.positions[s.pair][0] == 0:

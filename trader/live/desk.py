@@ -53,7 +53,7 @@ from trader.live.orders import (
     Tracked,
     TradeBook,
 )
-from trader.live.positions import PositionBook
+from trader.live.positions import PositionBook, position_side
 from trader.live.protection import Protection
 from trader.live.slicing import Execution
 from trader.model.instruments import InstrumentSpec
@@ -422,6 +422,10 @@ class OrderDesk(Protection, AccountSync, Execution):
               done: bool) -> None:
         pair = t.pair
         signed = qty if t.spec.side == "buy" else -qty
+        # The position's side as it was before this fill: a fill that closes the trade removes its book, and a buy
+        # that closes a short must not be told as "long".
+        before = self.trades.get(pair)
+        side = before.side if before else position_side(signed, t.spec.purpose == "entry")
         realized = self.book.fill(pair, signed, price, fee, t.trade_id, t.spec.purpose, t.spec.tag, ts)
         slip = self._tape(t).fill(qty, price, maker)
         self.ledger.record_fill(t.cid, t.trade_id or None, pair, key, t.spec.side, price, qty, fee, maker, realized, ts,
@@ -436,8 +440,6 @@ class OrderDesk(Protection, AccountSync, Execution):
         self.notes.put(FillNote(bt_side.spec.ref if bt_side.spec.ref >= 0 else None, pair, float(signed), float(price),
                                 float(fee), ts, done and owner is None, bt_side.spec.tag or bt_side.spec.purpose))
         self.wake.set()
-        book = self.trades.get(pair)
-        side = book.side if book else ("long" if signed > 0 else "short")
         self.bus.publish(OrderFilled(pair=pair, side=side, purpose=_event_purpose(t.spec),
                                      client_order_id=t.cid, amount=qty, price=price, fee=fee,
                                      realized_pnl=realized if realized else None, trade_id=t.trade_id))

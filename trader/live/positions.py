@@ -63,3 +63,9 @@ class PositionBook:
         if new == 0:
             self.trades.pop(pair, None)
         return realized
+
+
+def position_side(signed_qty: Decimal, opens: bool) -> str:
+    """The side of the position a fill of ``signed_qty`` (+ buy, − sell) opens (``opens``) or reduces."""
+    buys = signed_qty > 0
+    return "long" if buys == opens else "short"
