@@ -500,7 +500,7 @@ def _replace_stop(acc: np.ndarray, st: np.ndarray, rows: np.ndarray, price: floa
     nord = _append(rows, nord, K_STOP, 1.0 if pos < 0 else 0.0, price, abs(pos), tag, F_CLOSE)
     st[S_NORD] = nord
     st[S_STOP_PRICE] = price
-    st[S_REPLACED] = 1.0  # the old stop's cancellation reaches the strategy at the next bar's start
+    st[S_REPLACED] = 1.0  # the old stop's cancellation reaches the strategy at the next bar's start (and is ignored)
     st[S_REPL_SEQ] = acc[A_SEQ]
     acc[A_SEQ] += 1.0
 
@@ -620,10 +620,9 @@ def run(bars: np.ndarray, ts: np.ndarray, fms: np.ndarray, frate: np.ndarray, fm
                 st[S_EV_TP1] = 0.0
                 st[S_EV_OTHER_DEAD] = 0.0
                 st[S_SEEN] = 0.0
-                if st[S_REPLACED] > 0:
-                    st[S_REPLACED] = 0.0
-                    _seen(st)
-                    st[S_SNAP_SEQ] = st[S_REPL_SEQ]
+                # A replaced stop's cancellation reaches the strategy now, but it ignores it (the position's end is
+                # told by its own orders, with every fill's P&L), so it is no "seen" notification.
+                st[S_REPLACED] = 0.0
             first_trade = int(acc[A_NTRADES])
             _broker_bar(acc, pst, orders, kids, trades, P, pp, br, bars, ts, fms, frate, fmark, i)
             upnl, _im = _marks(pst, bars, P[P_LEV], i)

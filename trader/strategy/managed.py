@@ -26,9 +26,9 @@ import backtrader as bt
 
 from trader.data.timeframes import timeframe_ms
 from trader.optimize.spaces import Dimension, FloatRange, IntRange
+from trader.risk.limits import RISK_PARAMS
 from trader.strategy.base import FuturesStrategy, split_take_profits
 from trader.strategy.setups import SETUPS, Setup
-from trader.risk.limits import RISK_PARAMS
 from trader.strategy.sizing import size_entry, stop_distance, strategy_book, vol_rank
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,7 @@ class ManagedStrategy(FuturesStrategy):
                                     getattr(d.lines, f"{s.prefix}_exit_short", None),
                                     getattr(d.lines, f"{s.prefix}_atr")) for s in self.setups()} for d in self.datas}
         self.risk = strategy_book(self)
+        self._superseded: set[int] = set()  # refs of stops replaced by a new one (break-even, trailing)
         self.last_signal: dict[str, dict[str, Any]] = {}  # pair → the last graded signal (for /signals)
 
     def next(self) -> None:
@@ -404,6 +405,12 @@ class ManagedStrategy(FuturesStrategy):
                 self.risk.cancelled(d._name)
                 self._reset(st)
             return
+        if order.ref in self._superseded:
+            self._superseded.discard(order.ref)
+            if order.status != order.Completed:
+                # A replaced stop's cancellation (told at the next bar's start, perhaps after the new stop filled):
+                # the position's end is told by its own orders, with the P&L of every fill (the loss streak).
+                return
         if order.status == order.Completed and st.entry_price:
             st.realized += (order.executed.price - st.entry_price) * st.side * abs(order.executed.size)
         if tag == "tp1" and order.status == order.Completed:
@@ -453,6 +460,7 @@ class ManagedStrategy(FuturesStrategy):
     def _replace_stop(self, d: bt.DataBase, st: _Pos, price: float, tag: str) -> None:
         pos = self.getposition(d)
         side = 1 if pos.size > 0 else -1
+        self._superseded.add(st.stop.ref)
         self.cancel(st.stop)
         leave = self.sell if side > 0 else self.buy
         st.stop = leave(data=d, size=abs(pos.size), exectype=bt.Order.Stop, price=price, close_position=True, tag=tag)

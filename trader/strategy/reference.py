@@ -114,6 +114,7 @@ class RsiBollingerStrategy(FuturesStrategy):
     def start(self) -> None:
         self._st = {d: _PairState() for d in self.datas}
         self.risk = strategy_book(self)
+        self._superseded: set[int] = set()  # refs of stops replaced by a new one (break-even, trailing)
 
     def next(self) -> None:
         risk = self.risk
@@ -185,6 +186,12 @@ class RsiBollingerStrategy(FuturesStrategy):
                 st.risk = 0.0
                 self.risk.cancelled(d._name)
             return
+        if order.ref in self._superseded:
+            self._superseded.discard(order.ref)
+            if order.status != order.Completed:
+                # A replaced stop's cancellation (told at the next bar's start, perhaps after the new stop filled):
+                # the position's end is told by its own orders, with the P&L of every fill (the loss streak).
+                return
         if order.status == order.Completed and st.entry_price:
             st.realized += (order.executed.price - st.entry_price) * st.side * abs(order.executed.size)
         if tag == "tp1" and order.status == order.Completed:
@@ -228,6 +235,7 @@ class RsiBollingerStrategy(FuturesStrategy):
     def _replace_stop(self, d: bt.DataBase, st: _PairState, price: float, tag: str) -> None:
         pos = self.getposition(d)
         side = 1 if pos.size > 0 else -1
+        self._superseded.add(st.stop.ref)
         self.cancel(st.stop)
         leave = self.sell if side > 0 else self.buy
         st.stop = leave(data=d, size=abs(pos.size), exectype=bt.Order.Stop, price=price, close_position=True,
