@@ -34,6 +34,9 @@ class AccountSync:
         The position mirror starts from what the ledger recorded, and any difference from the exchange is
         explained by the account's fills since each trade opened (a stop or target that filled while the engine was
         down, a flatten interrupted by a crash); what no fill explains is followed with the exit marked unknown."""
+        # Pairs whose fills a refusal (rate limit) kept from this load → seconds to wait: retry_catch_up reads them
+        # once the weight is back, after the stops went out.
+        self.catch_up_failed: dict[str, float] = {}
         for pair in self.pairs:
             self.specs[pair] = self._spec_from_market(pair)
         await self.refresh_balance()
@@ -64,6 +67,7 @@ class AccountSync:
                     await self._catch_up(pair)
                 except ExchangeError as exc:
                     self._error(f"{pair}: the account's fills could not be read at start: {exc}", "load")
+                    self.catch_up_failed[pair] = float(getattr(exc, "wait_s", None) or 5.0)
                     continue
                 book = self.trades.get(pair)
                 if (book is not None and book.id and book.entry_qty == 0 and theirs == 0
@@ -85,12 +89,37 @@ class AccountSync:
                 await self._catch_up(pair)
             except ExchangeError as exc:
                 self._error(f"{pair}: the account's fills could not be read at start: {exc}", "load")
+                self.catch_up_failed[pair] = float(getattr(exc, "wait_s", None) or 5.0)
             if self.positions[pair][0] != theirs:
                 self._unexplained(pair, p)
         self.ledger.flush()
         # The Backtrader side starts from the mirror as it now stands; notes about how it got there would count twice.
         while not self.notes.empty():
             self.notes.get_nowait()
+
+    async def retry_catch_up(self, max_wait_s: float = 130.0) -> list[str]:
+        """Read the fills a refusal kept from ``load`` (a restart right after another spends the minute's request
+        weight), waiting for the weight to come back, within ``max_wait_s``; returns the pairs still not read (the
+        ledger check reports them). Call it after the stops are in place: waiting must never delay a stop."""
+        deadline = time.monotonic() + max_wait_s
+        pending = dict(getattr(self, "catch_up_failed", {}))
+        while pending:
+            wait = min(max(pending.values()) + 0.5, deadline - time.monotonic())
+            if wait < 0:
+                break
+            await asyncio.sleep(wait)
+            lock = self.__dict__.setdefault("_resync_lock", asyncio.Lock())  # never beside a running resync
+            for pair in sorted(pending):
+                try:
+                    async with lock:
+                        await self._catch_up(pair)
+                except ExchangeError as exc:
+                    pending[pair] = float(getattr(exc, "wait_s", None) or 5.0)
+                    continue
+                del pending[pair]
+                log.info("%s: the account's fills read after the start-up refusal", pair)
+        self.catch_up_failed = pending
+        return sorted(pending)
 
     def _adopt(self, o: OrderState) -> None:
         """An order of ours found open on the exchange at start: follow it (it has no Backtrader order)."""

@@ -136,6 +136,7 @@ class LiveEngine:
         self.cerebro: bt.Cerebro | None = None
         self._bt_thread: threading.Thread | None = None
         self._strategy: FuturesStrategy | None = None
+        self._catch_up_task: asyncio.Task[list[str]] | None = None
         self._paused: str | None = None
         self._risk_scale = 1.0
         self._started_at: float | None = None
@@ -221,6 +222,10 @@ class LiveEngine:
         if cfg.reconcile_on_start:
             for r in await desk.reconcile_stops():
                 log.warning("start-up: %s stop %s at %s %s", r.pair, r.action, r.price, r.detail)
+        if desk.catch_up_failed:
+            # The fills a rate-limited start could not read: read once the weight is back, beside the running
+            # engine (the start must not wait up to a minute for them; the stops are already in place).
+            self._catch_up_task = asyncio.get_running_loop().create_task(desk.retry_catch_up())
         self.store = store = LiveStore(client, desk, stream_options=cfg.stream, account_sync_s=cfg.account_sync_s)
         # The feeds share one lock with the store, so all pairs' bars of a minute appear to Backtrader at once.
         cls = live_feed_class(self.strategy_cls.indicator_lines)
@@ -301,6 +306,9 @@ class LiveEngine:
                 self._note_error("strategy thread did not stop in time", "stop")
         self._bt_thread = None
         self.cerebro = None
+        task, self._catch_up_task = self._catch_up_task, None
+        if task is not None and not task.done() and self.host.running:
+            self.host.loop.call_soon_threadsafe(task.cancel)
         if self.host.running:
             try:
                 self.host.call(self._shutdown(), timeout)

@@ -34,6 +34,7 @@ async def sync_ledger(client: ExchangeClient, sessions: sessionmaker[Session], *
     desk = OrderDesk(client, everything, leverage=leverage, ledger=Ledger(sessions, dry_run=dry_run),
                      bus=bus or EventBus(), options=DeskOptions(run=run))
     await desk.load()
+    await desk.retry_catch_up()
     await desk.drain()
     desk.ledger.flush()
     return list(desk.unexplained_pairs)
@@ -50,6 +51,7 @@ async def protect_positions(client: ExchangeClient, sessions: sessionmaker[Sessi
                      bus=bus or EventBus(), options=DeskOptions(run=run))
     await desk.load()
     repairs = await desk.reconcile_stops()
+    await desk.retry_catch_up()  # after the stops: a rate-limited start must not leave the ledger behind
     await desk.drain()
     desk.ledger.flush()
     return repairs
