@@ -26,7 +26,7 @@ def problems_for(write_config, data: dict, environ: dict | None = None) -> list[
 def test_embedded_defaults_are_a_safe_dry_run() -> None:
     s = load_settings(None, environ={})
     assert s.dry_run is True
-    assert (s.leverage, s.margin_mode, s.trading_mode, s.stake_currency) == (25, "cross", "futures", "USDT")
+    assert (s.leverage, s.margin_mode, s.stake_currency) == (25, "cross", "USDT")
     assert s.pair_whitelist == ["BTC/USDT:USDT", "ETH/USDT:USDT"]
     assert s.exchange.key is None
 

@@ -417,7 +417,6 @@ class MLConfig(StrictModel):
 
 class Settings(StrictModel):
     exchange: ExchangeConfig = Field(default_factory=ExchangeConfig)
-    trading_mode: Literal["futures"] = "futures"
     margin_mode: Literal["cross"] = "cross"
     leverage: Annotated[SInt, Field(ge=1, le=BINANCE_MAX_LEVERAGE)] = 25
     max_leverage: Annotated[SInt, Field(ge=1, le=BINANCE_MAX_LEVERAGE)] = 50
