@@ -7,8 +7,10 @@ its own (indicators restart), and every hole is listed in the result. Nothing is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -139,3 +141,26 @@ def pair_arrays(df: pd.DataFrame, ratio: np.ndarray, funding: tuple[np.ndarray, 
 
 def funding_path_exists(data_dir: Path, pair: str) -> bool:
     return funding_path(data_dir, pair).exists()
+
+
+def load_inputs(request: Any, pairs: Sequence[str], data_dir: Path
+                ) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[pd.DataFrame, str] | None], list[str]]:
+    """Candles (the request's own or the store's), mark candles and the assumptions they imply, per pair: what the
+    Backtrader runner and the screening engine both read (their parity starts from the same inputs)."""
+    frames: dict[str, pd.DataFrame] = {}
+    marks: dict[str, tuple[pd.DataFrame, str] | None] = {}
+    assumptions: list[str] = []
+    tf = request.timeframe
+    for pair in pairs:
+        if request.candles is not None:
+            df = request.candles[pair]
+            df = df[(df["timestamp"] >= (request.start_ms or -2**62)) & (df["timestamp"] < (request.end_ms or 2**62))]
+            frames[pair] = df.reset_index(drop=True)
+        else:
+            frames[pair] = load_pair_candles(data_dir, pair, tf, request.start_ms, request.end_ms)
+        marks[pair] = load_mark(data_dir, pair, tf, request.start_ms, request.end_ms) if request.use_mark else None
+        if marks[pair] is None:
+            assumptions.append(f"{pair}: no mark-price candles, mark taken equal to last price")
+        if request.use_funding and not funding_path_exists(data_dir, pair):
+            assumptions.append(f"{pair}: no funding file, funding not charged")
+    return frames, marks, assumptions

@@ -123,22 +123,7 @@ def run_backtest(request: BacktestRequest, progress: Progress | None = None) -> 
     report = progress or (lambda _f, _m: None)
 
     report(0.0, "loading data")
-    frames: dict[str, pd.DataFrame] = {}
-    marks: dict[str, tuple[pd.DataFrame, str] | None] = {}
-    assumptions: list[str] = []
-    for pair in pairs:
-        if request.candles is not None:
-            df = request.candles[pair]
-            df = df[(df["timestamp"] >= (request.start_ms or -2**62)) & (df["timestamp"] < (request.end_ms or 2**62))]
-            frames[pair] = df.reset_index(drop=True)
-        else:
-            frames[pair] = data_prep.load_pair_candles(data_dir, pair, tf, request.start_ms, request.end_ms)
-        marks[pair] = (data_prep.load_mark(data_dir, pair, tf, request.start_ms, request.end_ms)
-                       if request.use_mark else None)
-        if marks[pair] is None:
-            assumptions.append(f"{pair}: no mark-price candles, mark taken equal to last price")
-        if request.use_funding and not data_prep.funding_path_exists(data_dir, pair):
-            assumptions.append(f"{pair}: no funding file, funding not charged")
+    frames, marks, assumptions = data_prep.load_inputs(request, pairs, data_dir)
 
     gate = request.market_gate
     if request.liquidity is not None:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from trader.backtest import data_prep
 from trader.backtest.broker import PairData, TradeRecord
@@ -116,22 +115,7 @@ def prepare(request: BacktestRequest) -> ScreeningData:
         raise ValueError("no pairs to backtest")
     data_dir = Path(request.data_dir) if request.data_dir else bundled_data_dir()
     tf = request.timeframe
-    assumptions: list[str] = []
-    frames: dict[str, pd.DataFrame] = {}
-    marks: dict[str, tuple[pd.DataFrame, str] | None] = {}
-    for pair in pairs:
-        if request.candles is not None:
-            df = request.candles[pair]
-            df = df[(df["timestamp"] >= (request.start_ms or -2**62)) & (df["timestamp"] < (request.end_ms or 2**62))]
-            frames[pair] = df.reset_index(drop=True)
-        else:
-            frames[pair] = data_prep.load_pair_candles(data_dir, pair, tf, request.start_ms, request.end_ms)
-        marks[pair] = (data_prep.load_mark(data_dir, pair, tf, request.start_ms, request.end_ms)
-                       if request.use_mark else None)
-        if marks[pair] is None:
-            assumptions.append(f"{pair}: no mark-price candles, mark taken equal to last price")
-        if request.use_funding and not data_prep.funding_path_exists(data_dir, pair):
-            assumptions.append(f"{pair}: no funding file, funding not charged")
+    frames, marks, assumptions = data_prep.load_inputs(request, pairs, data_dir)
     rules = resolve_rules(pairs, data_dir, request.start_ms, request.end_ms)
     assumptions[:0] = rules.notes
     gaps = data_prep.pair_gaps(frames, tf)
