@@ -143,16 +143,21 @@ class ResearchService:
 
     async def cancel_backtest(self, actor: Actor, job_id: str) -> None:
         """Terminate a running backtest; its run is stored as cancelled. Its owner or an admin may."""
+        await self._cancel_job(actor, job_id, None, "backtest", "backtest_cancel")
+
+    async def _cancel_job(self, actor: Actor, job_id: str, kind: str | None, noun: str, action: str) -> None:
+        """Stop a running heavy job of ``kind`` (any kind with None), audited as ``action``: its owner or an admin
+        may; the refusals name the job as ``noun``."""
         async def run() -> None:
             job = self.backtest_jobs.get(job_id)
-            if job is None:
-                raise ServiceError("conflict", f"backtest {job_id} is not running")
+            if job is None or (kind is not None and job.kind != kind):
+                raise ServiceError("conflict", f"{noun} {job_id} is not running")
             if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
-                raise ServiceError("refused", f"backtest {job_id} was started by someone else")
+                raise ServiceError("refused", f"{noun} {job_id} was started by someone else")
             if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
-                raise ServiceError("conflict", f"backtest {job_id} has already finished")
+                raise ServiceError("conflict", f"{noun} {job_id} has already finished")
 
-        await self._audited(actor, "backtest_cancel", {"job_id": job_id}, run)
+        await self._audited(actor, action, {"job_id": job_id}, run)
 
     async def close_backtests(self) -> None:
         """Stop every running backtest (a host shutting down); their runs are stored as cancelled."""
@@ -291,16 +296,7 @@ class ResearchService:
 
     async def cancel_hyperopt(self, actor: Actor, job_id: str) -> None:
         """Stop a running hyperopt (its owner or an admin); nothing of it is kept."""
-        async def run() -> None:
-            job = self.backtest_jobs.get(job_id)
-            if job is None or job.kind != "hyperopt":
-                raise ServiceError("conflict", f"hyperopt {job_id} is not running")
-            if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
-                raise ServiceError("refused", f"hyperopt {job_id} was started by someone else")
-            if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
-                raise ServiceError("conflict", f"hyperopt {job_id} has already finished")
-
-        await self._audited(actor, "hyperopt_cancel", {"job_id": job_id}, run)
+        await self._cancel_job(actor, job_id, "hyperopt", "hyperopt", "hyperopt_cancel")
 
 
     # -- ML models: reads and training in a worker process ----------------------------------------------------------
@@ -424,16 +420,7 @@ class ResearchService:
 
     async def cancel_train(self, actor: Actor, job_id: str) -> None:
         """Stop a running training (its owner or an admin); a version it had not saved yet is not kept."""
-        async def run() -> None:
-            job = self.backtest_jobs.get(job_id)
-            if job is None or job.kind != "train":
-                raise ServiceError("conflict", f"training {job_id} is not running")
-            if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
-                raise ServiceError("refused", f"training {job_id} was started by someone else")
-            if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
-                raise ServiceError("conflict", f"training {job_id} has already finished")
-
-        await self._audited(actor, "train_cancel", {"job_id": job_id}, run)
+        await self._cancel_job(actor, job_id, "train", "training", "train_cancel")
 
 
 def _utc_day(ms: int) -> str:
