@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from trader.risk.gate import ALLOW, MarketGate
+from trader.risk.hourly import HourlyCloses, returns_correlation
 from trader.risk.limits import RiskLimits
 from trader.risk.rules import (
     EntryDecision,
     EntryInputs,
     OpenRisk,
     RuleHit,
-    correlation,
     decide_entry,
     drawdown,
     frequency_factor,
@@ -78,7 +78,8 @@ class RiskBook:
         self.now_ms = 0
         self.first_ms: int | None = None
         self.entries_ms: deque[int] = deque()
-        self.closes: dict[str, dict[int, float]] = {}
+        self.closes: dict[str, HourlyCloses] = {}  # the window and one more close for its first return
+        self._rho: dict[tuple[str, str], tuple[int, int, float]] = {}  # (pair, other) -> both windows' versions, ρ
         self.counts: dict[str, dict[str, int]] = {}
         self.recent: deque[Decision] = deque(maxlen=RECENT)
         self._last_sent: dict[tuple[str, str, str], int] = {}
@@ -93,11 +94,10 @@ class RiskBook:
         if self.first_ms is None:
             self.first_ms = close_ms
         if close_ms % HOUR_MS == 0 and close > 0:
-            hours = self.closes.setdefault(pair, {})
-            hours[close_ms // HOUR_MS] = close
-            if len(hours) > self.limits.correlation_hours + 1:
-                oldest = min(hours)
-                del hours[oldest]
+            hours = self.closes.get(pair)
+            if hours is None:
+                hours = self.closes[pair] = HourlyCloses(self.limits.correlation_hours + 1)
+            hours.add(close_ms // HOUR_MS, close)
 
     def see_wallet(self, wallet: float) -> None:
         self.wallet = wallet
@@ -165,11 +165,22 @@ class RiskBook:
         return len(self.entries_ms) / (max(span, DAY_MS) / DAY_MS)
 
     def correlations(self, pair: str, side: int) -> dict[str, float]:
-        """Correlation of ``pair``'s hourly returns with each open position's on the same side."""
-        mine = self.closes.get(pair, {})
+        """Correlation of ``pair``'s hourly returns with each open position's on the same side. A pair's value is
+        kept until either window takes a new close (entry decisions come every bar, closes once an hour)."""
+        return {p.pair: self._correlation(pair, p.pair) for p in self.open.values()
+                if p.side == side and p.pair != pair}
+
+    def _correlation(self, pair: str, other: str) -> float:
+        mine, theirs = self.closes.get(pair), self.closes.get(other)
+        if mine is None or theirs is None:
+            return math.nan
+        kept = self._rho.get((pair, other))
+        if kept is not None and kept[0] == mine.version and kept[1] == theirs.version:
+            return kept[2]
         need = max(12, self.limits.correlation_hours // 3)
-        return {p.pair: correlation(mine, self.closes.get(p.pair, {}), need)
-                for p in self.open.values() if p.side == side and p.pair != pair}
+        rho = returns_correlation(mine.returns(), theirs.returns(), need)
+        self._rho[(pair, other)] = (mine.version, theirs.version, rho)
+        return rho
 
     def slot_free(self, pair: str, side: int) -> bool:
         """False (and the block recorded) when max_open_trades positions are open: a cheap check a strategy makes

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trader.risk.hourly import hourly_returns, returns_correlation
 from trader.risk.limits import MIN_RISK_SHARE, RiskLimits
 
 # Rule names (events, counts, /risk and the message catalogs use these).
@@ -73,28 +74,14 @@ def volatility_factor(rank: float, limits: RiskLimits) -> float:
     return limits.volatility_size if math.isfinite(rank) and rank > limits.volatility_percentile else 1.0
 
 
-def hourly_returns(closes: Mapping[int, float]) -> dict[int, float]:
-    """Log returns keyed by hour, only between consecutive hours (a gap breaks the chain rather than bridging it)."""
-    out = {}
-    for hour, close in closes.items():
-        prev = closes.get(hour - 1)
-        if prev and close and prev > 0 and close > 0:
-            out[hour] = math.log(close / prev)
-    return out
-
-
 def correlation(a: Mapping[int, float], b: Mapping[int, float], min_points: int) -> float:
-    """Pearson correlation of two coins' hourly returns over the hours both have; NaN with fewer than
-    ``min_points`` common returns or a flat series."""
-    ra, rb = hourly_returns(a), hourly_returns(b)
-    common = sorted(set(ra) & set(rb))
-    if len(common) < min_points:
-        return math.nan
-    x = np.array([ra[h] for h in common])
-    y = np.array([rb[h] for h in common])
-    if x.std() == 0 or y.std() == 0:
-        return math.nan
-    return float(np.corrcoef(x, y)[0, 1])
+    """Pearson correlation of two coins' hourly returns (closes keyed by hour; a return only between consecutive
+    hours) over the hours both have; NaN with fewer than ``min_points`` common returns or a flat series. The book
+    keeps its closes as ``HourlyCloses`` and calls ``returns_correlation`` directly; this is the same rule on plain
+    mappings."""
+    ha, hb = sorted(a), sorted(b)
+    return returns_correlation(hourly_returns(ha, [a[h] for h in ha]), hourly_returns(hb, [b[h] for h in hb]),
+                               min_points)
 
 
 @dataclass(frozen=True)
