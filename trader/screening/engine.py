@@ -229,22 +229,30 @@ class _Clock:
         self.book, self.pairs, self.ts, self.bar_ms, self.closes = book, pairs, ts, bar_ms, closes
         # The hourly closes feed only the correlation rule, which compares a pair with *other* open pairs: with one
         # pair they can change no decision, and replaying them was 40 % of an hourly trial.
-        self.hours = (np.nonzero((ts + bar_ms) % HOUR_MS == 0)[0] if len(pairs) > 1
-                      else np.empty(0, dtype="int64"))
-        self.done = [-1] * len(pairs)
+        hours = (np.nonzero((ts + bar_ms) % HOUR_MS == 0)[0] if len(pairs) > 1 else np.empty(0, dtype="int64"))
+        # As plain lists, looked up by position: upto() runs at every entry decision, for every pair.
+        self.hour_ms = (ts[hours] + bar_ms).tolist()
+        self.hour_close = [c[hours].tolist() for c in closes]
+        self.through = (np.searchsorted(hours, np.arange(len(ts)), side="right").tolist() if len(hours)
+                        else None)  # bar i → how many full-hour bars are at or before it
+        self.told = [0] * len(pairs)  # hourly closes already told, per pair
         if len(ts):
             book.observe(pairs[0], int(ts[0]) + bar_ms, float(closes[0][0]))  # the first next() call
 
     def upto(self, i: int, k: int) -> None:
         """Pairs up to ``k`` have seen bar ``i``, the rest bar ``i − 1``; the clock is at bar i's close."""
-        for q, pair in enumerate(self.pairs):
-            target = i if q <= k else i - 1
-            if target > self.done[q]:
-                a = np.searchsorted(self.hours, self.done[q] + 1)
-                b = np.searchsorted(self.hours, target + 1)
-                for j in self.hours[a:b]:
-                    self.book.observe(pair, int(self.ts[j]) + self.bar_ms, float(self.closes[q][j]))
-                self.done[q] = target
+        through = self.through
+        if through is not None:
+            now, before = through[i], (through[i - 1] if i else 0)
+            observe, hour_ms = self.book.observe, self.hour_ms
+            for q, pair in enumerate(self.pairs):
+                target = now if q <= k else before
+                told = self.told[q]
+                if target > told:
+                    closes = self.hour_close[q]
+                    for j in range(told, target):
+                        observe(pair, hour_ms[j], closes[j])
+                    self.told[q] = target
         self.book.observe(self.pairs[k], int(self.ts[i]) + self.bar_ms, float(self.closes[k][i]))
 
 
