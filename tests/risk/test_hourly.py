@@ -40,6 +40,8 @@ def test_window_keeps_the_newest_hours_like_a_trimmed_dict() -> None:
         if len(plain) > 25:
             del plain[min(plain)]
         assert window.items() == sorted(plain.items())
+        hours, rets = window.returns()  # kept in step with the closes, equal to computing them afresh
+        assert (hours.tolist(), rets.tolist()) == hourly_returns(*zip(*sorted(plain.items()), strict=True))
     with pytest.raises(ValueError, match="at least one"):
         HourlyCloses(0)
 
@@ -51,7 +53,8 @@ def test_returns_only_between_consecutive_hours_and_recomputed_after_a_close() -
     version = window.version
     window.add(6, 242.0)
     assert window.version != version and window.returns()[0].tolist() == [2, 5, 6]
-    assert hourly_returns([1], [1.0])[0].size == 0
+    assert hourly_returns([1], [1.0]) == ([], [])
+    assert hourly_returns([1, 2, 3], [1.0, 0.0, 1.0]) == ([], [])  # no return across a non-positive close
 
 
 def test_correlation_equals_the_rule_written_on_dicts() -> None:

@@ -80,8 +80,9 @@ def correlation(a: Mapping[int, float], b: Mapping[int, float], min_points: int)
     keeps its closes as ``HourlyCloses`` and calls ``returns_correlation`` directly; this is the same rule on plain
     mappings."""
     ha, hb = sorted(a), sorted(b)
-    return returns_correlation(hourly_returns(ha, [a[h] for h in ha]), hourly_returns(hb, [b[h] for h in hb]),
-                               min_points)
+    ra, rb = hourly_returns(ha, [a[h] for h in ha]), hourly_returns(hb, [b[h] for h in hb])
+    return returns_correlation((np.array(ra[0], dtype="int64"), np.array(ra[1])),
+                               (np.array(rb[0], dtype="int64"), np.array(rb[1])), min_points)
 
 
 @dataclass(frozen=True)
