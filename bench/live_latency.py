@@ -56,6 +56,7 @@ import numpy as np
 from trader.events import EventBus
 from trader.exchange.backoff import BackoffPolicy
 from trader.exchange.client import ClientOptions, ExchangeClient
+from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import StreamOptions
 from trader.live.engine import EngineConfig, LiveEngine
 from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimConfig
@@ -138,13 +139,16 @@ class Probe:
         self.last_kline: int | None = None
         self.sent = threading.Event()
 
-    def on_message(self, message: Any) -> None:
-        if isinstance(message, dict) and message.get("e") == "kline" and message["k"].get("x"):
-            t = int(message["k"]["t"])
-            now = time.perf_counter()
-            self.kline_at.setdefault(t, now)
-            self.kline_last[t] = now
-            self.last_kline = t
+    def on_text(self, text: str) -> None:
+        """A raw message on the engine's kline socket (stamped before anything decodes it)."""
+        now = time.perf_counter()
+        if '"x":true' not in text:
+            return
+        event = json.loads(text)
+        t = int(event.get("data", event)["k"]["t"])
+        self.kline_at.setdefault(t, now)
+        self.kline_last[t] = now
+        self.last_kline = t
 
     def on_fetch(self, url: str, method: str) -> None:
         if method == "POST" and url.split("?")[0].endswith("/fapi/v1/order") and self.last_kline is not None:
@@ -200,19 +204,25 @@ def instrumented_client(sim: Any, probe: Probe) -> ExchangeClient:
                                           api_key=DEFAULT_API_KEY, secret=DEFAULT_API_SECRET,
                                           backoff=BackoffPolicy(attempts=4, base_s=0.01, cap_s=0.05)))
     ex = client.ccxt
-    handle, fetch = ex.handle_message, ex.fetch
-
-    def handle_message(ws_client: Any, message: Any) -> Any:
-        probe.on_message(message)
-        return handle(ws_client, message)
+    fetch = ex.fetch
 
     async def traced_fetch(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
         probe.on_fetch(url, method)
         return await fetch(url, method, headers, body)
 
-    ex.handle_message = handle_message
     ex.fetch = traced_fetch
     return client
+
+
+def stamp_klines(probe: Probe) -> None:
+    """t0: the engine's kline socket hands a message to ``KlineStreams.on_text``."""
+    on_text = KlineStreams.on_text
+
+    async def stamped(self: KlineStreams, text: str) -> None:
+        probe.on_text(text)
+        await on_text(self, text)
+
+    KlineStreams.on_text = stamped  # type: ignore[method-assign]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -229,6 +239,7 @@ def main() -> None:
     args = ap.parse_args()
 
     probe = Probe()
+    stamp_klines(probe)
     received: list[tuple[float, str]] = []
     sessions = None
     tmp = tempfile.TemporaryDirectory()

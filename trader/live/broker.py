@@ -14,6 +14,7 @@ Order mapping (Backtrader → Binance):
 
 from __future__ import annotations
 
+import asyncio
 import math
 import queue
 import threading
@@ -24,6 +25,7 @@ from typing import Any
 
 import backtrader as bt
 
+from trader.live.baton import Baton
 from trader.live.desk import OrderDesk
 from trader.live.host import EngineHost
 from trader.live.orders import FillNote, OrderSpec, StatusNote, WalletNote
@@ -36,10 +38,11 @@ _SUPPORTED = (Order.Market, Order.Stop, Order.Limit)
 
 
 class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
-    def __init__(self, desk: OrderDesk, host: EngineHost) -> None:
+    def __init__(self, desk: OrderDesk, host: EngineHost, baton: Baton | None = None) -> None:
         super().__init__()
         self.desk = desk
         self.host = host
+        self.baton = baton
         self.wake: threading.Event = desk.wake
         self.pending_submits = 0  # handed to the loop, not yet registered by the desk
         self.passes = 0  # Cerebro loop passes (tests and wait_idle use it)
@@ -144,17 +147,24 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
         specs = [self._spec(o) for o in group]
         with self._lock:
             self.pending_submits += 1
-        self.host.call_soon(self._hand_over, specs)
+        sent = threading.Event()
+        self.host.call_soon(self._hand_over, specs, sent)
         # Hand the GIL to the engine loop now, so the order goes out before this thread finishes its bar.
-        time.sleep(0)
+        if self.baton is not None:
+            self.baton.wait_sent(sent)
+        else:
+            time.sleep(0)
         return order
 
-    def _hand_over(self, specs: list[OrderSpec]) -> None:
+    def _hand_over(self, specs: list[OrderSpec], sent: threading.Event | None = None) -> None:
         try:
             self.desk.submit_group(specs)
         finally:
             with self._lock:
                 self.pending_submits -= 1
+            if sent is not None:
+                # After the send task's first step (write-ahead row committed, request signed and written).
+                asyncio.get_running_loop().call_soon(sent.set)
 
     def _validate(self, order: Order, oco: Order | None) -> str:
         if oco is not None:

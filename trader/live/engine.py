@@ -52,6 +52,7 @@ from trader.data.timeframes import timeframe_ms
 from trader.events import EngineError, EngineStateChanged, EventBus, RiskRuleHit
 from trader.exchange.client import ExchangeClient
 from trader.exchange.streams import StreamOptions
+from trader.live.baton import Baton
 from trader.live.broker import LiveBroker
 from trader.live.desk import OrderDesk
 from trader.live.feed import Bar, LiveFeed, live_feed_class
@@ -137,6 +138,7 @@ class LiveEngine:
         self._bt_thread: threading.Thread | None = None
         self._strategy: FuturesStrategy | None = None
         self._catch_up_task: asyncio.Task[list[str]] | None = None
+        self.baton = Baton()  # the loop ↔ strategy hand-overs of a candle (trader/live/baton.py)
         self._paused: str | None = None
         self._risk_scale = 1.0
         self._started_at: float | None = None
@@ -226,13 +228,15 @@ class LiveEngine:
             # The fills a rate-limited start could not read: read once the weight is back, beside the running
             # engine (the start must not wait up to a minute for them; the stops are already in place).
             self._catch_up_task = asyncio.get_running_loop().create_task(desk.retry_catch_up())
-        self.store = store = LiveStore(client, desk, stream_options=cfg.stream, account_sync_s=cfg.account_sync_s)
+        self.baton = Baton()
+        self.store = store = LiveStore(client, desk, stream_options=cfg.stream, account_sync_s=cfg.account_sync_s,
+                                       baton=self.baton)
         # The feeds share one lock with the store, so all pairs' bars of a minute appear to Backtrader at once.
         cls = live_feed_class(self.strategy_cls.indicator_lines)
         self.feeds = {}
         for pair in cfg.pairs:
             feed = cls(pair=pair, strategy_cls=self.strategy_cls, strategy_params=self.params, tf_ms=self.tf_ms,
-                       window=cfg.window, wake=desk.wake, lock=store.feed_lock, name=pair, timeframe=bt.TimeFrame.Minutes,
+                       window=cfg.window, wake=desk.wake, lock=store.feed_lock, baton=self.baton, name=pair, timeframe=bt.TimeFrame.Minutes,
                        compression=self.tf_ms // 60_000)
             history = await store.history(pair, self.tf_ms, cfg.history_bars)
             feed.preload_history(history)
@@ -255,7 +259,7 @@ class LiveEngine:
     def _start_backtrader(self) -> None:
         assert self.desk is not None
         cerebro = bt.Cerebro(stdstats=False, quicknotify=True, live=True, exactbars=False)
-        self.broker = LiveBroker(self.desk, self.host)
+        self.broker = LiveBroker(self.desk, self.host, self.baton)
         # The strategy's RiskBook reads these from its broker (trader.strategy.sizing.strategy_book).
         self.broker.risk_sink = self._risk_hit  # type: ignore[attr-defined]
         self.broker.market_gate = self.market_gate  # type: ignore[attr-defined]
@@ -273,7 +277,10 @@ class LiveEngine:
         self.cerebro = cerebro
         started = threading.Event()
 
+        baton = self.baton
+
         def run() -> None:
+            baton.active = True
             try:
                 strats = cerebro.run()
                 self._strategy = strats[0] if strats else self._strategy
@@ -282,6 +289,7 @@ class LiveEngine:
                 self._note_error(f"strategy thread failed: {exc!r}", "strategy")
                 self._state = "error"
             finally:
+                baton.active = False
                 started.set()
 
         self._bt_thread = threading.Thread(target=run, name="live-strategy", daemon=True)

@@ -126,6 +126,7 @@ class LiveFeed(bt.feed.DataBase):
         ("qcheck", 0.25),  # longest wait for a bar before Backtrader loops (notifications, stop requests)
         ("wake", None),  # threading.Event shared with the broker
         ("lock", None),  # threading.Lock shared by the feeds of one engine: a minute's bars appear all at once
+        ("baton", None),  # trader.live.baton.Baton: told when this thread goes idle (the loop may run)
     )
 
     def __init__(self) -> None:
@@ -171,6 +172,8 @@ class LiveFeed(bt.feed.DataBase):
     def _load(self) -> bool | None:
         item = self._take()
         if item is False:
+            if self.p.baton is not None:
+                self.p.baton.to_loop()  # the pass is over: hand the GIL back to the engine loop
             # Backtrader sets _qcheck to 0 when another feed already has a bar waiting.
             self._wake.wait(self._qcheck if self._qcheck else 0.0)
             self._wake.clear()

@@ -2,8 +2,9 @@
 
 - history: closed 1m candles over REST, paged, resampled to the strategy's timeframe with the backtest's rule
   (epoch-aligned, complete buckets only), so indicators are warm before the first live bar;
-- candles: one ``CandleStream`` per pair (every closed 1m candle once, in order, REST resync after gaps); each
-  candle passes the desk's gate (``OrderDesk.settle``) before it reaches the feed;
+- candles: one ``KlineStreams`` socket for all pairs (every closed 1m candle once, in order, REST resync after gaps;
+  the socket's own messages, not ccxt.pro's generic handler: issue 16's latency); each candle passes the desk's
+  gate (``OrderDesk.settle``) before it reaches the feed;
 - account: ``AccountStream`` order updates go to the desk; after a reconnect the desk resyncs over REST.
 """
 
@@ -19,7 +20,9 @@ import pandas as pd
 
 from trader.data.store import resample
 from trader.exchange.client import ExchangeClient
-from trader.exchange.streams import AccountStream, Candle, CandleStream, StreamOptions
+from trader.exchange.klines import KlineStreams
+from trader.exchange.streams import AccountStream, Candle, StreamOptions
+from trader.live.baton import Baton
 from trader.live.desk import OrderDesk
 from trader.live.feed import MINUTE, Bar, LiveFeed
 
@@ -28,14 +31,15 @@ log = logging.getLogger(__name__)
 
 class LiveStore:
     def __init__(self, client: ExchangeClient, desk: OrderDesk, *, stream_options: StreamOptions | None = None,
-                 account_sync_s: float = 60.0):
+                 account_sync_s: float = 60.0, baton: Baton | None = None):
         self.client = client
         self.account_sync_s = account_sync_s
         self.desk = desk
         self.stream_options = stream_options
+        self.baton = baton  # the strategy runs its pass as soon as the bars are pushed (trader/live/baton.py)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.candle_streams: dict[str, CandleStream] = {}
+        self.klines: KlineStreams | None = None
         self.account_stream: AccountStream | None = None
         self.on_bar: Callable[[str, Bar], None] | None = None  # observers (bench, status)
         self.feed_lock = threading.Lock()  # shared with the feeds (LiveFeed's ``lock``)
@@ -71,11 +75,10 @@ class LiveStore:
         """Start the streams (on the engine loop)."""
         loop = asyncio.get_running_loop()
         self._feeds = dict(feeds)
-        for pair, feed in feeds.items():
-            stream = CandleStream(self.client, pair, self._candle_handler(feed), last_closed_ms=feed.last_minute_ms,
-                                  options=self.stream_options)
-            self.candle_streams[pair] = stream
-            self._tasks.append(loop.create_task(stream.run(self._stop), name=f"candles-{pair}"))
+        self.klines = KlineStreams(self.client, {pair: self._candle_handler(feed) for pair, feed in feeds.items()},
+                                   last_closed={pair: feed.last_minute_ms for pair, feed in feeds.items()},
+                                   options=self.stream_options)
+        self._tasks.append(loop.create_task(self.klines.run(self._stop), name="candles"))
         self.account_stream = AccountStream(self.client, on_orders=self.desk.on_orders,
                                             on_reconnect=self.desk.resync)
         self._tasks.append(loop.create_task(self.account_stream.run(self._stop), name="account"))
@@ -91,10 +94,11 @@ class LiveStore:
                 await self.desk.check_account()
 
     async def wait_connected(self, timeout: float) -> bool:
-        """True once every candle stream has had its first message (the subscription is live)."""
+        """True once the candle socket has had its first kline message (the subscription is live)."""
+        if self.klines is None:
+            return False
         try:
-            await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in self.candle_streams.values())),
-                                   timeout)
+            await asyncio.wait_for(self.klines.connected.wait(), timeout)
             return True
         except asyncio.TimeoutError:
             return False
@@ -120,7 +124,10 @@ class LiveStore:
             with self.feed_lock:
                 bars = [(pair, self._feeds[pair].push_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume,
                                                              wake=False)) for pair, c in got.items()]
-            self.desk.wake.set()
+            if self.baton is not None:
+                self.baton.to_strategy(self.desk.wake)
+            else:
+                self.desk.wake.set()
             if self.on_bar is not None:
                 for pair, bar in bars:
                     if bar is not None:
