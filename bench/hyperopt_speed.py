@@ -11,10 +11,11 @@ minute), which makes the issue's target — 20× freqtrade — 9.5× the Backtra
 the Backtrader path has become faster since (the risk book's correlation input did, for both engines); when
 freqtrade is importable the bench says so, but running its hyperopt is not automated.
 
-Last figures (2026-12-07, 2 CPUs shared with other sessions, ``nice -n 10``, see /work/notes/16-hyperopt-speed.md):
+Last figures (2026-12-07, 2 CPUs shared with other sessions, ``nice -n 10``, ``--repeat 3``; the run of the median
+ratio; see /work/notes/16-hyperopt-speed.md):
 
-    rsi_bollinger, BTC 1m shipped data (default)             52.6 vs 2009.0 trials/min: 38.3× → 80–92× freqtrade
-    rsi_bollinger, BTC,ETH,SOL 15m --bt-epochs 20            179.3 vs 2510.7 trials/min: 12.8× → 27–31× freqtrade
+    rsi_bollinger, BTC 1m shipped data (default)             52.6 vs 2016.4 trials/min: 38.3× → 80–92× freqtrade
+    rsi_bollinger, BTC,ETH,SOL 15m --bt-epochs 20            174.6 vs 2231.0 trials/min: 12.8× → 27–31× freqtrade
       (same command on the tree before the risk book's hourly arrays: 201.4 vs 1662.7, 8.3× → 17–20×: NOT met)
     rsi_bollinger, BTC 15m / BTC,ETH,SOL 1h --bt-epochs 20   14.2× / 11.8×
 
