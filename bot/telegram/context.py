@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from telegram import InlineKeyboardMarkup, Message, Update
@@ -79,13 +80,40 @@ class _Confirmations:
 
 
 def service_error_text(t: Any, exc: Any) -> str:
-    """A ServiceError in the user's words; a risk rule's refusal from its name and numbers."""
+    """A ServiceError in the user's words: its reason from the catalog (``reason.<name>``) with its parameters, in
+    the frame of its code; a risk rule's refusal from the rule's name and numbers. The English message is for logs
+    and the audit trail, never shown (a reason-less error from elsewhere falls back to it)."""
     rule = getattr(exc, "details", {}).get("rule")
     if exc.code == "refused" and rule:
         from bot.telegram.risk_text import rule_detail, rule_word
 
         return t("error.refused_rule", rule=rule_word(t, rule), detail=rule_detail(t, rule, exc.details["values"]))
-    return t(f"error.{exc.code}", detail=exc.message)
+    reason = getattr(exc, "reason", None)
+    detail = reason_text(t, reason, getattr(exc, "params", {})) if reason else exc.message
+    return t(f"error.{exc.code}", detail=detail)
+
+
+def reason_text(t: Any, reason: str, params: dict[str, Any]) -> str:
+    """One refusal reason in the user's language; the parameter conventions are trader/service/errors.py's."""
+    from bot.telegram.formatting import amount, short_pair
+
+    if reason == "several":
+        return t("reason.joiner").join(reason_text(t, r, p) for r, p in params["items"])
+    fields: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in ("pair", "target"):  # a target is a pair or a trade id (short_pair leaves an id as it is)
+            fields[name] = short_pair(str(value))
+        elif name == "pairs":
+            fields[name] = ", ".join(short_pair(str(p)) for p in value)
+        elif name == "side" and value in ("long", "short"):
+            fields[name] = t(f"side.{value}")
+        elif isinstance(value, (list, tuple)):
+            fields[name] = ", ".join(str(v) for v in value)
+        elif isinstance(value, Decimal):
+            fields[name] = amount(value)
+        else:
+            fields[name] = value
+    return t(f"reason.{reason}", **fields)
 
 
 def deps_of(context: CallbackContext[Any, Any, Any, Any]) -> BotDeps:

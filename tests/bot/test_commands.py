@@ -196,8 +196,8 @@ async def test_engine_commands_without_an_engine_say_so(write_config, tmp_path) 
         question = await bot.ask(TRADER, "/start_trading")
         outcome = await bot.press(TRADER, question)
         assert outcome.text == "The trading engine is not running, so this cannot be done now."
-        question = await bot.ask(TRADER, "/forcelong BTC")
-        assert (await bot.press(TRADER, question)).text.startswith("The trading engine is not running")
+        # said at once: no confirmation is offered for what cannot be done
+        assert (await bot.ask(TRADER, "/forcelong BTC")).text.startswith("The trading engine is not running")
         assert (await bot.ask(VIEWER, "/status")).text.count("Engine: stopped") == 1
         assert bot.sim.exchange.leverage["BTCUSDT"] == 10 and Decimal(0) == Decimal(0)
 

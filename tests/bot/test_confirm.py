@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.bot.conftest import ADMIN, TRADER, VIEWER
+from trader.persistence.audit import Actor
 
 
 async def test_leverage_change_is_confirmed_applied_and_audited(bot) -> None:
@@ -114,13 +117,18 @@ async def test_whitelist_changes_go_through_confirmation(bot) -> None:
     outcome = await bot.press(TRADER, question)
     assert outcome.text == "Added: SOL/USDT.\nTraded pairs: BTC/USDT, ETH/USDT, SOL/USDT"
     assert bot.service.pairs[-1] == "SOL/USDT:USDT"
-    question = await bot.ask(TRADER, "/whitelist add BTC/USDT:USDT")
-    assert (await bot.press(TRADER, question)).text == "Not done: already whitelisted: BTC/USDT:USDT."
-    question = await bot.ask(TRADER, "/whitelist add DOGE")
-    refused = await bot.press(TRADER, question)
-    assert refused.text.startswith("Not accepted: not traded on the exchange: DOGE/USDT:USDT")
+    # What the service can tell before the press is said at once, with no confirmation offered.
+    again = await bot.ask(TRADER, "/whitelist add BTC/USDT:USDT")
+    assert again.text == "Not done: already in the pair list: BTC/USDT." and not again.buttons()
+    refused = await bot.ask(TRADER, "/whitelist add DOGE")
+    assert refused.text == "Not accepted: not traded on the exchange: DOGE/USDT. Nothing was changed."
+    assert not refused.buttons()
     question = await bot.ask(TRADER, "/whitelist remove ETH SOL")
     assert (await bot.press(TRADER, question)).text == "Removed: ETH/USDT, SOL/USDT.\nTraded pairs: BTC/USDT"
+    missing = await bot.ask(TRADER, "/whitelist remove SOL")
+    assert missing.text == "Not done: not in the pair list: SOL/USDT (see /whitelist)." and not missing.buttons()
+    last = await bot.ask(TRADER, "/whitelist remove BTC")
+    assert last.text == "Refused: the pair list cannot be empty. Nothing was changed." and not last.buttons()
     assert (await bot.ask(VIEWER, "/status")).text.count("Pairs: BTC/USDT\n") == 1
 
 
@@ -144,10 +152,16 @@ async def test_start_stop_and_forced_trades_with_an_engine(bot) -> None:
     exited = await bot.press(TRADER, await bot.ask(TRADER, "/forceexit ETHUSDT"))
     assert exited.text.startswith("Exit sent for ETH/USDT: trades #")
     assert await bot.service.positions() == []
-    nothing = await bot.press(TRADER, await bot.ask(TRADER, "/forceexit SOL"))
-    assert nothing.text == "Refused: no open trade matches 'SOL/USDT:USDT'. Nothing was changed."
-    outside = await bot.press(TRADER, await bot.ask(TRADER, "/forcelong SOL"))
-    assert outside.text == "Refused: SOL/USDT:USDT is not whitelisted. Nothing was changed."
+    nothing = await bot.ask(TRADER, "/forceexit SOL")  # refused at once: nothing to confirm
+    assert nothing.text == "Refused: no open trade matches SOL/USDT. Nothing was changed." and not nothing.buttons()
+    outside = await bot.ask(TRADER, "/forcelong SOL")
+    assert outside.text == "Refused: not in the pair list: SOL/USDT (see /whitelist). Nothing was changed."
+    assert not outside.buttons()
+    # The checks run again on the press: a position opened after the question was asked refuses the second entry.
+    first, second = await bot.ask(TRADER, "/forcelong BTC"), await bot.ask(TRADER, "/forcelong BTC")
+    assert (await bot.press(TRADER, first)).text.startswith("Entry sent: BTC/USDT long")
+    assert (await bot.press(TRADER, second)).text.startswith("Refused: BTC/USDT already has an open long position of ")
+    await bot.press(TRADER, await bot.ask(TRADER, "/forceexit BTC"))
     stopped = await bot.press(TRADER, await bot.ask(TRADER, "/stop"))
     assert stopped.text.startswith("⏹ Trading stopped.") and not bot.service.engine.running
 
@@ -156,7 +170,35 @@ async def test_start_stop_and_forced_trades_with_an_engine(bot) -> None:
                                   "/forcelong BTC", "/forceshort BTC", "/forceexit 3", "/users grant 9 viewer"])
 async def test_every_risky_command_asks_first(bot, text) -> None:
     user = ADMIN
+    if text.startswith("/force"):  # a forced trade is refused at once while the engine is stopped
+        await bot.service.start(Actor("telegram", user, "admin"))
     question = await bot.ask(user, text)
     assert [b.text for b in question.buttons()] == ["✅ Confirm", "✖ Cancel"], question.text
     assert all(len(b.callback_data.encode()) <= 64 for b in question.buttons())
     assert "Confirm within 60 seconds." in question.text
+
+
+async def test_a_chinese_user_hears_refusals_in_chinese_before_any_confirmation(bot) -> None:
+    """The façade's refusals (said before the question, and on the press) carry a reason the bot translates: no
+    English words reach a zh_CN user besides pairs and commands."""
+    await bot.ask(TRADER, "/settings language zh_CN")
+    english = re.compile(r"[A-Za-z]{3,}")
+
+    def words(text: str) -> list[str]:  # what is left once pairs, commands and numbers are taken out
+        return english.findall(re.sub(r"[A-Z]+/USDT|/\w+|\d", "", text))
+
+    unknown = await bot.ask(TRADER, "/whitelist add FOO")
+    assert unknown.text == "不被接受：交易所不交易：FOO/USDT。未做任何更改。" and not unknown.buttons()
+    stopped = await bot.ask(TRADER, "/forcelong BTC")
+    assert stopped.text.startswith("交易引擎未运行") and not stopped.buttons()
+    await bot.service.start(Actor("telegram", TRADER, "trader"))
+    first, second = await bot.ask(TRADER, "/forcelong ETH"), await bot.ask(TRADER, "/forcelong ETH")
+    assert (await bot.press(TRADER, first)).text.startswith("已发送开仓：ETH/USDT")
+    refused = await bot.press(TRADER, second)  # checked again on the press
+    assert refused.text == "已拒绝：ETH/USDT 已有 0.2 的多头持仓，请先平仓（/forceexit）。未做任何更改。"
+    held = await bot.ask(TRADER, "/forcelong ETH")  # and now at once
+    assert held.text == refused.text and not held.buttons()
+    busy = await bot.ask(TRADER, "/whitelist remove ETH")
+    assert busy.text == "已拒绝：ETH/USDT 仍有持仓，请先平仓。未做任何更改。"
+    for message in (unknown, stopped, refused, held, busy):
+        assert words(message.text) == [], message.text

@@ -102,14 +102,17 @@ def test_market_decisions_read_in_both_languages() -> None:
 
 def test_a_rule_refusal_says_why_in_the_users_language() -> None:
     exc = ServiceError("refused", "no entry on BTC/USDT:USDT: the maintenance risk rule refuses this entry (...)",
-                       rule="maintenance", values=UPCOMING, pair=BTC)
+                       reason="risk_rule", params={"pair": BTC}, rule="maintenance", values=UPCOMING, pair=BTC)
     assert service_error_text(EN, exc) == (
         "Refused by the Exchange maintenance rule: exchange maintenance 2025-05-05 16:16 UTC – 2025-05-05 16:31 UTC: "
         "no new entries from 30 min before. Nothing was changed.")
     zh = service_error_text(ZH, exc)
     assert zh.startswith("被交易所维护规则拒绝") and "不开新仓" in zh
-    plain = ServiceError("refused", "BTC/USDT:USDT already has an open long position")
-    assert service_error_text(EN, plain).startswith("Refused: BTC/USDT:USDT already")
+    plain = ServiceError("refused", "BTC/USDT:USDT already has an open long position of 0.5; exit it first (/forceexit)",
+                         reason="position_open", params={"pair": BTC, "side": "long", "contracts": Decimal("0.5")})
+    assert service_error_text(EN, plain) == ("Refused: BTC/USDT already has an open long position of 0.5; exit it first "
+                                             "(/forceexit). Nothing was changed.")
+    assert service_error_text(ZH, plain) == "已拒绝：BTC/USDT 已有 0.5 的多头持仓，请先平仓（/forceexit）。未做任何更改。"
 
 
 async def test_market_decisions_are_audited(bot) -> None:

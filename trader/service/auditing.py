@@ -27,6 +27,6 @@ async def audited(core: Core, actor: Actor, action: str, arguments: dict[str, ob
     except ExchangeError as exc:
         await asyncio.to_thread(core.audit.record, actor, action, arguments, "failed", str(exc))
         code = "permission" if exc.error_class is ErrorClass.PERMISSION else "exchange"
-        raise ServiceError(code, str(exc)) from exc
+        raise ServiceError(code, str(exc), reason="exchange_error", params={"detail": str(exc)}) from exc
     await asyncio.to_thread(core.audit.record, actor, action, arguments, "ok", "")
     return result

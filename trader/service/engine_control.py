@@ -67,7 +67,8 @@ class LiveEngineControl:
             try:
                 config = self._prepare(config)
             except ValueError as exc:  # a strategy that cannot run on this timeframe (TimeframeError)
-                raise ServiceError("refused", f"strategy {name}: {exc}") from None
+                raise ServiceError("refused", f"strategy {name}: {exc}", reason="strategy_cannot_start",
+                                   params={"strategy": name}) from None
         engine = self._make_engine(config)
         if self._paused_reason is not None:
             engine.pause(self._paused_reason)
@@ -117,8 +118,13 @@ class LiveEngineControl:
         try:
             await asyncio.wrap_future(engine.force_enter(pair, "long" if side == "long" else "short"))
         except ForceRefused as exc:
-            details = {"rule": exc.rule, "values": exc.values, "pair": pair} if exc.rule else {}
-            raise ServiceError("refused", f"no entry on {pair}: {exc}", **details) from None
+            # A risk rule's refusal carries its name and numbers (front ends say them in the user's words); the
+            # engine's other refusals come in English only (trader/live/engine.py ForceRefused has no reason yet).
+            if exc.rule:
+                raise ServiceError("refused", f"no entry on {pair}: {exc}", reason="risk_rule", params={"pair": pair},
+                                   rule=exc.rule, values=exc.values, pair=pair) from None
+            raise ServiceError("refused", f"no entry on {pair}: {exc}", reason="entry_refused",
+                               params={"pair": pair, "why": str(exc)}) from None
         entry = engine.forced.get(pair)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TRADE_WAIT_S
@@ -134,10 +140,12 @@ class LiveEngineControl:
             if entry is not None and entry.status in (bt.Order.Rejected, bt.Order.Margin, bt.Order.Canceled,
                                                       bt.Order.Expired):
                 why = entry.info.get("reject_reason") or bt.Order.Status[entry.status].lower()
-                raise ServiceError("refused", f"the entry on {pair} was not placed: {why}")
+                raise ServiceError("refused", f"the entry on {pair} was not placed: {why}", reason="entry_not_placed",
+                                   params={"pair": pair, "why": str(why)})
             await asyncio.sleep(0.05)
         raise ServiceError("exchange", f"the entry on {pair} was handed to the exchange side but no trade was "
-                                       f"recorded within {TRADE_WAIT_S:.0f} s; check /positions before trying again")
+                                       f"recorded within {TRADE_WAIT_S:.0f} s; check /positions before trying again",
+                           reason="entry_unconfirmed", params={"pair": pair, "seconds": f"{TRADE_WAIT_S:.0f}"})
 
     async def _engine_when_running(self) -> LiveEngine:
         """The running engine; one that is still starting is waited for (a restart after a leverage or whitelist
@@ -158,9 +166,11 @@ class LiveEngineControl:
         pairs = sorted({t.pair for t in trades})
         for pair in pairs:
             if pair not in engine.config.pairs:
-                raise ServiceError("refused", f"{pair} is not traded by the running engine; use /flatten")
+                raise ServiceError("refused", f"{pair} is not traded by the running engine; use /flatten",
+                                   reason="exit_use_flatten", params={"pair": pair})
             if not await asyncio.wrap_future(engine.force_exit(pair)):
-                raise ServiceError("refused", f"the engine holds no position on {pair} to exit")
+                raise ServiceError("refused", f"the engine holds no position on {pair} to exit",
+                                   reason="no_engine_position", params={"pair": pair})
         # Say what happened, not what was asked: each exit is followed to its fill or its refusal.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TRADE_WAIT_S
@@ -172,10 +182,12 @@ class LiveEngineControl:
                 continue
             if order.status in (bt.Order.Rejected, bt.Order.Margin, bt.Order.Canceled, bt.Order.Expired):
                 why = order.info.get("reject_reason") or bt.Order.Status[order.status].lower()
-                raise ServiceError("refused", f"the exit on {pair} was not executed: {why}")
+                raise ServiceError("refused", f"the exit on {pair} was not executed: {why}", reason="exit_not_executed",
+                                   params={"pair": pair, "why": str(why)})
             if order.alive():
                 raise ServiceError("exchange", f"the exit on {pair} was sent but no fill was confirmed within "
-                                               f"{TRADE_WAIT_S:.0f} s; check /positions")
+                                               f"{TRADE_WAIT_S:.0f} s; check /positions",
+                                   reason="exit_unconfirmed", params={"pair": pair, "seconds": f"{TRADE_WAIT_S:.0f}"})
         return sorted(t.id for t in trades)
 
     async def resync(self) -> list[str] | None:
@@ -192,10 +204,11 @@ class LiveEngineControl:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(engine.strategy_view()), STATUS_WAIT_S)
         except EngineStateError:
-            raise ServiceError("not_running", "trading is not running") from None
+            raise ServiceError("not_running", "trading is not running", reason="engine_stopped") from None
         except TimeoutError:
             raise ServiceError("exchange", f"the strategy did not answer within {STATUS_WAIT_S:.0f} s "
-                                           "(busy with a bar); try again") from None
+                                           "(busy with a bar); try again", reason="strategy_busy",
+                               params={"seconds": f"{STATUS_WAIT_S:.0f}"}) from None
 
     async def risk_status(self) -> dict[str, Any] | None:
         """A snapshot of the running strategy's RiskBook (LiveEngine.risk_view), None for a strategy without one;
@@ -204,10 +217,11 @@ class LiveEngineControl:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(engine.risk_view()), STATUS_WAIT_S)
         except EngineStateError:
-            raise ServiceError("not_running", "trading is not running") from None
+            raise ServiceError("not_running", "trading is not running", reason="engine_stopped") from None
         except TimeoutError:
             raise ServiceError("exchange", f"the strategy did not answer within {STATUS_WAIT_S:.0f} s "
-                                           "(busy with a bar); try again") from None
+                                           "(busy with a bar); try again", reason="strategy_busy",
+                               params={"seconds": f"{STATUS_WAIT_S:.0f}"}) from None
 
     async def market_status(self) -> dict[str, Any] | None:
         """The running engine's market side (liquidity tiers, maintenance schedule: MarketWatch.snapshot(), read
@@ -223,5 +237,5 @@ class LiveEngineControl:
 
     def _running_engine(self) -> LiveEngine:
         if self.engine is None or self.engine.state != "running":
-            raise ServiceError("not_running", "trading is not running")
+            raise ServiceError("not_running", "trading is not running", reason="engine_stopped")
         return self.engine

@@ -59,6 +59,13 @@ class ServiceProxy(_Proxy):
     apply_strategy_params = _remote("apply_strategy_params")
     set_strategy = _remote("set_strategy")
     reconcile = _remote("reconcile")
+    # preflights: what a change would be refused with now (front ends ask before offering a confirmation)
+    check_leverage = _remote("check_leverage")
+    check_whitelist_add = _remote("check_whitelist_add")
+    check_whitelist_remove = _remote("check_whitelist_remove")
+    check_force_enter = _remote("check_force_enter")
+    check_force_exit = _remote("check_force_exit")
+    check_strategy = _remote("check_strategy")
     # reads
     status = _remote("status")
     health = _remote("health")

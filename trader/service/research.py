@@ -93,24 +93,28 @@ class ResearchService:
 
         if ask.strategy not in STRATEGIES:
             raise ServiceError("invalid_argument",
-                               f"unknown strategy {ask.strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+                               f"unknown strategy {ask.strategy!r}; known: {', '.join(sorted(STRATEGIES))}",
+                               reason="unknown_strategy", params={"name": str(ask.strategy)[:40],
+                                                                  "choices": sorted(STRATEGIES)})
         if ask.timeframe not in job_data.TIMEFRAMES:
             raise ServiceError("invalid_argument",
-                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}")
-        try:
-            pairs = job_data.canonical_pairs(ask.pairs, self.settings.stake_currency)
-            rng = job_data.resolve_range(ask.timerange)
-        except ValueError as exc:
-            raise ServiceError("invalid_argument", str(exc)) from None
+                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}",
+                               reason="bad_timeframe", params={"timeframe": str(ask.timeframe)[:20],
+                                                               "choices": list(job_data.TIMEFRAMES)})
+        pairs = _canonical(ask.pairs, self.settings.stake_currency)
+        rng = _timerange(ask.timerange)
         if not pairs or len(pairs) > self.MAX_BACKTEST_PAIRS:
-            raise ServiceError("invalid_argument", f"give 1 to {self.MAX_BACKTEST_PAIRS} pairs")
+            raise ServiceError("invalid_argument", f"give 1 to {self.MAX_BACKTEST_PAIRS} pairs", reason="pair_count",
+                               params={"maximum": self.MAX_BACKTEST_PAIRS})
         if rng.start_ms is None:
-            raise ServiceError("invalid_argument", "the time range needs a start date")
+            raise ServiceError("invalid_argument", "the time range needs a start date", reason="range_needs_start")
         data_dir = job_data.choose_data_dir(self.settings.data_dir, pairs, ask.timeframe)
         lacking = job_data.missing(data_dir, pairs, ask.timeframe, rng)
         if lacking is not None:
             raise ServiceError("refused", f"no stored candles for {', '.join(lacking.pairs)} over {lacking.timerange}; "
-                                          f"run: {lacking.command}", missing_data=lacking)
+                                          f"run: {lacking.command}", reason="missing_data",
+                               params={"pairs": list(lacking.pairs), "timerange": lacking.timerange},
+                               missing_data=lacking)
         return BacktestJobSpec(
             run_id=new_run_id(), strategy=ask.strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
             end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
@@ -151,11 +155,14 @@ class ResearchService:
         async def run() -> None:
             job = self.backtest_jobs.get(job_id)
             if job is None or (kind is not None and job.kind != kind):
-                raise ServiceError("conflict", f"{noun} {job_id} is not running")
+                raise ServiceError("conflict", f"{noun} {job_id} is not running", reason="job_not_running",
+                                   params={"id": str(job_id)[-12:]})
             if job.owner != f"{actor.source}:{actor.user_id}" and actor.role != "admin":
-                raise ServiceError("refused", f"{noun} {job_id} was started by someone else")
+                raise ServiceError("refused", f"{noun} {job_id} was started by someone else", reason="job_not_yours",
+                                   params={"id": str(job_id)[-12:]})
             if not await asyncio.to_thread(self.backtest_jobs.cancel, job_id):
-                raise ServiceError("conflict", f"{noun} {job_id} has already finished")
+                raise ServiceError("conflict", f"{noun} {job_id} has already finished", reason="job_finished",
+                                   params={"id": str(job_id)[-12:]})
 
         await self._audited(actor, action, {"job_id": job_id}, run)
 
@@ -193,7 +200,8 @@ class ResearchService:
         try:
             return await asyncio.to_thread(find)
         except ValueError as exc:
-            raise ServiceError("invalid_argument", str(exc)) from None
+            raise ServiceError("invalid_argument", str(exc), reason="bad_pairs",
+                               params={"texts": [str(p)[:40] for p in pairs]}) from None
 
     # -- hyperopt in a worker process and applying its parameters ---------------------------------------------------
     def _hyperopt_spec(self, ask: hyperopt_job.HyperoptAsk) -> hyperopt_job.HyperoptJobSpec:
@@ -209,26 +217,39 @@ class ResearchService:
         strategy = ask.strategy or self.settings.strategy
         if strategy not in STRATEGIES:
             raise ServiceError("invalid_argument",
-                               f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+                               f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}",
+                               reason="unknown_strategy", params={"name": str(strategy)[:40],
+                                                                  "choices": sorted(STRATEGIES)})
         if ask.timeframe not in job_data.TIMEFRAMES:
             raise ServiceError("invalid_argument",
-                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}")
+                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}",
+                               reason="bad_timeframe", params={"timeframe": str(ask.timeframe)[:20],
+                                                               "choices": list(job_data.TIMEFRAMES)})
         if not 1 <= ask.epochs <= h.MAX_EPOCHS:
-            raise ServiceError("invalid_argument", f"epochs must be from 1 to {h.MAX_EPOCHS}, got {ask.epochs}")
+            raise ServiceError("invalid_argument", f"epochs must be from 1 to {h.MAX_EPOCHS}, got {ask.epochs}",
+                               reason="epochs_range", params={"maximum": h.MAX_EPOCHS, "value": ask.epochs})
         if not 1 <= ask.folds <= h.MAX_FOLDS:
-            raise ServiceError("invalid_argument", f"folds must be from 1 to {h.MAX_FOLDS}, got {ask.folds}")
+            raise ServiceError("invalid_argument", f"folds must be from 1 to {h.MAX_FOLDS}, got {ask.folds}",
+                               reason="folds_range", params={"maximum": h.MAX_FOLDS, "value": ask.folds})
         if ask.loss not in h.LOSSES:
-            raise ServiceError("invalid_argument", f"loss {ask.loss!r} is not one of {', '.join(h.LOSSES)}")
+            raise ServiceError("invalid_argument", f"loss {ask.loss!r} is not one of {', '.join(h.LOSSES)}",
+                               reason="bad_loss", params={"loss": str(ask.loss)[:40], "choices": list(h.LOSSES)})
         cls = STRATEGIES[strategy]
         try:
             select_dimensions(cls, ask.spaces)
-            make_loss(ask.loss)
-            pairs = job_data.canonical_pairs(ask.pairs if ask.pairs is not None else self.pairs[:h.MAX_PAIRS],
-                                             self.settings.stake_currency)
         except ValueError as exc:
-            raise ServiceError("invalid_argument", str(exc)) from None
+            raise ServiceError("invalid_argument", str(exc), reason="bad_spaces",
+                               params={"spaces": [str(x)[:20] for x in ask.spaces]}) from None
+        try:
+            make_loss(ask.loss)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc), reason="bad_loss",
+                               params={"loss": str(ask.loss)[:40], "choices": list(h.LOSSES)}) from None
+        pairs = _canonical(ask.pairs if ask.pairs is not None else self.pairs[:h.MAX_PAIRS],
+                           self.settings.stake_currency)
         if not pairs or len(pairs) > h.MAX_PAIRS:
-            raise ServiceError("invalid_argument", f"give 1 to {h.MAX_PAIRS} pairs")
+            raise ServiceError("invalid_argument", f"give 1 to {h.MAX_PAIRS} pairs", reason="pair_count",
+                               params={"maximum": h.MAX_PAIRS})
         data_dir = job_data.choose_data_dir(self.settings.data_dir, pairs, ask.timeframe)
         try:
             if ask.timerange is not None:
@@ -245,25 +266,31 @@ class ResearchService:
                         text = f"{_utc_day(start)}-{_utc_day(end)}"
                 rng = job_data.resolve_range(text)
         except ValueError as exc:
-            raise ServiceError("invalid_argument", str(exc)) from None
+            raise ServiceError("invalid_argument", str(exc), reason="bad_timerange",
+                               params={"text": str(ask.timerange or "")[:40]}) from None
         if rng.start_ms is None or rng.end_ms is None:
-            raise ServiceError("invalid_argument", "the time range needs a start and an end date")
+            raise ServiceError("invalid_argument", "the time range needs a start and an end date",
+                               reason="range_needs_both")
         lacking = job_data.missing(data_dir, pairs, ask.timeframe, rng)
         if lacking is not None:
             raise ServiceError("refused", f"no stored candles for {', '.join(lacking.pairs)} over {lacking.timerange}; "
-                                          f"run: {lacking.command}", missing_data=lacking)
+                                          f"run: {lacking.command}", reason="missing_data",
+                               params={"pairs": list(lacking.pairs), "timerange": lacking.timerange},
+                               missing_data=lacking)
         bar_ms = job_data.timeframe_ms(ask.timeframe)
         try:
             folds = walk_forward(rng.start_ms, rng.end_ms, folds=ask.folds, bar_ms=bar_ms)
-        except ValueError as exc:
-            raise ServiceError("invalid_argument", str(exc)) from None
+        except ValueError as exc:  # the range cannot be cut into that many train/test windows
+            raise ServiceError("invalid_argument", str(exc), reason="folds_do_not_fit",
+                               params={"folds": ask.folds}) from None
         # Indicators warm up inside each out-of-sample window: one barely longer than that cannot judge anything.
         warmup = cls.warmup_bars(cls.param_values())
         test_bars = (folds[0].test_end_ms - folds[0].test_start_ms) // bar_ms
         if test_bars < 2 * warmup:
             raise ServiceError("invalid_argument",
                                f"the range is too short: each test window would hold {test_bars} bars, fewer than "
-                               f"twice the strategy's warm-up ({warmup} bars); give a longer range or fewer folds")
+                               f"twice the strategy's warm-up ({warmup} bars); give a longer range or fewer folds",
+                               reason="range_too_short", params={"bars": test_bars, "warmup": warmup})
         return hyperopt_job.HyperoptJobSpec(
             run_id=new_run_id(), strategy=strategy, pairs=pairs, timeframe=ask.timeframe, start_ms=rng.start_ms,
             end_ms=rng.end_ms, timerange=str(rng), leverage=self.leverage, initial_wallet=self.BACKTEST_WALLET,
@@ -281,7 +308,7 @@ class ResearchService:
 
         async def run() -> hyperopt_job.HyperoptJobSpec:
             if actor.role != "admin":
-                raise ServiceError("refused", "only an admin may run a hyperopt")
+                raise ServiceError("refused", "only an admin may run a hyperopt", reason="admin_only_hyperopt")
             spec = await asyncio.to_thread(self._hyperopt_spec, ask)
             try:
                 await asyncio.to_thread(self.backtest_jobs.start_hyperopt, owner, spec, on_progress)
@@ -334,7 +361,8 @@ class ResearchService:
         try:
             canonical = job_data.canonical_pairs([pair], self.settings.stake_currency)[0]
         except (ValueError, IndexError) as exc:
-            raise ServiceError("invalid_argument", str(exc) or f"bad pair {pair!r}") from None
+            raise ServiceError("invalid_argument", str(exc) or f"bad pair {pair!r}", reason="bad_pair",
+                               params={"text": str(pair)[:40]}) from None
 
         def run() -> PredictView:
             now = int(time.time() * 1000)
@@ -369,27 +397,28 @@ class ResearchService:
         t = train_job
         if ask.model not in t.KINDS:
             raise ServiceError("invalid_argument", f"model {ask.model!r} cannot be trained here; one of "
-                                                   f"{', '.join(t.KINDS)}")
+                                                   f"{', '.join(t.KINDS)}", reason="bad_model",
+                               params={"model": str(ask.model)[:40], "choices": list(t.KINDS)})
         if not 1 <= ask.days <= t.MAX_DAYS:
-            raise ServiceError("invalid_argument", f"days must be from 1 to {t.MAX_DAYS}, got {ask.days}")
+            raise ServiceError("invalid_argument", f"days must be from 1 to {t.MAX_DAYS}, got {ask.days}",
+                               reason="days_range", params={"low": 1, "high": t.MAX_DAYS, "days": ask.days})
         if ask.model in t.NETS and ask.days > t.NET_MAX_DAYS:
             raise ServiceError("invalid_argument", f"a {ask.model} trains on at most {t.NET_MAX_DAYS} days here, "
                                                    f"got {ask.days} (longer: bsmart train on the server)",
-                               net_days=t.NET_MAX_DAYS)
-        try:
-            pairs = job_data.canonical_pairs(ask.pairs if ask.pairs is not None else self.pairs[:2],
-                                             self.settings.stake_currency)
-        except ValueError as exc:
-            raise ServiceError("invalid_argument", str(exc)) from None
+                               reason="net_days", params={"model": ask.model, "maximum": t.NET_MAX_DAYS,
+                                                          "days": ask.days}, net_days=t.NET_MAX_DAYS)
+        pairs = _canonical(ask.pairs if ask.pairs is not None else self.pairs[:2], self.settings.stake_currency)
         if not pairs or len(pairs) > t.MAX_PAIRS:
-            raise ServiceError("invalid_argument", f"give 1 to {t.MAX_PAIRS} pairs")
+            raise ServiceError("invalid_argument", f"give 1 to {t.MAX_PAIRS} pairs", reason="pair_count",
+                               params={"maximum": t.MAX_PAIRS})
         data_dir = job_data.choose_data_dir(self.settings.data_dir, pairs, "1m")
         stored = job_data.common_span(data_dir, pairs, "1m")
         if stored is None:
             rng = job_data.resolve_range(f"{ask.days}d")
             lacking = job_data.missing(data_dir, pairs, "1m", rng)
             raise ServiceError("refused", f"no stored candles for {', '.join(pairs)}"
-                               + (f"; run: {lacking.command}" if lacking else ""), missing_data=lacking)
+                               + (f"; run: {lacking.command}" if lacking else ""), reason="missing_data",
+                               params={"pairs": list(pairs), "timerange": f"{ask.days}d"}, missing_data=lacking)
         end = stored.end_ms
         start = max(stored.first_ms, end - ask.days * job_data.DAY_MS)
         return t.TrainJobSpec(run_id=new_run_id(), pairs=pairs, start_ms=start, end_ms=end,
@@ -407,7 +436,7 @@ class ResearchService:
 
         async def run() -> train_job.TrainJobSpec:
             if actor.role != "admin":
-                raise ServiceError("refused", "only an admin may train models")
+                raise ServiceError("refused", "only an admin may train models", reason="admin_only_train")
             spec = await asyncio.to_thread(self._train_spec, ask)
             try:
                 await asyncio.to_thread(self.backtest_jobs.start_train, owner, spec, on_progress)
@@ -431,6 +460,25 @@ def _job_refused(exc: JobRefused, busy_with: str) -> ServiceError:
     """A heavy job the runner would not start, as the conflict the front ends show (the user's own job, or a full
     machine)."""
     if exc.reason == "owner_busy":
-        return ServiceError("conflict", f"your {exc.kind} {exc.running} is still running", running=exc.running,
-                            kind=exc.kind)
-    return ServiceError("conflict", f"the machine is busy with other {busy_with}; try again later", machine_busy=True)
+        return ServiceError("conflict", f"your {exc.kind} {exc.running} is still running", reason="job_running",
+                            params={"id": str(exc.running)[-12:]}, running=exc.running, kind=exc.kind)
+    return ServiceError("conflict", f"the machine is busy with other {busy_with}; try again later",
+                        reason="machine_busy", machine_busy=True)
+
+
+def _canonical(texts: Any, stake: str) -> list[str]:
+    """``texts`` as pairs, or the ServiceError naming what was asked."""
+    try:
+        return job_data.canonical_pairs(texts, stake)
+    except ValueError as exc:
+        raise ServiceError("invalid_argument", str(exc), reason="bad_pairs",
+                           params={"texts": [str(x)[:40] for x in texts]}) from None
+
+
+def _timerange(text: Any) -> Any:
+    """``text`` as a time range, or the ServiceError naming it."""
+    try:
+        return job_data.resolve_range(text)
+    except ValueError as exc:
+        raise ServiceError("invalid_argument", str(exc), reason="bad_timerange",
+                           params={"text": str(text or "")[:40]}) from None

@@ -33,7 +33,7 @@ from trader.service.errors import ServiceError
 from trader.service.flatten import flatten_account
 from trader.service.funding import sync_funding
 from trader.service.ledger_sync import protect_positions, sync_ledger
-from trader.service.leverage import OpenPosition, leverage_problems
+from trader.service.leverage import OpenPosition, Problem, leverage_refusals
 from trader.service.reconcile import ReconcileReport, check_ledger
 from trader.service.views import (
     BalanceView,
@@ -103,6 +103,14 @@ class HealthView:
 RECHECK_WAIT_S = 61.0  # a ledger check refused by rate limiting waits this long at most, once
 
 
+def _problems_error(code: str, problems: list[Problem]) -> ServiceError:
+    """One refusal for one problem or several (each said in the user's language by its own reason)."""
+    message = "; ".join(p.text for p in problems)
+    if len(problems) == 1:
+        return ServiceError(code, message, reason=problems[0].reason, params=problems[0].params)
+    return ServiceError(code, message, reason="several", params={"items": [(p.reason, p.params) for p in problems]})
+
+
 def _who(actor: Actor) -> str:
     return f"{actor.source}:{actor.user_id}" if actor.user_id is not None else actor.source
 
@@ -166,7 +174,7 @@ class TradingService:
 
     def _engine(self) -> EngineControl:
         if self.engine is None:
-            raise ServiceError("not_running", "no trading engine is configured in this process")
+            raise ServiceError("not_running", "no trading engine is configured in this process", reason="engine_not_configured")
         return self.engine
 
     # -- the settings in force, for front ends on other loops (ServiceProxy exposes only coroutines) ------------------
@@ -188,7 +196,7 @@ class TradingService:
         async def run() -> StatusView:
             engine = self._engine()
             if engine.running:
-                raise ServiceError("conflict", "trading is already running")
+                raise ServiceError("conflict", "trading is already running", reason="already_running")
             await engine.start()
             if self.paused:
                 engine.pause_entries()
@@ -204,7 +212,7 @@ class TradingService:
         async def run() -> StatusView:
             engine = self._engine()
             if not engine.running:
-                raise ServiceError("conflict", "trading is not running")
+                raise ServiceError("conflict", "trading is not running", reason="engine_stopped")
             await engine.stop()
             self._remember("stopped", True, actor)
             self.bus.publish(EngineStateChanged(state="stopped", actor=_who(actor)))
@@ -215,7 +223,7 @@ class TradingService:
     async def pause(self, actor: Actor) -> StatusView:
         async def run() -> StatusView:
             if self.paused:
-                raise ServiceError("conflict", "entries are already paused")
+                raise ServiceError("conflict", "entries are already paused", reason="already_paused")
             if self.engine is not None:
                 self.engine.pause_entries()
             self._remember("paused", True, actor)
@@ -227,7 +235,7 @@ class TradingService:
     async def resume(self, actor: Actor) -> StatusView:
         async def run() -> StatusView:
             if not self.paused:
-                raise ServiceError("conflict", "entries are not paused")
+                raise ServiceError("conflict", "entries are not paused", reason="not_paused")
             if self.engine is not None:
                 self.engine.resume_entries()
             self._remember("paused", False, actor)
@@ -373,27 +381,36 @@ class TradingService:
         return baseline
 
     # -- leverage ---------------------------------------------------------------------------------------------------
+    async def _leverage_refusal(self, leverage: int) -> list[Any]:
+        """Raise the ServiceError a change to ``leverage`` meets now (bounds, brackets, the open positions' stops);
+        the open positions otherwise."""
+        positions = await self.client.fetch_positions()
+        stops = await self._stop_prices()
+        tiers = {p: await self.client.fetch_leverage_brackets(p) for p in sorted(set(self.pairs) | {x.pair for x in positions})}
+        invalid, refused = leverage_refusals(
+            leverage,
+            max_leverage=self.settings.max_leverage,
+            stop_leverage_factor=self.settings.risk.stop_leverage_factor,
+            positions=[OpenPosition(p.pair, p.side, p.entry_price, p.notional, stops.get(p.pair)) for p in positions],
+            tiers=tiers,
+        )
+        for code, problems in (("invalid_argument", invalid), ("refused", refused)):
+            if problems:
+                raise _problems_error(code, problems)
+        return positions
+
+    async def check_leverage(self, leverage: int) -> None:
+        """Raise what ``set_leverage(leverage)`` would be refused with now; a read (front ends ask it before they
+        offer a confirmation; the change checks again, the state may move meanwhile)."""
+        await self._leverage_refusal(leverage)
+
     async def set_leverage(self, actor: Actor, leverage: int) -> LeverageChange:
         async def run() -> LeverageChange:
             async with self._lock:
                 old = self.leverage
-                pairs = self.pairs
-                positions = await self.client.fetch_positions()
-                stops = await self._stop_prices()
-                tiers = {p: await self.client.fetch_leverage_brackets(p) for p in sorted(set(pairs) | {x.pair for x in positions})}
-                invalid, refused = leverage_problems(
-                    leverage,
-                    max_leverage=self.settings.max_leverage,
-                    stop_leverage_factor=self.settings.risk.stop_leverage_factor,
-                    positions=[OpenPosition(p.pair, p.side, p.entry_price, p.notional, stops.get(p.pair)) for p in positions],
-                    tiers=tiers,
-                )
-                if invalid:
-                    raise ServiceError("invalid_argument", "; ".join(invalid))
-                if refused:
-                    raise ServiceError("refused", "; ".join(refused))
+                positions = await self._leverage_refusal(leverage)
                 applied = []
-                for pair in sorted(set(pairs) | {x.pair for x in positions}):
+                for pair in sorted(set(self.pairs) | {x.pair for x in positions}):
                     await self.client.set_leverage(pair, leverage)
                     applied.append(pair)
                 self._remember("leverage", leverage, actor)
@@ -404,32 +421,63 @@ class TradingService:
 
     # -- whitelist --------------------------------------------------------------------------------------------------
     def _parse_pairs(self, texts: list[str]) -> list[str]:
-        pairs, bad = [], []
+        pairs = []
         for text in texts:
             try:
                 pairs.append(normalize_pair(text, self.settings.stake_currency))
             except ValueError as exc:
-                bad.append(str(exc))
-        if bad:
-            raise ServiceError("invalid_argument", "; ".join(bad))
+                raise ServiceError("invalid_argument", str(exc), reason="bad_pair", params={"text": text[:40]}) from None
         if not self.client.ccxt.markets:
-            raise ServiceError("exchange", "markets are not loaded yet")
+            raise ServiceError("exchange", "markets are not loaded yet", reason="markets_not_loaded")
         unknown = [p for p in pairs if p not in self.client.ccxt.markets or not self.client.ccxt.markets[p].get("active", True)]
         if unknown:
-            raise ServiceError("invalid_argument", f"not traded on the exchange: {', '.join(unknown)}")
+            raise ServiceError("invalid_argument", f"not traded on the exchange: {', '.join(unknown)}",
+                               reason="pair_not_traded", params={"pairs": unknown})
         return list(dict.fromkeys(pairs))
 
     async def whitelist(self) -> WhitelistView:
         return WhitelistView(tuple(self.pairs))
 
+    def _whitelist_additions(self, texts: list[str]) -> list[str]:
+        """The pairs ``texts`` would add, or the ServiceError saying why none can be."""
+        pairs = self._parse_pairs(texts)
+        new = [p for p in pairs if p not in self.pairs]
+        if not new:
+            raise ServiceError("conflict", f"already whitelisted: {', '.join(pairs)}", reason="already_whitelisted",
+                               params={"pairs": pairs})
+        return new
+
+    async def _whitelist_remainder(self, texts: list[str]) -> tuple[list[str], list[str]]:
+        """(pairs to remove, the whitelist left), or the ServiceError saying why they cannot go."""
+        pairs = self._parse_pairs(texts)
+        current = self.pairs
+        missing = [p for p in pairs if p not in current]
+        if missing:
+            raise ServiceError("conflict", f"not whitelisted: {', '.join(missing)}", reason="not_whitelisted",
+                               params={"pairs": missing})
+        open_pairs = {p.pair for p in await self.client.fetch_positions()}
+        busy = [p for p in pairs if p in open_pairs]
+        if busy:
+            raise ServiceError("refused", f"open positions on {', '.join(busy)}; exit them first",
+                               reason="positions_open", params={"pairs": busy})
+        remaining = [p for p in current if p not in pairs]
+        if not remaining:
+            raise ServiceError("refused", "the whitelist cannot be empty", reason="whitelist_empty")
+        return pairs, remaining
+
+    async def check_whitelist_add(self, texts: list[str]) -> None:
+        """Raise what ``whitelist_add(texts)`` would be refused with now; a read."""
+        self._whitelist_additions(texts)
+
+    async def check_whitelist_remove(self, texts: list[str]) -> None:
+        """Raise what ``whitelist_remove(texts)`` would be refused with now; a read."""
+        await self._whitelist_remainder(texts)
+
     async def whitelist_add(self, actor: Actor, texts: list[str]) -> WhitelistView:
         async def run() -> WhitelistView:
             async with self._lock:
-                pairs = self._parse_pairs(texts)
+                new = self._whitelist_additions(texts)
                 current = self.pairs
-                new = [p for p in pairs if p not in current]
-                if not new:
-                    raise ServiceError("conflict", f"already whitelisted: {', '.join(pairs)}")
                 for pair in new:  # the pair trades at the account's settings from its first entry
                     await self.client.set_leverage(pair, self.leverage)
                 self._remember("pair_whitelist", current + new, actor)
@@ -441,18 +489,7 @@ class TradingService:
     async def whitelist_remove(self, actor: Actor, texts: list[str]) -> WhitelistView:
         async def run() -> WhitelistView:
             async with self._lock:
-                pairs = self._parse_pairs(texts)
-                current = self.pairs
-                missing = [p for p in pairs if p not in current]
-                if missing:
-                    raise ServiceError("conflict", f"not whitelisted: {', '.join(missing)}")
-                open_pairs = {p.pair for p in await self.client.fetch_positions()}
-                busy = [p for p in pairs if p in open_pairs]
-                if busy:
-                    raise ServiceError("refused", f"open positions on {', '.join(busy)}; exit them first")
-                remaining = [p for p in current if p not in pairs]
-                if not remaining:
-                    raise ServiceError("refused", "the whitelist cannot be empty")
+                pairs, remaining = await self._whitelist_remainder(texts)
                 self._remember("pair_whitelist", remaining, actor)
                 await self._reload_engine()
                 return WhitelistView(tuple(remaining), tuple(pairs))
@@ -460,34 +497,62 @@ class TradingService:
         return await self._audited(actor, "whitelist_remove", {"pairs": texts}, run)
 
     # -- force entry / exit -----------------------------------------------------------------------------------------
+    async def _entry_pair(self, pair_text: str, side: str) -> tuple[str, EngineControl]:
+        """The pair a forced entry would open and the engine to ask, or the ServiceError saying why it cannot."""
+        if side not in ("long", "short"):
+            raise ServiceError("invalid_argument", f"side must be long or short, got {side!r}", reason="bad_side",
+                               params={"side": str(side)[:20]})
+        (pair,) = self._parse_pairs([pair_text])
+        if pair not in self.pairs:
+            raise ServiceError("refused", f"{pair} is not whitelisted", reason="not_whitelisted",
+                               params={"pairs": [pair]})
+        engine = self._engine()
+        if not engine.running:
+            raise ServiceError("not_running", "trading is not running", reason="engine_stopped")
+        held = [p for p in await self.client.fetch_positions([pair]) if p.pair == pair]
+        if held:
+            # A second entry would silently double the position (and its risk) under the first trade's stop.
+            raise ServiceError("refused", f"{pair} already has an open {held[0].side} position of "
+                                          f"{abs(held[0].contracts)}; exit it first (/forceexit)",
+                               reason="position_open",
+                               params={"pair": pair, "side": held[0].side, "contracts": abs(held[0].contracts)})
+        return pair, engine
+
+    async def check_force_enter(self, pair_text: str, side: str) -> None:
+        """Raise what ``force_enter`` would be refused with before it reaches the engine (the engine's own checks,
+        risk rules among them, run only on the entry itself); a read."""
+        await self._entry_pair(pair_text, side)
+
     async def force_enter(self, actor: Actor, pair_text: str, side: str) -> int:
         async def run() -> int:
-            if side not in ("long", "short"):
-                raise ServiceError("invalid_argument", f"side must be long or short, got {side!r}")
-            (pair,) = self._parse_pairs([pair_text])
-            if pair not in self.pairs:
-                raise ServiceError("refused", f"{pair} is not whitelisted")
-            engine = self._engine()
-            if not engine.running:
-                raise ServiceError("not_running", "trading is not running")
-            held = [p for p in await self.client.fetch_positions([pair]) if p.pair == pair]
-            if held:
-                # A second entry would silently double the position (and its risk) under the first trade's stop.
-                raise ServiceError("refused", f"{pair} already has an open {held[0].side} position of "
-                                              f"{abs(held[0].contracts)}; exit it first (/forceexit)")
+            pair, engine = await self._entry_pair(pair_text, side)
             return await engine.force_enter(pair, side)
 
         return await self._audited(actor, "force_enter", {"pair": pair_text, "side": side}, run)
 
+    async def _exit_target(self, target: str) -> tuple[int | str, EngineControl]:
+        engine = self._engine()
+        if not engine.running:
+            raise ServiceError("not_running", "trading is not running", reason="engine_stopped")
+        return (int(target) if target.isdigit() else self._parse_pairs([target])[0]), engine
+
+    async def check_force_exit(self, target: str) -> None:
+        """Raise what ``force_exit`` would be refused with before it reaches the engine: the engine stopped, a bad
+        pair, or no position on that pair at the exchange (a trade id is looked up by the engine on the exit);
+        a read."""
+        resolved, _ = await self._exit_target(target)
+        if isinstance(resolved, str) and not [p for p in await self.client.fetch_positions([resolved])
+                                              if p.pair == resolved]:
+            raise ServiceError("refused", f"no open trade matches {target!r}", reason="no_open_trade",
+                               params={"target": target[:40]})
+
     async def force_exit(self, actor: Actor, target: str) -> list[int]:
         async def run() -> list[int]:
-            engine = self._engine()
-            if not engine.running:
-                raise ServiceError("not_running", "trading is not running")
-            resolved: int | str = int(target) if target.isdigit() else self._parse_pairs([target])[0]
+            resolved, engine = await self._exit_target(target)
             closed = await engine.force_exit(resolved)
             if not closed:
-                raise ServiceError("refused", f"no open trade matches {target!r}")
+                raise ServiceError("refused", f"no open trade matches {target!r}", reason="no_open_trade",
+                                   params={"target": target[:40]})
             return closed
 
         return await self._audited(actor, "force_exit", {"target": target}, run)
@@ -608,13 +673,14 @@ class TradingService:
             from trader.strategy.reference import STRATEGIES
 
             if actor.role != "admin":
-                raise ServiceError("refused", "only an admin may change strategy parameters")
+                raise ServiceError("refused", "only an admin may change strategy parameters", reason="admin_only_params")
             if not params:
-                raise ServiceError("invalid_argument", "no parameters to apply")
+                raise ServiceError("invalid_argument", "no parameters to apply", reason="no_params")
             try:
                 checked = hyperopt_job.checked_params(STRATEGIES[self.strategy], params)
             except ValueError as exc:
-                raise ServiceError("invalid_argument", str(exc)) from None
+                raise ServiceError("invalid_argument", str(exc), reason="bad_params",
+                                   params={"strategy": self.strategy, "names": sorted(params)}) from None
             async with self._lock:
                 old = self.strategy_params()
                 merged = {**old, **checked}
@@ -637,19 +703,7 @@ class TradingService:
         engine restarted with it. Applied parameters stay keyed to their strategy (they apply again when it does).
         Audited."""
         async def run() -> StrategyChange:
-            from trader.strategy.multitf import TimeframeError
-            from trader.strategy.preflight import live_requirements
-            from trader.strategy.reference import STRATEGIES
-
-            wanted = name.strip().lower()
-            if wanted not in STRATEGIES:
-                raise ServiceError("invalid_argument",
-                                   f"unknown strategy {name[:40]!r} (known: {', '.join(sorted(STRATEGIES))})")
-            timeframe = self.settings.timeframes[0]
-            try:
-                await asyncio.to_thread(live_requirements, wanted, None, timeframe)
-            except TimeframeError as exc:
-                raise ServiceError("refused", f"{wanted} cannot trade the {timeframe} feed: {exc}") from None
+            wanted = await self._strategy_choice(name)
             async with self._lock:
                 old = self.strategy
                 await asyncio.to_thread(self._remember, "strategy", wanted, actor)
@@ -658,6 +712,30 @@ class TradingService:
                 return StrategyChange(old, wanted, restarted)
 
         return await self._audited(actor, "set_strategy", {"strategy": name[:40]}, run)
+
+    async def _strategy_choice(self, name: str) -> str:
+        """The registered strategy ``name`` names, if it can build its timeframes from the engine's feed; else the
+        ServiceError saying why not."""
+        from trader.strategy.multitf import TimeframeError
+        from trader.strategy.preflight import live_requirements
+        from trader.strategy.reference import STRATEGIES
+
+        wanted = name.strip().lower()
+        if wanted not in STRATEGIES:
+            raise ServiceError("invalid_argument",
+                               f"unknown strategy {name[:40]!r} (known: {', '.join(sorted(STRATEGIES))})",
+                               reason="unknown_strategy", params={"name": name[:40], "choices": sorted(STRATEGIES)})
+        timeframe = self.settings.timeframes[0]
+        try:
+            await asyncio.to_thread(live_requirements, wanted, None, timeframe)
+        except TimeframeError as exc:
+            raise ServiceError("refused", f"{wanted} cannot trade the {timeframe} feed: {exc}",
+                               reason="strategy_timeframe", params={"strategy": wanted, "timeframe": timeframe}) from None
+        return wanted
+
+    async def check_strategy(self, name: str) -> None:
+        """Raise what ``set_strategy(name)`` would be refused with now; a read."""
+        await self._strategy_choice(name)
 
     async def risk(self) -> RiskView:
         """Each risk rule's state in the running engine (budget used, loss streak, drawdown, volatility, correlation
@@ -683,7 +761,8 @@ class TradingService:
         from trader.persistence.models import Execution
 
         if not 1 <= days <= 365:
-            raise ServiceError("invalid_argument", f"days must be 1..365, got {days}")
+            raise ServiceError("invalid_argument", f"days must be 1..365, got {days}", reason="days_range",
+                               params={"low": 1, "high": 365, "days": days})
         since = await self.now() - dt.timedelta(days=days)
         dry_run = self.settings.dry_run
 
@@ -703,10 +782,11 @@ class TradingService:
         only ever lowering risk, judged out of sample). A read: the proposal is applied, if at all, through
         ``apply_strategy_params`` (an admin confirms; audited). Refused with fewer trades than tuning needs."""
         from trader.risk.limits import limits_from_params, risk_params
-        from trader.risk.tuning import outcomes_from_ledger, tune
+        from trader.risk.tuning import MIN_TRADES, outcomes_from_ledger, tune
 
         if not 7 <= days <= 365:
-            raise ServiceError("invalid_argument", f"days must be 7..365, got {days}")
+            raise ServiceError("invalid_argument", f"days must be 7..365, got {days}", reason="days_range",
+                               params={"low": 7, "high": 365, "days": days})
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         current = limits_from_params({**risk_params(self.settings), **self.strategy_params()})
 
@@ -715,8 +795,8 @@ class TradingService:
 
         try:
             return await asyncio.to_thread(run)
-        except ValueError as exc:
-            raise ServiceError("refused", str(exc)) from None
+        except ValueError as exc:  # too few closed trades to tune on (the only refusal tune() makes)
+            raise ServiceError("refused", str(exc), reason="too_few_trades", params={"needed": MIN_TRADES}) from None
 
     async def signals(self, pair: str | None = None) -> SignalsView:
         """What the running strategy sees (its ``status()``: per pair regime, route, readiness, last graded
@@ -727,7 +807,7 @@ class TradingService:
             try:
                 wanted = normalize_pair(pair, self.settings.stake_currency)
             except ValueError as exc:
-                raise ServiceError("invalid_argument", str(exc)) from None
+                raise ServiceError("invalid_argument", str(exc), reason="bad_pair", params={"text": pair[:40]}) from None
         engine = self.engine
         running = engine is not None and engine.running
         read = getattr(engine, "strategy_status", None)
@@ -737,7 +817,8 @@ class TradingService:
         pairs = dict(status.get("pairs") or {})
         if wanted is not None:
             if wanted not in pairs:
-                raise ServiceError("refused", f"{wanted} is not traded by the running engine")
+                raise ServiceError("refused", f"{wanted} is not traded by the running engine",
+                                   reason="pair_not_in_engine", params={"pair": wanted})
             pairs = {wanted: pairs[wanted]}
         return SignalsView(self.strategy, running, True, pairs, tuple(status.get("fusion") or ()))
 

@@ -79,6 +79,7 @@ async def leverage(request: Request) -> confirm.Ask | None:
     if wanted == current:
         await request.reply(request.t("leverage.unchanged", leverage=current))
         return None
+    await service.check_leverage(wanted)  # a refusal now, not after the Confirm press
     pairs = ", ".join(fmt.short_pair(p) for p in (await service.whitelist()).pairs)
 
     async def run(caller: Caller, t: Translator) -> str:
@@ -100,6 +101,10 @@ async def whitelist(request: Request) -> confirm.Ask | None:
     pairs = await args.pairs(request, texts)
     if pairs is None:
         return None
+    if verb == "add":  # a refusal now, not after the Confirm press (the change checks again)
+        await service.check_whitelist_add(pairs)
+    else:
+        await service.check_whitelist_remove(pairs)
     names = ", ".join(fmt.short_pair(p) for p in pairs)
 
     async def run(caller: Caller, t: Translator) -> str:
@@ -123,6 +128,7 @@ async def _force_enter(request: Request, side: str) -> confirm.Ask | None:
         return None
     (pair,) = found
     service = request.service
+    await service.check_force_enter(pair, side)  # a refusal now, not after the Confirm press
 
     async def run(caller: Caller, t: Translator) -> str:
         trade_id = await service.force_enter(caller.actor, pair, side)
@@ -155,6 +161,7 @@ async def force_exit(request: Request) -> confirm.Ask | None:
         target = shown = found[0]
         shown = fmt.short_pair(shown)
     service = request.service
+    await service.check_force_exit(target)  # a refusal now, not after the Confirm press
 
     async def run(caller: Caller, t: Translator) -> str:
         closed = await service.force_exit(caller.actor, target)
@@ -182,6 +189,7 @@ async def strategy(request: Request) -> confirm.Ask | None:
     if wanted == view.current:
         await request.reply(t("strategy.unchanged", strategy=wanted))
         return None
+    await service.check_strategy(wanted)  # a refusal now, not after the Confirm press
 
     async def run(caller: Caller, t: Translator) -> str:
         change = await service.set_strategy(caller.actor, wanted)
