@@ -20,6 +20,9 @@ async def test_leverage_change_is_confirmed_applied_and_audited(bot) -> None:
     assert bot.service.leverage == 20 and bot.sim.exchange.leverage["ETHUSDT"] == 20
     (record,) = [a for a in bot.audit(5) if a.action == "set_leverage"]
     assert (record.outcome, record.actor.user_id, record.actor.role) == ("ok", TRADER, "trader")
+    too_high = await bot.ask(TRADER, "/leverage 60")  # above max_leverage: said at once, nothing to confirm
+    assert too_high.text == ("Not accepted: leverage must be between 1 and 50 (max_leverage in the config). "
+                             "Nothing was changed.") and not too_high.buttons()
 
 
 async def test_cancel_does_nothing(bot) -> None:

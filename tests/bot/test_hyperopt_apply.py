@@ -24,6 +24,11 @@ async def test_applied_parameters_reach_the_engine_now_and_after_a_restart(write
         with pytest.raises(ServiceError) as refused:
             await runtime.proxy.apply_strategy_params(Actor("telegram", 7, "trader"), {"rsi_low": 25.0})
         assert refused.value.code == "refused"
+        # the preflight the bot asks before offering Apply's confirmation: the content, not the role
+        await runtime.proxy.check_strategy_params({"rsi_low": 25})
+        with pytest.raises(ServiceError) as unfit:
+            await runtime.proxy.check_strategy_params({"no_such_parameter": 1})
+        assert (unfit.value.reason, unfit.value.params["names"]) == ("bad_params", ["no_such_parameter"])
         applied = await runtime.proxy.apply_strategy_params(ADMIN, {"rsi_low": 25, "tp_moves": [0.01, 0.02, 0.06]})
         assert applied.restarted and applied.after == {"rsi_low": 25.0, "tp_moves": (0.01, 0.02, 0.06)}
         engine = runtime.control.engine

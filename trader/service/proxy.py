@@ -66,6 +66,7 @@ class ServiceProxy(_Proxy):
     check_force_enter = _remote("check_force_enter")
     check_force_exit = _remote("check_force_exit")
     check_strategy = _remote("check_strategy")
+    check_strategy_params = _remote("check_strategy_params")
     # reads
     status = _remote("status")
     health = _remote("health")

@@ -665,22 +665,32 @@ class TradingService:
             log.warning("applied strategy parameters ignored: %s", exc)
             return {}
 
+    def _checked_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` checked against the strategy in force's declared parameters, or the ServiceError saying why
+        they do not fit."""
+        from trader.strategy.reference import STRATEGIES
+
+        if not params:
+            raise ServiceError("invalid_argument", "no parameters to apply", reason="no_params")
+        try:
+            return hyperopt_job.checked_params(STRATEGIES[self.strategy], params)
+        except ValueError as exc:
+            raise ServiceError("invalid_argument", str(exc), reason="bad_params",
+                               params={"strategy": self.strategy, "names": sorted(params)}) from None
+
+    async def check_strategy_params(self, params: dict[str, Any]) -> None:
+        """Raise what ``apply_strategy_params(params)`` would be refused with for their content (the caller's role
+        is the front end's gate and is checked again on the change); a read."""
+        self._checked_params(params)
+
     async def apply_strategy_params(self, actor: Actor, params: dict[str, Any]) -> AppliedParams:
         """Validate ``params`` against the strategy in force's declared parameters, store them in
         RuntimeState (they survive a restart and win over the config) and restart a running engine so they take
         effect. Admins only; audited."""
         async def run() -> AppliedParams:
-            from trader.strategy.reference import STRATEGIES
-
             if actor.role != "admin":
                 raise ServiceError("refused", "only an admin may change strategy parameters", reason="admin_only_params")
-            if not params:
-                raise ServiceError("invalid_argument", "no parameters to apply", reason="no_params")
-            try:
-                checked = hyperopt_job.checked_params(STRATEGIES[self.strategy], params)
-            except ValueError as exc:
-                raise ServiceError("invalid_argument", str(exc), reason="bad_params",
-                                   params={"strategy": self.strategy, "names": sorted(params)}) from None
+            checked = self._checked_params(params)
             async with self._lock:
                 old = self.strategy_params()
                 merged = {**old, **checked}

@@ -266,6 +266,7 @@ async def on_press(request: Request) -> None:
 
 async def ask_apply(request: Request, params: dict[str, Any]) -> None:
     service = request.service
+    await service.check_strategy_params(params)  # parameters that no longer fit are refused now, not on Confirm
 
     async def run(caller: Caller, t: Translator) -> str:
         applied = await service.apply_strategy_params(caller.actor, params)
