@@ -75,10 +75,12 @@ async def test_forced_entry_refusal_names_its_reason(write_config, tmp_path) -> 
         await runtime.proxy.pause(ADMIN)
         with pytest.raises(ServiceError) as caught:
             await runtime.proxy.force_enter(ADMIN, "ETH", "short")
-        return caught.value.message
+        return (caught.value,)  # in a tuple: _run_once raises an exception it is handed
 
-    message = await _run_once(settings, act)
-    assert "entries are blocked" in message and "could not size" not in message
+    (error,) = await _run_once(settings, act)
+    assert "entries are paused" in error.message and "could not size" not in error.message
+    # said in the user's language from the reason, not from the English message
+    assert (error.reason, error.params) == ("entries_paused", {"pair": "ETH/USDT:USDT"})
 
 
 @pytest.mark.parametrize("speed", [1.0, 60.0])

@@ -76,8 +76,11 @@ class ForceRefused(RuntimeError):
     """A forced entry that was not sent, and why (in words a user can act on); a risk rule's refusal also names
     the rule and its numbers, so a front end can say it in the user's language."""
 
-    def __init__(self, message: str, *, rule: str = "", values: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, reason: str = "entry_refused", params: dict[str, Any] | None = None,
+                 rule: str = "", values: dict[str, Any] | None = None) -> None:
         super().__init__(message)
+        self.reason = reason  # trader/service/errors.py REASONS: the façade passes it on with ``params``
+        self.params = dict(params or {})
         self.rule = rule
         self.values = dict(values or {})
 
@@ -430,9 +433,14 @@ class LiveEngine:
             spec = acct.instrument(d)
             ref = d.last_close
             if not ref or not math.isfinite(ref):
-                raise ForceRefused(f"no price for {pair} yet: the first candle has not arrived")
+                raise ForceRefused(f"no price for {pair} yet: the first candle has not arrived",
+                                   reason="no_price_yet", params={"pair": pair})
             if self.desk is not None and self.desk.entry_block:
-                raise ForceRefused(f"entries are blocked: {self.desk.entry_block}")
+                block = self.desk.entry_block
+                if block == "paused":
+                    raise ForceRefused("entries are paused", reason="entries_paused", params={"pair": pair})
+                raise ForceRefused(f"entries are blocked: {block}", reason="entries_blocked",
+                                   params={"pair": pair, "why": str(block)})
             dist = 0.8 / acct.leverage
             stop = stop_price if stop_price is not None else ref * (1 - sign * dist)
             dist = abs(ref - stop) / ref
@@ -441,7 +449,8 @@ class LiveEngine:
                 risk = float(self.params.get("risk_per_trade", 0.02)) * acct.risk_scale()
                 wallet = acct.wallet_balance()
                 if wallet <= 0:
-                    raise ForceRefused("the wallet balance is not known yet (or is zero)")
+                    raise ForceRefused("the wallet balance is not known yet (or is zero)", reason="wallet_unknown",
+                                       params={"pair": pair})
                 book = getattr(s, "risk", None)
                 if book is None:  # a strategy that does not size through trader/risk
                     size = risk_position_size(wallet, acct.available_balance(), ref, dist, spec,
@@ -461,7 +470,11 @@ class LiveEngine:
                     raise ForceRefused(
                         f"risking {risk:.1%} of the {wallet:.2f} USDT wallet at a stop {dist:.2%} away buys less "
                         f"than {pair}'s minimum order ({spec.min_notional} USDT notional, step {spec.step_size}), "
-                        f"or the available margin ({acct.available_balance():.2f} USDT) does not cover it")
+                        f"or the available margin ({acct.available_balance():.2f} USDT) does not cover it",
+                        reason="below_min_order",
+                        params={"pair": pair, "risk": f"{risk:.1%}", "wallet": f"{wallet:,.2f}",
+                                "distance": f"{dist:.2%}", "min_notional": str(spec.min_notional),
+                                "step": str(spec.step_size), "available": f"{acct.available_balance():,.2f}"})
             enter = s.buy if sign > 0 else s.sell
             leave = s.sell if sign > 0 else s.buy
             entry = enter(data=d, size=size, transmit=False, tag="force_enter", forced=True)
@@ -469,7 +482,8 @@ class LiveEngine:
                   transmit=True, close_position=True, tag="stop", forced=True)
             self.forced[pair] = entry
             if entry.status in (bt.Order.Rejected, bt.Order.Margin):
-                raise ForceRefused(str(entry.info.get("reject_reason") or "the broker refused the order"))
+                why = str(entry.info.get("reject_reason") or "the broker refused the order")
+                raise ForceRefused(why, reason="entry_rejected", params={"pair": pair, "why": why})
             return True
         return self._in_strategy(run)
 

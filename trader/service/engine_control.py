@@ -118,13 +118,12 @@ class LiveEngineControl:
         try:
             await asyncio.wrap_future(engine.force_enter(pair, "long" if side == "long" else "short"))
         except ForceRefused as exc:
-            # A risk rule's refusal carries its name and numbers (front ends say them in the user's words); the
-            # engine's other refusals come in English only (trader/live/engine.py ForceRefused has no reason yet).
+            # A risk rule's refusal carries its name and numbers, the engine's others a reason with its parameters:
+            # front ends say either in the user's words.
             if exc.rule:
                 raise ServiceError("refused", f"no entry on {pair}: {exc}", reason="risk_rule", params={"pair": pair},
                                    rule=exc.rule, values=exc.values, pair=pair) from None
-            raise ServiceError("refused", f"no entry on {pair}: {exc}", reason="entry_refused",
-                               params={"pair": pair, "why": str(exc)}) from None
+            raise ServiceError("refused", f"no entry on {pair}: {exc}", reason=exc.reason, params=exc.params) from None
         entry = engine.forced.get(pair)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TRADE_WAIT_S
