@@ -193,10 +193,10 @@ async def test_plain_text_unknown_commands_and_edits(bot) -> None:
 
 async def test_engine_commands_without_an_engine_say_so(write_config, tmp_path) -> None:
     async with running_bot(write_config, tmp_path, engine=False) as bot:
-        question = await bot.ask(TRADER, "/start_trading")
-        outcome = await bot.press(TRADER, question)
-        assert outcome.text == "The trading engine is not running, so this cannot be done now."
         # said at once: no confirmation is offered for what cannot be done
+        outcome = await bot.ask(TRADER, "/start_trading")
+        assert outcome.text == "The trading engine is not running, so this cannot be done now."
+        assert not outcome.buttons()
         assert (await bot.ask(TRADER, "/forcelong BTC")).text.startswith("The trading engine is not running")
         assert (await bot.ask(VIEWER, "/status")).text.count("Engine: stopped") == 1
         assert bot.sim.exchange.leverage["BTCUSDT"] == 10 and Decimal(0) == Decimal(0)

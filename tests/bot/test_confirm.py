@@ -138,8 +138,8 @@ async def test_whitelist_changes_go_through_confirmation(bot) -> None:
 async def test_start_stop_and_forced_trades_with_an_engine(bot) -> None:
     started = await bot.press(TRADER, await bot.ask(TRADER, "/start_trading"))
     assert started.text.startswith("▶ Trading started.") and "Engine: running" in started.text
-    again = await bot.press(TRADER, await bot.ask(TRADER, "/start_trading"))
-    assert again.text == "Not done: trading is already running."
+    again = await bot.ask(TRADER, "/start_trading")  # refused at once: nothing to confirm
+    assert again.text == "Not done: trading is already running." and not again.buttons()
     question = await bot.ask(TRADER, "/forcelong BTC/USDT")
     assert question.text.startswith("Open a long position on BTC/USDT now at 10x?")
     entered = await bot.press(TRADER, question)
@@ -173,7 +173,7 @@ async def test_start_stop_and_forced_trades_with_an_engine(bot) -> None:
                                   "/forcelong BTC", "/forceshort BTC", "/forceexit 3", "/users grant 9 viewer"])
 async def test_every_risky_command_asks_first(bot, text) -> None:
     user = ADMIN
-    if text.startswith("/force"):  # a forced trade is refused at once while the engine is stopped
+    if text.startswith("/force") or text == "/stop":  # refused at once while the engine is stopped
         await bot.service.start(Actor("telegram", user, "admin"))
     question = await bot.ask(user, text)
     assert [b.text for b in question.buttons()] == ["✅ Confirm", "✖ Cancel"], question.text
@@ -194,7 +194,15 @@ async def test_a_chinese_user_hears_refusals_in_chinese_before_any_confirmation(
     assert unknown.text == "不被接受：交易所不交易：FOO/USDT。未做任何更改。" and not unknown.buttons()
     stopped = await bot.ask(TRADER, "/forcelong BTC")
     assert stopped.text.startswith("交易引擎未运行") and not stopped.buttons()
+    not_running = await bot.ask(TRADER, "/stop")
+    assert not_running.text == "未执行：交易未在运行。" and not not_running.buttons()
     await bot.service.start(Actor("telegram", TRADER, "trader"))
+    running = await bot.ask(TRADER, "/start_trading")
+    assert running.text == "未执行：交易已在运行。" and not running.buttons()
+    await bot.ask(TRADER, "/pause")
+    paused = await bot.ask(TRADER, "/forcelong ETH")
+    assert paused.text.startswith("已拒绝：开仓已暂停") and not paused.buttons()
+    await bot.ask(TRADER, "/resume")
     first, second = await bot.ask(TRADER, "/forcelong ETH"), await bot.ask(TRADER, "/forcelong ETH")
     assert (await bot.press(TRADER, first)).text.startswith("已发送开仓：ETH/USDT")
     refused = await bot.press(TRADER, second)  # checked again on the press
@@ -203,5 +211,5 @@ async def test_a_chinese_user_hears_refusals_in_chinese_before_any_confirmation(
     assert held.text == refused.text and not held.buttons()
     busy = await bot.ask(TRADER, "/whitelist remove ETH")
     assert busy.text == "已拒绝：ETH/USDT 仍有持仓，请先平仓。未做任何更改。"
-    for message in (unknown, stopped, refused, held, busy):
+    for message in (unknown, stopped, not_running, running, paused, refused, held, busy):
         assert words(message.text) == [], message.text

@@ -60,6 +60,8 @@ class ServiceProxy(_Proxy):
     set_strategy = _remote("set_strategy")
     reconcile = _remote("reconcile")
     # preflights: what a change would be refused with now (front ends ask before offering a confirmation)
+    check_start = _remote("check_start")
+    check_stop = _remote("check_stop")
     check_leverage = _remote("check_leverage")
     check_whitelist_add = _remote("check_whitelist_add")
     check_whitelist_remove = _remote("check_whitelist_remove")

@@ -192,11 +192,29 @@ class TradingService:
                             self.engine is not None and self.engine.running)
 
     # -- engine control ---------------------------------------------------------------------------------------------
+    def _startable(self) -> EngineControl:
+        engine = self._engine()
+        if engine.running:
+            raise ServiceError("conflict", "trading is already running", reason="already_running")
+        return engine
+
+    def _stoppable(self) -> EngineControl:
+        engine = self._engine()
+        if not engine.running:
+            raise ServiceError("conflict", "trading is not running", reason="engine_stopped")
+        return engine
+
+    async def check_start(self) -> None:
+        """Raise what ``start`` would be refused with (a front end asks before its confirmation); a read."""
+        self._startable()
+
+    async def check_stop(self) -> None:
+        """Raise what ``stop`` would be refused with; a read."""
+        self._stoppable()
+
     async def start(self, actor: Actor) -> StatusView:
         async def run() -> StatusView:
-            engine = self._engine()
-            if engine.running:
-                raise ServiceError("conflict", "trading is already running", reason="already_running")
+            engine = self._startable()
             await engine.start()
             if self.paused:
                 engine.pause_entries()
@@ -210,9 +228,7 @@ class TradingService:
         """Stop the engine. Positions and their exchange-side stops stay in place."""
 
         async def run() -> StatusView:
-            engine = self._engine()
-            if not engine.running:
-                raise ServiceError("conflict", "trading is not running", reason="engine_stopped")
+            engine = self._stoppable()
             await engine.stop()
             self._remember("stopped", True, actor)
             self.bus.publish(EngineStateChanged(state="stopped", actor=_who(actor)))
@@ -509,6 +525,9 @@ class TradingService:
         engine = self._engine()
         if not engine.running:
             raise ServiceError("not_running", "trading is not running", reason="engine_stopped")
+        if self.paused:  # the engine refuses it too; said before a confirmation is offered
+            raise ServiceError("refused", f"no entry on {pair}: entries are paused", reason="entries_paused",
+                               params={"pair": pair})
         held = [p for p in await self.client.fetch_positions([pair]) if p.pair == pair]
         if held:
             # A second entry would silently double the position (and its risk) under the first trade's stop.

@@ -18,6 +18,7 @@ async def start_trading(request: Request) -> confirm.Ask | None:
         await args.usage(request)
         return None
     service = request.service
+    await service.check_start()  # a refusal now, not after the Confirm press
 
     async def run(caller: Caller, t: Translator) -> str:
         return t("control.started") + "\n\n" + fmt.status(t, await service.start(caller.actor))
@@ -30,6 +31,7 @@ async def stop(request: Request) -> confirm.Ask | None:
         await args.usage(request)
         return None
     service = request.service
+    await service.check_stop()  # a refusal now, not after the Confirm press
 
     async def run(caller: Caller, t: Translator) -> str:
         return t("control.stopped") + "\n\n" + fmt.status(t, await service.stop(caller.actor))
