@@ -24,7 +24,7 @@ from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import AccountStream, Candle, StreamOptions
 from trader.live.baton import Baton
 from trader.live.desk import OrderDesk
-from trader.live.feed import MINUTE, Bar, LiveFeed, Prepared
+from trader.live.feed import MINUTE, Bar, LiveFeed
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,7 @@ class LiveStore:
         self.on_bar: Callable[[str, Bar], None] | None = None  # observers (bench, status)
         self.feed_lock = threading.Lock()  # shared with the feeds (LiveFeed's ``lock``)
         self._feeds: dict[str, LiveFeed] = {}
-        # minute -> pair -> the feed's prepared candle (trader.live.feed.Prepared), until every pair has it
-        self._pending: dict[int, dict[str, Prepared | None]] = {}
+        self._pending: dict[int, dict[str, Candle]] = {}  # minute -> pair -> candle, until every pair has it
         self._newest = 0  # the latest minute any pair has delivered
 
     async def history(self, pair: str, tf_ms: int, bars: int) -> list[Bar]:
@@ -108,9 +107,7 @@ class LiveStore:
         async def on_closed(c: Candle) -> None:
             # The gate first: the strategy must see the fills this candle caused before deciding on it.
             await self.desk.settle(c.pair, c.low, c.high)
-            # The feed's own work for this candle now, while other pairs' candles are still on their way.
-            self._pending.setdefault(c.timestamp, {})[c.pair] = feed.prepare_minute(c.timestamp, c.open, c.high,
-                                                                                    c.low, c.close, c.volume)
+            self._pending.setdefault(c.timestamp, {})[c.pair] = c
             self._newest = max(self._newest, c.timestamp)
             self._release()
         return on_closed
@@ -125,8 +122,8 @@ class LiveStore:
                 break
             del self._pending[ts]
             with self.feed_lock:
-                bars = [(pair, None if p is None else self._feeds[pair].deliver(p, wake=False))
-                        for pair, p in got.items()]
+                bars = [(pair, self._feeds[pair].push_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume,
+                                                             wake=False)) for pair, c in got.items()]
             if self.baton is not None:
                 self.baton.to_strategy(self.desk.wake)
             else:
