@@ -27,11 +27,15 @@ candles again under four more symbols (their prices do not matter here, their pe
 ``--sim-process`` runs the simulator in a child process (stepped over its admin API) so that its Python work does
 not compete with the engine for this process's GIL; t2 is not measured then.
 
-Measured here (November 2026, 2 cores, 400 candles; the figures move with other load on the machine):
-in-process p50 1.1–1.3 ms, p99 1.9–2.2 ms on a quiet machine (2.6–4.3 ms p99 at load average > 1); simulator in a
-child process p50 1.1–1.2 ms, p99 1.7–2.1 ms; with the SQLite ledger (trade and order rows committed before the
-order is sent) p50 1.8–2.0 ms, p99 3.7–4.3 ms. Thread hand-overs (loop → Backtrader → loop) under the GIL are most
-of the tail; the engine's own Python work per candle is a few hundred microseconds.
+Measured here (December 2026, `--db`, master on 10 pairs, 300 candles, 2 cores shared with other sessions, load
+average 0.4–1.6, alternating runs of the two trees). Before (ccxt.pro's ``watch_ohlcv``, hand-overs at the GIL's
+pace): simulator on a thread p50 6.2–6.9 ms, p99 11.6–16.5 ms; in a child process p50 4.0–6.1 ms, p99 6.6–14.3 ms.
+After (``KlineStreams``: one raw socket, closed klines by their ``x`` flag; ``Baton``: blocking hand-overs): on a
+thread p50 4.2–5.0 ms, p99 8.0–12.6 ms; in a child process p50 3.2–4.6 ms, p99 5.4–9.5 ms. Target p99 ≤ 2 ms: not
+met. Left on the path (p50): the spread of the ten klines (the simulator writes 20 messages), ~1.2 ms from the last
+kline to the strategy's ``next()`` (feed pushes, a thread wake-up, Backtrader's live pass over 10 feeds), ~0.5 ms
+from ``next()`` to the desk, ~0.9 ms from the desk to the wire (the write-ahead commit 0.4–0.8 ms of it under the
+running engine). Engine threads' CPU per candle (whole candle): loop ~9–13 ms, strategy ~3.5–5.4 ms.
 """
 
 from __future__ import annotations
