@@ -22,6 +22,7 @@ a child process (wall clock, CPU = user + system, peak RSS from ``wait4``); medi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -174,7 +175,7 @@ def main() -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             stitched_bars(args.data, args.bars).to_parquet(path, index=False)
             config = work / "config.json"
-            config.write_text('{"risk": {"risk_per_trade": %s}}' % args.risk)
+            config.write_text(json.dumps({"risk": {"risk_per_trade": float(args.risk)}}))
             compare(f"{args.bars:,} stitched real 1m bars", "stitched",
                     ["backtest", *common, "--datadir", str(store), "-c", str(config)], args, work)
     if args.numpy:

@@ -44,9 +44,9 @@ from trader.monitoring.health import HealthMonitor
 from trader.monitoring.metrics import Metrics, make_metrics, serve_metrics
 from trader.monitoring.sampler import SAMPLE_S, run_sampler, service_jobs, watch_bus
 from trader.persistence.audit import Actor
+from trader.persistence.types import utcnow
 from trader.risk.audit import audit_risk_rules
 from trader.risk.limits import declared_risk_params
-from trader.persistence.types import utcnow
 from trader.service.engine_control import LiveEngineControl
 from trader.service.errors import ServiceError
 from trader.service.monitors import AccountMonitor, LatencyGuard

@@ -13,8 +13,15 @@ from bot.telegram.notifier import DETAILS_TTL_S, compose, render
 from bot.telegram.registry import GROUPS, Command, Registry
 from tests.bot.conftest import ADMIN, TRADER, VIEWER, is_notification, running_bot
 from tests.bot.test_notifier import publish_from_engine_thread
-from trader.events import EngineStateChanged, LatencyTierChanged, OrderFilled, OrderPlaced, RiskAction, StopHit, \
-    StopMoved
+from trader.events import (
+    EngineStateChanged,
+    LatencyTierChanged,
+    OrderFilled,
+    OrderPlaced,
+    RiskAction,
+    StopHit,
+    StopMoved,
+)
 
 EN = Catalogs().translator("en")
 ZH = Catalogs().translator("zh_CN")

@@ -51,7 +51,7 @@ def _stored_text(engine: Any) -> list[tuple[str, str, str]]:
             result = conn.exec_driver_sql(f'SELECT * FROM "{table}"')
             columns = list(result.keys())
             for row in result:
-                cells.extend((table, column, str(value)) for column, value in zip(columns, row) if value is not None)
+                cells.extend((table, column, str(value)) for column, value in zip(columns, row, strict=True) if value is not None)
     return cells
 
 

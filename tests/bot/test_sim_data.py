@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.commands.sim import SIM_API_KEY, SIM_API_SECRET, data_dir
-from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
 from trader.data.store import bundled_data_dir
+from trader.sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
 
 def test_the_data_folder_or_its_futures_subfolder(tmp_path: Path) -> None:

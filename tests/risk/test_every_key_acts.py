@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 from pydantic import BaseModel
-
 from risk_helpers import BTC, LONG, Scripted, frame, run
+
 from trader.config.schema import RiskConfig, Settings
 from trader.exchange.factory import client_from_settings
 from trader.risk.book import RiskBook

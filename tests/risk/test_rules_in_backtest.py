@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from risk_helpers import BTC, ETH, LONG, QUIET, SHORT, SOL, counts, frame, losing_longs, risk_share, run
+
 from trader.risk.gate import MarketVerdict
 
 

@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
+
 import aiohttp
 
 from trader.config.pairs import exchange_symbol

@@ -131,7 +131,7 @@ def outcomes_from_ledger(sessions: Any, since: dt.datetime, dry_run: bool) -> li
     its entry) is left out, since its risk cannot be known."""
     from sqlalchemy import select
 
-    from trader.persistence.models import Order, Trade
+    from trader.persistence.models import Trade
 
     out = []
     with sessions() as s:

@@ -73,7 +73,10 @@ def to_tf(c: Candles, feed_ms: int, tf: str) -> TfBars:
     """``c`` resampled to ``tf`` (complete, epoch-aligned buckets only)."""
     t = timeframe_ms(tf)
     ts = np.asarray(c.ts_ms, dtype="int64")
-    f64 = (lambda a: np.ascontiguousarray(a, dtype="float64"))
+
+    def f64(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype="float64")
+
     if t == feed_ms:
         return TfBars(tf, t, ts, f64(c.open), f64(c.high), f64(c.low), f64(c.close), f64(c.volume))
     need = t // feed_ms
