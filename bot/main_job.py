@@ -482,6 +482,7 @@ async def run_main_job(
     stop: asyncio.Event,
     *,
     heartbeat_s: float = HEARTBEAT_S,
+    sample_s: float = SAMPLE_S,
     on_ready: Callable[[Runtime, dict[str, object]], None] | None = None,
     sim_overrides: dict[str, Any] | None = None,
     config_path: Path | None = None,
@@ -507,8 +508,11 @@ async def run_main_job(
     core = runtime.core
     server = None
     unwatch = watch_bus(runtime.bus, metrics)
-    sampler = asyncio.create_task(run_sampler(metrics, runtime.proxy, service_jobs(runtime.research), stop,
-                                              interval_s=min(heartbeat_s, SAMPLE_S)))
+    # The sample (a position and a balance read, weight 10) feeds only the Prometheus endpoint: none without it. Its
+    # rhythm is its own: tied to a test's 0.1 s heartbeat it spent Binance's whole minute of weight.
+    sampler = (asyncio.create_task(run_sampler(metrics, runtime.proxy, service_jobs(runtime.research), stop,
+                                               interval_s=sample_s))
+               if settings.metrics.enabled else None)
     # Before the engine starts: its strategies read the provider, and each engine feeds it its bars.
     ml_provider = runtime.ml = await asyncio.to_thread(install_ml, settings, runtime.engine_hooks)
     context_task = _start_market_context(runtime, ml_provider)
@@ -563,9 +567,10 @@ async def run_main_job(
     finally:
         if ops is not None:  # first: the supervisor must not restart what is being stopped on purpose
             await ops.stop()
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
         if retrain_task is not None:
             retrain_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -175,7 +175,7 @@ async def test_running_main_job_exports_engine_account_and_process(write_config,
         assert runtime.research.backtest_jobs.max_jobs == 2  # the heavy-job runner exists now (made on first use)
         ready.update(info)
 
-    task = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=0.2, on_ready=on_ready))
+    task = asyncio.create_task(run_main_job(settings, stop, heartbeat_s=0.2, sample_s=0.2, on_ready=on_ready))
     try:
         await _until(lambda: bool(ready) or task.done(), timeout=60)
 
