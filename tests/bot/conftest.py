@@ -61,7 +61,7 @@ class SimEngine:
     async def stop(self) -> None:
         self.running = False
 
-    def pause_entries(self) -> None:
+    def pause_entries(self, reason: str = "paused") -> None:
         self.paused = True
 
     def resume_entries(self) -> None:

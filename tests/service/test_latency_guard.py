@@ -27,8 +27,8 @@ class FakeEngine:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def pause_entries(self) -> None:
-        self.calls.append("pause")
+    def pause_entries(self, reason: str = "paused") -> None:
+        self.calls.append("pause" if reason == "paused" else f"pause {reason}")
 
     def resume_entries(self) -> None:
         self.calls.append("resume")

@@ -41,10 +41,15 @@ async def _run_once(settings, action):
     return results[0]
 
 
+# On a loaded machine the in-process simulator's round trips can pass 500 ms and the latency tier then rightly
+# refuses forced entries (seen in a CI reproduction); these tests are about the ledger, the tiers have their own.
+CALM_LATENCY = {"safe_ms": 5000, "no_entries_ms": 10000, "emergency_ms": 20000}
+
+
 def _settings(write_config, tmp_path: Path, speed: float, **extra):
     return load_settings(write_config({
         "metrics": {"enabled": False}, "user_data_dir": str(tmp_path / "ud"), "pair_whitelist": PAIRS,
-        "simulator": {"speed": speed}, **extra}), environ={})
+        "simulator": {"speed": speed}, "risk": {"latency": CALM_LATENCY}, **extra}), environ={})
 
 
 def _trades(runtime) -> list[Trade]:
@@ -81,6 +86,21 @@ async def test_forced_entry_refusal_names_its_reason(write_config, tmp_path) -> 
     assert "entries are paused" in error.message and "could not size" not in error.message
     # said in the user's language from the reason, not from the English message
     assert (error.reason, error.params) == ("entries_paused", {"pair": "ETH/USDT:USDT"})
+
+
+async def test_forced_entry_blocked_by_the_latency_tier_says_so(write_config, tmp_path) -> None:
+    """The latency tier's block is not a person's pause: the refusal names the tier, not /resume."""
+    settings = _settings(write_config, tmp_path, 1.0)
+
+    async def act(runtime):
+        runtime.control.pause_entries("latency")  # what the latency monitor does at "no entries"
+        with pytest.raises(ServiceError) as caught:
+            await runtime.proxy.force_enter(ADMIN, "ETH", "long")
+        return (caught.value,)
+
+    (error,) = await _run_once(settings, act)
+    assert (error.reason, error.params) == ("latency_blocks_entries", {"pair": "ETH/USDT:USDT"})
+    assert "latency tier" in error.message
 
 
 @pytest.mark.parametrize("speed", [1.0, 60.0])

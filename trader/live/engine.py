@@ -439,6 +439,9 @@ class LiveEngine:
                 block = self.desk.entry_block
                 if block == "paused":
                     raise ForceRefused("entries are paused", reason="entries_paused", params={"pair": pair})
+                if block == "latency":
+                    raise ForceRefused("entries are blocked by the latency tier (exchange round trips too slow)",
+                                       reason="latency_blocks_entries", params={"pair": pair})
                 raise ForceRefused(f"entries are blocked: {block}", reason="entries_blocked",
                                    params={"pair": pair, "why": str(block)})
             dist = 0.8 / acct.leverage

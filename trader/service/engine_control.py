@@ -84,10 +84,12 @@ class LiveEngineControl:
         await self.stop()
         await self.start()
 
-    def pause_entries(self) -> None:
-        self._paused_reason = "paused"
+    def pause_entries(self, reason: str = "paused") -> None:
+        """Refuse new entries: ``paused`` (a person, flatten) or ``latency`` (the latency tier): the engine's
+        refusal of a forced entry says which."""
+        self._paused_reason = reason
         if self.engine is not None:
-            self.engine.pause("paused")
+            self.engine.pause(reason)
 
     def resume_entries(self) -> None:
         self._paused_reason = None

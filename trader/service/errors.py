@@ -52,6 +52,7 @@ REASONS: dict[str, tuple[str, ...]] = {
     "no_price_yet": ("pair",),
     "entries_paused": ("pair",),
     "entries_blocked": ("pair", "why"),
+    "latency_blocks_entries": ("pair",),
     "wallet_unknown": ("pair",),
     "below_min_order": ("pair", "risk", "wallet", "distance", "min_notional", "step", "available"),
     "entry_rejected": ("pair", "why"),

@@ -100,7 +100,7 @@ class LatencyGuard:
         if tier >= LatencyTier.NO_ENTRIES and not self.blocked:
             self.blocked = True
             if engine is not None:
-                engine.pause_entries()
+                engine.pause_entries("latency")
             self._act("entries_blocked", f"latency tier {tier.name.lower()}")
         elif tier < LatencyTier.NO_ENTRIES and self.blocked:
             self.blocked = False
