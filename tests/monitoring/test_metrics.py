@@ -18,9 +18,10 @@ from trader.events import EngineError, EventBus, OrderFilled
 from trader.exchange.backoff import BackoffPolicy
 from trader.exchange.client import ClientOptions
 from trader.exchange.errors import ExchangeError
+from trader.exchange.klines import KlineStreams
 from trader.exchange.models import OrderRequest
 from trader.exchange.order_ids import client_order_id
-from trader.exchange.streams import CandleStream, MarkPriceStream, StreamOptions
+from trader.exchange.streams import MarkPriceStream, StreamOptions
 from trader.monitoring.exchange_meter import MeteredExchangeClient, order_purpose
 from trader.monitoring.metrics import Metrics, StateSample, exposed_names, make_metrics
 from trader.monitoring.sampler import watch_bus
@@ -68,7 +69,8 @@ async def test_candle_to_order_orders_errors_and_rest_latency(sim) -> None:
     client = _metered(sim, metrics, wall_clock=False)
     closed = []
     start = (sim.clock.now_ms() // MINUTE) * MINUTE
-    stream = CandleStream(client, BTC, closed.append, last_closed_ms=start - MINUTE,
+    # The engine's candle path (trader/exchange/klines.py: its own socket, not ccxt's handler) must still be timed.
+    stream = KlineStreams(client, {BTC: closed.append}, last_closed={BTC: start - MINUTE},
                           options=StreamOptions(heartbeat_s=5.0))
     stop = asyncio.Event()
     task = asyncio.create_task(stream.run(stop))

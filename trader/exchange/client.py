@@ -127,6 +127,10 @@ class ExchangeClient:
         self.bracket_rows: dict[str, list[dict[str, Any]]] = {}
         self.rule_notes: list[str] = []
 
+    def kline_event(self, event: Mapping[str, Any]) -> None:
+        """A kline event read off a socket of our own (trader/exchange/klines.py), not through ccxt's handler: what
+        observes this client's traffic sees it here too (the metered client times candle → order from it)."""
+
     async def close(self) -> None:
         await self.ccxt.close()
 

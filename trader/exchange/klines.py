@@ -118,6 +118,7 @@ class KlineStreams:
             return
         self.messages += 1
         self.connected.set()
+        self.client.kline_event(data)
         t = int(k["t"])
         last = self.last_closed[pair]
         if not k.get("x"):

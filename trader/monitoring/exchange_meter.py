@@ -137,14 +137,18 @@ class MeteredExchangeClient(ExchangeClient):
         def handle_message(ws_client: Any, message: Any) -> Any:
             event = message.get("data", message) if isinstance(message, dict) else None  # combined streams wrap
             if isinstance(event, dict) and event.get("e") == "kline":
-                if (event.get("k") or {}).get("x"):  # the candle's final update: the engine may now decide on it
-                    self._closed_candle_at[str(event.get("s", ""))] = time.perf_counter()
-                if self._wall_clock and "E" in event:
-                    lag_ms = time.time() * 1000 - int(event["E"])
-                    self._metrics.ws_lag.labels("kline").observe(max(0.0, lag_ms) / 1000)
+                self.kline_event(event)
             return handle(ws_client, message)
 
         return handle_message
+
+    def kline_event(self, event: Mapping[str, Any]) -> None:
+        """A kline through ccxt's handler or the engine's own socket (trader/exchange/klines.py)."""
+        if (event.get("k") or {}).get("x"):  # the candle's final update: the engine may now decide on it
+            self._closed_candle_at[str(event.get("s", ""))] = time.perf_counter()
+        if self._wall_clock and "E" in event:
+            lag_ms = time.time() * 1000 - int(event["E"])
+            self._metrics.ws_lag.labels("kline").observe(max(0.0, lag_ms) / 1000)
 
     # -- calls ------------------------------------------------------------------------------------------------------
     async def _once(self, *args: Any, **kwargs: Any) -> Any:
