@@ -8,7 +8,7 @@ import pytest
 from trader.persistence.database import make_engine, make_session_factory, transaction
 from trader.persistence.migrate import upgrade
 from trader.persistence.models import BacktestRun, Trade
-from trader.service.leverage import OpenPosition, leverage_problems, max_leverage_for
+from trader.service.leverage import OpenPosition, leverage_refusals, max_leverage_for
 from trader.service.pnl import performance_by_pair, pnl_by_period, recent_trades
 
 # Binance's BTCUSDT tiers in ccxt's shape (first four).
@@ -24,6 +24,12 @@ def test_bracket_lookup() -> None:
     assert max_leverage_for(TIERS, Decimal(0)) == 125
     assert max_leverage_for(TIERS, Decimal(700_000)) == 75
     assert max_leverage_for(TIERS, Decimal(10**9)) is None
+
+
+def leverage_problems(new: int, **kwargs) -> tuple[list[str], list[str]]:
+    """(invalid, refused) as English texts."""
+    invalid, refused = leverage_refusals(new, **kwargs)
+    return [p.text for p in invalid], [p.text for p in refused]
 
 
 def test_bounds_come_from_config_and_brackets() -> None:
@@ -49,6 +55,10 @@ def test_a_big_position_limits_leverage_by_its_bracket() -> None:
     _, refused = leverage_problems(100, max_leverage=125, stop_leverage_factor=0.8, positions=[pos],
                                    tiers={"BTC/USDT:USDT": TIERS})
     assert refused == ["BTC/USDT:USDT: a 700000 USDT position allows at most 75x"]
+    _, (problem,) = leverage_refusals(100, max_leverage=125, stop_leverage_factor=0.8, positions=[pos],
+                                      tiers={"BTC/USDT:USDT": TIERS})
+    assert (problem.reason, problem.params) == ("leverage_position_cap",
+                                                {"pair": "BTC/USDT:USDT", "notional": "700000", "maximum": 75})
 
 
 @pytest.fixture

@@ -79,16 +79,3 @@ def leverage_refusals(
                     f"{cap:.2%} to stay clear of liquidation"))
     return invalid, refused
 
-
-def leverage_problems(
-    new: int,
-    *,
-    max_leverage: int,
-    stop_leverage_factor: float,
-    positions: Sequence[OpenPosition],
-    tiers: Mapping[str, Sequence[Any]],
-) -> tuple[list[str], list[str]]:
-    """(invalid, refused) in English: ``leverage_refusals``' texts."""
-    invalid, refused = leverage_refusals(new, max_leverage=max_leverage, stop_leverage_factor=stop_leverage_factor,
-                                         positions=positions, tiers=tiers)
-    return [p.text for p in invalid], [p.text for p in refused]
