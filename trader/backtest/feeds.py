@@ -31,6 +31,11 @@ def ms_to_bt(ts_ms: np.ndarray) -> np.ndarray:
     return np.asarray(ts_ms, dtype="float64") / _MS_PER_DAY + _EPOCH_DAYS
 
 
+def ms_to_bt_one(ts_ms: int) -> float:
+    """``ms_to_bt`` of one value (the same IEEE operations, so the same number), without an array."""
+    return float(ts_ms) / _MS_PER_DAY + _EPOCH_DAYS
+
+
 def feed_class(extra_lines: tuple[str, ...]) -> type:
     """A NumpyFeed subclass with ``extra_lines`` declared (Backtrader wants lines declared on the class)."""
     key = tuple(extra_lines)

@@ -1,10 +1,12 @@
 """The Backtrader side of the live broker: strategies call it exactly as they call the backtest's FuturesBroker.
 
-It validates and accepts orders on the Backtrader thread, hands them to the ``OrderDesk`` on the engine loop
-(a parent and its protective children travel together once the last of the group is transmitted, so the desk can
-place the stop the moment the entry fills), and applies the desk's notes — fills, cancels, rejections, wallet
-updates — on the Backtrader thread in ``next()``, which Cerebro calls on every pass of its live loop. Position and
-order objects are therefore only ever touched by the Backtrader thread.
+It validates and accepts orders where Backtrader runs, hands them to the ``OrderDesk`` (a parent and its protective
+children travel together once the last of the group is transmitted, so the desk can place the stop the moment the
+entry fills), and applies the desk's notes — fills, cancels, rejections, wallet updates — in ``next()``, which
+Cerebro calls on every pass of its live loop. Position and order objects are therefore only ever touched by
+Backtrader's code. Live, that code runs in the engine loop's strategy greenlet (trader/live/runner.py): an order
+goes to the desk directly and the greenlet steps aside once, so the send starts before the rest of the pass; a
+broker driven from another thread hands its orders to the loop instead.
 
 Order mapping (Backtrader → Binance):
 - Market → MARKET; Limit → LIMIT GTC (entries) or, reduce-only, TAKE_PROFIT_MARKET (``DeskOptions.take_profit``);
@@ -14,21 +16,19 @@ Order mapping (Backtrader → Binance):
 
 from __future__ import annotations
 
-import asyncio
 import math
 import queue
 import threading
-import time
 from collections import defaultdict, deque
 from decimal import Decimal
 from typing import Any
 
 import backtrader as bt
 
-from trader.live.baton import Baton
 from trader.live.desk import OrderDesk
 from trader.live.host import EngineHost
 from trader.live.orders import FillNote, OrderSpec, StatusNote, WalletNote
+from trader.live.runner import StrategyRunner
 from trader.model.instruments import FeeSchedule, InstrumentSpec
 from trader.model.money import initial_margin, realized_pnl, unrealized_pnl
 from trader.strategy.broker_common import FuturesBrokerMixin, FuturesCommInfo
@@ -38,12 +38,12 @@ _SUPPORTED = (Order.Market, Order.Stop, Order.Limit)
 
 
 class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
-    def __init__(self, desk: OrderDesk, host: EngineHost, baton: Baton | None = None) -> None:
+    def __init__(self, desk: OrderDesk, host: EngineHost, runner: StrategyRunner | None = None) -> None:
         super().__init__()
         self.desk = desk
         self.host = host
-        self.baton = baton
-        self.wake: threading.Event = desk.wake
+        self.runner = runner
+        self.wake: Any = desk.wake
         self.pending_submits = 0  # handed to the loop, not yet registered by the desk
         self.passes = 0  # Cerebro loop passes (tests and wait_idle use it)
         self.commands: queue.SimpleQueue[Any] = queue.SimpleQueue()  # callables run on this thread
@@ -145,26 +145,24 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
         else:
             group = [order]
         specs = [self._spec(o) for o in group]
+        runner = self.runner
+        if runner is not None and runner.in_strategy():
+            # On the engine loop's thread: the desk takes it now, and the send task's first step (write-ahead row
+            # committed, request signed and written) runs before the rest of this pass.
+            self.desk.submit_group(specs)
+            runner.pause()
+            return order
         with self._lock:
             self.pending_submits += 1
-        sent = threading.Event()
-        self.host.call_soon(self._hand_over, specs, sent)
-        # Hand the GIL to the engine loop now, so the order goes out before this thread finishes its bar.
-        if self.baton is not None:
-            self.baton.wait_sent(sent)
-        else:
-            time.sleep(0)
+        self.host.call_soon(self._hand_over, specs)
         return order
 
-    def _hand_over(self, specs: list[OrderSpec], sent: threading.Event | None = None) -> None:
+    def _hand_over(self, specs: list[OrderSpec]) -> None:
         try:
             self.desk.submit_group(specs)
         finally:
             with self._lock:
                 self.pending_submits -= 1
-            if sent is not None:
-                # After the send task's first step (write-ahead row committed, request signed and written).
-                asyncio.get_running_loop().call_soon(sent.set)
 
     def _validate(self, order: Order, oco: Order | None) -> str:
         if oco is not None:
@@ -241,7 +239,10 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
             order.cancel()
             self.notify(order)
             return True
-        self.host.call_soon(self.desk.cancel_ref, order.ref)
+        if self.runner is not None and self.runner.in_strategy():
+            self.desk.cancel_ref(order.ref)  # in call order with submits (a replaced stop goes before its successor)
+        else:
+            self.host.call_soon(self.desk.cancel_ref, order.ref)
         return True
 
     # -- applying the desk's notes ------------------------------------------------------------------------------

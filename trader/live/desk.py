@@ -1,8 +1,8 @@
 """The order desk: the exchange side of the live broker, living on the engine loop.
 
-It turns order specs from the Backtrader thread into exchange orders, follows them through REST answers and the
+It turns order specs from the strategy's broker into exchange orders, follows them through REST answers and the
 user-data stream, keeps a mirror of each position, writes Trade/Order/Fill rows, publishes events, and hands
-fills and status changes back to the Backtrader thread as notes (a thread-safe queue plus a wake-up event).
+fills and status changes back to the broker as notes (a thread-safe queue plus the strategy's wake-up).
 
 Invariants it keeps, because a futures position without a stop can lose the whole account:
 - after an entry fill is known (REST answer or stream, whichever comes first) the stop goes out *first*, then
@@ -123,7 +123,7 @@ class OrderDesk(Protection, AccountSync, Execution):
             s = self.specs[pair] = self._spec_from_market(pair)
         return s
 
-    # -- the Backtrader thread's entry points (scheduled onto the loop) -------------------------------------------
+    # -- the broker's entry points (called on the loop) ---------------------------------------------------------
     def submit_group(self, specs: list[OrderSpec]) -> None:
         """Called on the engine loop: the first spec is the order, the others are its protective children."""
         parent = Tracked(specs[0])

@@ -25,10 +25,12 @@ account); ``sessions`` (SQLAlchemy) makes trades, orders and fills durable — w
 ``reconcile_on_start`` places a stop for every open position that lacks one before the first bar is traded;
 the lead's recovery may call ``reconcile_stops`` again after reconciling the database.
 
-Threads: the host thread runs the asyncio loop (exchange client, streams, order desk); the Backtrader thread runs
-``cerebro.run()`` with live feeds. ``start`` returns once history is loaded, missing stops are re-placed and the
-strategy thread is running; ``stop`` ends the strategy thread, waits for in-flight orders (an entry's stop is
-never abandoned half-placed), closes the streams and the client and joins both threads.
+Threads: one. The host thread runs the asyncio loop (exchange client, streams, order desk) and, in a greenlet the
+loop switches into when there is something to decide, ``cerebro.run()`` with live feeds (trader/live/runner.py:
+a candle reaches the strategy and its order reaches the wire with no thread hand-over, issue 16). ``start``
+returns once history is loaded, missing stops are re-placed and the strategy runs; ``stop`` ends the strategy's
+run, waits for in-flight orders (an entry's stop is never abandoned half-placed), closes the streams and the
+client and stops the loop.
 """
 
 from __future__ import annotations
@@ -52,13 +54,13 @@ from trader.data.timeframes import timeframe_ms
 from trader.events import EngineError, EngineStateChanged, EventBus, RiskRuleHit
 from trader.exchange.client import ExchangeClient
 from trader.exchange.streams import StreamOptions
-from trader.live.baton import Baton
 from trader.live.broker import LiveBroker
 from trader.live.desk import OrderDesk
 from trader.live.feed import Bar, LiveFeed, live_feed_class
 from trader.live.host import EngineHost
 from trader.live.ledger import Ledger
 from trader.live.orders import DeskOptions, StopRepair
+from trader.live.runner import StrategyRunner
 from trader.live.store import LiveStore
 from trader.risk.book import Decision
 from trader.strategy.base import FuturesStrategy
@@ -138,10 +140,9 @@ class LiveEngine:
         self.broker: LiveBroker | None = None
         self.feeds: dict[str, LiveFeed] = {}
         self.cerebro: bt.Cerebro | None = None
-        self._bt_thread: threading.Thread | None = None
+        self.runner: StrategyRunner | None = None  # Backtrader's live loop on the host thread (runner.py)
         self._strategy: FuturesStrategy | None = None
         self._catch_up_task: asyncio.Task[list[str]] | None = None
-        self.baton = Baton()  # the loop ↔ strategy hand-overs of a candle (trader/live/baton.py)
         self._paused: str | None = None
         self._risk_scale = 1.0
         self._started_at: float | None = None
@@ -216,6 +217,8 @@ class LiveEngine:
         ledger = Ledger(self.sessions, strategy=self.strategy_cls.__name__, dry_run=cfg.dry_run)
         self.desk = desk = OrderDesk(client, cfg.pairs, leverage=cfg.leverage, ledger=ledger, bus=self.bus,
                                      options=cfg.desk)
+        # The desk's, the feeds' and the broker's wake-up: it resumes the strategy on this loop.
+        self.runner = desk.wake = StrategyRunner(asyncio.get_running_loop())
         desk.entry_block = self._paused
         desk.risk_scale = self._risk_scale
         await desk.load()
@@ -231,16 +234,14 @@ class LiveEngine:
             # The fills a rate-limited start could not read: read once the weight is back, beside the running
             # engine (the start must not wait up to a minute for them; the stops are already in place).
             self._catch_up_task = asyncio.get_running_loop().create_task(desk.retry_catch_up())
-        self.baton = Baton()
-        self.store = store = LiveStore(client, desk, stream_options=cfg.stream, account_sync_s=cfg.account_sync_s,
-                                       baton=self.baton)
+        self.store = store = LiveStore(client, desk, stream_options=cfg.stream, account_sync_s=cfg.account_sync_s)
         # The feeds share one lock with the store, so all pairs' bars of a minute appear to Backtrader at once.
         cls = live_feed_class(self.strategy_cls.indicator_lines)
         self.feeds = {}
         for pair in cfg.pairs:
             feed = cls(pair=pair, strategy_cls=self.strategy_cls, strategy_params=self.params, tf_ms=self.tf_ms,
-                       window=cfg.window, wake=desk.wake, lock=store.feed_lock, baton=self.baton, name=pair, timeframe=bt.TimeFrame.Minutes,
-                       compression=self.tf_ms // 60_000)
+                       window=cfg.window, wake=desk.wake, lock=store.feed_lock, name=pair,
+                       timeframe=bt.TimeFrame.Minutes, compression=self.tf_ms // 60_000)
             history = await store.history(pair, self.tf_ms, cfg.history_bars)
             feed.preload_history(history)
             self.feeds[pair] = feed
@@ -260,9 +261,10 @@ class LiveEngine:
                 log.exception("bar observer failed")
 
     def _start_backtrader(self) -> None:
-        assert self.desk is not None
+        assert self.desk is not None and self.runner is not None
+        runner = self.runner
         cerebro = bt.Cerebro(stdstats=False, quicknotify=True, live=True, exactbars=False)
-        self.broker = LiveBroker(self.desk, self.host, self.baton)
+        self.broker = LiveBroker(self.desk, self.host, runner)
         # The strategy's RiskBook reads these from its broker (trader.strategy.sizing.strategy_book).
         self.broker.risk_sink = self._risk_hit  # type: ignore[attr-defined]
         self.broker.market_gate = self.market_gate  # type: ignore[attr-defined]
@@ -278,44 +280,36 @@ class LiveEngine:
             cerebro.adddata(feed, name=pair)
         cerebro.addstrategy(self.strategy_cls, **dict(self.config.strategy_params))
         self.cerebro = cerebro
-        started = threading.Event()
-
-        baton = self.baton
 
         def run() -> None:
-            baton.active = True
             try:
                 strats = cerebro.run()
                 self._strategy = strats[0] if strats else self._strategy
             except BaseException as exc:  # a strategy bug must not take the exchange side (stops) down with it
-                log.exception("strategy thread failed")
-                self._note_error(f"strategy thread failed: {exc!r}", "strategy")
+                log.exception("strategy failed")
+                self._note_error(f"strategy failed: {exc!r}", "strategy")
                 self._state = "error"
-            finally:
-                baton.active = False
-                started.set()
 
-        self._bt_thread = threading.Thread(target=run, name="live-strategy", daemon=True)
-        self._bt_thread.start()
+        runner.launch(run)
         # The strategy object exists once Cerebro has built it; wait for it so status() can read it.
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not started.is_set():
-            if cerebro.runningstrats:
+        while time.monotonic() < deadline and not runner.done.is_set():
+            if getattr(cerebro, "runningstrats", None):
                 self._strategy = cerebro.runningstrats[0]
                 break
             time.sleep(0.001)
 
     def _teardown(self, timeout: float) -> None:
-        cerebro, thread = self.cerebro, self._bt_thread
+        cerebro, runner = self.cerebro, self.runner
         if cerebro is not None:
             cerebro.runstop()
             for feed in self.feeds.values():
                 feed.end()
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                self._note_error("strategy thread did not stop in time", "stop")
-        self._bt_thread = None
+        if runner is not None and cerebro is not None and self.host.running:
+            if self.host.in_host_thread():
+                self._note_error("the engine was stopped from its own loop; the strategy ends with the loop", "stop")
+            elif not runner.done.wait(timeout):
+                self._note_error("the strategy did not stop in time", "stop")
         self.cerebro = None
         task, self._catch_up_task = self._catch_up_task, None
         if task is not None and not task.done() and self.host.running:
@@ -367,7 +361,7 @@ class LiveEngine:
             self.desk.risk_scale = scale
 
     def _in_strategy(self, fn: Callable[[FuturesStrategy], bool]) -> concurrent.futures.Future[bool]:
-        """Run ``fn(strategy)`` on the Backtrader thread (orders may only be created there)."""
+        """Run ``fn(strategy)`` where Backtrader runs, between its passes (orders may only be created there)."""
         if self._state != "running" or self.broker is None or self._strategy is None:
             raise EngineStateError("the engine is not running")
         fut: concurrent.futures.Future[bool] = concurrent.futures.Future()
@@ -385,7 +379,7 @@ class LiveEngine:
 
     def strategy_view(self) -> concurrent.futures.Future[dict[str, Any] | None]:
         """A deep copy of the running strategy's ``status()`` (the master's regime, route, last graded signals and
-        fusion weights), taken on the Backtrader thread between bars so the caller holds a snapshot nothing else
+        fusion weights), taken between Backtrader's passes so the caller holds a snapshot nothing else
         touches; None for a strategy without such a view (the reference strategy)."""
         def run(s: FuturesStrategy) -> Any:
             status = getattr(s, "status", None)

@@ -11,8 +11,9 @@
   (the master), from that stream one bar at a time: the same values as ``compute_indicators`` over the whole series
   since the first preloaded bar, at O(1) per candle instead of the whole window again (issue 13's 2 ms budget).
 
-Thread model: ``push_*`` may be called from any thread; ``_load`` runs on the Backtrader thread. A shared
-``threading.Event`` wakes that thread as soon as a bar (or a broker event) arrives.
+Thread model: ``push_*`` may be called from any thread; ``load`` runs where Backtrader runs — live, in the engine
+loop's strategy greenlet (trader/live/runner.py), whose ``wait`` gives the loop the thread until a bar (or a broker
+event) arrives; a plain ``threading.Event`` does the same for a feed driven from a thread of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import backtrader as bt
 import numpy as np
 
-from trader.backtest.feeds import ms_to_bt
+from trader.backtest.feeds import ms_to_bt_one
 from trader.strategy.base import Candles, FuturesStrategy
 
 MINUTE = 60_000
@@ -124,9 +125,8 @@ class LiveFeed(bt.feed.DataBase):
         ("tf_ms", MINUTE),
         ("window", 1500),  # bars kept for indicator computation
         ("qcheck", 0.25),  # longest wait for a bar before Backtrader loops (notifications, stop requests)
-        ("wake", None),  # threading.Event shared with the broker
+        ("wake", None),  # the engine's StrategyRunner (or a threading.Event), shared with the broker
         ("lock", None),  # threading.Lock shared by the feeds of one engine: a minute's bars appear all at once
-        ("baton", None),  # trader.live.baton.Baton: told when this thread goes idle (the loop may run)
     )
 
     def __init__(self) -> None:
@@ -134,9 +134,13 @@ class LiveFeed(bt.feed.DataBase):
         self._q: queue.SimpleQueue[tuple[Bar, dict[str, float], bool] | None] = queue.SimpleQueue()
         self._agg = BarAggregator(int(self.p.tf_ms))
         self._win = RollingColumns((*_BASE, "ts"), int(self.p.window))
-        self._wake: threading.Event = self.p.wake or threading.Event()
+        self._wake: Any = self.p.wake or threading.Event()
+        # A long run of bars (the preloaded history) gives the engine loop a turn now and then.
+        self._slice: Any = getattr(self._wake, "slice", None)
         self._lock: threading.Lock = self.p.lock or threading.Lock()
         self._ind_names = tuple(self.p.strategy_cls.indicator_lines) if self.p.strategy_cls else ()
+        self._slots: list[tuple[str, Any]] | None = None  # (alias, line buffer) in Backtrader's line order
+        self._appendable = False
         self._params: Mapping[str, Any] = dict(self.p.strategy_params or {})
         make_stream = getattr(self.p.strategy_cls, "indicator_stream", None) if self._ind_names else None
         self._stream: Any = make_stream(self._params, int(self.p.tf_ms)) if make_stream else None
@@ -169,33 +173,59 @@ class LiveFeed(bt.feed.DataBase):
             except queue.Empty:
                 return False
 
-    def _load(self) -> bool | None:
-        item = self._take()
+    def load(self) -> bool | None:
+        """Backtrader's ``load`` moves every line forward before asking ``_load`` and back again when there is no
+        bar, so each live pass with nothing new (a fill note, a command) cost a forward and a backward of every
+        line of every feed. Ask first, and for a bar append each line's value in one step (what ``forward`` then
+        ``line[0] = value`` do to an unbounded line without bindings, minus a method call and a property per
+        line). This feed has no filters, bar stack, time zone or date bounds, which the base ``load`` handles."""
+        item = self._next_item()
         if item is False:
-            if self.p.baton is not None:
-                self.p.baton.to_loop()  # the pass is over: hand the GIL back to the engine loop
-            # Backtrader sets _qcheck to 0 when another feed already has a bar waiting.
-            self._wake.wait(self._qcheck if self._qcheck else 0.0)
-            self._wake.clear()
-            item = self._take()
-            if item is False:
-                return None
+            return None
         if item is None:
             return False
         bar, ind, live = item
+        if self._slice is not None:
+            self._slice()
+        base = {"datetime": ms_to_bt_one(bar.ts_ms), "open": bar.open, "high": bar.high, "low": bar.low,
+                "close": bar.close, "volume": bar.volume, "openinterest": 0.0}
         lines = self.lines
-        lines.datetime[0] = float(ms_to_bt(np.array([bar.ts_ms]))[0])
-        lines.open[0], lines.high[0], lines.low[0] = bar.open, bar.high, bar.low
-        lines.close[0], lines.volume[0] = bar.close, bar.volume
-        lines.openinterest[0] = 0.0
-        for name in self._ind_names:
-            getattr(lines, name)[0] = ind.get(name, math.nan)
+        if self._slots is None:
+            self._slots = [(name, getattr(lines, name)) for name in lines.getlinealiases()]
+            self._appendable = all(lb.mode == lb.UnBounded and not lb.bindings for _n, lb in self._slots)
+        nan = math.nan
+        if self._appendable:
+            for name, lb in self._slots:
+                lb._idx += 1
+                lb.lencount += 1
+                lb.array.append(base[name] if name in base else ind.get(name, nan))
+        else:
+            self.forward()
+            for name, lb in self._slots:
+                lb[0] = base[name] if name in base else ind.get(name, nan)
         self.bar_is_live = live
         self.delivered += 1
         if live and not self._went_live:
             self._went_live = True
             self.put_notification(self.LIVE)
         return True
+
+    def _tick_fill(self, force: bool = False) -> None:
+        """No ``tick_<line>`` copies: they serve Backtrader's own broker and resampling; ``LiveBroker`` reads the
+        lines (as the backtest's feed, trader/backtest/feeds.py)."""
+
+    def _tick_nullify(self) -> None:
+        pass
+
+    def _next_item(self) -> tuple[Bar, dict[str, float], bool] | None | bool:
+        """The next queued bar (None: the end), or False when none came within Backtrader's ``_qcheck``."""
+        item = self._take()
+        if item is False:
+            # Backtrader sets _qcheck to 0 when another feed already has a bar waiting.
+            self._wake.wait(self._qcheck if self._qcheck else 0.0)
+            self._wake.clear()
+            item = self._take()
+        return item
 
     # -- producers ----------------------------------------------------------------------------------------------
     def preload_history(self, bars: Sequence[Bar]) -> None:

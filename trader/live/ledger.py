@@ -4,7 +4,7 @@ An order's row is committed *before* the order is sent, under its deterministic 
 every order it may have sent and resolves it by that id (``ExchangeClient.find_order``) instead of sending again.
 Those inserts sit between a candle and its order, so they take the shortest path there is: statements built once
 and executed with parameters on a connection kept for them (no session, no per-call statement building: ~0.1 ms
-instead of ~0.4–0.7 ms of Python holding the GIL the strategy thread also wants). On SQLite that connection never
+instead of ~0.4–0.7 ms of Python on the candle's path). On SQLite that connection never
 checkpoints the WAL (a checkpoint syncs the file: milliseconds); the deferred writes below do, on a pooled
 connection, when no order is on its way. What follows a fill (order status, fill rows, the trade's running numbers)
 is queued and written by ``flush`` once the protective orders are out: the exchange stays the truth for fills, and

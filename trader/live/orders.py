@@ -1,4 +1,4 @@
-"""The live engine's order vocabulary: specs from the Backtrader thread, notes back to it, and the desk's records."""
+"""The live engine's order vocabulary: specs from the strategy's broker, notes back to it, and the desk's records."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class DeskOptions:
 
 @dataclass(frozen=True)
 class OrderSpec:
-    """One Backtrader order as the exchange needs it (built on the Backtrader thread)."""
+    """One Backtrader order as the exchange needs it (built by the strategy's broker)."""
 
     ref: int
     pair: str
@@ -58,7 +58,7 @@ class OrderSpec:
         return not (self.reduce_only or self.close_position)
 
 
-# -- notes for the Backtrader thread -------------------------------------------------------------------------------
+# -- notes for the strategy's broker -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FillNote:
     ref: int | None  # None: a fill of an order that is not ours (liquidation, manual)

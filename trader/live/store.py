@@ -22,7 +22,6 @@ from trader.data.store import resample
 from trader.exchange.client import ExchangeClient
 from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import AccountStream, Candle, StreamOptions
-from trader.live.baton import Baton
 from trader.live.desk import OrderDesk
 from trader.live.feed import MINUTE, Bar, LiveFeed
 
@@ -31,12 +30,11 @@ log = logging.getLogger(__name__)
 
 class LiveStore:
     def __init__(self, client: ExchangeClient, desk: OrderDesk, *, stream_options: StreamOptions | None = None,
-                 account_sync_s: float = 60.0, baton: Baton | None = None):
+                 account_sync_s: float = 60.0):
         self.client = client
         self.account_sync_s = account_sync_s
         self.desk = desk
         self.stream_options = stream_options
-        self.baton = baton  # the strategy runs its pass as soon as the bars are pushed (trader/live/baton.py)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.klines: KlineStreams | None = None
@@ -124,10 +122,7 @@ class LiveStore:
             with self.feed_lock:
                 bars = [(pair, self._feeds[pair].push_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume,
                                                              wake=False)) for pair, c in got.items()]
-            if self.baton is not None:
-                self.baton.to_strategy(self.desk.wake)
-            else:
-                self.desk.wake.set()
+            self.desk.wake.set()  # the strategy's pass runs once this handler has returned (trader/live/runner.py)
             if self.on_bar is not None:
                 for pair, bar in bars:
                     if bar is not None:

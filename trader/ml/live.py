@@ -15,10 +15,12 @@ every live bar, handed over by ``LiveEngine.bar_observers`` on the host loop —
 more), prefixed by older stored candles where the store has them. A worker thread computes the features and the
 prediction of each 5m grid bar ``eager_delay_s`` (1 s) after it closes — after the feed and the strategy are done
 with that close, as the worker is a thread and shares the GIL with them — from bars closed by then only
-(≈ 0.2–0.3 s a pair on 24 days of 1m candles, bench/ml_live.py), and keeps the result. The strategy asks on the
-Backtrader thread only at a candidate signal: it gets its decision bar's result at once when there is one, else
+(≈ 0.2–0.3 s a pair on 24 days of 1m candles, bench/ml_live.py), and keeps the result. The strategy asks only
+at a candidate signal: it gets its decision bar's result at once when there is one, else
 the worker computes that bar first and the strategy waits for it (at most ``wait_s``), and abstains (reason kept,
-logged once) when it does not come or the pair is not being fed. So a non-signal candle costs the strategy
+logged once) when it does not come or the pair is not being fed. The live strategy runs on the engine loop's
+thread (trader/live/runner.py), so its wait parks the strategy and lets the loop run (streams, fills, stops)
+instead of blocking the thread; the worker wakes it when a result lands. So a non-signal candle costs the strategy
 nothing, and a prediction is never older than the bar being decided.
 """
 
@@ -291,13 +293,16 @@ class LivePredictions:
         self.last_reason: dict[str, str] = {}
         self._told: set[tuple[str, str]] = set()
         self.compute_ms: list[float] = []  # per prediction made (bench and tests)
-        self.wait_ms: list[float] = []  # per strategy request: time the Backtrader thread waited
+        self.wait_ms: list[float] = []  # per strategy request: time the strategy waited
+        self._engine: Any = None  # the engine attached (its ``runner`` while it runs)
+        self._runner: Any = None  # the engine's StrategyRunner: a strategy waiting on it gives the loop the thread
 
     # -- the engine side ---------------------------------------------------------------------------------------
     def attach(self, engine: Any) -> None:
         """Feed on ``engine``'s bars (``LiveEngine.bar_observers``); an engine restarted with another timeframe
         starts the windows afresh."""
         tf = int(engine.tf_ms)
+        self._engine = engine
         with self._cv:
             for pair in list(self._windows):
                 if self._windows[pair].tf_ms != tf:
@@ -337,7 +342,7 @@ class LivePredictions:
             self._thread.join(timeout)
             self._thread = None
 
-    # -- the strategy side (Backtrader thread) -------------------------------------------------------------------
+    # -- the strategy side (Backtrader) --------------------------------------------------------------------------
     def predict(self, pair: str, at_ms: int, features: Mapping[str, float]) -> Any:
         grid = int(at_ms) - int(at_ms) % GRID_MS
         t0 = time.perf_counter()
@@ -356,8 +361,18 @@ class LivePredictions:
                 self._demand.add((pair, grid))
                 self._cv.notify_all()
                 deadline = time.monotonic() + self.wait_s
+                runner = getattr(self._engine, "runner", None)
                 while r is None and time.monotonic() < deadline:
-                    self._cv.wait(deadline - time.monotonic())
+                    if runner is not None and runner.in_strategy():
+                        # On the engine loop's thread: park the strategy, the loop runs until the worker wakes it.
+                        self._runner = runner
+                        self._cv.release()
+                        try:
+                            runner.wait(deadline - time.monotonic())
+                        finally:
+                            self._cv.acquire()
+                    else:
+                        self._cv.wait(deadline - time.monotonic())
                     r = self._results.get(pair, {}).get(grid)
                 self._demand.discard((pair, grid))
             self.wait_ms.append((time.perf_counter() - t0) * 1000)
@@ -441,6 +456,8 @@ class LivePredictions:
                 while len(res) > self._keep:
                     res.popitem(last=False)
                 self._cv.notify_all()
+                if self._runner is not None:
+                    self._runner.set()
 
     def _stored_prefix(self, pair: str, tf_ms: int, before_ms: int) -> Any:
         """Stored candles of the feed's timeframe older than the engine's first bar (more warm-up for the 4h

@@ -24,7 +24,7 @@ from trader.service.errors import ServiceError
 
 TRADE_WAIT_S = 10.0  # how long a forced entry may take to appear in the ledger
 START_WAIT_S = 60.0  # how long a forced entry waits for an engine that is starting
-STATUS_WAIT_S = 10.0  # how long a read of the strategy's view waits for the Backtrader thread
+STATUS_WAIT_S = 10.0  # how long a read of the strategy's view waits for its turn
 
 
 class LiveEngineControl:

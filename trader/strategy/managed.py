@@ -296,7 +296,7 @@ class ManagedStrategy(FuturesStrategy):
     # --- display ---------------------------------------------------------------------------------------------------
     def pair_status(self, d: bt.DataBase) -> dict[str, Any]:
         """One pair for /signals: readiness, the last graded signal, the open position, the model's newest
-        prediction and recent chart patterns. Read-only; called on the Backtrader thread between bars."""
+        prediction and recent chart patterns. Read-only; called between Backtrader's passes."""
         from trader.strategy.signal_view import recent_patterns
 
         st = self._st[d]

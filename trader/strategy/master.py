@@ -289,7 +289,7 @@ class MasterStrategy(ManagedStrategy):
     def status(self) -> dict[str, Any]:
         """Per pair: regime, route, last graded signal (and whether fusion took it), open position's setup and
         grade, the model's newest prediction, recent patterns; plus the fusion weights. Read-only; called on the
-        Backtrader thread between bars."""
+        between Backtrader's passes."""
         pairs = {}
         for d in self.datas:
             row = self.pair_status(d)

@@ -2,8 +2,8 @@
 readiness, the last graded signal, the open position, the model's newest prediction and the chart patterns
 completed recently.
 
-Everything here reads the Backtrader lines the strategy already holds and runs on the Backtrader thread between
-bars (``LiveEngine.strategy_view``), only when someone asks: the pattern scan (``trader.analysis.patterns`` on the
+Everything here reads the Backtrader lines the strategy already holds and runs between Backtrader's passes
+ (``LiveEngine.strategy_view``), only when someone asks: the pattern scan (``trader.analysis.patterns`` on the
 15m/1h/4h bars built from the feed's bars, the rule of ``multitf.to_tf``) costs a few milliseconds per pair.
 A detection is listed with its completion bar — the close of the last bar its pivots used — so "recent" means
 "became known recently"; nothing after that bar was read to find it.
