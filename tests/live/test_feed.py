@@ -41,3 +41,47 @@ def test_five_minute_engine_bars_are_epoch_aligned_and_equal_to_the_data(sim) ->
             assert (bar.open, bar.high, bar.low, bar.close) == (row.open, row.high, row.low, row.close)
     finally:
         engine.stop()
+
+
+def test_minutes_prepared_ahead_and_delivered_later_equal_minutes_pushed() -> None:
+    """The store prepares a pair's candle on arrival and delivers it when every pair has the minute: the bars and
+    indicator rows Backtrader receives are those of pushing each minute at release, holes and 5m buckets included."""
+    from trader.live.feed import live_feed_class
+    from trader.strategy.master import MasterStrategy
+
+    df = load_candles(bundled_data_dir(), BTC, "1m").iloc[2000:2400].reset_index(drop=True)
+    df = df.drop(index=[101, 102, 250]).reset_index(drop=True)
+    cls = live_feed_class(MasterStrategy.indicator_lines)
+    params = MasterStrategy.param_values({})
+
+    def feed():  # noqa: ANN202
+        return cls(pair=BTC, strategy_cls=MasterStrategy, strategy_params=params, tf_ms=5 * MINUTE, window=50)
+
+    pushed, held = feed(), feed()
+    rows = list(df.itertuples(index=False))
+    waiting = []
+    for i, r in enumerate(rows):
+        pushed.push_minute(int(r.timestamp), r.open, r.high, r.low, r.close, r.volume, wake=False)
+        p = held.prepare_minute(int(r.timestamp), r.open, r.high, r.low, r.close, r.volume)
+        assert held.prepare_minute(int(r.timestamp), r.open, r.high, r.low, r.close, r.volume) is None  # once
+        waiting.append(p)
+        if i % 3 == 2:  # released a few minutes late, in order
+            for q in waiting:
+                held.deliver(q, wake=False)
+            waiting.clear()
+            assert held.last_minute_ms == pushed.last_minute_ms and held.last_close == pushed.last_close
+    for q in waiting:
+        held.deliver(q, wake=False)
+
+    def drain(f):  # noqa: ANN001, ANN202
+        out = []
+        while not f._q.empty():
+            bar, ind, live = f._q.get_nowait()
+            out.append((bar, np.array([ind[k] for k in MasterStrategy.indicator_lines], dtype="float64"), live))
+        return out
+
+    a, b = drain(pushed), drain(held)
+    assert len(a) == len(b) > 60
+    for (bar_a, ind_a, live_a), (bar_b, ind_b, live_b) in zip(a, b, strict=True):
+        assert bar_a == bar_b and live_a == live_b
+        np.testing.assert_array_equal(ind_a, ind_b)

@@ -45,6 +45,16 @@ class Bar:
     volume: float
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A closed 1m candle's feed work, done on arrival and queued for Backtrader when the store releases it."""
+
+    ts_ms: int
+    close: float
+    bar: Bar | None  # the bar this minute completed (None inside a higher-timeframe bucket)
+    ind: Mapping[str, float] | None  # its indicator row
+
+
 class BarAggregator:
     """Builds ``tf_ms`` bars from consecutive 1m candles; a bucket with any minute missing is dropped."""
 
@@ -148,6 +158,7 @@ class LiveFeed(bt.feed.DataBase):
         self.last_close = math.nan
         self.last_bar_ms: int | None = None  # open time of the last bar pushed
         self.last_minute_ms: int | None = None  # open time of the last 1m candle pushed
+        self._prepared_ms: int | None = None  # open time of the last 1m candle prepared (delivered or not yet)
         self.delivered = 0  # bars handed to Backtrader
         self._went_live = False
         self._stopped = False
@@ -259,21 +270,39 @@ class LiveFeed(bt.feed.DataBase):
                     wake: bool = True) -> Bar | None:
         """A closed live 1m candle; returns the bar it completed, if any. With several feeds, the store pushes a
         minute for all of them holding the shared lock, then wakes Backtrader once (``wake=False`` here)."""
+        prepared = self.prepare_minute(ts_ms, o, h, low, c, v)
+        return None if prepared is None else self.deliver(prepared, wake=wake)
+
+    def prepare_minute(self, ts_ms: int, o: float, h: float, low: float, c: float, v: float) -> Prepared | None:
+        """The work of a closed 1m candle that depends on nothing but this feed's candles (aggregation, the
+        indicator row), done when the candle arrives; ``deliver`` hands it to Backtrader when the store releases
+        the minute (every pair's candle in, the desk's gate passed). The store waits for the other pairs' candles
+        anyway, so this work is off the candle → order path. Call ``deliver`` for every prepared minute, in order."""
         if self.last_minute_ms is not None and ts_ms <= self.last_minute_ms:
             return None  # already part of the history
-        self.last_minute_ms = ts_ms
-        self.last_close = c
+        if self._prepared_ms is not None and ts_ms <= self._prepared_ms:
+            return None
+        self._prepared_ms = ts_ms
         bar = self._agg.add(ts_ms, o, h, low, c, v)
+        ind: Mapping[str, float] | None = None
+        if bar is not None:
+            # Computed here, with the window exactly as of this bar: a later bar must never leak into it.
+            if self._stream is not None:
+                ind = self._stream.step(bar.ts_ms, bar.open, bar.high, bar.low, bar.close, bar.volume)
+            else:
+                self._append(bar)
+                ind = self._indicators_now()
+        return Prepared(ts_ms, c, bar, ind)
+
+    def deliver(self, prepared: Prepared, *, wake: bool = True) -> Bar | None:
+        """Queue a prepared minute for Backtrader; returns the bar it completed, if any."""
+        self.last_minute_ms = prepared.ts_ms
+        self.last_close = prepared.close
+        bar = prepared.bar
         if bar is None:
             return None
         self.last_bar_ms = bar.ts_ms
-        # Computed here, with the window exactly as of this bar: a later bar must never leak into it.
-        if self._stream is not None:
-            ind = self._stream.step(bar.ts_ms, bar.open, bar.high, bar.low, bar.close, bar.volume)
-        else:
-            self._append(bar)
-            ind = self._indicators_now()
-        self._q.put((bar, ind, True))
+        self._q.put((bar, prepared.ind, True))
         if wake:
             self._wake.set()
         return bar

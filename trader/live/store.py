@@ -23,7 +23,7 @@ from trader.exchange.client import ExchangeClient
 from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import AccountStream, Candle, StreamOptions
 from trader.live.desk import OrderDesk
-from trader.live.feed import MINUTE, Bar, LiveFeed
+from trader.live.feed import MINUTE, Bar, LiveFeed, Prepared
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class LiveStore:
         self.on_bar: Callable[[str, Bar], None] | None = None  # observers (bench, status)
         self.feed_lock = threading.Lock()  # shared with the feeds (LiveFeed's ``lock``)
         self._feeds: dict[str, LiveFeed] = {}
-        self._pending: dict[int, dict[str, Candle]] = {}  # minute -> pair -> candle, until every pair has it
+        # minute -> pair -> the feed's prepared candle (trader.live.feed.Prepared), until every pair has it
+        self._pending: dict[int, dict[str, Prepared | None]] = {}
         self._newest = 0  # the latest minute any pair has delivered
 
     async def history(self, pair: str, tf_ms: int, bars: int) -> list[Bar]:
@@ -105,7 +106,11 @@ class LiveStore:
         async def on_closed(c: Candle) -> None:
             # The gate first: the strategy must see the fills this candle caused before deciding on it.
             await self.desk.settle(c.pair, c.low, c.high)
-            self._pending.setdefault(c.timestamp, {})[c.pair] = c
+            # The feed's own work for this candle now, while other pairs' candles are still on their way.
+            prepared = feed.prepare_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume)
+            slot = self._pending.setdefault(c.timestamp, {})
+            if prepared is not None or c.pair not in slot:  # a repeat (None) never replaces the prepared minute
+                slot[c.pair] = prepared
             self._newest = max(self._newest, c.timestamp)
             self._release()
         return on_closed
@@ -120,8 +125,8 @@ class LiveStore:
                 break
             del self._pending[ts]
             with self.feed_lock:
-                bars = [(pair, self._feeds[pair].push_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume,
-                                                             wake=False)) for pair, c in got.items()]
+                bars = [(pair, None if p is None else self._feeds[pair].deliver(p, wake=False))
+                        for pair, p in got.items()]
             self.desk.wake.set()  # the strategy's pass runs once this handler has returned (trader/live/runner.py)
             if self.on_bar is not None:
                 for pair, bar in bars:
