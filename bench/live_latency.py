@@ -1,7 +1,7 @@
 """Live latency: candle close → order request on the wire, in-process against the simulator.
 
-The simulator runs on its own thread with a stepped clock; the live engine (host loop thread + Backtrader thread)
-trades a strategy that enters on one bar and leaves on the next, so every closed candle produces exactly one
+The simulator runs on its own thread with a stepped clock; the live engine (one thread: the host loop, with
+Backtrader's live loop in a greenlet it resumes, trader/live/runner.py) trades a strategy that enters on one bar and leaves on the next, so every closed candle produces exactly one
 order. Per candle, three instants on one monotonic clock (``time.perf_counter``, shared by all threads):
 
 - t0: the closed-kline websocket message reaches the engine (``KlineStreams.on_text``, before it is decoded);
@@ -11,7 +11,7 @@ order. Per candle, three instants on one monotonic clock (``time.perf_counter``,
 Figures: t1 − t0 (the engine's own path: stream, candle gate, indicators, strategy, broker, desk, client) and
 t2 − t0, from the first pair's closed kline of the minute (the minute goes to the strategy once every pair's is in,
 so the spread of the ten messages is part of it) and from the last one's. Target ≤ 2 ms p99 for t1 − t0. Beside
-them, the CPU time of the engine's two threads per candle (from /proc; the whole candle: the order's fills, its stop,
+them, the CPU time of the engine's thread per candle (from /proc; the whole candle: the order's fills, its stop,
 the ledger's bookkeeping — most of it after the order is out), which the machine's load moves far less.
 
     .venv/bin/python bench/live_latency.py [--bars 400] [--db] [--sim-process] [--pairs 10] [--strategy master]
@@ -28,14 +28,21 @@ candles again under four more symbols (their prices do not matter here, their pe
 not compete with the engine for this process's GIL; t2 is not measured then.
 
 Measured here (December 2026, `--db`, master on 10 pairs, 300 candles, 2 cores shared with other sessions, load
-average 0.4–1.6, alternating runs of the two trees). Before (ccxt.pro's ``watch_ohlcv``, hand-overs at the GIL's
-pace): simulator on a thread p50 6.2–6.9 ms, p99 11.6–16.5 ms; in a child process p50 4.0–6.1 ms, p99 6.6–14.3 ms.
-After (``KlineStreams``: one raw socket, closed klines by their ``x`` flag; ``Baton``: blocking hand-overs): on a
-thread p50 4.2–5.0 ms, p99 8.0–12.6 ms; in a child process p50 3.2–4.6 ms, p99 5.4–9.5 ms. Target p99 ≤ 2 ms: not
-met. Left on the path (p50): the spread of the ten klines (the simulator writes 20 messages), ~1.2 ms from the last
-kline to the strategy's ``next()`` (feed pushes, a thread wake-up, Backtrader's live pass over 10 feeds), ~0.5 ms
-from ``next()`` to the desk, ~0.9 ms from the desk to the wire (the write-ahead commit 0.4–0.8 ms of it under the
-running engine). Engine threads' CPU per candle (whole candle): loop ~9–13 ms, strategy ~3.5–5.4 ms.
+average 0.1–1.6, alternating runs of the trees). p50 / p99 from the first pair's kline, simulator on a thread |
+in a child process:
+- ccxt.pro's ``watch_ohlcv``, hand-overs at the GIL's pace: 6.2–6.9 / 11.6–16.5 ms | 4.0–6.1 / 6.6–14.3 ms;
+- ``KlineStreams`` (one raw socket, closed klines by their ``x`` flag) and blocking thread hand-overs:
+  4.2–5.6 / 7.8–12.6 ms | 3.2–4.6 / 5.4–9.5 ms;
+- one thread (the strategy in a greenlet on the loop, no hand-overs; lean live feed): 4.2–4.3 / 6.7–6.8 ms |
+  3.6–4.0 / 5.7–8.2 ms; from the last pair's kline 2.9–3.1 / 4.7–4.9 | 2.9–3.2 / 4.7–5.4 ms;
+- and each pair's feed work on its kline's arrival: from the last pair's kline 2.3–2.5 / 4.2–4.5 ms (child
+  process); from the first unchanged, 3.7–3.9 / 6.6 ms.
+Target p99 ≤ 2 ms: not met. What is left is CPU on one thread, in series (p50, child process): ~0.3 ms reading the
+twenty kline messages, ~0.4 ms the ten pairs' indicator steps, ~0.5 ms Backtrader's pass over 10 feeds up to the
+strategy's ``next()``, ~0.1 ms the master's decisions for 10 pairs, ~0.45 ms creating and handing over the order
+(Backtrader order objects, validation), ~0.6–0.8 ms the write-ahead commit (SQLite, a cold page cache after the
+other connections' writes) and ~0.4 ms ccxt building and signing the request. CPU per candle on the engine's
+thread (whole candle): ~15–17 ms, most of it the ledger's bookkeeping after the order is out.
 """
 
 from __future__ import annotations
@@ -344,8 +351,8 @@ def main() -> None:
               f"p99 {pct(wire_last, 99):.3f} ms")
     if server:
         print(f"  candle close → simulator matches it: p50 {pct(server, 50):.3f} ms  p99 {pct(server, 99):.3f} ms")
-    # What the engine's two threads cost per candle, whatever the machine's load (clock ticks: ±1 tick in total).
-    cpu = {n: (cpu1[n] - cpu0.get(n, 0.0)) * 1000 / args.bars for n in cpu1 if n in ("live-engine", "live-strategy")}
+    # What the engine's thread costs per candle, whatever the machine's load (clock ticks: ±1 tick in total).
+    cpu = {n: (cpu1[n] - cpu0.get(n, 0.0)) * 1000 / args.bars for n in cpu1 if n == "live-engine"}
     if cpu:
         print("  CPU per candle (whole candle, not only the critical path): "
               + ", ".join(f"{n} thread {v:.3f} ms" for n, v in sorted(cpu.items())))
