@@ -40,8 +40,8 @@ in a child process:
 Target p99 ≤ 2 ms: not met. What is left is CPU on one thread, in series (p50, child process): ~0.3 ms reading the
 twenty kline messages, ~0.4 ms the ten pairs' indicator steps, ~0.5 ms Backtrader's pass over 10 feeds up to the
 strategy's ``next()``, ~0.1 ms the master's decisions for 10 pairs, ~0.45 ms creating and handing over the order
-(Backtrader order objects, validation), ~0.6–0.8 ms the write-ahead commit (SQLite, a cold page cache after the
-other connections' writes) and ~0.4 ms ccxt building and signing the request. CPU per candle on the engine's
+(Backtrader order objects, validation), ~0.6–0.8 ms the write-ahead commit (SQLite; 0.18 ms in a process of its
+own) and ~0.4 ms ccxt building and signing the request. CPU per candle on the engine's
 thread (whole candle): ~15–17 ms, most of it the ledger's bookkeeping after the order is out.
 """
 

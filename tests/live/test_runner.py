@@ -95,6 +95,23 @@ def test_a_long_stretch_of_strategy_work_gives_the_loop_turns() -> None:
         host.stop()
 
 
+def test_a_turn_that_holds_the_loop_too_long_is_counted_and_said(caplog) -> None:
+    def body(runner: StrategyRunner, host: EngineHost) -> None:
+        time.sleep(0.06)  # one turn, no slices: a slow next()
+
+    host = EngineHost("test-runner").start()
+    runner = StrategyRunner(host.loop, slow_s=0.05)
+    try:
+        with caplog.at_level("WARNING", logger="trader.live.runner"):
+            runner.launch(lambda: body(runner, host))
+            assert runner.done.wait(5)
+            host.call(_identity(), 5)  # the turn's bookkeeping is done once the loop answers again
+        assert runner.slow_turns == 1 and runner.longest_s >= 0.06
+        assert "held the engine loop" in caplog.text
+    finally:
+        host.stop()
+
+
 def test_a_failing_strategy_ends_its_run_and_the_loop_goes_on() -> None:
     def body(runner: StrategyRunner, host: EngineHost) -> None:
         raise ValueError("strategy bug")

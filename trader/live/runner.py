@@ -33,9 +33,13 @@ log = logging.getLogger(__name__)
 
 
 class StrategyRunner:
-    def __init__(self, loop: asyncio.AbstractEventLoop, slice_s: float = 0.02) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, slice_s: float = 0.02, slow_s: float = 0.25) -> None:
         self.loop = loop
         self.slice_s = slice_s
+        self.slow_s = slow_s  # a turn of the strategy this long holds the exchange side up: said in the log
+        self.longest_s = 0.0  # the longest single turn so far (the preloaded history is sliced, so it is live work)
+        self.slow_turns = 0
+        self._slow_said = -1e9
         self.done = threading.Event()  # the strategy's run has returned (or was never started)
         self.done.set()
         self._thread_id: int | None = None
@@ -112,11 +116,19 @@ class StrategyRunner:
         if glet is None or glet.dead:
             return
         self.resumes += 1
-        self._resumed_at = time.perf_counter()
+        self._resumed_at = started = time.perf_counter()
         try:
             glet.switch()
         except BaseException:  # the run() wrapper catches a strategy's errors; this is a bug in the runner itself
             log.exception("live strategy greenlet failed")
+        took = time.perf_counter() - started
+        self.longest_s = max(self.longest_s, took)
+        if took >= self.slow_s:
+            self.slow_turns += 1
+            if started - self._slow_said >= 60.0:
+                self._slow_said = started
+                log.warning("the strategy held the engine loop for %.0f ms in one turn (%d such turns so far): "
+                            "streams, fills and orders waited meanwhile", took * 1000, self.slow_turns)
 
     # -- the strategy side (inside the greenlet) -----------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> bool:
