@@ -15,6 +15,10 @@ them, the CPU time of the engine's thread per candle (from /proc; the whole cand
 the ledger's bookkeeping — most of it after the order is out), which the machine's load moves far less.
 
     .venv/bin/python bench/live_latency.py [--bars 400] [--db] [--sim-process] [--pairs 10] [--strategy master]
+                                           [--stages]
+
+``--stages`` also prints each step's share (first kline → last kline → minute released to the feeds → strategy
+``next()`` → order submitted → the desk's send task starts → write-ahead committed → on the wire).
 
 ``--strategy master`` (the default) runs the decision engine: ``MasterFlip`` is the master strategy on every pair
 (incremental columns in the feed, regime routing, grading, fusion, position management; it never enters the first
@@ -37,12 +41,13 @@ in a child process:
   3.6–4.0 / 5.7–8.2 ms; from the last pair's kline 2.9–3.1 / 4.7–4.9 | 2.9–3.2 / 4.7–5.4 ms;
 - and each pair's feed work on its kline's arrival: from the last pair's kline 2.3–2.5 / 4.2–4.5 ms (child
   process); from the first unchanged, 3.7–3.9 / 6.6 ms.
-Target p99 ≤ 2 ms: not met. What is left is CPU on one thread, in series (p50, child process): ~0.3 ms reading the
-twenty kline messages, ~0.4 ms the ten pairs' indicator steps, ~0.5 ms Backtrader's pass over 10 feeds up to the
-strategy's ``next()``, ~0.1 ms the master's decisions for 10 pairs, ~0.45 ms creating and handing over the order
-(Backtrader order objects, validation), ~0.6–0.8 ms the write-ahead commit (SQLite; 0.18 ms in a process of its
-own) and ~0.4 ms ccxt building and signing the request. CPU per candle on the engine's
-thread (whole candle): ~15–17 ms, most of it the ledger's bookkeeping after the order is out.
+Target p99 ≤ 2 ms: not met. What is left is CPU on one thread, in series; ``--stages`` (child process, 200
+candles, p50 / p99 ms): first → last kline 1.29 / 2.66 (reading twenty messages and each pair's feed step as it
+arrives), → minute released 0.11 / 0.24, → strategy ``next()`` 0.67 / 1.01 (Backtrader's pass over 10 feeds), →
+order submitted 0.30 / 0.71 (the master's decisions for 10 pairs, Backtrader order objects), → the desk's send
+starts 0.20 / 0.40 (validation, hand-over), → write-ahead committed 0.68 / 1.21 (SQLite: 0.18 ms in a process of
+its own), → on the wire 0.39 / 0.54 (ccxt building and signing the request). CPU per candle on the engine's thread
+(whole candle): ~15–17 ms, most of it the ledger's bookkeeping after the order is out.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -106,11 +112,14 @@ class MasterFlip(MasterStrategy):
     """The master on every pair but the first; on the first, one market order per live candle (enter, then leave)."""
 
     params = (("flip_qty", 0.005),)
+    stages: ClassVar[Any] = None  # bench ``--stages``
 
     def _candidate(self, d: bt.DataBase) -> Any:
         return None if d is self.datas[0] else super()._candidate(d)
 
     def next(self) -> None:
+        if self.stages is not None and self.datas[0].bar_is_live:
+            self.stages.mark("strategy next()")
         super().next()
         d = self.datas[0]
         if not d.bar_is_live:
@@ -152,6 +161,7 @@ class Probe:
         self.sent_at: list[tuple[int, float]] = []
         self.last_kline: int | None = None
         self.sent = threading.Event()
+        self.stages: Stages | None = None
 
     def on_text(self, text: str) -> None:
         """A raw message on the engine's kline socket (stamped before anything decodes it)."""
@@ -166,7 +176,10 @@ class Probe:
 
     def on_fetch(self, url: str, method: str) -> None:
         if method == "POST" and url.split("?")[0].endswith("/fapi/v1/order") and self.last_kline is not None:
-            self.sent_at.append((self.last_kline, time.perf_counter()))
+            now = time.perf_counter()
+            self.sent_at.append((self.last_kline, now))
+            if self.stages is not None:
+                self.stages.sent(self.last_kline, now)
             self.last_kline = None
             self.sent.set()
 
@@ -239,6 +252,80 @@ def stamp_klines(probe: Probe) -> None:
     KlineStreams.on_text = stamped  # type: ignore[method-assign]
 
 
+STAGES = ("first kline", "last kline", "minute released", "strategy next()", "order submitted", "desk sends",
+          "write-ahead committed", "on the wire")
+
+
+class Stages:
+    """``--stages``: instants of each candle's path on the same clock, from timing wrappers around the engine's own
+    methods (the figures in the docstring's table come from here). The wrappers cost a few µs each."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+        self.current: dict[str, float] = {}
+        self.done: list[dict[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        self.current.setdefault(name, time.perf_counter())
+
+    def install(self) -> None:
+        from trader.live.broker import LiveBroker
+        from trader.live.desk import OrderDesk
+        from trader.live.store import LiveStore
+
+        stages = self
+        release = LiveStore._release
+
+        def timed_release(store: LiveStore) -> None:
+            before = len(store._pending)
+            release(store)
+            if len(store._pending) < before:
+                stages.mark("minute released")
+
+        submit = LiveBroker.submit
+
+        def timed_submit(broker: LiveBroker, order: Any, oco: Any = None) -> Any:
+            if order.transmit and "strategy next()" in stages.current:
+                stages.mark("order submitted")
+            return submit(broker, order, oco)
+
+        send = OrderDesk._send
+
+        async def timed_send(desk: OrderDesk, t: Any) -> None:
+            if "order submitted" in stages.current:
+                stages.mark("desk sends")
+            await send(desk, t)
+
+        build = OrderDesk._build_for_trade
+
+        def timed_build(desk: OrderDesk, t: Any) -> Any:
+            out = build(desk, t)
+            if "desk sends" in stages.current:
+                stages.mark("write-ahead committed")
+            return out
+
+        LiveStore._release = timed_release  # type: ignore[method-assign]
+        LiveBroker.submit = timed_submit  # type: ignore[method-assign]
+        OrderDesk._send = timed_send  # type: ignore[method-assign]
+        OrderDesk._build_for_trade = timed_build  # type: ignore[method-assign]
+
+    def sent(self, minute: int, at: float) -> None:
+        """The order of ``minute`` is on the wire: close this candle's record."""
+        row = dict(self.current)
+        row["first kline"] = self.probe.kline_at.get(minute, math.nan)
+        row["last kline"] = self.probe.kline_last.get(minute, math.nan)
+        row["on the wire"] = at
+        self.done.append(row)
+        self.current = {}
+
+    def report(self) -> None:
+        rows = [r for r in self.done if all(k in r and math.isfinite(r[k]) for k in STAGES)]
+        print(f"  stages ({len(rows)} of {len(self.done)} candles with every mark), p50 / p99 ms:")
+        for a, b in zip(STAGES, STAGES[1:], strict=False):
+            d = [(r[b] - r[a]) * 1000 for r in rows]
+            print(f"    {a:>22} → {b:<22} {pct(d, 50):7.3f} / {pct(d, 99):7.3f}")
+
+
 def thread_cpu_s() -> dict[str, float]:
     """CPU seconds (user + system) of each named thread of this process, from /proc (Linux; {} elsewhere)."""
     out: dict[str, float] = {}
@@ -263,10 +350,14 @@ def main() -> None:
     ap.add_argument("--sim-process", action="store_true", help="run the simulator in a child process")
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--strategy", choices=("master", "flipflop"), default="master")
+    ap.add_argument("--stages", action="store_true", help="also time each step of the path (master only)")
     args = ap.parse_args()
 
     probe = Probe()
     stamp_klines(probe)
+    if args.stages and args.strategy == "master":
+        probe.stages = MasterFlip.stages = Stages(probe)
+        probe.stages.install()
     received: list[tuple[float, str]] = []
     sessions = None
     tmp = tempfile.TemporaryDirectory()
@@ -356,6 +447,8 @@ def main() -> None:
     if cpu:
         print("  CPU per candle (whole candle, not only the critical path): "
               + ", ".join(f"{n} thread {v:.3f} ms" for n, v in sorted(cpu.items())))
+    if probe.stages is not None:
+        probe.stages.report()
     print(f"  target p99 ≤ 2 ms: {'met' if pct(wire, 99) <= 2.0 else 'NOT met'}")
 
 
