@@ -48,18 +48,16 @@ class StrategyRunner:
         self._woken = False
         self._timer: asyncio.TimerHandle | None = None
         self._resumed_at = 0.0
-        self.resumes = 0
 
     # -- the loop side --------------------------------------------------------------------------------------------
     def launch(self, run: Callable[[], Any]) -> None:
         """Any thread: start ``run`` on the loop (``done`` is clear from now until it returns)."""
         self.done.clear()
-        self.loop.call_soon_threadsafe(self.start, run)
+        self.loop.call_soon_threadsafe(self._start, run)
 
-    def start(self, run: Callable[[], Any]) -> None:
-        """On the loop's thread: create the greenlet for ``run`` (Backtrader's live loop) and schedule it."""
+    def _start(self, run: Callable[[], Any]) -> None:
+        """On the loop's thread (a greenlet belongs to the thread that made it): the greenlet for ``run``."""
         self._thread_id = threading.get_ident()
-        self.done.clear()
 
         def main() -> None:
             try:
@@ -80,14 +78,8 @@ class StrategyRunner:
             return
         self._wake()
 
-    def is_set(self) -> bool:
-        return self._woken
-
     def clear(self) -> None:
         self._woken = False
-
-    def running(self) -> bool:
-        return self._glet is not None and not self._glet.dead
 
     def in_strategy(self) -> bool:
         """True on the strategy's greenlet (Backtrader code), False on the loop's own."""
@@ -115,7 +107,6 @@ class StrategyRunner:
         glet = self._glet
         if glet is None or glet.dead:
             return
-        self.resumes += 1
         self._resumed_at = started = time.perf_counter()
         try:
             glet.switch()

@@ -294,8 +294,7 @@ class LivePredictions:
         self._told: set[tuple[str, str]] = set()
         self.compute_ms: list[float] = []  # per prediction made (bench and tests)
         self.wait_ms: list[float] = []  # per strategy request: time the strategy waited
-        self._engine: Any = None  # the engine attached (its ``runner`` while it runs)
-        self._runner: Any = None  # the engine's StrategyRunner: a strategy waiting on it gives the loop the thread
+        self._engine: Any = None  # the engine attached: a strategy waiting on its ``runner`` gives the loop the thread
 
     # -- the engine side ---------------------------------------------------------------------------------------
     def attach(self, engine: Any) -> None:
@@ -365,7 +364,6 @@ class LivePredictions:
                 while r is None and time.monotonic() < deadline:
                     if runner is not None and runner.in_strategy():
                         # On the engine loop's thread: park the strategy, the loop runs until the worker wakes it.
-                        self._runner = runner
                         self._cv.release()
                         try:
                             runner.wait(deadline - time.monotonic())
@@ -456,8 +454,9 @@ class LivePredictions:
                 while len(res) > self._keep:
                     res.popitem(last=False)
                 self._cv.notify_all()
-                if self._runner is not None:
-                    self._runner.set()
+                runner = getattr(self._engine, "runner", None)
+                if runner is not None and (pair, grid) in self._demand:  # a strategy is waiting for this one
+                    runner.set()
 
     def _stored_prefix(self, pair: str, tf_ms: int, before_ms: int) -> Any:
         """Stored candles of the feed's timeframe older than the engine's first bar (more warm-up for the 4h

@@ -10,6 +10,7 @@ the trade the engine's ledger opened for them; forced exits name trades by id or
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -201,22 +202,18 @@ class LiveEngineControl:
     async def strategy_status(self) -> dict[str, Any] | None:
         """A snapshot of the running strategy's ``status()`` (LiveEngine.strategy_view), None for a strategy
         without one; a refusal when no engine runs."""
-        engine = self._running_engine()
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(engine.strategy_view()), STATUS_WAIT_S)
-        except EngineStateError:
-            raise ServiceError("not_running", "trading is not running", reason="engine_stopped") from None
-        except TimeoutError:
-            raise ServiceError("exchange", f"the strategy did not answer within {STATUS_WAIT_S:.0f} s "
-                                           "(busy with a bar); try again", reason="strategy_busy",
-                               params={"seconds": f"{STATUS_WAIT_S:.0f}"}) from None
+        return await self._strategy_read(lambda engine: engine.strategy_view())
 
     async def risk_status(self) -> dict[str, Any] | None:
         """A snapshot of the running strategy's RiskBook (LiveEngine.risk_view), None for a strategy without one;
         a refusal when no engine runs."""
+        return await self._strategy_read(lambda engine: engine.risk_view())
+
+    async def _strategy_read(self, read: Callable[[LiveEngine], concurrent.futures.Future[Any]]) -> Any:
+        """``read(engine)``, a snapshot the strategy takes on its next turn, waited for up to STATUS_WAIT_S."""
         engine = self._running_engine()
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(engine.risk_view()), STATUS_WAIT_S)
+            return await asyncio.wait_for(asyncio.wrap_future(read(engine)), STATUS_WAIT_S)
         except EngineStateError:
             raise ServiceError("not_running", "trading is not running", reason="engine_stopped") from None
         except TimeoutError:

@@ -78,4 +78,3 @@ def leverage_refusals(
                     f"{pos.pair} {pos.side}: its stop is {distance:.2%} from entry; at {new}x a stop must be within "
                     f"{cap:.2%} to stay clear of liquidation"))
     return invalid, refused
-

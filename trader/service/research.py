@@ -91,16 +91,7 @@ class ResearchService:
         from trader.backtest.runner import new_run_id
         from trader.strategy.reference import STRATEGIES
 
-        if ask.strategy not in STRATEGIES:
-            raise ServiceError("invalid_argument",
-                               f"unknown strategy {ask.strategy!r}; known: {', '.join(sorted(STRATEGIES))}",
-                               reason="unknown_strategy", params={"name": str(ask.strategy)[:40],
-                                                                  "choices": sorted(STRATEGIES)})
-        if ask.timeframe not in job_data.TIMEFRAMES:
-            raise ServiceError("invalid_argument",
-                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}",
-                               reason="bad_timeframe", params={"timeframe": str(ask.timeframe)[:20],
-                                                               "choices": list(job_data.TIMEFRAMES)})
+        _known(ask.strategy, ask.timeframe)
         pairs = _canonical(ask.pairs, self.settings.stake_currency)
         rng = _timerange(ask.timerange)
         if not pairs or len(pairs) > self.MAX_BACKTEST_PAIRS:
@@ -215,16 +206,7 @@ class ResearchService:
 
         h = hyperopt_job
         strategy = ask.strategy or self.settings.strategy
-        if strategy not in STRATEGIES:
-            raise ServiceError("invalid_argument",
-                               f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}",
-                               reason="unknown_strategy", params={"name": str(strategy)[:40],
-                                                                  "choices": sorted(STRATEGIES)})
-        if ask.timeframe not in job_data.TIMEFRAMES:
-            raise ServiceError("invalid_argument",
-                               f"timeframe {ask.timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}",
-                               reason="bad_timeframe", params={"timeframe": str(ask.timeframe)[:20],
-                                                               "choices": list(job_data.TIMEFRAMES)})
+        _known(strategy, ask.timeframe)
         if not 1 <= ask.epochs <= h.MAX_EPOCHS:
             raise ServiceError("invalid_argument", f"epochs must be from 1 to {h.MAX_EPOCHS}, got {ask.epochs}",
                                reason="epochs_range", params={"maximum": h.MAX_EPOCHS, "value": ask.epochs})
@@ -464,6 +446,20 @@ def _job_refused(exc: JobRefused, busy_with: str) -> ServiceError:
                             params={"id": str(exc.running)[-12:]}, running=exc.running, kind=exc.kind)
     return ServiceError("conflict", f"the machine is busy with other {busy_with}; try again later",
                         reason="machine_busy", machine_busy=True)
+
+
+def _known(strategy: Any, timeframe: Any) -> None:
+    """Refuse a strategy that is not registered or a timeframe jobs cannot run on."""
+    from trader.strategy.reference import STRATEGIES
+
+    if strategy not in STRATEGIES:
+        raise ServiceError("invalid_argument", f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}",
+                           reason="unknown_strategy", params={"name": str(strategy)[:40], "choices": sorted(STRATEGIES)})
+    if timeframe not in job_data.TIMEFRAMES:
+        raise ServiceError("invalid_argument",
+                           f"timeframe {timeframe!r} is not one of {', '.join(job_data.TIMEFRAMES)}",
+                           reason="bad_timeframe", params={"timeframe": str(timeframe)[:20],
+                                                           "choices": list(job_data.TIMEFRAMES)})
 
 
 def _canonical(texts: Any, stake: str) -> list[str]:

@@ -177,6 +177,12 @@ class TradingService:
             raise ServiceError("not_running", "no trading engine is configured in this process", reason="engine_not_configured")
         return self.engine
 
+    def _running_engine(self) -> EngineControl:
+        engine = self._engine()
+        if not engine.running:
+            raise ServiceError("not_running", "trading is not running", reason="engine_stopped")
+        return engine
+
     # -- the settings in force, for front ends on other loops (ServiceProxy exposes only coroutines) ------------------
     async def leverage_now(self) -> int:
         return self.leverage
@@ -522,9 +528,7 @@ class TradingService:
         if pair not in self.pairs:
             raise ServiceError("refused", f"{pair} is not whitelisted", reason="not_whitelisted",
                                params={"pairs": [pair]})
-        engine = self._engine()
-        if not engine.running:
-            raise ServiceError("not_running", "trading is not running", reason="engine_stopped")
+        engine = self._running_engine()
         if self.paused:  # the engine refuses it too; said before a confirmation is offered
             raise ServiceError("refused", f"no entry on {pair}: entries are paused", reason="entries_paused",
                                params={"pair": pair})
@@ -549,17 +553,16 @@ class TradingService:
 
         return await self._audited(actor, "force_enter", {"pair": pair_text, "side": side}, run)
 
-    async def _exit_target(self, target: str) -> tuple[int | str, EngineControl]:
-        engine = self._engine()
-        if not engine.running:
-            raise ServiceError("not_running", "trading is not running", reason="engine_stopped")
+    def _exit_target(self, target: str) -> tuple[int | str, EngineControl]:
+        """A trade id or a pair, and the running engine to ask."""
+        engine = self._running_engine()
         return (int(target) if target.isdigit() else self._parse_pairs([target])[0]), engine
 
     async def check_force_exit(self, target: str) -> None:
         """Raise what ``force_exit`` would be refused with before it reaches the engine: the engine stopped, a bad
         pair, or no position on that pair at the exchange (a trade id is looked up by the engine on the exit);
         a read."""
-        resolved, _ = await self._exit_target(target)
+        resolved, _ = self._exit_target(target)
         if isinstance(resolved, str) and not [p for p in await self.client.fetch_positions([resolved])
                                               if p.pair == resolved]:
             raise ServiceError("refused", f"no open trade matches {target!r}", reason="no_open_trade",
@@ -567,7 +570,7 @@ class TradingService:
 
     async def force_exit(self, actor: Actor, target: str) -> list[int]:
         async def run() -> list[int]:
-            resolved, engine = await self._exit_target(target)
+            resolved, engine = self._exit_target(target)
             closed = await engine.force_exit(resolved)
             if not closed:
                 raise ServiceError("refused", f"no open trade matches {target!r}", reason="no_open_trade",
