@@ -159,3 +159,40 @@ def test_the_engine_runs_its_strategy_on_the_loop_and_an_order_starts_out_within
         assert isinstance(engine.strategy.getposition(engine.feeds[BTC]), bt.Position)
     finally:
         engine.stop()
+
+
+def test_settled_returns_once_the_pass_and_its_send_are_done() -> None:
+    """What the candle stream awaits after releasing a pair's candle: the strategy's pass, and the first step of an
+    order it sent, happen before the next candle is read."""
+    order: list[str] = []
+
+    def body(runner: StrategyRunner, host: EngineHost) -> None:
+        while True:
+            if not runner.wait(None):
+                continue
+            order.append("pass")
+
+            async def send() -> None:
+                order.append("send")
+            host.loop.create_task(send())
+            runner.pause()
+            order.append("rest of the pass")
+            if len(order) >= 6:
+                return
+
+    async def stream(runner: StrategyRunner) -> None:
+        for n in range(2):
+            order.append(f"candle {n}")
+            runner.set()
+            await runner.settled()
+        await runner.settled()  # a strategy that has finished: returns at once
+
+    host, runner = _run_on_host(body)
+    try:
+        time.sleep(0.05)  # the strategy is parked in wait
+        host.call(stream(runner), 5)
+        assert runner.done.wait(5)
+        assert order == ["candle 0", "pass", "send", "rest of the pass",
+                         "candle 1", "pass", "send", "rest of the pass"]
+    finally:
+        host.stop()

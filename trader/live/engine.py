@@ -234,13 +234,15 @@ class LiveEngine:
             # The fills a rate-limited start could not read: read once the weight is back, beside the running
             # engine (the start must not wait up to a minute for them; the stops are already in place).
             self._catch_up_task = asyncio.get_running_loop().create_task(desk.retry_catch_up())
-        self.store = store = LiveStore(client, desk, stream_options=cfg.stream, account_sync_s=cfg.account_sync_s)
-        # The feeds share one lock with the store, so all pairs' bars of a minute appear to Backtrader at once.
+        self.store = store = LiveStore(client, desk, stream_options=cfg.stream, account_sync_s=cfg.account_sync_s,
+                                       in_pair_order=bool(getattr(self.strategy_cls, "decides_in_pair_order",
+                                                                  False)))
+        # The feeds share one lock with the store, so the bars it releases together appear to Backtrader at once.
         cls = live_feed_class(self.strategy_cls.indicator_lines)
         self.feeds = {}
         for pair in cfg.pairs:
             feed = cls(pair=pair, strategy_cls=self.strategy_cls, strategy_params=self.params, tf_ms=self.tf_ms,
-                       window=cfg.window, wake=desk.wake, lock=store.feed_lock, name=pair,
+                       window=cfg.window, wake=desk.wake, group=store.feed_group, name=pair,
                        timeframe=bt.TimeFrame.Minutes, compression=self.tf_ms // 60_000)
             history = await store.history(pair, self.tf_ms, cfg.history_bars)
             feed.preload_history(history)

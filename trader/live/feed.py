@@ -115,6 +115,24 @@ class RollingColumns:
         return min(self._end, self.width)
 
 
+class FeedGroup:
+    """What the feeds of one engine share: the lock a release of bars is made under, and whether a feed has
+    delivered a bar in the Backtrader pass under way.
+
+    Backtrader asks every feed in turn at each pass, and a live feed with nothing queued waits up to ``qcheck``
+    for a bar. When the store releases pairs one at a time (trader/live/store.py), the feeds after the one that
+    has a bar must not wait: their candles may still be on the socket, and the pass — the strategy's decision
+    for this pair, its order — would wait for them. So a feed waits only while no feed has delivered yet in this
+    pass, and nothing is queued for any feed (a feed asked before the one with the bar would otherwise park the
+    pass)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # the store releases bars under it, and each put takes it too
+        self.first: LiveFeed | None = None  # the feed Backtrader asks first (a pass starts with it)
+        self.delivered = False  # a feed delivered a bar in this pass
+        self.queued = 0  # items queued over all feeds and not yet taken: while any is, no feed waits
+
+
 _CLASSES: dict[tuple[str, ...], type] = {}
 
 
@@ -136,7 +154,7 @@ class LiveFeed(bt.feed.DataBase):
         ("window", 1500),  # bars kept for indicator computation
         ("qcheck", 0.25),  # longest wait for a bar before Backtrader loops (notifications, stop requests)
         ("wake", None),  # the engine's StrategyRunner (or a threading.Event), shared with the broker
-        ("lock", None),  # threading.Lock shared by the feeds of one engine: a minute's bars appear all at once
+        ("group", None),  # FeedGroup shared by the feeds of one engine (the store's)
     )
 
     def __init__(self) -> None:
@@ -147,7 +165,8 @@ class LiveFeed(bt.feed.DataBase):
         self._wake: Any = self.p.wake or threading.Event()
         # A long run of bars (the preloaded history) gives the engine loop a turn now and then.
         self._slice: Any = getattr(self._wake, "slice", None)
-        self._lock: threading.Lock = self.p.lock or threading.Lock()
+        self._group: FeedGroup = self.p.group or FeedGroup()
+        self._lock = self._group.lock
         self._ind_names = tuple(self.p.strategy_cls.indicator_lines) if self.p.strategy_cls else ()
         self._slots: list[tuple[str, Any]] | None = None  # (alias, line buffer) in Backtrader's line order
         self._appendable = False
@@ -160,6 +179,8 @@ class LiveFeed(bt.feed.DataBase):
         self.last_minute_ms: int | None = None  # open time of the last 1m candle pushed
         self._prepared_ms: int | None = None  # open time of the last 1m candle prepared (delivered or not yet)
         self.delivered = 0  # bars handed to Backtrader
+        self._seen_len = 0  # len(self) when the strategy last took its decision for this pair (take_due)
+        self._owed = False  # a bar-closing minute that never came: the strategy still decides on the standing bar
         self._went_live = False
         self._stopped = False
 
@@ -172,7 +193,14 @@ class LiveFeed(bt.feed.DataBase):
 
     def start(self) -> None:
         super().start()
+        if self._group.first is None:
+            self._group.first = self  # Backtrader starts the feeds in the order it asks them
         self.put_notification(self.DELAYED)
+
+    def do_qcheck(self, onoff: bool, qlapse: float) -> None:
+        if self._group.first is self:  # Backtrader calls this on every feed before asking it: a new pass
+            self._group.delivered = False
+        super().do_qcheck(onoff, qlapse)
 
     def stop(self) -> None:
         self._stopped = True
@@ -180,9 +208,11 @@ class LiveFeed(bt.feed.DataBase):
     def _take(self) -> tuple[Bar, dict[str, float], bool] | None | bool:
         with self._lock:
             try:
-                return self._q.get_nowait()
+                item = self._q.get_nowait()
             except queue.Empty:
                 return False
+            self._group.queued -= 1
+            return item
 
     def load(self) -> bool | None:
         """Backtrader's ``load`` moves every line forward before asking ``_load`` and back again when there is no
@@ -221,6 +251,28 @@ class LiveFeed(bt.feed.DataBase):
             self.put_notification(self.LIVE)
         return True
 
+    def take_due(self) -> bool:
+        """Asked by the strategy once per pass (trader.strategy.base.FuturesStrategy.due_datas): does this pair
+        get a decision now? Yes when Backtrader moved it to a new bar since the last ask, or when the store gave
+        up waiting for the candle that would have closed its bar (``skip_minute``) — a backtest pass decides such a
+        pair on its standing bar too. Length, not a flag set in ``load``: Backtrader rewinds a bar it loaded too
+        early and later moves to it again without loading it."""
+        n = len(self)
+        due = n > self._seen_len or self._owed
+        self._seen_len = n
+        self._owed = False
+        return due
+
+    def skip_minute(self, ts_ms: int) -> None:
+        """The store moved past ``ts_ms`` without this pair's candle (another pair is a minute further on). Its
+        bucket is incomplete (the aggregator drops it when a later minute arrives, as the backtest's resample
+        does); if this minute would have closed a bar, the strategy still owes the pair its decision. Should the
+        candle come after all, it is delivered late, and decided then too."""
+        if self.last_minute_ms is not None and ts_ms <= self.last_minute_ms:
+            return  # this pair is already past it (a late candle of another pair reopened the minute)
+        if (ts_ms + MINUTE) % int(self.p.tf_ms) == 0:
+            self._owed = True
+
     def _tick_fill(self, force: bool = False) -> None:
         """No ``tick_<line>`` copies: they serve Backtrader's own broker and resampling; ``LiveBroker`` reads the
         lines (as the backtest's feed, trader/backtest/feeds.py)."""
@@ -231,14 +283,23 @@ class LiveFeed(bt.feed.DataBase):
     def _next_item(self) -> tuple[Bar, dict[str, float], bool] | None | bool:
         """The next queued bar (None: the end), or False when none came within Backtrader's ``_qcheck``."""
         item = self._take()
-        if item is False:
-            # Backtrader sets _qcheck to 0 when another feed already has a bar waiting.
+        group = self._group
+        if item is False and not group.delivered and not group.queued:
+            # Backtrader sets _qcheck to 0 when another feed already has a bar waiting; and once a feed has
+            # delivered in this pass, the pass goes on without waiting (FeedGroup).
             self._wake.wait(self._qcheck if self._qcheck else 0.0)
             self._wake.clear()
             item = self._take()
+        if item:
+            group.delivered = True
         return item
 
     # -- producers ----------------------------------------------------------------------------------------------
+    def _put(self, item: tuple[Bar, Mapping[str, float], bool] | None) -> None:
+        with self._lock:
+            self._q.put(item)
+            self._group.queued += 1
+
     def preload_history(self, bars: Sequence[Bar]) -> None:
         """Queue historical bars (oldest first) with indicators computed over the whole series at once."""
         if not bars:
@@ -247,7 +308,7 @@ class LiveFeed(bt.feed.DataBase):
             names = self._ind_names
             for b in bars:
                 row = self._stream.step(b.ts_ms, b.open, b.high, b.low, b.close, b.volume)
-                self._q.put((b, {k: row[k] for k in names}, False))
+                self._put((b, {k: row[k] for k in names}, False))
             self._preloaded(bars)
             return
         for b in bars:
@@ -257,7 +318,7 @@ class LiveFeed(bt.feed.DataBase):
             **{k: np.array([getattr(b, k) for b in bars], dtype="float64") for k in _BASE},
         })
         for i, b in enumerate(bars):
-            self._q.put((b, {k: float(v[i]) for k, v in ind.items()}, False))
+            self._put((b, {k: float(v[i]) for k, v in ind.items()}, False))
         self._preloaded(bars)
 
     def _preloaded(self, bars: Sequence[Bar]) -> None:
@@ -302,13 +363,13 @@ class LiveFeed(bt.feed.DataBase):
         if bar is None:
             return None
         self.last_bar_ms = bar.ts_ms
-        self._q.put((bar, prepared.ind, True))
+        self._put((bar, prepared.ind, True))
         if wake:
             self._wake.set()
         return bar
 
     def end(self) -> None:
-        self._q.put(None)
+        self._put(None)
         self._wake.set()
 
     # -- indicators ---------------------------------------------------------------------------------------------

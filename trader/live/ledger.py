@@ -2,14 +2,13 @@
 
 An order's row is committed *before* the order is sent, under its deterministic client id, so a restart finds
 every order it may have sent and resolves it by that id (``ExchangeClient.find_order``) instead of sending again.
-Those inserts sit between a candle and its order, so they take the shortest path there is: statements built once
-and executed with parameters on a connection kept for them (no session, no per-call statement building: ~0.1 ms
-instead of ~0.4–0.7 ms of Python on the candle's path). On SQLite that connection never
-checkpoints the WAL (a checkpoint syncs the file: milliseconds); the deferred writes below do, on a pooled
-connection, when no order is on its way. What follows a fill (order status, fill rows, the trade's running numbers)
-is queued and written by ``flush`` once the protective orders are out: the exchange stays the truth for fills, and
-recovery re-reads it after a crash. Without a database (tests, benches) the ledger keeps the same bookkeeping in memory and starts trade ids from the
-clock, so two runs on one account never reuse an id.
+Those inserts sit between a candle and its order, so they take the shortest path there is: a connection kept for
+them, on SQLite the DB-API connection with statements compiled once (trader/persistence/write_ahead.py). That
+connection never checkpoints the WAL (a checkpoint syncs the file: milliseconds); the deferred writes below do, on
+a pooled connection, when no order is on its way. What follows a fill (order status, fill rows, the trade's
+running numbers) is queued and written by ``flush`` once the protective orders are out: the exchange stays the
+truth for fills, and recovery re-reads it after a crash. Without a database (tests, benches) the ledger keeps the
+same bookkeeping in memory and starts trade ids from the clock, so two runs on one account never reuse an id.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -31,9 +30,12 @@ from sqlalchemy.pool import StaticPool
 from trader.execution.quality import ExecutionRecord
 from trader.persistence.database import transaction
 from trader.persistence.models import Execution, Fill, Order, Trade
+from trader.persistence.write_ahead import WriteAhead, open_write_ahead
 from trader.risk.book import RiskHistory
 
 ZERO = Decimal(0)
+TRADES: Table = Trade.__table__  # type: ignore[assignment]
+ORDERS: Table = Order.__table__  # type: ignore[assignment]
 
 
 def utc_from_ms(ms: int) -> dt.datetime:
@@ -84,12 +86,10 @@ class Ledger:
         self._pending: list[Callable[[Session], None]] = []
         self._external: set[str] = set()
         self.executions: list[ExecutionRecord] = []  # this run's, also without a database (tests, benches)
-        self._ins_trade = insert(Trade.__table__)
-        self._ins_order = insert(Order.__table__)
         self._wal_lock = threading.Lock()
-        self._wal_conn: Connection | None = None
+        self._wal_conn: WriteAhead | None = None
 
-    def _write_ahead(self) -> Connection | None:
+    def _write_ahead(self) -> WriteAhead | None:
         """The connection the write-ahead inserts use (None: go through a session, e.g. an in-memory SQLite
         database whose single shared connection the sessions hold)."""
         if self._wal_conn is not None or self.sessions is None:
@@ -97,12 +97,8 @@ class Ledger:
         engine = self.sessions.kw.get("bind")
         if not isinstance(engine, Engine) or isinstance(engine.pool, StaticPool):
             return None
-        conn = engine.connect()
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-            conn.commit()
-        self._wal_conn = conn
-        return conn
+        self._wal_conn = open_write_ahead(engine)
+        return self._wal_conn
 
     def close(self) -> None:
         """Give the write-ahead connection back (the engine's pool keeps or closes it)."""
@@ -143,27 +139,29 @@ class Ledger:
                 first_order(tid)
             return tid
         now = utc_from_ms(time_ms) if time_ms else dt.datetime.now(dt.timezone.utc)
+        # Every column, so the row is the same whichever connection writes it (trader/persistence/write_ahead.py).
         values = dict(pair=pair, side=side, leverage=leverage, amount=ZERO, amount_open=ZERO, stake=ZERO,
-                      open_rate=ZERO, stop_price=stop_price, fees=ZERO, funding=ZERO, realized_pnl=ZERO,
-                      status="open", strategy=self.strategy, enter_tag=enter_tag[:64], dry_run=self.dry_run,
-                      open_date=now)
+                      open_rate=ZERO, close_rate=None, stop_price=stop_price, fees=ZERO, funding=ZERO,
+                      realized_pnl=ZERO, status="open", strategy=self.strategy, enter_tag=enter_tag[:64],
+                      exit_reason=None, dry_run=self.dry_run, open_date=now, close_date=None, backtest_run_id=None)
         with self._wal_lock:
-            conn = self._write_ahead()
-            if conn is not None:
-                with conn.begin():
-                    return self._insert_trade(conn, values, first_order)
+            wa = self._write_ahead()
+            if wa is not None:
+                with wa.transaction():
+                    return self._insert_trade(wa.insert, values, first_order)
             with self.sessions() as s, s.begin():
-                return self._insert_trade(s.connection(), values, first_order)
+                conn = s.connection()
+                return self._insert_trade(lambda t, v: int(conn.execute(insert(t), dict(v)).inserted_primary_key[0]),
+                                          values, first_order)
 
-    def _insert_trade(self, conn: Connection, values: dict[str, object],
+    def _insert_trade(self, ins: Callable[[Table, dict[str, object]], int], values: dict[str, object],
                       first_order: Callable[[int], OrderRow] | None) -> int:
-        tid = int(conn.execute(self._ins_trade, values).inserted_primary_key[0])
+        tid = ins(TRADES, values)
         with self._lock:
             self._fresh.add(tid)
         if first_order is not None:
             row = first_order(tid)
-            self._order_ids[row.cid] = int(conn.execute(self._ins_order, self._order_values(row))
-                                           .inserted_primary_key[0])
+            self._order_ids[row.cid] = ins(ORDERS, self._order_values(row))
         return tid
 
     def update_trade(self, trade_id: int, **fields: object) -> None:
@@ -222,10 +220,10 @@ class Ledger:
     @staticmethod
     def _order_values(row: OrderRow) -> dict[str, object]:
         now = dt.datetime.now(dt.timezone.utc)
-        return dict(trade_id=row.trade_id, client_order_id=row.cid, pair=row.pair, type=row.type.upper(),
-                    side=row.side, reduce_only=row.reduce_only, close_position=row.close_position,
-                    amount=row.amount, price=row.price, stop_price=row.stop_price, purpose=row.purpose,
-                    status="new", filled=ZERO, created_at=now, updated_at=now)
+        return dict(trade_id=row.trade_id, client_order_id=row.cid, exchange_order_id=None, pair=row.pair,
+                    type=row.type.upper(), side=row.side, reduce_only=row.reduce_only,
+                    close_position=row.close_position, amount=row.amount, price=row.price, stop_price=row.stop_price,
+                    filled=ZERO, average=None, status="new", purpose=row.purpose, created_at=now, updated_at=now)
 
     def record_order(self, row: OrderRow) -> None:
         """Committed before the order is sent (see the module docstring)."""
@@ -233,15 +231,14 @@ class Ledger:
             return
         try:
             with self._wal_lock:
-                conn = self._write_ahead()
-                if conn is not None:
-                    with conn.begin():
-                        self._order_ids[row.cid] = int(conn.execute(self._ins_order, self._order_values(row))
-                                                       .inserted_primary_key[0])
+                wa = self._write_ahead()
+                if wa is not None:
+                    with wa.transaction():
+                        self._order_ids[row.cid] = wa.insert(ORDERS, self._order_values(row))
                 else:
                     with self.sessions() as s, s.begin():
                         self._order_ids[row.cid] = int(s.connection().execute(
-                            self._ins_order, self._order_values(row)).inserted_primary_key[0])
+                            insert(ORDERS), self._order_values(row)).inserted_primary_key[0])
         except IntegrityError:  # a restart re-placing under the same id: the row is there already
             with transaction(self.sessions) as s:
                 existing = s.scalar(select(Order.id).where(Order.client_order_id == row.cid))

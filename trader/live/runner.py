@@ -48,6 +48,7 @@ class StrategyRunner:
         self._woken = False
         self._timer: asyncio.TimerHandle | None = None
         self._resumed_at = 0.0
+        self._settled: list[asyncio.Future[None]] = []  # loop-side waiters for the strategy to park in ``wait``
 
     # -- the loop side --------------------------------------------------------------------------------------------
     def launch(self, run: Callable[[], Any]) -> None:
@@ -64,6 +65,7 @@ class StrategyRunner:
                 run()
             finally:
                 self.done.set()
+                self._release_settled()
 
         self._glet = greenlet(main)
         self._schedule()
@@ -84,6 +86,17 @@ class StrategyRunner:
     def in_strategy(self) -> bool:
         """True on the strategy's greenlet (Backtrader code), False on the loop's own."""
         return self._glet is not None and greenlet.getcurrent() is self._glet
+
+    async def settled(self) -> None:
+        """On the loop: return once the strategy has done what it had to do — parked in ``wait`` with nothing
+        more to do, or not running. The candle stream awaits this after releasing a pair's candle, so the next
+        message is read after this pair's pass and its order's first step (write-ahead row, request on the wire),
+        not before them."""
+        if self._glet is None or self._glet.dead or not self._scheduled:
+            return
+        fut = self.loop.create_future()
+        self._settled.append(fut)
+        await fut
 
     def _wake(self) -> None:
         self._woken = True
@@ -132,6 +145,7 @@ class StrategyRunner:
             return False
         if timeout is not None:
             self._timer = self.loop.call_later(timeout, self._on_timer)
+        self._release_settled()
         self._park()
         woke, self._woken = self._woken, False
         return woke
@@ -147,6 +161,12 @@ class StrategyRunner:
         """Inside the strategy, during a long stretch of work: give the loop a turn every ``slice_s``."""
         if time.perf_counter() - self._resumed_at > self.slice_s:
             self.pause()
+
+    def _release_settled(self) -> None:
+        waiters, self._settled = self._settled, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     def _park(self) -> None:
         glet = self._glet

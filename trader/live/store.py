@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pandas as pd
 
@@ -23,14 +22,14 @@ from trader.exchange.client import ExchangeClient
 from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import AccountStream, Candle, StreamOptions
 from trader.live.desk import OrderDesk
-from trader.live.feed import MINUTE, Bar, LiveFeed, Prepared
+from trader.live.feed import MINUTE, Bar, FeedGroup, LiveFeed, Prepared
 
 log = logging.getLogger(__name__)
 
 
 class LiveStore:
     def __init__(self, client: ExchangeClient, desk: OrderDesk, *, stream_options: StreamOptions | None = None,
-                 account_sync_s: float = 60.0):
+                 account_sync_s: float = 60.0, in_pair_order: bool = False):
         self.client = client
         self.account_sync_s = account_sync_s
         self.desk = desk
@@ -40,11 +39,15 @@ class LiveStore:
         self.klines: KlineStreams | None = None
         self.account_stream: AccountStream | None = None
         self.on_bar: Callable[[str, Bar], None] | None = None  # observers (bench, status)
-        self.feed_lock = threading.Lock()  # shared with the feeds (LiveFeed's ``lock``)
+        self.feed_group = FeedGroup()  # shared with the feeds (LiveFeed's ``group``)
         self._feeds: dict[str, LiveFeed] = {}
+        self._order: list[str] = []
+        self._settled: Callable[[], Awaitable[None]] | None = None
         # minute -> pair -> the feed's prepared candle (trader.live.feed.Prepared), until every pair has it
         self._pending: dict[int, dict[str, Prepared | None]] = {}
         self._newest = 0  # the latest minute any pair has delivered
+        self.in_pair_order = in_pair_order  # release each pair's candle as soon as the pairs before it are in
+        self._progress: dict[int, int] = {}  # minute -> index (whitelist order) of the next pair to release
 
     async def history(self, pair: str, tf_ms: int, bars: int) -> list[Bar]:
         """The last ``bars`` complete bars of ``tf_ms`` before now, built from closed 1m candles."""
@@ -73,7 +76,7 @@ class LiveStore:
     def start(self, feeds: dict[str, LiveFeed]) -> None:
         """Start the streams (on the engine loop)."""
         loop = asyncio.get_running_loop()
-        self._feeds = dict(feeds)
+        self.attach(feeds)
         self.klines = KlineStreams(self.client, {pair: self._candle_handler(feed) for pair, feed in feeds.items()},
                                    last_closed={pair: feed.last_minute_ms for pair, feed in feeds.items()},
                                    options=self.stream_options)
@@ -83,6 +86,16 @@ class LiveStore:
         self._tasks.append(loop.create_task(self.account_stream.run(self._stop), name="account"))
         if self.account_sync_s > 0:
             self._tasks.append(loop.create_task(self._account_checks(), name="account-check"))
+
+    def attach(self, feeds: dict[str, LiveFeed]) -> None:
+        """The feeds candles go to, in the whitelist's order (the strategy's datas)."""
+        self._feeds = dict(feeds)
+        self._order = list(feeds)
+        self._settled = getattr(self.desk.wake, "settled", None)  # StrategyRunner.settled (None: a plain event)
+
+    def candle_handler(self, pair: str) -> Callable[[Candle], Awaitable[None]]:
+        """What the candle stream calls with each closed 1m candle of ``pair``."""
+        return self._candle_handler(self._feeds[pair])
 
     async def _account_checks(self) -> None:
         # Events lost without a reconnect (they happen) must not leave the engine out of step for long.
@@ -102,7 +115,7 @@ class LiveStore:
         except asyncio.TimeoutError:
             return False
 
-    def _candle_handler(self, feed: LiveFeed) -> Callable[[Candle], object]:
+    def _candle_handler(self, feed: LiveFeed) -> Callable[[Candle], Awaitable[None]]:
         async def on_closed(c: Candle) -> None:
             # The gate first: the strategy must see the fills this candle caused before deciding on it.
             await self.desk.settle(c.pair, c.low, c.high)
@@ -112,26 +125,57 @@ class LiveStore:
             if prepared is not None or c.pair not in slot:  # a repeat (None) never replaces the prepared minute
                 slot[c.pair] = prepared
             self._newest = max(self._newest, c.timestamp)
-            self._release()
+            if self._release() and self.in_pair_order and self._settled is not None:
+                # This pair's pass (and its order's first step) before the next candle is read.
+                await self._settled()
         return on_closed
 
-    def _release(self) -> None:
-        """Hand minutes to the feeds in order: a minute goes when every pair has it, or — for a pair that lags
-        (REST resync, a quiet socket) — once another pair is a minute further on. The backtest aligns pairs the
-        same way, so a multi-pair strategy sees one next() per minute, not one per pair."""
-        for ts in sorted(self._pending):
+    def _release(self) -> bool:
+        """Hand minutes to the feeds in order. A minute is complete when every pair has it, or — for a pair that
+        lags (REST resync, a quiet socket) — once another pair is a minute further on: the lagging pair is skipped
+        (``LiveFeed.skip_minute``), as the backtest aligns pairs by time.
+
+        How a minute goes out depends on the strategy. One that decides in pair order (``decides_in_pair_order``,
+        the managed strategies and the master) gets each pair's candle as soon as it and every pair before it in
+        the whitelist are in: the strategy's pass for that pair runs then, so its order does not wait for the
+        other pairs' candles. Its decision sees what the backtest's pass sees at that pair — the pairs before it
+        at this minute, the ones after it at the last. Any other strategy gets the whole minute at once: one
+        next() per minute with every pair's bar, as in the backtest."""
+        order = self._order
+        released = False
+        while self._pending:
+            ts = min(self._pending)
             got = self._pending[ts]
-            if len(got) < len(self._feeds) and ts >= self._newest:
+            late = ts < self._newest  # another pair is past this minute: do not wait for the missing ones
+            if not self.in_pair_order and len(got) < len(order) and not late:
                 break
-            del self._pending[ts]
-            with self.feed_lock:
-                bars = [(pair, None if p is None else self._feeds[pair].deliver(p, wake=False))
-                        for pair, p in got.items()]
-            self.desk.wake.set()  # the strategy's pass runs once this handler has returned (trader/live/runner.py)
+            bars: list[tuple[str, Bar | None]] = []
+            i = self._progress.get(ts, 0)
+            with self.feed_group.lock:
+                while i < len(order):
+                    pair = order[i]
+                    feed = self._feeds[pair]
+                    if pair in got:
+                        p = got[pair]
+                        bars.append((pair, None if p is None else feed.deliver(p, wake=False)))
+                    elif late:
+                        feed.skip_minute(ts)
+                    else:
+                        break
+                    i += 1
+            released = released or bool(bars) or late
             if self.on_bar is not None:
                 for pair, bar in bars:
                     if bar is not None:
                         self.on_bar(pair, bar)
+            if i < len(order):
+                self._progress[ts] = i
+                break
+            del self._pending[ts]
+            self._progress.pop(ts, None)
+        if released:
+            self.desk.wake.set()  # the strategy's pass runs once this handler has returned (trader/live/runner.py)
+        return released
 
     async def stop(self) -> None:
         self._stop.set()

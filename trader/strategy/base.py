@@ -54,6 +54,11 @@ class Candles:
 
 class FuturesStrategy(bt.Strategy):
     indicator_lines: ClassVar[tuple[str, ...]] = ()
+    # True for a strategy whose ``next`` decides only for ``due_datas()``, in datas order, each pair from its own
+    # lines and what the pairs before it left behind (the risk book, orders): the live engine then hands it each
+    # pair's candle as soon as it and the pairs before it are in (trader/live/store.py), so a pair's order does
+    # not wait for the other pairs' candles. A backtest pass moves every pair at once and sees the same order.
+    decides_in_pair_order: ClassVar[bool] = False
 
     @classmethod
     def param_values(cls, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -72,6 +77,11 @@ class FuturesStrategy(bt.Strategy):
     @classmethod
     def warmup_bars(cls, params: Mapping[str, Any]) -> int:
         return 0
+
+    def due_datas(self) -> list[bt.DataBase]:
+        """The datas this pass decides for, in datas order: every one in a backtest (a pass moves all pairs); live,
+        those the store released since the last pass (``LiveFeed.take_due``)."""
+        return [d for d in self.datas if getattr(d, "take_due", _always)()]
 
     # --- helpers built only on the public broker API ---------------------------------------------------------
     @property
@@ -114,6 +124,10 @@ class FuturesStrategy(bt.Strategy):
         if size > 0:
             return self.sell(data=data, size=abs(size), reduce_only=True, tag=tag, **info)
         return self.buy(data=data, size=abs(size), reduce_only=True, tag=tag, **info)
+
+
+def _always() -> bool:
+    return True
 
 
 def split_take_profits(qty: float, shares: Sequence[float], spec: InstrumentSpec) -> list[float]:

@@ -179,6 +179,9 @@ class ManagedStrategy(FuturesStrategy):
     """Subclasses define ``params``, ``indicator_lines``, ``compute_indicators``, ``_setups`` and ``_candidate``."""
 
     _setups: ClassVar[tuple[str, ...]] = ()
+    # ``next`` walks ``due_datas()`` in order and reads only the pair's own lines, the risk book (which observes
+    # each pair's close as it is reached, as in the backtest's pass) and the account.
+    decides_in_pair_order: ClassVar[bool] = True
 
     @classmethod
     def setups(cls) -> list[Setup]:
@@ -208,7 +211,7 @@ class ManagedStrategy(FuturesStrategy):
     def next(self) -> None:
         risk = self.risk
         risk.see_wallet(self.account.wallet_balance())  # the drawdown rule's peak follows every bar
-        for d in self.datas:
+        for d in self.due_datas():
             risk.observe(d._name, bt_ms(d.datetime[0]) + self._feed_ms(d), d.close[0])
             st = self._st[d]
             if st.entry is not None:

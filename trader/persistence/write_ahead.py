@@ -1,0 +1,112 @@
+"""The write-ahead inserts' connection: the rows committed between a candle and its order (trader/live/ledger.py).
+
+On that path SQLAlchemy's per-statement machinery (execution context, compiled-cache lookup, result set-up, the
+transaction object) cost more than SQLite's own insert and commit. For a SQLite file the inserts therefore run
+on the DB-API connection itself, each compiled once by SQLAlchemy for its table and full column list: the column
+types still convert every value (the statement's bind processors) and the engine's redactor still cleans every
+string, as its ``before_cursor_execute`` hook does for all other statements. Any other database keeps a Core
+connection (``CoreWriteAhead``), which is the same contract at SQLAlchemy's cost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy.exc import IntegrityError
+
+from trader.security.redaction import guarded_by
+
+
+class WriteAhead(Protocol):
+    def transaction(self) -> Any: ...
+
+    def insert(self, table: Table, values: Mapping[str, object]) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class CoreWriteAhead:
+    """A Core connection kept for the write-ahead inserts (PostgreSQL and anything not a SQLite file)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.conn: Connection = engine.connect()
+        self._stmts: dict[str, Any] = {}
+
+    def transaction(self) -> Any:
+        return self.conn.begin()
+
+    def insert(self, table: Table, values: Mapping[str, object]) -> int:
+        stmt = self._stmts.get(table.name)
+        if stmt is None:
+            stmt = self._stmts[table.name] = insert(table)
+        return int(self.conn.execute(stmt, dict(values)).inserted_primary_key[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Compiled:
+    def __init__(self, engine: Engine, table: Table, keys: tuple[str, ...]) -> None:
+        compiled = insert(table).compile(dialect=engine.dialect, column_keys=list(keys))
+        names = tuple(compiled.positiontup or ())
+        if set(names) != set(keys):  # a column the row does not give would need SQLAlchemy's default handling
+            raise ValueError(f"{table.name}: the write-ahead row must give every column ({sorted(set(names) ^ set(keys))})")
+        self.sql = compiled.string
+        self.names = names
+        procs = compiled._bind_processors
+        self.procs: tuple[Callable[[Any], Any] | None, ...] = tuple(procs.get(n) for n in names)
+
+
+class SqliteWriteAhead:
+    """The write-ahead inserts on the DB-API connection of a SQLite file (the engine's pool hands it out with the
+    engine's pragmas: WAL, synchronous=NORMAL, foreign keys). Its WAL is never checkpointed here: a checkpoint
+    syncs the database file (milliseconds); the deferred writes, on pooled connections, do it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.raw = engine.raw_connection()
+        dbapi: sqlite3.Connection = self.raw.driver_connection  # type: ignore[assignment]
+        dbapi.execute("PRAGMA wal_autocheckpoint=0")
+        self.cursor = dbapi.cursor()
+        self.dbapi = dbapi
+        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.dbapi.rollback()
+            raise
+        self.dbapi.commit()
+
+    def insert(self, table: Table, values: Mapping[str, object]) -> int:
+        keys = tuple(values)
+        c = self._compiled.get((table.name, keys))
+        if c is None:
+            c = self._compiled[(table.name, keys)] = _Compiled(self.engine, table, keys)
+        params = [values[n] if p is None else p(values[n]) for n, p in zip(c.names, c.procs, strict=True)]
+        redactor = guarded_by(self.engine)
+        if redactor is not None:
+            params = [redactor(v) if isinstance(v, str) else v for v in params]
+        try:
+            self.cursor.execute(c.sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(c.sql, params, exc) from exc
+        rowid = self.cursor.lastrowid
+        assert rowid is not None
+        return int(rowid)
+
+    def close(self) -> None:
+        self.cursor.close()
+        self.raw.close()  # back to the engine's pool
+
+
+def open_write_ahead(engine: Engine) -> WriteAhead:
+    if engine.dialect.name == "sqlite":
+        return SqliteWriteAhead(engine)
+    return CoreWriteAhead(engine)
