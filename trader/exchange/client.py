@@ -36,6 +36,7 @@ from trader.exchange.errors import (
 )
 from trader.exchange.latency import LatencyMonitor
 from trader.exchange.models import Balance, OrderRequest, OrderState, Position, StartupReport, UserTrade
+from trader.exchange.order_body import DIRECT_TYPES, order_body
 from trader.exchange.weights import Priority, RateLimited, WeightGate
 from trader.model.instruments import InstrumentSpec, MissingRules, spec_from_exchange
 from trader.model.rules import raw_rules
@@ -463,7 +464,14 @@ class ExchangeClient:
         it answers False, ``OrderNotWanted`` is raised and nothing is sent: re-check the position there.
         """
         priority = Priority.PROTECT if (request.reduce_only or request.close_position) else Priority.ENTRY
-        symbol_args = request.ccxt_args(self.ccxt)
+        if request.type in DIRECT_TYPES:
+            def send() -> Awaitable[dict[str, Any]]:
+                return self._post_order(request)
+        else:
+            symbol_args = request.ccxt_args(self.ccxt)
+
+            def send() -> Awaitable[dict[str, Any]]:
+                return self.ccxt.create_order(*symbol_args)
         attempts = self.options.backoff.attempts
         sends = 0
 
@@ -481,8 +489,8 @@ class ExchangeClient:
 
         for attempt in range(1, attempts + 1):
             try:
-                raw = await self._throttled("create_order", priority, lambda: self.ccxt.create_order(*symbol_args),
-                                            max_wait_s=max_wait_s, before_send=before_send)
+                raw = await self._throttled("create_order", priority, send, max_wait_s=max_wait_s,
+                                            before_send=before_send)
                 return OrderState.from_ccxt(raw, is_algo=request.is_algo)
             except (RateLimited, OrderNotWanted):
                 raise
@@ -506,6 +514,16 @@ class ExchangeClient:
                 log.warning("%s not placed (%s); sending again in %.2fs", request.client_order_id, exc, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def _post_order(self, request: OrderRequest) -> dict[str, Any]:
+        """A market or limit order with the body built here (trader/exchange/order_body.py), sent and parsed by
+        ccxt as its create_order would."""
+        ex = self.ccxt
+        if ex.markets is None:
+            await ex.load_markets()
+        body = order_body(request, ex)
+        raw = await ex.fapiPrivatePostOrder(body)
+        return ex.parse_order(raw, ex.market(request.pair))
 
     async def find_order(self, request: OrderRequest) -> OrderState | None:
         """After create_order raised with an unknown outcome, the engine resolves the order here, by client id.
