@@ -102,19 +102,3 @@ def test_a_skipped_minute_inside_a_higher_timeframe_bar_owes_nothing() -> None:
     _candle(store, A, 5)  # minute 4 closes the bucket: B owes a decision on its standing bar
     assert feeds[B]._owed
     assert _queued(feeds) == {A: [0], B: [], C: [0]}
-
-
-def test_one_bar_per_call_in_pair_order_when_asked() -> None:
-    """What the candle handler does with the strategy runner: release one pair's bar, let its pass run, then the
-    next; a minute's last pair and the next minute's first never share a call."""
-    store, feeds = _store(in_pair_order=True)
-    for minute in (0, 1):
-        ts = T0 + minute * MINUTE
-        for p in (C, A, B):
-            store._pending.setdefault(ts, {})[p] = feeds[p].prepare_minute(ts, 1.0, 1.0, 1.0, 1.0, 1.0)
-    store._newest = T0 + MINUTE
-    got = []
-    while store._release(one=True):
-        got.append({p: q for p, q in _queued(feeds).items() if q})
-    assert got == [{A: [0]}, {B: [0]}, {C: [0]}, {A: [1]}, {B: [1]}, {C: [1]}]
-    assert store._pending == {}

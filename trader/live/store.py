@@ -125,16 +125,12 @@ class LiveStore:
             if prepared is not None or c.pair not in slot:  # a repeat (None) never replaces the prepared minute
                 slot[c.pair] = prepared
             self._newest = max(self._newest, c.timestamp)
-            if not self.in_pair_order or self._settled is None:
-                self._release()
-                return
-            # One pair per pass, each pass (and its order's first step) done before the next pair's bar goes to
-            # Backtrader or the next candle is read: a pair's decision never waits on loading the pairs after it.
-            while self._release(one=True):
+            if self._release() and self.in_pair_order and self._settled is not None:
+                # This pair's pass (and its order's first step) before the next candle is read.
                 await self._settled()
         return on_closed
 
-    def _release(self, *, one: bool = False) -> bool:
+    def _release(self) -> bool:
         """Hand minutes to the feeds in order. A minute is complete when every pair has it, or — for a pair that
         lags (REST resync, a quiet socket) — once another pair is a minute further on: the lagging pair is skipped
         (``LiveFeed.skip_minute``), as the backtest aligns pairs by time.
@@ -167,8 +163,6 @@ class LiveStore:
                     else:
                         break
                     i += 1
-                    if one and bars and bars[-1][1] is not None:
-                        break  # ``one``: stop after a bar (a skipped pair or a repeat goes along with it)
             released = released or bool(bars) or late
             if self.on_bar is not None:
                 for pair, bar in bars:
@@ -179,8 +173,6 @@ class LiveStore:
                 break
             del self._pending[ts]
             self._progress.pop(ts, None)
-            if one and any(bar is not None for _pair, bar in bars):
-                break
         if released:
             self.desk.wake.set()  # the strategy's pass runs once this handler has returned (trader/live/runner.py)
         return released
