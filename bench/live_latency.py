@@ -109,26 +109,33 @@ class FlipFlop(FuturesStrategy):
 
 
 class MasterFlip(MasterStrategy):
-    """The master on every pair but the first; on the first, one market order per live candle (enter, then leave)."""
+    """The master on every pair but BTC; on BTC, one market order per live candle (enter, then leave). BTC is the
+    whitelist's first pair, or its last with ``--order-pair last`` (then its candle waits for every other pair's
+    candle and pass, in pair order)."""
 
     params = (("flip_qty", 0.005),)
     stages: ClassVar[Any] = None  # bench ``--stages``
-    _len0 = 0
+    _flip_len = 0
+
+    def start(self) -> None:
+        super().start()
+        self._flip = next(d for d in self.datas if d._name == BTC)
+        self._flip_due = False
 
     def _candidate(self, d: bt.DataBase) -> Any:
-        return None if d is self.datas[0] else super()._candidate(d)
+        return None if d is self._flip else super()._candidate(d)
 
     def due_datas(self) -> list[bt.DataBase]:
         due = super().due_datas()
-        self._flip_due = bool(due) and due[0] is self.datas[0]
+        self._flip_due = self._flip in due
         return due
 
     def next(self) -> None:
-        if self.stages is not None and self.datas[0].bar_is_live and len(self.datas[0]) != self._len0:
-            self.stages.mark("strategy next()")  # the pass that moved the first pair
-        self._len0 = len(self.datas[0])
+        d = self._flip
+        if self.stages is not None and d.bar_is_live and len(d) != self._flip_len:
+            self.stages.mark("strategy next()")  # the pass that moved BTC
+        self._flip_len = len(d)
         super().next()
-        d = self.datas[0]
         if not d.bar_is_live or not self._flip_due:
             return
         if self.getposition(d).size:
@@ -370,6 +377,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--strategy", choices=("master", "flipflop"), default="master")
     ap.add_argument("--stages", action="store_true", help="also time each step of the path (master only)")
+    ap.add_argument("--order-pair", choices=("first", "last"), default="first",
+                    help="BTC (the pair the bench orders on) first or last in the whitelist (master only)")
     args = ap.parse_args()
 
     probe = Probe("BTCUSDT")  # the first pair, in both strategies
@@ -391,6 +400,8 @@ def main() -> None:
         data_dir: Path | None = Path(tmp.name) / "data"
         data_dir.mkdir()
         pairs, first = bench_data(args.pairs, data_dir)
+        if args.order_pair == "last":
+            pairs = pairs[1:] + pairs[:1]
         need = live_requirements(MasterStrategy, {}, "1m")
         start_ms: int | None = first + (need["history_bars"] + 60) * MINUTE
         start_ms -= start_ms % (60 * MINUTE)
@@ -451,7 +462,8 @@ def main() -> None:
               if k in probe.kline_at]
     where = "simulator in a child process" if args.sim_process else "simulator on a thread of this process"
     ledger = "SQLite ledger" if args.db else "in-memory ledger"
-    what = (f"master strategy on {len(pairs)} pairs + one order per candle on {pairs[0]}" if args.strategy == "master"
+    what = (f"master strategy on {len(pairs)} pairs + one order per candle on {BTC}, "
+            f"{'first' if pairs[0] == BTC else 'last'} in the whitelist" if args.strategy == "master"
             else f"flip-flop on {len(pairs)} pair(s)")
     print(f"live latency, {len(wire)} candles → orders ({what}; {where}, {ledger}; engine start with history "
           f"{t_started:.1f} s; load average {os.getloadavg()[0]:.2f})")
