@@ -1,28 +1,29 @@
 """Live latency: candle close → order request on the wire, in-process against the simulator.
 
 The simulator runs on its own thread with a stepped clock; the live engine (one thread: the host loop, with
-Backtrader's live loop in a greenlet it resumes, trader/live/runner.py) trades a strategy that enters on one bar and leaves on the next, so every closed candle produces exactly one
-order. Per candle, three instants on one monotonic clock (``time.perf_counter``, shared by all threads):
+Backtrader's live loop in a greenlet it resumes, trader/live/runner.py) trades a strategy that enters on one bar
+and leaves on the next, so every closed candle produces exactly one order. Per candle, three instants on one monotonic clock (``time.perf_counter``, shared by all threads):
 
 - t0: the closed-kline websocket message reaches the engine (``KlineStreams.on_text``, before it is decoded);
 - t1: ccxt hands the signed order request to its HTTP session ("on the wire");
 - t2: the simulator's matching engine gets it (after loopback transfer, HTTP parsing and signature check).
 
 Figures: t1 − t0 (the engine's own path: stream, candle gate, indicators, strategy, broker, desk, client) and
-t2 − t0, from the first pair's closed kline of the minute (the minute goes to the strategy once every pair's is in,
-so the spread of the ten messages is part of it) and from the last one's. Target ≤ 2 ms p99 for t1 − t0. Beside
-them, the CPU time of the engine's thread per candle (from /proc; the whole candle: the order's fills, its stop,
-the ledger's bookkeeping — most of it after the order is out), which the machine's load moves far less.
+t2 − t0, from the first closed kline of the minute (any pair: the simulator sends the ten in a burst, as the
+exchange can) and from the order pair's own (its rank in the burst is printed). Target ≤ 2 ms p99 for t1 − t0.
+Beside them, the CPU time of the engine's thread per candle (from /proc; the whole candle: the order's fills, its
+stop, the ledger's bookkeeping — most of it after the order is out), which the machine's load moves far less.
 
     .venv/bin/python bench/live_latency.py [--bars 400] [--db] [--sim-process] [--pairs 10] [--strategy master]
-                                           [--stages]
+                                           [--stages] [--order-pair first|last]
 
-``--stages`` also prints each step's share (first kline → last kline → minute released to the feeds → strategy
-``next()`` → order submitted → the desk's send task starts → write-ahead committed → on the wire).
+``--stages`` also prints each step of the order pair's path (first kline of the minute → its own kline → its
+candle released to its feed → strategy ``next()`` → order submitted → the desk's send task starts → write-ahead
+committed → on the wire).
 
 ``--strategy master`` (the default) runs the decision engine: ``MasterFlip`` is the master strategy on every pair
-(incremental columns in the feed, regime routing, grading, fusion, position management; it never enters the first
-pair) plus one market order per candle on the first pair, so every candle has an order to time while the master's
+(incremental columns in the feed, regime routing, grading, fusion, position management; it never enters BTC) plus
+one market order per candle on BTC (first in the whitelist, or last with ``--order-pair last``), so every candle has an order to time while the master's
 per-candle work for all pairs is on the same threads. Its warm-up (~11,000 1m bars per pair) is preloaded from the
 simulator, which replays ../shared/data: the six pairs with 1m candles there, and — for pairs 7 to 10 — the same
 candles again under four more symbols (their prices do not matter here, their per-candle work does).
@@ -31,23 +32,32 @@ candles again under four more symbols (their prices do not matter here, their pe
 ``--sim-process`` runs the simulator in a child process (stepped over its admin API) so that its Python work does
 not compete with the engine for this process's GIL; t2 is not measured then.
 
-Measured here (December 2026, `--db`, master on 10 pairs, 300 candles, 2 cores shared with other sessions, load
-average 0.1–1.6, alternating runs of the trees). p50 / p99 from the first pair's kline, simulator on a thread |
+Measured here (December 2026, `--db`, master on 10 pairs, 2 cores shared with other sessions, load average
+0.1–1.6, alternating runs of the trees). p50 / p99 from the first pair's kline, simulator on a thread |
 in a child process:
 - ccxt.pro's ``watch_ohlcv``, hand-overs at the GIL's pace: 6.2–6.9 / 11.6–16.5 ms | 4.0–6.1 / 6.6–14.3 ms;
 - ``KlineStreams`` (one raw socket, closed klines by their ``x`` flag) and blocking thread hand-overs:
   4.2–5.6 / 7.8–12.6 ms | 3.2–4.6 / 5.4–9.5 ms;
-- one thread (the strategy in a greenlet on the loop, no hand-overs; lean live feed): 4.2–4.3 / 6.7–6.8 ms |
-  3.6–4.0 / 5.7–8.2 ms; from the last pair's kline 2.9–3.1 / 4.7–4.9 | 2.9–3.2 / 4.7–5.4 ms;
-- and each pair's feed work on its kline's arrival: from the last pair's kline 2.3–2.5 / 4.2–4.5 ms (child
-  process); from the first unchanged, 3.7–3.9 / 6.6 ms.
-Target p99 ≤ 2 ms: not met. What is left is CPU on one thread, in series; ``--stages`` (child process, 200
-candles, p50 / p99 ms): first → last kline 1.29 / 2.66 (reading twenty messages and each pair's feed step as it
-arrives), → minute released 0.11 / 0.24, → strategy ``next()`` 0.67 / 1.01 (Backtrader's pass over 10 feeds), →
-order submitted 0.30 / 0.71 (the master's decisions for 10 pairs, Backtrader order objects), → the desk's send
-starts 0.20 / 0.40 (validation, hand-over), → write-ahead committed 0.68 / 1.21 (SQLite: 0.18 ms in a process of
-its own), → on the wire 0.39 / 0.54 (ccxt building and signing the request). CPU per candle on the engine's thread
-(whole candle): ~15–17 ms, most of it the ledger's bookkeeping after the order is out.
+- one thread (the strategy in a greenlet on the loop, no hand-overs; lean live feed; each pair's feed work on its
+  kline's arrival): 3.7–3.9 / 6.6 ms (child process).
+Then (child process, 200–300 candles, from the minute's first kline | from the order pair's own kline):
+- the write-ahead rows on SQLite's DB-API connection and the order body built without ccxt's create_order, the
+  whole minute still released at once: 3.5–3.6 / 5.3–5.9 ms, whitelist first or last alike;
+- each pair's candle released once it and the pairs before it in the whitelist are in (the master decides in pair
+  order), its pass and its order's first step done before the next candle is read: BTC first in the whitelist
+  2.2–3.3 / 3.5–6.6 ms | 1.6–2.0 / 2.4–4.8 ms — the spread is where BTC's kline falls in the minute's burst (the
+  simulator's order, fixed per run: from 3rd to 10th here; arriving last, it releases all ten pairs into one pass);
+  BTC last in the whitelist (``--order-pair last``): 3.8–4.1 / 6.4–6.7 ms | 2.5–3.2 / 4.0–4.9 ms: it waits for the
+  passes of the pairs before it. A pass per pair (tried, reverted) made the last pair 5.4 / 9.1 ms: Backtrader's
+  fixed cost per pass (~0.3–0.4 ms) is too dear to pay ten times.
+Target p99 ≤ 2 ms: not met. ``--stages`` for BTC first (child process, 300 candles, p50 / p99 ms, its kline 10th
+in the burst): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps), → candle released
+0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), → order submitted
+0.30 / 0.61 (the master's decisions, Backtrader order objects), → the desk's send starts 0.19 / 0.44, → write-ahead
+committed 0.41 / 0.90, → on the wire 0.30 / 0.42. Everything is CPU on one thread, in series, and runs with cold
+CPU caches: the write-ahead insert and commit take 0.12 ms in a loop of their own, 0.41 ms after other Python work
+has run (measured both ways in one process). CPU per candle on the engine's thread (whole candle): ~14–16 ms, most
+of it the ledger's bookkeeping after the order is out.
 """
 
 from __future__ import annotations
