@@ -424,6 +424,7 @@ class Settings(StrictModel):
     stake_currency: Literal["USDT"] = "USDT"
     # "unlimited": size each entry from the risk budget alone; a number also caps the margin of one entry.
     stake_amount: Annotated[Decimal | str, PlainValidator(_stake_amount)] = "unlimited"
+    # In order of priority: live, the managed strategies decide a pair's candle once the pairs before it are in.
     pair_whitelist: Annotated[list[Pair], Field(min_length=1)] = Field(
         default_factory=lambda: ["BTC/USDT:USDT", "ETH/USDT:USDT"]
     )
