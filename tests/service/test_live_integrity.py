@@ -73,6 +73,26 @@ async def test_forced_entry_at_the_real_time_clock_goes_out_before_any_live_bar(
     assert positions[0].stop_price is not None  # protected from the first moment
 
 
+async def test_a_forced_entry_is_confirmed_once_filled_not_at_its_write_ahead_row(write_config, tmp_path) -> None:
+    """The ledger's trade row is written before the entry is sent; /forcelong answers once the entry filled and
+    its stop is out. Here the exchange has just paused new orders for a second (a 429 on the order count): the
+    entry waits in the client's gate with its row already written, and the answer waits with it."""
+    from trader.exchange.weights import ORDER_COUNT_CODE
+
+    settings = _settings(write_config, tmp_path, 60.0)
+
+    async def act(runtime):
+        gate = runtime.control.engine.desk.client.gate
+        gate.observe_limit(429, 1.0, code=ORDER_COUNT_CODE, endpoint="POST /fapi/v1/order")
+        trade_id = await runtime.proxy.force_enter(ADMIN, "ETH", "short")
+        return trade_id, await runtime.proxy.positions()
+
+    trade_id, positions = await _run_once(settings, act)
+    assert trade_id > 0
+    assert [(p.pair, p.side) for p in positions] == [("ETH/USDT:USDT", "short")]
+    assert positions[0].stop_price is not None
+
+
 async def test_forced_entry_refusal_names_its_reason(write_config, tmp_path) -> None:
     settings = _settings(write_config, tmp_path, 1.0)
 

@@ -23,7 +23,7 @@ from trader.live.engine import EngineConfig, EngineStateError, ForceRefused, Liv
 from trader.persistence.models import Trade
 from trader.service.errors import ServiceError
 
-TRADE_WAIT_S = 10.0  # how long a forced entry may take to appear in the ledger
+TRADE_WAIT_S = 10.0  # how long a forced entry may take to be filled and booked in the ledger
 START_WAIT_S = 60.0  # how long a forced entry waits for an engine that is starting
 STATUS_WAIT_S = 10.0  # how long a read of the strategy's view waits for its turn
 
@@ -131,7 +131,9 @@ class LiveEngineControl:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TRADE_WAIT_S
         while loop.time() < deadline:
-            trades = [t for t in await asyncio.to_thread(self._open_trades, pair) if t.id > before]
+            # A trade row exists from the moment its entry is about to be sent (the ledger's write-ahead); the
+            # entry is done once the row carries the filled amount, booked after the fill and its stop.
+            trades = [t for t in await asyncio.to_thread(self._open_trades, pair) if t.id > before and t.amount]
             if trades:
                 return max(t.id for t in trades)
             if entry is not None and entry.status == bt.Order.Completed:
@@ -145,8 +147,8 @@ class LiveEngineControl:
                 raise ServiceError("refused", f"the entry on {pair} was not placed: {why}", reason="entry_not_placed",
                                    params={"pair": pair, "why": str(why)})
             await asyncio.sleep(0.05)
-        raise ServiceError("exchange", f"the entry on {pair} was handed to the exchange side but no trade was "
-                                       f"recorded within {TRADE_WAIT_S:.0f} s; check /positions before trying again",
+        raise ServiceError("exchange", f"the entry on {pair} was handed to the exchange side but its fill was "
+                                       f"not recorded within {TRADE_WAIT_S:.0f} s; check /positions before trying again",
                            reason="entry_unconfirmed", params={"pair": pair, "seconds": f"{TRADE_WAIT_S:.0f}"})
 
     async def _engine_when_running(self) -> LiveEngine:
