@@ -55,6 +55,7 @@ from trader.events import EngineError, EngineStateChanged, EventBus, RiskRuleHit
 from trader.exchange.client import ExchangeClient
 from trader.exchange.streams import StreamOptions
 from trader.live.broker import LiveBroker
+from trader.live.cerebro import LiveCerebro
 from trader.live.desk import OrderDesk
 from trader.live.feed import Bar, LiveFeed, live_feed_class
 from trader.live.host import EngineHost
@@ -265,7 +266,7 @@ class LiveEngine:
     def _start_backtrader(self) -> None:
         assert self.desk is not None and self.runner is not None
         runner = self.runner
-        cerebro = bt.Cerebro(stdstats=False, quicknotify=True, live=True, exactbars=False)
+        cerebro = LiveCerebro(stdstats=False, quicknotify=True, live=True, exactbars=False)
         self.broker = LiveBroker(self.desk, self.host, runner)
         # The strategy's RiskBook reads these from its broker (trader.strategy.sizing.strategy_book).
         self.broker.risk_sink = self._risk_hit  # type: ignore[attr-defined]

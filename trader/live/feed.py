@@ -134,6 +134,7 @@ class FeedGroup:
 
 
 _CLASSES: dict[tuple[str, ...], type] = {}
+_EMPTY = object()
 
 
 def live_feed_class(extra_lines: Sequence[str]) -> type[LiveFeed]:
@@ -159,7 +160,8 @@ class LiveFeed(bt.feed.DataBase):
 
     def __init__(self) -> None:
         super().__init__()
-        self._q: queue.SimpleQueue[tuple[Bar, dict[str, float], bool] | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[tuple[Bar, Mapping[str, float], bool] | None] = queue.SimpleQueue()
+        self._head: object = _EMPTY  # an item taken off the queue by ``_peek`` and not yet delivered
         self._agg = BarAggregator(int(self.p.tf_ms))
         self._win = RollingColumns((*_BASE, "ts"), int(self.p.window))
         self._wake: Any = self.p.wake or threading.Event()
@@ -189,7 +191,7 @@ class LiveFeed(bt.feed.DataBase):
         return True
 
     def haslivedata(self) -> bool:
-        return not self._q.empty()
+        return self._head is not _EMPTY or not self._q.empty()
 
     def start(self) -> None:
         super().start()
@@ -205,14 +207,29 @@ class LiveFeed(bt.feed.DataBase):
     def stop(self) -> None:
         self._stopped = True
 
-    def _take(self) -> tuple[Bar, dict[str, float], bool] | None | bool:
+    def _peek(self) -> tuple[Bar, Mapping[str, float], bool] | None | bool:
+        """The next item without taking it (False: nothing queued). LiveCerebro moves only the feeds whose next
+        bar is the earliest, as Backtrader's loop does by loading every feed and rewinding the later ones."""
         with self._lock:
-            try:
-                item = self._q.get_nowait()
-            except queue.Empty:
-                return False
+            if self._head is _EMPTY:
+                try:
+                    self._head = self._q.get_nowait()
+                except queue.Empty:
+                    return False
+            return self._head  # type: ignore[return-value]
+
+    def _take(self) -> tuple[Bar, Mapping[str, float], bool] | None | bool:
+        with self._lock:
+            item = self._head
+            if item is _EMPTY:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    return False
+            else:
+                self._head = _EMPTY
             self._group.queued -= 1
-            return item
+            return item  # type: ignore[return-value]
 
     def load(self) -> bool | None:
         """Backtrader's ``load`` moves every line forward before asking ``_load`` and back again when there is no
@@ -225,6 +242,11 @@ class LiveFeed(bt.feed.DataBase):
             return None
         if item is None:
             return False
+        self._apply(item)  # type: ignore[arg-type]
+        return True
+
+    def _apply(self, item: tuple[Bar, Mapping[str, float], bool]) -> None:
+        """Move every line one bar forward with ``item``'s values."""
         bar, ind, live = item
         if self._slice is not None:
             self._slice()
@@ -249,7 +271,6 @@ class LiveFeed(bt.feed.DataBase):
         if live and not self._went_live:
             self._went_live = True
             self.put_notification(self.LIVE)
-        return True
 
     def take_due(self) -> bool:
         """Asked by the strategy once per pass (trader.strategy.base.FuturesStrategy.due_datas): does this pair
@@ -280,7 +301,7 @@ class LiveFeed(bt.feed.DataBase):
     def _tick_nullify(self) -> None:
         pass
 
-    def _next_item(self) -> tuple[Bar, dict[str, float], bool] | None | bool:
+    def _next_item(self) -> tuple[Bar, Mapping[str, float], bool] | None | bool:
         """The next queued bar (None: the end), or False when none came within Backtrader's ``_qcheck``."""
         item = self._take()
         group = self._group
