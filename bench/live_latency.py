@@ -241,7 +241,8 @@ class RemoteSim:
 
 
 @contextlib.contextmanager
-def remote_sim(pairs: list[str], data_dir: Path | None, start_ms: int | None) -> Iterator[RemoteSim]:
+def remote_sim(pairs: list[str], data_dir: Path | None, start_ms: int | None,
+               hash_seed: int | None = None) -> Iterator[RemoteSim]:
     with socket.socket() as probe_socket:
         probe_socket.bind(("127.0.0.1", 0))
         port = probe_socket.getsockname()[1]
@@ -249,7 +250,10 @@ def remote_sim(pairs: list[str], data_dir: Path | None, start_ms: int | None) ->
             f"run(SimConfig(port={port}, clock_mode='stepped', pairs={pairs!r}, tick_interval_s=1.0, "
             f"data_dir={'None' if data_dir is None else f'Path({str(data_dir)!r})'}, "
             f"start_ms={start_ms!r}))")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    # The simulator sends a minute's klines in its subscription set's order, which the hash seed fixes: a seed
+    # makes runs comparable (the order pair's rank in the burst is printed either way).
+    env = dict(os.environ, PYTHONHASHSEED=str(hash_seed)) if hash_seed is not None else None
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -387,6 +391,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--strategy", choices=("master", "flipflop"), default="master")
     ap.add_argument("--stages", action="store_true", help="also time each step of the path (master only)")
+    ap.add_argument("--hash-seed", type=int, default=None,
+                    help="PYTHONHASHSEED of the simulator process (--sim-process): fixes the klines' order in a burst")
     ap.add_argument("--order-pair", choices=("first", "last"), default="first",
                     help="BTC (the pair the bench orders on) first or last in the whitelist (master only)")
     args = ap.parse_args()
@@ -421,7 +427,7 @@ def main() -> None:
         data_dir, start_ms, strategy, history, window = None, None, FlipFlop, 30, 1500
         pairs = [BTC] if args.pairs == 1 else [BTC, "ETH/USDT:USDT", "SOL/USDT:USDT"][: args.pairs]
     if args.sim_process:
-        sim_cm: Any = remote_sim(pairs, data_dir, start_ms)
+        sim_cm: Any = remote_sim(pairs, data_dir, start_ms, args.hash_seed)
     else:
         # Stepped clock: the periodic ticker only announces the open candle; slowed so it rarely competes.
         sim_cm = SimulatorThread(SimConfig(port=0, clock_mode="stepped", pairs=pairs, tick_interval_s=1.0,
