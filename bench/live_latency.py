@@ -49,15 +49,20 @@ Then (child process, 200–300 candles, from the minute's first kline | from the
   simulator's order, fixed per run: from 3rd to 10th here; arriving last, it releases all ten pairs into one pass);
   BTC last in the whitelist (``--order-pair last``): 3.8–4.1 / 6.4–6.7 ms | 2.5–3.2 / 4.0–4.9 ms: it waits for the
   passes of the pairs before it. A pass per pair (tried, reverted) made the last pair 5.4 / 9.1 ms: Backtrader's
-  fixed cost per pass (~0.3–0.4 ms) is too dear to pay ten times.
+  fixed cost per pass (~0.3–0.4 ms) is too dear to pay ten times;
+- and ``LiveCerebro`` (trader/live/cerebro.py: the feeds whose next bar is the earliest move, no per-feed waits,
+  second asks and rewinds), with ``--hash-seed`` fixing the burst's order (BTC's rank in it 2nd | 6th | 8th):
+  BTC first 1.9 / 3.0 | 2.5 / 3.6 | 3.0 / 4.3 ms from the minute's first kline, 1.6 / 2.5 | 1.6 / 2.3 |
+  1.8 / 2.7 ms from its own; BTC last (8th in the burst) 3.6–3.8 / 5.3–6.7 ms | 1.8–2.1 / 2.9–4.5 ms. CPU per
+  candle on the engine's thread 12–14 ms (was 15–17).
 Target p99 ≤ 2 ms: not met. ``--stages`` for BTC first (child process, 300 candles, p50 / p99 ms, its kline 10th
-in the burst): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps), → candle released
-0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), → order submitted
-0.30 / 0.61 (the master's decisions, Backtrader order objects), → the desk's send starts 0.19 / 0.44, → write-ahead
-committed 0.41 / 0.90, → on the wire 0.30 / 0.42. Everything is CPU on one thread, in series, and runs with cold
-CPU caches: the write-ahead insert and commit take 0.12 ms in a loop of their own, 0.41 ms after other Python work
-has run (measured both ways in one process). CPU per candle on the engine's thread (whole candle): ~14–16 ms, most
-of it the ledger's bookkeeping after the order is out.
+in the burst, before LiveCerebro): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps),
+→ candle released 0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), →
+order submitted 0.30 / 0.61 (the master's decisions, Backtrader order objects), → the desk's send starts
+0.19 / 0.44, → write-ahead committed 0.41 / 0.90, → on the wire 0.30 / 0.42. Everything is CPU on one thread, in
+series, and runs with cold CPU caches: the write-ahead insert and commit take 0.12 ms in a loop of their own,
+0.41 ms after other Python work has run (measured both ways in one process). CPU per candle on the engine's thread
+is mostly the ledger's bookkeeping after the order is out.
 """
 
 from __future__ import annotations
