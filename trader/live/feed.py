@@ -11,9 +11,10 @@
   (the master), from that stream one bar at a time: the same values as ``compute_indicators`` over the whole series
   since the first preloaded bar, at O(1) per candle instead of the whole window again (issue 13's 2 ms budget).
 
-Thread model: ``push_*`` may be called from any thread; ``load`` runs where Backtrader runs — live, in the engine
-loop's strategy greenlet (trader/live/runner.py), whose ``wait`` gives the loop the thread until a bar (or a broker
-event) arrives; a plain ``threading.Event`` does the same for a feed driven from a thread of its own.
+Thread model: ``push_*`` may be called from any thread; ``load`` (Backtrader's own loop) or ``_peek``/``_apply``
+(the engine's ``LiveCerebro``) run where Backtrader runs — live, in the engine loop's strategy greenlet
+(trader/live/runner.py), whose ``wait`` gives the loop the thread until a bar (or a broker event) arrives; a plain
+``threading.Event`` does the same for a feed driven from a thread of its own.
 """
 
 from __future__ import annotations
