@@ -4,13 +4,14 @@ at the feeds' end marker; a strategy sees the same bars in the same passes as un
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import backtrader as bt
 
 from trader.backtest.feeds import ms_to_bt_one
 from trader.live.cerebro import LiveCerebro
-from trader.live.feed import MINUTE, Bar, FeedGroup, live_feed_class
+from trader.live.feed import MINUTE, Bar, live_feed_class
 
 A, B = "AAA/USDT:USDT", "BBB/USDT:USDT"
 T0 = 1_747_573_200_000
@@ -29,9 +30,9 @@ def _bars(minutes: list[int]) -> list[Bar]:
 
 
 def _run(cerebro_cls: type[bt.Cerebro]) -> list[dict[str, Any]]:
-    group = FeedGroup()
+    lock = threading.Lock()
     cls = live_feed_class(())
-    feeds = {p: cls(pair=p, name=p, group=group, qcheck=0.01) for p in (A, B)}
+    feeds = {p: cls(pair=p, name=p, lock=lock, qcheck=0.01) for p in (A, B)}
     feeds[A].preload_history(_bars([0, 1, 2, 3]))
     feeds[B].preload_history(_bars([1, 3]))  # B has no candle at minutes 0 and 2
     for f in feeds.values():

@@ -243,7 +243,7 @@ class LiveEngine:
         self.feeds = {}
         for pair in cfg.pairs:
             feed = cls(pair=pair, strategy_cls=self.strategy_cls, strategy_params=self.params, tf_ms=self.tf_ms,
-                       window=cfg.window, wake=desk.wake, group=store.feed_group, name=pair,
+                       window=cfg.window, wake=desk.wake, lock=store.feed_lock, name=pair,
                        timeframe=bt.TimeFrame.Minutes, compression=self.tf_ms // 60_000)
             history = await store.history(pair, self.tf_ms, cfg.history_bars)
             feed.preload_history(history)

@@ -116,24 +116,6 @@ class RollingColumns:
         return min(self._end, self.width)
 
 
-class FeedGroup:
-    """What the feeds of one engine share: the lock a release of bars is made under, and whether a feed has
-    delivered a bar in the Backtrader pass under way.
-
-    Backtrader asks every feed in turn at each pass, and a live feed with nothing queued waits up to ``qcheck``
-    for a bar. When the store releases pairs one at a time (trader/live/store.py), the feeds after the one that
-    has a bar must not wait: their candles may still be on the socket, and the pass — the strategy's decision
-    for this pair, its order — would wait for them. So a feed waits only while no feed has delivered yet in this
-    pass, and nothing is queued for any feed (a feed asked before the one with the bar would otherwise park the
-    pass)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()  # the store releases bars under it, and each put takes it too
-        self.first: LiveFeed | None = None  # the feed Backtrader asks first (a pass starts with it)
-        self.delivered = False  # a feed delivered a bar in this pass
-        self.queued = 0  # items queued over all feeds and not yet taken: while any is, no feed waits
-
-
 _CLASSES: dict[tuple[str, ...], type] = {}
 _EMPTY = object()
 
@@ -156,7 +138,7 @@ class LiveFeed(bt.feed.DataBase):
         ("window", 1500),  # bars kept for indicator computation
         ("qcheck", 0.25),  # longest wait for a bar before Backtrader loops (notifications, stop requests)
         ("wake", None),  # the engine's StrategyRunner (or a threading.Event), shared with the broker
-        ("group", None),  # FeedGroup shared by the feeds of one engine (the store's)
+        ("lock", None),  # threading.Lock shared by the feeds of one engine: the bars it releases appear together
     )
 
     def __init__(self) -> None:
@@ -168,8 +150,7 @@ class LiveFeed(bt.feed.DataBase):
         self._wake: Any = self.p.wake or threading.Event()
         # A long run of bars (the preloaded history) gives the engine loop a turn now and then.
         self._slice: Any = getattr(self._wake, "slice", None)
-        self._group: FeedGroup = self.p.group or FeedGroup()
-        self._lock = self._group.lock
+        self._lock: threading.Lock = self.p.lock or threading.Lock()
         self._ind_names = tuple(self.p.strategy_cls.indicator_lines) if self.p.strategy_cls else ()
         self._slots: list[tuple[str, Any]] | None = None  # (alias, line buffer) in Backtrader's line order
         self._appendable = False
@@ -196,14 +177,7 @@ class LiveFeed(bt.feed.DataBase):
 
     def start(self) -> None:
         super().start()
-        if self._group.first is None:
-            self._group.first = self  # Backtrader starts the feeds in the order it asks them
         self.put_notification(self.DELAYED)
-
-    def do_qcheck(self, onoff: bool, qlapse: float) -> None:
-        if self._group.first is self:  # Backtrader calls this on every feed before asking it: a new pass
-            self._group.delivered = False
-        super().do_qcheck(onoff, qlapse)
 
     def stop(self) -> None:
         self._stopped = True
@@ -229,7 +203,6 @@ class LiveFeed(bt.feed.DataBase):
                     return False
             else:
                 self._head = _EMPTY
-            self._group.queued -= 1
             return item  # type: ignore[return-value]
 
     def load(self) -> bool | None:
@@ -305,23 +278,14 @@ class LiveFeed(bt.feed.DataBase):
     def _next_item(self) -> tuple[Bar, Mapping[str, float], bool] | None | bool:
         """The next queued bar (None: the end), or False when none came within Backtrader's ``_qcheck``."""
         item = self._take()
-        group = self._group
-        if item is False and not group.delivered and not group.queued:
-            # Backtrader sets _qcheck to 0 when another feed already has a bar waiting; and once a feed has
-            # delivered in this pass, the pass goes on without waiting (FeedGroup).
+        if item is False:
+            # Backtrader sets _qcheck to 0 when another feed already has a bar waiting.
             self._wake.wait(self._qcheck if self._qcheck else 0.0)
             self._wake.clear()
             item = self._take()
-        if item:
-            group.delivered = True
         return item
 
     # -- producers ----------------------------------------------------------------------------------------------
-    def _put(self, item: tuple[Bar, Mapping[str, float], bool] | None) -> None:
-        with self._lock:
-            self._q.put(item)
-            self._group.queued += 1
-
     def preload_history(self, bars: Sequence[Bar]) -> None:
         """Queue historical bars (oldest first) with indicators computed over the whole series at once."""
         if not bars:
@@ -330,7 +294,7 @@ class LiveFeed(bt.feed.DataBase):
             names = self._ind_names
             for b in bars:
                 row = self._stream.step(b.ts_ms, b.open, b.high, b.low, b.close, b.volume)
-                self._put((b, {k: row[k] for k in names}, False))
+                self._q.put((b, {k: row[k] for k in names}, False))
             self._preloaded(bars)
             return
         for b in bars:
@@ -340,7 +304,7 @@ class LiveFeed(bt.feed.DataBase):
             **{k: np.array([getattr(b, k) for b in bars], dtype="float64") for k in _BASE},
         })
         for i, b in enumerate(bars):
-            self._put((b, {k: float(v[i]) for k, v in ind.items()}, False))
+            self._q.put((b, {k: float(v[i]) for k, v in ind.items()}, False))
         self._preloaded(bars)
 
     def _preloaded(self, bars: Sequence[Bar]) -> None:
@@ -385,13 +349,13 @@ class LiveFeed(bt.feed.DataBase):
         if bar is None:
             return None
         self.last_bar_ms = bar.ts_ms
-        self._put((bar, prepared.ind, True))
+        self._q.put((bar, prepared.ind, True))
         if wake:
             self._wake.set()
         return bar
 
     def end(self) -> None:
-        self._put(None)
+        self._q.put(None)
         self._wake.set()
 
     # -- indicators ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, Table, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -30,7 +30,7 @@ from sqlalchemy.pool import StaticPool
 from trader.execution.quality import ExecutionRecord
 from trader.persistence.database import transaction
 from trader.persistence.models import Execution, Fill, Order, Trade
-from trader.persistence.write_ahead import WriteAhead, open_write_ahead
+from trader.persistence.write_ahead import WriteAhead, core_insert, open_write_ahead
 from trader.risk.book import RiskHistory
 
 ZERO = Decimal(0)
@@ -151,8 +151,7 @@ class Ledger:
                     return self._insert_trade(wa.insert, values, first_order)
             with self.sessions() as s, s.begin():
                 conn = s.connection()
-                return self._insert_trade(lambda t, v: int(conn.execute(insert(t), dict(v)).inserted_primary_key[0]),
-                                          values, first_order)
+                return self._insert_trade(lambda t, v: core_insert(conn, t, v), values, first_order)
 
     def _insert_trade(self, ins: Callable[[Table, dict[str, object]], int], values: dict[str, object],
                       first_order: Callable[[int], OrderRow] | None) -> int:
@@ -237,8 +236,7 @@ class Ledger:
                         self._order_ids[row.cid] = wa.insert(ORDERS, self._order_values(row))
                 else:
                     with self.sessions() as s, s.begin():
-                        self._order_ids[row.cid] = int(s.connection().execute(
-                            insert(ORDERS), self._order_values(row)).inserted_primary_key[0])
+                        self._order_ids[row.cid] = core_insert(s.connection(), ORDERS, self._order_values(row))
         except IntegrityError:  # a restart re-placing under the same id: the row is there already
             with transaction(self.sessions) as s:
                 existing = s.scalar(select(Order.id).where(Order.client_order_id == row.cid))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 
 import pandas as pd
@@ -23,7 +24,7 @@ from trader.exchange.client import ExchangeClient
 from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import AccountStream, Candle, StreamOptions
 from trader.live.desk import OrderDesk
-from trader.live.feed import MINUTE, Bar, FeedGroup, LiveFeed, Prepared
+from trader.live.feed import MINUTE, Bar, LiveFeed, Prepared
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class LiveStore:
         self.klines: KlineStreams | None = None
         self.account_stream: AccountStream | None = None
         self.on_bar: Callable[[str, Bar], None] | None = None  # observers (bench, status)
-        self.feed_group = FeedGroup()  # shared with the feeds (LiveFeed's ``group``)
+        self.feed_lock = threading.Lock()  # shared with the feeds (LiveFeed's ``lock``)
         self._feeds: dict[str, LiveFeed] = {}
         self._order: list[str] = []
         self._settled: Callable[[], Awaitable[None]] | None = None
@@ -152,7 +153,7 @@ class LiveStore:
                 break
             bars: list[tuple[str, Bar | None]] = []
             i = self._progress.get(ts, 0)
-            with self.feed_group.lock:
+            with self.feed_lock:
                 while i < len(order):
                     pair = order[i]
                     feed = self._feeds[pair]

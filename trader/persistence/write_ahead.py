@@ -10,6 +10,7 @@ connection (``CoreWriteAhead``), which is the same contract at SQLAlchemy's cost
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,21 +30,27 @@ class WriteAhead(Protocol):
     def close(self) -> None: ...
 
 
+@functools.cache
+def _insert_of(table: Table) -> Any:
+    return insert(table)  # built once per table: SQLAlchemy's compiled cache does the rest
+
+
+def core_insert(conn: Connection, table: Table, values: Mapping[str, object]) -> int:
+    """One row through SQLAlchemy Core; its primary key."""
+    return int(conn.execute(_insert_of(table), dict(values)).inserted_primary_key[0])
+
+
 class CoreWriteAhead:
     """A Core connection kept for the write-ahead inserts (PostgreSQL and anything not a SQLite file)."""
 
     def __init__(self, engine: Engine) -> None:
         self.conn: Connection = engine.connect()
-        self._stmts: dict[str, Any] = {}
 
     def transaction(self) -> Any:
         return self.conn.begin()
 
     def insert(self, table: Table, values: Mapping[str, object]) -> int:
-        stmt = self._stmts.get(table.name)
-        if stmt is None:
-            stmt = self._stmts[table.name] = insert(table)
-        return int(self.conn.execute(stmt, dict(values)).inserted_primary_key[0])
+        return core_insert(self.conn, table, values)
 
     def close(self) -> None:
         self.conn.close()
