@@ -102,3 +102,48 @@ def test_a_skipped_minute_inside_a_higher_timeframe_bar_owes_nothing() -> None:
     _candle(store, A, 5)  # minute 4 closes the bucket: B owes a decision on its standing bar
     assert feeds[B]._owed
     assert _queued(feeds) == {A: [0], B: [], C: [0]}
+
+
+class RunnerGate(Gate):
+    """A desk whose wake-up is the engine's runner: ``settled`` returns once the strategy's pass is done. Here it
+    records what the feeds hold at that moment (what that pass sees)."""
+
+    def __init__(self, feeds: dict[str, LiveFeed]) -> None:
+        super().__init__()
+        self.feeds = feeds
+        self.passes: list[dict[str, list[int]]] = []
+        self.wake.settled = self.settled  # type: ignore[attr-defined]
+
+    async def settled(self) -> None:
+        self.passes.append(_queued(self.feeds))
+
+
+def test_in_pair_order_a_held_back_candle_is_prepared_after_the_pass_of_the_pair_that_held_it() -> None:
+    cls = live_feed_class(())
+    feeds = {p: cls(pair=p, tf_ms=MINUTE, name=p) for p in (A, B, C)}
+    gate = RunnerGate(feeds)
+    store = LiveStore(None, gate, in_pair_order=True)  # type: ignore[arg-type]
+    store.attach(feeds)
+    _candle(store, C, 0)
+    _candle(store, B, 0)
+    # Held back by A: kept as they came, no feed work yet (it would delay A's candle → order).
+    assert feeds[B]._prepared_ms is None and feeds[C]._prepared_ms is None and gate.passes == []
+    _candle(store, A, 0)
+    # A's pass alone, then B and C prepared and released together in the next pass.
+    assert gate.passes == [{A: [0], B: [], C: []}, {A: [], B: [0], C: [0]}]
+    assert store._pending == {}
+    # The next minute in order: each candle at once, one pass each.
+    gate.passes.clear()
+    for p in (A, B, C):
+        _candle(store, p, 1)
+    assert gate.passes == [{A: [1], B: [], C: []}, {A: [], B: [1], C: []}, {A: [], B: [], C: [1]}]
+    # A lagging pair: B's minute 2 never comes; C's waits, and goes (B skipped) once A is a minute further on,
+    # in the pass of A's next candle (the older minute first: it cannot wait behind the newer one).
+    gate.passes.clear()
+    _candle(store, C, 2)
+    _candle(store, A, 2)
+    assert feeds[C]._prepared_ms == T0 + MINUTE
+    _candle(store, A, 3)
+    assert feeds[B]._owed
+    assert gate.passes == [{A: [2], B: [], C: []}, {A: [3], B: [], C: [2]}]
+    assert store._pending == {T0 + 3 * MINUTE: {A: store._pending[T0 + 3 * MINUTE][A]}}

@@ -88,9 +88,14 @@ class KlineStreams:
         heartbeat = self.options.heartbeat_s
         loop = asyncio.get_running_loop()
         heard = loop.time()
+        # Messages aiohttp has already read off the socket (a minute's closes come in one burst) are taken without
+        # the receive timeout: setting one up costs more than the message, on every candle's way to its order.
+        # The timeout only matters while waiting, and is set then. (aiohttp's queue is internal: without it, always.)
+        buffered = getattr(getattr(ws, "_reader", None), "_buffer", None)
+        timeout = min(1.0, heartbeat)
         while not stop.is_set():
             try:
-                msg = await ws.receive(timeout=min(1.0, heartbeat))
+                msg = await (ws.receive() if buffered else ws.receive(timeout=timeout))
             except asyncio.TimeoutError:
                 if loop.time() - heard > heartbeat:
                     log.warning("kline stream silent for %.0fs; resyncing over REST", heartbeat)

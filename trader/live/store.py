@@ -45,8 +45,9 @@ class LiveStore:
         self._feeds: dict[str, LiveFeed] = {}
         self._order: list[str] = []
         self._settled: Callable[[], Awaitable[None]] | None = None
-        # minute -> pair -> the feed's prepared candle (trader.live.feed.Prepared), until every pair has it
-        self._pending: dict[int, dict[str, Prepared | None]] = {}
+        # minute -> pair -> the feed's prepared candle (trader.live.feed.Prepared; the candle itself until its turn
+        # in pair order), until every pair has it
+        self._pending: dict[int, dict[str, Prepared | Candle | None]] = {}
         self._newest = 0  # the latest minute any pair has delivered
         self.in_pair_order = in_pair_order  # release each pair's candle as soon as the pairs before it are in
         self._progress: dict[int, int] = {}  # minute -> index (whitelist order) of the next pair to release
@@ -121,18 +122,32 @@ class LiveStore:
         async def on_closed(c: Candle) -> None:
             # The gate first: the strategy must see the fills this candle caused before deciding on it.
             await self.desk.settle(c.pair, c.low, c.high)
+            slot = self._pending.setdefault(c.timestamp, {})
+            self._newest = max(self._newest, c.timestamp)
+            if self._defers:
+                # Its feed work waits until its turn: a candle the pairs before it hold back must not delay theirs.
+                slot.setdefault(c.pair, c)
+                released = self._release(arrived=c.pair)
+                while released:
+                    # This pair's pass (and its order's first step) before anything else: then the candles it
+                    # held back are prepared and go in one pass, before the next candle is read.
+                    await self._settled()  # type: ignore[misc]
+                    released = self._release()
+                return
             # The feed's own work for this candle now, while other pairs' candles are still on their way.
             prepared = feed.prepare_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume)
-            slot = self._pending.setdefault(c.timestamp, {})
             if prepared is not None or c.pair not in slot:  # a repeat (None) never replaces the prepared minute
                 slot[c.pair] = prepared
-            self._newest = max(self._newest, c.timestamp)
             if self._release() and self.in_pair_order and self._settled is not None:
-                # This pair's pass (and its order's first step) before the next candle is read.
                 await self._settled()
         return on_closed
 
-    def _release(self) -> bool:
+    @property
+    def _defers(self) -> bool:
+        """Candles are prepared when released (in pair order, with a runner to wait for), not on arrival."""
+        return self.in_pair_order and self._settled is not None
+
+    def _release(self, arrived: str | None = None) -> bool:
         """Hand minutes to the feeds in order. A minute is complete when every pair has it, or — for a pair that
         lags (REST resync, a quiet socket) — once another pair is a minute further on: the lagging pair is skipped
         (``LiveFeed.skip_minute``), as the backtest aligns pairs by time.
@@ -142,7 +157,11 @@ class LiveStore:
         the whitelist are in: the strategy's pass for that pair runs then, so its order does not wait for the
         other pairs' candles. Its decision sees what the backtest's pass sees at that pair — the pairs before it
         at this minute, the ones after it at the last. Any other strategy gets the whole minute at once: one
-        next() per minute with every pair's bar, as in the backtest."""
+        next() per minute with every pair's bar, as in the backtest.
+
+        In pair order a candle is kept as it came (``Candle``) and its feed work is done here, when its turn
+        comes. Called for the candle that just ``arrived``, the release stops after it at the first candle still
+        to prepare: those it held back go in the next call, after its pass."""
         order = self._order
         released = False
         while self._pending:
@@ -159,6 +178,10 @@ class LiveStore:
                     feed = self._feeds[pair]
                     if pair in got:
                         p = got[pair]
+                        if isinstance(p, Candle):
+                            if arrived is not None and pair != arrived and (bars or released):
+                                break
+                            p = feed.prepare_minute(p.timestamp, p.open, p.high, p.low, p.close, p.volume)
                         bars.append((pair, None if p is None else feed.deliver(p, wake=False)))
                     elif late:
                         feed.skip_minute(ts)
