@@ -369,6 +369,13 @@ class Stages:
         for a, b in zip(STAGES, STAGES[1:], strict=False):
             d = [(r[b] - r[a]) * 1000 for r in rows]
             print(f"    {a:>22} → {b:<22} {pct(d, 50):7.3f} / {pct(d, 99):7.3f}")
+        # Where the slowest candles lose their time: each step's mean over the slowest 5 %, beside its median.
+        total = sorted(rows, key=lambda r: r[STAGES[-1]] - r[STAGES[0]])
+        slow = total[-max(1, len(total) // 20):]
+        print(f"  the slowest {len(slow)} candles, mean ms per step (median candle beside it):")
+        for a, b in zip(STAGES, STAGES[1:], strict=False):
+            print(f"    {a:>22} → {b:<22} {statistics.fmean((r[b] - r[a]) * 1000 for r in slow):7.3f}  "
+                  f"({pct([(r[b] - r[a]) * 1000 for r in rows], 50):.3f})")
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -494,6 +501,10 @@ def main() -> None:
         print(f"  from its own pair's kline          : p50 {pct(wire_own, 50):.3f} ms  "
               f"p99 {pct(wire_own, 99):.3f} ms  (the order pair's kline came after {statistics.fmean(before):.1f} "
               f"others of the minute on average, {max(before)} at most)")
+    if args.strategy == "master" and len(wire) > 20:
+        # The orders alternate: an entry (trade and order rows, a Backtrader bracket) then an exit (an order row).
+        print(f"  entries | exits (from the first kline): p50 {pct(wire[0::2], 50):.3f} | {pct(wire[1::2], 50):.3f} ms  "
+              f"p99 {pct(wire[0::2], 99):.3f} | {pct(wire[1::2], 99):.3f} ms")
     if server:
         print(f"  candle close → simulator matches it: p50 {pct(server, 50):.3f} ms  p99 {pct(server, 99):.3f} ms")
     # What the engine's thread costs per candle, whatever the machine's load (clock ticks: ±1 tick in total).

@@ -228,8 +228,8 @@ class ManagedStrategy(FuturesStrategy):
     def _note_cold(self, d: bt.DataBase) -> None:
         """Once per pair: say what is missing when a bar arrives before the warm-up is complete."""
         name = d._name
-        if name in self._cold_noted or len(d) < 2:
-            return
+        if name in self._cold_noted or len(d) < 2 or getattr(d, "bar_is_live", True) is False:
+            return  # live, the preloaded history's first bars are cold by nature: judge from the first live bar
         self._cold_noted.add(name)
         p = self.param_values({k: getattr(self.p, k) for k in self.params._getkeys()})
         need = ", ".join(f"{s.name}: {s.timeframes(p)[0]} signal, {'/'.join(s.timeframes(p)[1])} grading" for s in
