@@ -68,7 +68,9 @@ is mostly the ledger's bookkeeping after the order is out.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
+import http.client
 import json
 import math
 import os
@@ -241,6 +243,24 @@ class RemoteSim:
     def step(self, ms: int) -> None:
         self._post("/_sim/clock/step", {"ms": ms})
 
+    def step_begin(self, ms: int) -> http.client.HTTPConnection:
+        """Send the step request and return without reading the answer: the answer comes back while the engine
+        handles the minute's klines, and reading it then (urllib's parsing, on this process's GIL) would put the
+        bench's own work on the path it measures. ``step_end`` reads it once the order is out."""
+        host, port = self.rest_url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("POST", "/_sim/clock/step", body=json.dumps({"ms": ms}).encode(),
+                     headers={"Content-Type": "application/json"})
+        return conn
+
+    @staticmethod
+    def step_end(conn: http.client.HTTPConnection) -> None:
+        with contextlib.closing(conn):
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError(f"simulator step: HTTP {r.status}")
+
     def reset_weights(self) -> None:
         self._post("/_sim/weights/reset", {})
 
@@ -283,6 +303,39 @@ def instrumented_client(sim: Any, probe: Probe) -> ExchangeClient:
 
     ex.fetch = traced_fetch
     return client
+
+
+class LoopWaits:
+    """When the engine's event loop sat in its selector with nothing to do (``--sim-process``: it is the only loop
+    in this process). Between the minute's first kline and the order, such a wait is the engine waiting for the
+    next frame of the burst, which the simulator writes one by one: time the engine did not spend."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+
+    def install(self) -> None:
+        import selectors
+
+        spans = self.spans
+        select = selectors.EpollSelector.select
+
+        def timed(sel: selectors.EpollSelector, timeout: float | None = None) -> Any:
+            t = time.perf_counter()
+            out = select(sel, timeout)
+            spans.append((t, time.perf_counter()))
+            return out
+
+        selectors.EpollSelector.select = timed  # type: ignore[method-assign]
+
+    def idle(self, a: float, b: float) -> float:
+        """Seconds of waiting inside [a, b]."""
+        i = bisect.bisect_left(self.spans, (a - 1.0,))
+        total = 0.0
+        for s, e in self.spans[i:]:
+            if s >= b:
+                break
+            total += max(0.0, min(e, b) - max(s, a))
+        return total
 
 
 def stamp_klines(probe: Probe) -> None:
@@ -411,6 +464,9 @@ def main() -> None:
 
     probe = Probe("BTCUSDT")  # the first pair, in both strategies
     stamp_klines(probe)
+    waits = LoopWaits()
+    if args.sim_process and args.stages:
+        waits.install()  # a few µs per loop turn: only with --stages
     if args.stages and args.strategy == "master":
         probe.stages = MasterFlip.stages = Stages(probe, BTC)
         probe.stages.install()
@@ -465,10 +521,14 @@ def main() -> None:
         try:
             for _ in range(args.bars):
                 probe.sent.clear()
-                sim.step(MINUTE)
+                pending = sim.step_begin(MINUTE) if args.sim_process else None
+                if pending is None:
+                    sim.step(MINUTE)
                 # Block (no polling: a spinning bench thread would take the GIL from the engine it measures).
                 if not probe.sent.wait(10):
                     raise RuntimeError("no order after a candle")
+                if pending is not None:
+                    sim.step_end(pending)
                 engine.wait_idle(10)
                 # Bars run ~1000x faster than real time: forget the request weight and order counts the simulator
                 # (like Binance) limits per minute, and leave the engine idle a moment as between real candles.
@@ -501,6 +561,11 @@ def main() -> None:
         print(f"  from its own pair's kline          : p50 {pct(wire_own, 50):.3f} ms  "
               f"p99 {pct(wire_own, 99):.3f} ms  (the order pair's kline came after {statistics.fmean(before):.1f} "
               f"others of the minute on average, {max(before)} at most)")
+    if waits.spans:
+        busy = [(sent - probe.kline_at[k] - waits.idle(probe.kline_at[k], sent)) * 1000
+                for k, sent in probe.sent_at if k in probe.kline_at]
+        print(f"  the engine busy in that time       : p50 {pct(busy, 50):.3f} ms  p99 {pct(busy, 99):.3f} ms  (the "
+              f"rest it waited for the burst's next frames, which the simulator writes one by one)")
     if args.strategy == "master" and len(wire) > 20:
         # The orders alternate: an entry (trade and order rows, a Backtrader bracket) then an exit (an order row).
         print(f"  entries | exits (from the first kline): p50 {pct(wire[0::2], 50):.3f} | {pct(wire[1::2], 50):.3f} ms  "
@@ -508,7 +573,7 @@ def main() -> None:
     if server:
         print(f"  candle close → simulator matches it: p50 {pct(server, 50):.3f} ms  p99 {pct(server, 99):.3f} ms")
     # What the engine's thread costs per candle, whatever the machine's load (clock ticks: ±1 tick in total).
-    cpu = {n: (cpu1[n] - cpu0.get(n, 0.0)) * 1000 / args.bars for n in cpu1 if n == "live-engine"}
+    cpu = {n: (cpu1[n] - cpu0.get(n, 0.0)) * 1000 / args.bars for n in cpu1}
     if cpu:
         print("  CPU per candle (whole candle, not only the critical path): "
               + ", ".join(f"{n} thread {v:.3f} ms" for n, v in sorted(cpu.items())))
