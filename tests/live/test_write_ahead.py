@@ -88,3 +88,29 @@ def test_a_duplicate_client_id_is_integrity_error_and_rolls_back(tmp_path: Path)
     with transaction(sessions) as s:
         assert len(s.scalars(select(Order)).all()) == 2
     ledger.close()
+
+
+def test_the_ledger_checkpoints_the_wal_at_the_start_of_a_flush_so_no_write_ahead_row_restarts_it(
+        tmp_path: Path) -> None:
+    """The first write after a complete checkpoint restarts the WAL and syncs its header: that must be a flush's
+    write, never an order's write-ahead row. Every CHECKPOINT_EVERY flushes the flush checkpoints first, which
+    keeps the WAL far below SQLite's own checkpoint threshold (1000 pages)."""
+    from trader.live import ledger as ledger_module
+
+    ledger, sessions = _ledger(tmp_path / "wal.db", raw=True)
+    engine = sessions.kw["bind"]  # type: ignore[attr-defined]
+
+    def wal_frames() -> int:
+        with engine.connect() as c:  # a passive checkpoint reports the WAL's length in frames
+            return int(c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()[1])
+
+    frames_per_cycle = []
+    for n in range(1, 2 * ledger_module.CHECKPOINT_EVERY + 1):
+        _write(ledger)
+        ledger.update_trade(1, amount=Decimal(n))
+        ledger.flush()
+        if n == 1:
+            frames_per_cycle.append(wal_frames())
+    # After the last checkpointing flush only that flush's frames are in the log, not 2 × CHECKPOINT_EVERY cycles'.
+    assert wal_frames() <= 2 * frames_per_cycle[0]
+    assert ledger._flushes == 2 * ledger_module.CHECKPOINT_EVERY

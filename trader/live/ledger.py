@@ -34,6 +34,7 @@ from trader.persistence.write_ahead import WriteAhead, core_insert, open_write_a
 from trader.risk.book import RiskHistory
 
 ZERO = Decimal(0)
+CHECKPOINT_EVERY = 20  # flushes between WAL checkpoints (Ledger._checkpoint): a few hundred pages at most
 TRADES: Table = Trade.__table__  # type: ignore[assignment]
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
 
@@ -88,6 +89,7 @@ class Ledger:
         self.executions: list[ExecutionRecord] = []  # this run's, also without a database (tests, benches)
         self._wal_lock = threading.Lock()
         self._wal_conn: WriteAhead | None = None
+        self._flushes = 0
 
     def _write_ahead(self) -> WriteAhead | None:
         """The connection the write-ahead inserts use (None: go through a session, e.g. an in-memory SQLite
@@ -321,7 +323,24 @@ class Ledger:
         if self.sessions is None or not self._pending:
             return
         pending, self._pending = self._pending, []
+        self._flushes += 1
         with transaction(self.sessions) as s:
+            if self._flushes % CHECKPOINT_EVERY == 0:
+                self._checkpoint(s)
             for write in pending:
                 write(s)
                 s.flush()
+
+    def _checkpoint(self, s: Session) -> None:
+        """Copy a SQLite file's WAL into the database here, before this transaction's writes.
+
+        The first write after a complete checkpoint starts the WAL over and syncs its header to disk (synchronous
+        NORMAL): if SQLite checkpointed on its own (at a commit that took the WAL past 1000 pages), that write could
+        be the next order's write-ahead row, with a sync on the way from a candle to the exchange (measured:
+        commit p99 0.35 ms with SQLite's own checkpoints, 0.12 ms without). Checkpointing here, every
+        ``CHECKPOINT_EVERY`` flushes, keeps the WAL short of SQLite's threshold, and the restart falls on this
+        transaction's own writes. A reader holding an older snapshot only makes the checkpoint partial."""
+        conn = s.connection()
+        if conn.dialect.name != "sqlite" or isinstance(conn.engine.pool, StaticPool):
+            return
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
