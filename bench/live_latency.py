@@ -566,6 +566,9 @@ def main() -> None:
                 for k, sent in probe.sent_at if k in probe.kline_at]
         print(f"  the engine busy in that time       : p50 {pct(busy, 50):.3f} ms  p99 {pct(busy, 99):.3f} ms  (the "
               f"rest it waited for the burst's next frames, which the simulator writes one by one)")
+        if args.strategy == "master" and len(busy) > 20:
+            print(f"  busy, entries | exits              : p50 {pct(busy[0::2], 50):.3f} | {pct(busy[1::2], 50):.3f} ms  "
+                  f"p99 {pct(busy[0::2], 99):.3f} | {pct(busy[1::2], 99):.3f} ms")
     if args.strategy == "master" and len(wire) > 20:
         # The orders alternate: an entry (trade and order rows, a Backtrader bracket) then an exit (an order row).
         print(f"  entries | exits (from the first kline): p50 {pct(wire[0::2], 50):.3f} | {pct(wire[1::2], 50):.3f} ms  "
