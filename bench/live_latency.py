@@ -55,6 +55,23 @@ Then (child process, 200–300 candles, from the minute's first kline | from the
   BTC first 1.9 / 3.0 | 2.5 / 3.6 | 3.0 / 4.3 ms from the minute's first kline, 1.6 / 2.5 | 1.6 / 2.3 |
   1.8 / 2.7 ms from its own; BTC last (8th in the burst) 3.6–3.8 / 5.3–6.7 ms | 1.8–2.1 / 2.9–4.5 ms. CPU per
   candle on the engine's thread 12–14 ms (was 15–17).
+Then (December 2026, later): a candle the pairs before it hold back keeps its feed work until their pass is done
+(trader/live/store.py; the minute's first kline → BTC's own went from 0.56 / 1.34 to 0.21–0.29 / 0.70 ms), the kline
+socket takes messages aiohttp already read without setting up a receive timeout, ``FuturesStrategy._clk_update``
+reads the datas' line buffers directly (17.5 → 5.8 µs a pass), and the ledger checkpoints the WAL at the start of
+every 20th flush so that no write-ahead commit restarts it (that commit's p99 0.29–0.35 → 0.08–0.10 ms: the first
+write after a complete checkpoint syncs the WAL header). BTC first, seeds 1–5 (its kline 2nd to 8th): 1.2–1.7 /
+2.0–2.9 ms from the minute's first kline, 1.0–1.5 / 1.4–2.4 ms from its own. Then the bench itself: its driver
+thread read the step request's HTTP answer while the klines came in (urllib, ~0.3 ms on this process's GIL), which
+held the engine back before it stamped the first kline; now the answer is read after the order. Measured that way
+(load 0.1–0.6): BTC first 1.3–2.0 / 2.2–4.1 ms from the first kline, 1.0–1.3 / 1.6–2.1 ms from its own; the engine
+busy 1.1–1.7 / 2.1–3.1 ms of it (``--stages``: the rest it sat waiting for the burst's next frame — the simulator
+writes them one by one, 40–90 µs apart, each waking the loop: a read, aiohttp's parse, the handler); entries cost
+0.3–0.5 ms more than exits (a trade row beside the order row, a Backtrader bracket). BTC last 2.7–3.0 / 4.5–5.5 ms
+from the first kline, 1.7–1.9 / 3.2–4.0 ms from its own (an extra pass when its candle releases held ones: was 1.5 /
+2.8 from its own). Tried and left out: uvloop for the engine loop, preparing held candles when aiohttp's queue is
+empty (frames in flight are not in it: BTC first 1.75–2.0 / 3.0–3.4), JSON at push time in the simulator; no
+measurable change from ``gc.disable()``.
 Target p99 ≤ 2 ms: not met. ``--stages`` for BTC first (child process, 300 candles, p50 / p99 ms, its kline 10th
 in the burst, before LiveCerebro): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps),
 → candle released 0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), →
