@@ -4,8 +4,9 @@
   (epoch-aligned, complete buckets only), so indicators are warm before the first live bar;
 - candles: one ``KlineStreams`` socket for all pairs (every closed 1m candle once, in order, REST resync after gaps;
   the socket's own messages, not ccxt.pro's generic handler: issue 16's latency); each candle passes the desk's
-  gate (``OrderDesk.settle``), is prepared by its feed on arrival, and is released to Backtrader in whitelist order
-  (``_release``: per pair for a strategy that decides in pair order, per minute otherwise);
+  gate (``OrderDesk.settle``), is prepared by its feed (on arrival for a whole-minute strategy; when its turn comes
+  for one that decides in pair order) and is released to Backtrader in whitelist order (``_release``: per pair for
+  a strategy that decides in pair order, per minute otherwise);
 - account: ``AccountStream`` order updates go to the desk; after a reconnect the desk resyncs over REST.
 """
 
