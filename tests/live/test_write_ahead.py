@@ -114,3 +114,29 @@ def test_the_ledger_checkpoints_the_wal_at_the_start_of_a_flush_so_no_write_ahea
     # After the last checkpointing flush only that flush's frames are in the log, not 2 × CHECKPOINT_EVERY cycles'.
     assert wal_frames() <= 2 * frames_per_cycle[0]
     assert ledger._flushes == 2 * ledger_module.CHECKPOINT_EVERY
+
+
+def test_a_failing_checkpoint_is_logged_and_the_flush_still_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy import Connection
+    from sqlalchemy.exc import OperationalError
+
+    from trader.live import ledger as ledger_module
+
+    ledger, sessions = _ledger(tmp_path / "locked.db", raw=True)
+    monkeypatch.setattr(ledger_module, "CHECKPOINT_EVERY", 1)
+    run = Connection.exec_driver_sql
+
+    def locked(conn: Connection, statement: str, *a: object, **k: object) -> object:
+        if statement.startswith("PRAGMA wal_checkpoint"):
+            raise OperationalError(statement, {}, Exception("database table is locked"))
+        return run(conn, statement, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Connection, "exec_driver_sql", locked)
+    _write(ledger)
+    ledger.update_trade(1, amount=Decimal("0.012"))
+    with caplog.at_level("WARNING"):
+        ledger.flush()
+    assert "WAL checkpoint failed" in caplog.text
+    with transaction(sessions) as s:
+        assert s.scalar(select(Trade.amount).where(Trade.id == 1)) == Decimal("0.012")
