@@ -56,7 +56,8 @@ Then (child process, 200–300 candles, from the minute's first kline | from the
   1.8 / 2.7 ms from its own; BTC last (8th in the burst) 3.6–3.8 / 5.3–6.7 ms | 1.8–2.1 / 2.9–4.5 ms. CPU per
   candle on the engine's thread 12–14 ms (was 15–17).
 Then (December 2026, later): a candle the pairs before it hold back keeps its feed work until their pass is done
-(trader/live/store.py; the minute's first kline → BTC's own went from 0.56 / 1.34 to 0.21–0.29 / 0.70 ms), the kline
+(trader/live/store.py; the minute's first kline → BTC's own: 0.49–0.62 / 1.28–1.52 ms without, 0.21–0.28 / 0.71–0.84
+with, toggled in one tree), the kline
 socket takes messages aiohttp already read without setting up a receive timeout, ``FuturesStrategy._clk_update``
 reads the datas' line buffers directly (17.5 → 5.8 µs a pass), and the ledger checkpoints the WAL at the start of
 every 20th flush so that no write-ahead commit restarts it (that commit's p99 0.29–0.35 → 0.08–0.10 ms: the first
@@ -64,7 +65,11 @@ write after a complete checkpoint syncs the WAL header). BTC first, seeds 1–5 
 2.0–2.9 ms from the minute's first kline, 1.0–1.5 / 1.4–2.4 ms from its own. Then the bench itself: its driver
 thread read the step request's HTTP answer while the klines came in (urllib, ~0.3 ms on this process's GIL), which
 held the engine back before it stamped the first kline; now the answer is read after the order. Measured that way
-(load 0.1–0.6): BTC first 1.3–2.0 / 2.2–4.1 ms from the first kline, 1.0–1.3 / 1.6–2.1 ms from its own; the engine
+(load 0.1–0.9): BTC first 1.3–2.2 / 2.2–4.1 ms from the first kline, 1.0–1.5 / 1.6–2.3 ms from its own. Against
+the last stop's tree (fe6a1aa), alternating runs, seed 1, 300 candles, load 0.6–0.9: 2.36–2.39 / 3.55–4.10 → 2.00–2.18
+/ 3.05–3.81 ms from the first kline (reading the step answer at once, as before: 1.92–1.95 / 3.11–3.39 → 1.58–1.66 /
+2.33–2.70), unchanged from its own kline (1.35–1.46 / 2.0–2.3). A baseline tree made with ``git archive`` needs
+``PYTHONPATH=<tree>``: the venv's editable install otherwise imports this checkout's ``trader`` into both runs; the engine
 busy 1.1–1.7 / 2.1–3.1 ms of it (``--stages``: the rest it sat waiting for the burst's next frame — the simulator
 writes them one by one, 40–90 µs apart, each waking the loop: a read, aiohttp's parse, the handler); entries cost
 0.3–0.5 ms more than exits (a trade row beside the order row, a Backtrader bracket). BTC last 2.7–3.0 / 4.5–5.5 ms
