@@ -262,9 +262,6 @@ class RemoteSim:
         with urllib.request.urlopen(req, timeout=10) as r:
             r.read()
 
-    def step(self, ms: int) -> None:
-        self._post("/_sim/clock/step", {"ms": ms})
-
     def step_begin(self, ms: int) -> http.client.HTTPConnection:
         """Send the step request and return without reading the answer: the answer comes back while the engine
         handles the minute's klines, and reading it then (urllib's parsing, on this process's GIL) would put the
@@ -466,6 +463,15 @@ def thread_cpu_s() -> dict[str, float]:
     return out
 
 
+def entries_and_exits(label: str, values: list[float]) -> None:
+    """The master bench's orders alternate: an entry (trade and order rows, a Backtrader bracket), then an exit (an
+    order row). Their figures apart."""
+    if len(values) > 20:
+        entries, exits = values[0::2], values[1::2]
+        print(f"  {label}: p50 {pct(entries, 50):.3f} | {pct(exits, 50):.3f} ms  "
+              f"p99 {pct(entries, 99):.3f} | {pct(exits, 99):.3f} ms")
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -588,13 +594,10 @@ def main() -> None:
                 for k, sent in probe.sent_at if k in probe.kline_at]
         print(f"  the engine busy in that time       : p50 {pct(busy, 50):.3f} ms  p99 {pct(busy, 99):.3f} ms  (the "
               f"rest it waited for the burst's next frames, which the simulator writes one by one)")
-        if args.strategy == "master" and len(busy) > 20:
-            print(f"  busy, entries | exits              : p50 {pct(busy[0::2], 50):.3f} | {pct(busy[1::2], 50):.3f} ms  "
-                  f"p99 {pct(busy[0::2], 99):.3f} | {pct(busy[1::2], 99):.3f} ms")
-    if args.strategy == "master" and len(wire) > 20:
-        # The orders alternate: an entry (trade and order rows, a Backtrader bracket) then an exit (an order row).
-        print(f"  entries | exits (from the first kline): p50 {pct(wire[0::2], 50):.3f} | {pct(wire[1::2], 50):.3f} ms  "
-              f"p99 {pct(wire[0::2], 99):.3f} | {pct(wire[1::2], 99):.3f} ms")
+        if args.strategy == "master":
+            entries_and_exits("busy, entries | exits              ", busy)
+    if args.strategy == "master":
+        entries_and_exits("entries | exits (from the first kline)", wire)
     if server:
         print(f"  candle close → simulator matches it: p50 {pct(server, 50):.3f} ms  p99 {pct(server, 99):.3f} ms")
     # What the engine's thread costs per candle, whatever the machine's load (clock ticks: ±1 tick in total).

@@ -194,16 +194,10 @@ class LiveFeed(bt.feed.DataBase):
             return self._head  # type: ignore[return-value]
 
     def _take(self) -> tuple[Bar, Mapping[str, float], bool] | None | bool:
-        with self._lock:
-            item = self._head
-            if item is _EMPTY:
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    return False
-            else:
-                self._head = _EMPTY
-            return item  # type: ignore[return-value]
+        item = self._peek()
+        if item is not False:
+            self._head = _EMPTY  # only the consumer (Backtrader's side) touches the head
+        return item
 
     def load(self) -> bool | None:
         """Backtrader's ``load`` moves every line forward before asking ``_load`` and back again when there is no

@@ -96,13 +96,21 @@ class Ledger:
     def _write_ahead(self) -> WriteAhead | None:
         """The connection the write-ahead inserts use (None: go through a session, e.g. an in-memory SQLite
         database whose single shared connection the sessions hold)."""
-        if self._wal_conn is not None or self.sessions is None:
+        if self._wal_conn is not None:
             return self._wal_conn
-        engine = self.sessions.kw.get("bind")
-        if not isinstance(engine, Engine) or isinstance(engine.pool, StaticPool):
+        engine = self._pooled_engine()
+        if engine is None:
             return None
         self._wal_conn = open_write_ahead(engine)
         return self._wal_conn
+
+    def _pooled_engine(self) -> Engine | None:
+        """The sessions' engine when it hands out connections of its own (None: no database, or an in-memory
+        SQLite database whose single shared connection the sessions hold)."""
+        engine = self.sessions.kw.get("bind") if self.sessions is not None else None
+        if not isinstance(engine, Engine) or isinstance(engine.pool, StaticPool):
+            return None
+        return engine
 
     def close(self) -> None:
         """Give the write-ahead connection back (the engine's pool keeps or closes it)."""
@@ -343,8 +351,8 @@ class Ledger:
         ``CHECKPOINT_EVERY`` flushes, keeps the WAL short of SQLite's threshold, and the restart falls on this
         flush's own writes. A reader holding an older snapshot only makes the checkpoint partial; a checkpoint that
         fails (a locked file) is said in the log and leaves the flush alone."""
-        engine = self.sessions.kw.get("bind") if self.sessions is not None else None
-        if not isinstance(engine, Engine) or engine.dialect.name != "sqlite" or isinstance(engine.pool, StaticPool):
+        engine = self._pooled_engine()
+        if engine is None or engine.dialect.name != "sqlite":
             return
         try:
             with engine.connect() as conn:  # its own connection, outside the flush's transaction

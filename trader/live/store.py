@@ -139,8 +139,7 @@ class LiveStore:
             prepared = feed.prepare_minute(c.timestamp, c.open, c.high, c.low, c.close, c.volume)
             if prepared is not None or c.pair not in slot:  # a repeat (None) never replaces the prepared minute
                 slot[c.pair] = prepared
-            if self._release() and self.in_pair_order and self._settled is not None:
-                await self._settled()
+            self._release()
         return on_closed
 
     @property
