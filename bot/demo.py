@@ -14,7 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.emulator import TelegramEmulator
 from bot.emulator.transcript import NumberedButton, render_message
@@ -29,6 +29,9 @@ from trader.security.redaction import Redactor
 DEMO_USER = 1001
 DAY_MS = 86_400_000
 DEMO_SPEED = 60.0  # one replayed minute per second: candles close every second
+ANSWER_WAIT_S = 60.0  # how long a typed line waits for the bot to finish answering before the next one is read
+IDLE_POLLS = 3  # the bot counts as done after this many idle looks in a row (an update is briefly in neither count)
+POLL_S = 0.1
 
 
 def demo_start_ms(settings: Settings) -> int | None:
@@ -77,6 +80,7 @@ class TerminalChat:
     _next: int = 1
 
     def show_news(self) -> None:
+        """Print what is new since the last look: new messages, and edits as the message's new text."""
         for message in self.tg.sent(DEMO_USER):
             version = (message.text if message.text is not None else message.caption, message.edit_date)
             if self._seen.get(message.message_id) == version:
@@ -88,25 +92,51 @@ class TerminalChat:
             self._next += len(numbered)
             print(text, file=self.out, flush=True)
 
-    def handle(self, line: str) -> bool:
-        """Act on one typed line; False means the user wants to leave."""
+    def handle(self, line: str) -> bool | None:
+        """Act on one typed line: None means the user wants to leave, True that the bot was sent an update."""
         text = line.strip()
         if text in ("/quit", "/exit", "quit", "exit"):
-            return False
+            return None
         if not text:
-            return True
+            return False
         if text.isdigit():
             button = self.buttons.get(int(text))
             if button is None:
                 print(f"(no button {text})", file=self.out, flush=True)
-            else:
-                try:
-                    self.tg.press_button(DEMO_USER, button.message, button.button.callback_data)
-                except LookupError:  # the message was edited since (answered, expired): its buttons are gone
-                    print(f"(button {text} is no longer there)", file=self.out, flush=True)
+                return False
+            try:
+                self.tg.press_button(DEMO_USER, button.message, button.button.callback_data)
+            except LookupError:  # the message was edited since (answered, expired): its buttons are gone
+                print(f"(button {text} is no longer there)", file=self.out, flush=True)
+                return False
             return True
         self.tg.send_text(DEMO_USER, text)
         return True
+
+
+def bot_busy(tg: TelegramEmulator, app: Any) -> bool:
+    """Whether an update is still waiting for the bot or being handled by it (a confirmed /flatten can take seconds)."""
+    if tg.pending_updates():
+        return True
+    if app is None:
+        return False
+    return app.update_queue.qsize() > 0 or app.update_processor.current_concurrent_updates > 0
+
+
+async def wait_for_answer(tg: TelegramEmulator, app: Any, stop: asyncio.Event, timeout_s: float = ANSWER_WAIT_S) -> bool:
+    """Wait until the bot has finished with everything sent to it; False when it is still busy after `timeout_s`.
+
+    Reading the next line only then keeps a piped script honest: a /quit right after a button press must not cut
+    the press's answer off (the user typing by hand never noticed; a script did)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    idle = 0
+    while idle < IDLE_POLLS and not stop.is_set():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(POLL_S)
+        idle = 0 if bot_busy(tg, app) else idle + 1
+    return True
 
 
 def _start_reader(source: TextIO, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:
@@ -141,8 +171,10 @@ async def run_demo(
         setup_logging(settings.log_level, settings.logs_dir, redactor, console=False)
         chat = TerminalChat(tg, out)
         ready = asyncio.Event()
+        built: list[Runtime] = []
 
         def on_ready(runtime: Runtime, info: dict[str, object]) -> None:
+            built.append(runtime)
             print(f"demo: simulator {info.get('simulator')}, engine "
                   f"{'running' if runtime.control.running else 'stopped'}; logs in {settings.logs_dir}. Type "
                   "/help, a command, or a button number; /quit leaves.", file=out, flush=True)
@@ -170,16 +202,21 @@ async def run_demo(
                     getter.cancel()
                     break
                 line = getter.result()
-                if line is None or not chat.handle(line):
+                sent = None if line is None else chat.handle(line)
+                if sent is None:
                     break
-                await asyncio.sleep(0.3)  # let the answer arrive before the next prompt
+                if sent and not await wait_for_answer(tg, built[0].app, stop):
+                    print(f"(the bot is still working after {ANSWER_WAIT_S:.0f} s; its answer shows when it comes)",
+                          file=out, flush=True)
                 chat.show_news()
         finally:
             stop.set()
             printer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await printer
-        return await job
+        code = await job
+        chat.show_news()  # what the bot said while it stopped (a shutdown notice) is part of the chat too
+        return code
     finally:
         tg.stop_thread()
 

@@ -66,6 +66,23 @@ async def test_demo_answers_typed_commands_and_numbered_buttons(tmp_path: Path, 
     assert "HTTP Request" in (tmp_path / "demo" / "logs" / "trading.log").read_text(encoding="utf-8")
 
 
+async def test_demo_waits_for_a_slow_answer_before_quitting(tmp_path: Path, monkeypatch) -> None:
+    """A piped script's /quit right after a button press must not cut the press's answer off (it did in CI)."""
+    from trader.service.service import TradingService
+
+    real = TradingService.flatten
+
+    async def slow_flatten(self, *args, **kwargs):
+        await asyncio.sleep(1.5)  # longer than any fixed pause the demo could take between lines
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TradingService, "flatten", slow_flatten)
+    out = io.StringIO()
+    source = io.StringIO("/flatten\n1\n/quit\n")
+    assert await asyncio.wait_for(run_demo(tmp_path / "demo", source=source, out=out), 120) == 0
+    assert "Flatten done" in out.getvalue()
+
+
 def test_config_risk_reaches_the_strategy(write_config) -> None:
     from bot.main_job import strategy_risk_params
 
