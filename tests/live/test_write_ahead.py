@@ -140,3 +140,28 @@ def test_a_failing_checkpoint_is_logged_and_the_flush_still_writes(tmp_path: Pat
     assert "WAL checkpoint failed" in caplog.text
     with transaction(sessions) as s:
         assert s.scalar(select(Trade.amount).where(Trade.id == 1)) == Decimal("0.012")
+
+
+def test_the_flush_writes_on_the_write_ahead_connection_so_its_page_cache_stays_valid(tmp_path: Path) -> None:
+    """SQLite's ``PRAGMA data_version`` on a connection moves when another connection commits: that is when the
+    connection drops its page cache, and the next order's write-ahead insert re-reads the tables' pages."""
+    ledger, sessions = _ledger(tmp_path / "shared.db", raw=True)
+    _write(ledger)
+    wa = ledger._write_ahead()
+    assert isinstance(wa, SqliteWriteAhead)
+
+    def version() -> int:
+        return int(wa.dbapi.execute("PRAGMA data_version").fetchone()[0])
+
+    before = version()
+    for n in range(3):
+        ledger.update_trade(1, amount=Decimal("0.012") + n)
+        ledger.record_fill("bsm-1-entry-0", 1, "BTC/USDT:USDT", f"fill-{n}", "buy", Decimal("97500.5"),
+                           Decimal("0.004"), Decimal("0.02"), False, Decimal("0"), 1_747_573_200_000 + n)
+        ledger.flush()
+    assert version() == before
+    with transaction(sessions) as s:  # committed: another connection reads it
+        assert s.scalar(select(Trade.amount).where(Trade.id == 1)) == Decimal("2.012")
+    with transaction(sessions) as s:  # a write elsewhere still shows (the check itself works)
+        s.get(Trade, 1).fees = Decimal("1")
+    assert version() != before

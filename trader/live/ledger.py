@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -31,7 +31,7 @@ from sqlalchemy.pool import StaticPool
 from trader.execution.quality import ExecutionRecord
 from trader.persistence.database import transaction
 from trader.persistence.models import Execution, Fill, Order, Trade
-from trader.persistence.write_ahead import WriteAhead, core_insert, open_write_ahead
+from trader.persistence.write_ahead import SqliteWriteAhead, WriteAhead, core_insert, open_write_ahead
 from trader.risk.book import RiskHistory
 
 log = logging.getLogger(__name__)
@@ -334,14 +334,19 @@ class Ledger:
             return
         pending, self._pending = self._pending, []
         self._flushes += 1
-        if self._flushes % CHECKPOINT_EVERY == 0:
-            self._checkpoint()
-        with transaction(self.sessions) as s:
-            for write in pending:
-                write(s)
-                s.flush()
+        with self._wal_lock:
+            wa = self._write_ahead()
+            # A SQLite file: on the write-ahead inserts' own connection, so that their page cache stays valid
+            # (trader/persistence/write_ahead.py). Anything else: a pooled session, as every other writer.
+            shared = wa.conn if isinstance(wa, SqliteWriteAhead) else None
+            if self._flushes % CHECKPOINT_EVERY == 0:
+                self._checkpoint(shared)
+            with self.sessions(bind=shared) if shared is not None else self.sessions() as s, s.begin():
+                for write in pending:
+                    write(s)
+                    s.flush()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, conn: Connection | None) -> None:
         """Copy a SQLite file's WAL into the database, just before a flush's writes.
 
         The first write after a complete checkpoint starts the WAL over and syncs its header to disk (synchronous
@@ -351,11 +356,11 @@ class Ledger:
         ``CHECKPOINT_EVERY`` flushes, keeps the WAL short of SQLite's threshold, and the restart falls on this
         flush's own writes. A reader holding an older snapshot only makes the checkpoint partial; a checkpoint that
         fails (a locked file) is said in the log and leaves the flush alone."""
-        engine = self._pooled_engine()
-        if engine is None or engine.dialect.name != "sqlite":
+        if conn is None:  # not a SQLite file
             return
         try:
-            with engine.connect() as conn:  # its own connection, outside the flush's transaction
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")  # outside the flush's transaction
+            conn.commit()
         except SQLAlchemyError as exc:
+            conn.rollback()  # the flush's transaction starts on this connection next
             log.warning("ledger: WAL checkpoint failed (%s); SQLite checkpoints on its own", exc)
