@@ -11,6 +11,11 @@ and leaves on the next, so every closed candle produces exactly one order. Per c
 Figures: t1 − t0 (the engine's own path: stream, candle gate, indicators, strategy, broker, desk, client) and
 t2 − t0, from the first closed kline of the minute (any pair: the simulator sends the ten in a burst, as the
 exchange can) and from the order pair's own (its rank in the burst is printed). Target ≤ 2 ms p99 for t1 − t0.
+With ``--sim-process`` also from when the simulator frames the closed kline(s) the order needs (its own pair's,
+and in pair order every pair's before it in the whitelist): t0 there is stamped in the simulator's process, on the
+same monotonic clock, before aiohttp frames and writes the message, so a frame waiting in the socket or in
+aiohttp's queue while the engine handles the burst's earlier frames counts against the engine (the "own kline"
+figure, stamped when the engine reads it, leaves that out).
 Beside them, the CPU time of the engine's thread per candle (from /proc; the whole candle: the order's fills, its
 stop, the ledger's bookkeeping — most of it after the order is out), which the machine's load moves far less.
 
@@ -77,6 +82,20 @@ from the first kline, 1.7–1.9 / 3.2–4.0 ms from its own (an extra pass when 
 2.8 from its own). Tried and left out: uvloop for the engine loop, preparing held candles when aiohttp's queue is
 empty (frames in flight are not in it: BTC first 1.75–2.0 / 3.0–3.4), JSON at push time in the simulator; no
 measurable change from ``gc.disable()``.
+Then (7 December 2026): the ledger's deferred flush runs on the write-ahead inserts' own SQLite connection. Another
+connection's commit makes SQLite drop a connection's page cache (``PRAGMA data_version`` moves), and the next
+order's insert re-read the tables' pages: its execute p50 98 → 60 µs in this bench (9 → 30 µs after such a commit in
+a loop of its own), below the run-to-run noise of the end-to-end figures. The new "needed kline leaving the
+simulator" figure, 300 candles, load 0.0–0.9: BTC first, seeds 1 | 2 | 3 (its kline 6th | 2nd | 8th): p50 1.62 |
+1.46 | 1.58, p99 2.75 | 2.19 | 2.52 ms (from the first kline as the engine reads it 1.93 | 1.51 | 1.92 / 3.18 |
+2.31 | 3.35; from its own as the engine reads it 1.28 | 1.20 | 1.27 / 1.98 | 1.57 | 1.95); BTC last, seed 1: 2.45 /
+4.48 ms. Where an idle engine's first frame goes (``--stages``): the simulator writes it → the engine's selector
+returns 0.05 ms p50 → ``data_received`` 0.013 ms → ``on_text`` 0.09–0.12 ms, with one frame in the read as with
+ten: aiohttp's frame parser, its queue waking the receive task, a loop turn. The same path in a loop of its own
+takes 10–12 µs with 2 ms between messages and 38–40 µs with 20 ms (the bench's pause between candles): cold caches
+after the engine sat idle, which a real minute between candles makes no warmer. The order's own steps after the
+write-ahead, in this bench: ccxt's ``sign`` 0.10 ms, the order body 0.04 ms, the two write-ahead rows' bind
+processing 0.035 ms each.
 Target p99 ≤ 2 ms: not met. ``--stages`` for BTC first (child process, 300 candles, p50 / p99 ms, its kline 10th
 in the burst, before LiveCerebro): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps),
 → candle released 0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), →
@@ -284,13 +303,46 @@ class RemoteSim:
         self._post("/_sim/weights/reset", {})
 
 
+# Run in the simulator's process: every closed kline is stamped (``time.perf_counter``: CLOCK_MONOTONIC, one clock
+# for all processes of the machine) just before aiohttp frames it and writes it to the socket, and the stamps are
+# written out when the simulator stops. Stamping before the framing counts aiohttp's frame work against the engine.
+SEND_STAMPS = """
+import atexit, json, time
+from aiohttp import web
+_stamps = []
+_send_str = web.WebSocketResponse.send_str
+async def _stamped(self, data, compress=None):
+    if '"x":true' in data:
+        _stamps.append((time.perf_counter(), data))
+    return await _send_str(self, data, compress)
+web.WebSocketResponse.send_str = _stamped
+def _dump():
+    with open({path!r}, "w") as f:
+        for at, data in _stamps:
+            k = json.loads(data).get("data", {{}}).get("k", {{}})
+            f.write(json.dumps([k.get("s"), k.get("t"), at]) + "\\n")
+atexit.register(_dump)
+"""
+
+
+def read_send_stamps(path: Path) -> dict[tuple[str, int], float]:
+    """(symbol, candle open ms) → when the simulator put that closed kline on the socket."""
+    out: dict[tuple[str, int], float] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            symbol, t, at = json.loads(line)
+            out.setdefault((symbol, int(t)), at)  # the first send (one engine socket: there is one)
+    return out
+
+
 @contextlib.contextmanager
 def remote_sim(pairs: list[str], data_dir: Path | None, start_ms: int | None,
-               hash_seed: int | None = None) -> Iterator[RemoteSim]:
+               hash_seed: int | None = None, stamps: Path | None = None) -> Iterator[RemoteSim]:
     with socket.socket() as probe_socket:
         probe_socket.bind(("127.0.0.1", 0))
         port = probe_socket.getsockname()[1]
-    code = ("from pathlib import Path; from trader.sim.config import SimConfig; from trader.sim.server import run; "
+    code = ((SEND_STAMPS.format(path=str(stamps)) if stamps is not None else "")
+            + "from pathlib import Path; from trader.sim.config import SimConfig; from trader.sim.server import run; "
             f"run(SimConfig(port={port}, clock_mode='stepped', pairs={pairs!r}, tick_interval_s=1.0, "
             f"data_dir={'None' if data_dir is None else f'Path({str(data_dir)!r})'}, "
             f"start_ms={start_ms!r}))")
@@ -523,8 +575,10 @@ def main() -> None:
         data_dir, start_ms, strategy, history, window = None, None, FlipFlop, 30, 1500
         pairs = [BTC] if args.pairs == 1 else [BTC, "ETH/USDT:USDT", "SOL/USDT:USDT"][: args.pairs]
     if args.sim_process:
-        sim_cm: Any = remote_sim(pairs, data_dir, start_ms, args.hash_seed)
+        stamps_path: Path | None = Path(tmp.name) / "sent.jsonl"
+        sim_cm: Any = remote_sim(pairs, data_dir, start_ms, args.hash_seed, stamps_path)
     else:
+        stamps_path = None
         # Stepped clock: the periodic ticker only announces the open candle; slowed so it rarely competes.
         sim_cm = SimulatorThread(SimConfig(port=0, clock_mode="stepped", pairs=pairs, tick_interval_s=1.0,
                                            data_dir=data_dir, start_ms=start_ms))
@@ -568,6 +622,7 @@ def main() -> None:
             cpu1 = thread_cpu_s()
         finally:
             engine.stop()
+    sent_by_sim = read_send_stamps(stamps_path) if stamps_path is not None else {}
     tmp.cleanup()
 
     wire = [(sent - probe.kline_at[k]) * 1000 for k, sent in probe.sent_at if k in probe.kline_at]
@@ -589,6 +644,36 @@ def main() -> None:
         print(f"  from its own pair's kline          : p50 {pct(wire_own, 50):.3f} ms  "
               f"p99 {pct(wire_own, 99):.3f} ms  (the order pair's kline came after {statistics.fmean(before):.1f} "
               f"others of the minute on average, {max(before)} at most)")
+    if sent_by_sim:
+        # What the decision needs: in pair order, the candles of BTC and of every pair before it in the whitelist.
+        symbols = [p.split("/")[0] + p.split("/")[1].split(":")[0] for p in pairs]
+        needed_syms = symbols[: symbols.index(probe.symbol) + 1]
+        first_out = [(sent - min(v for (sym, t), v in sent_by_sim.items() if t == k)) * 1000
+                     for k, sent in probe.sent_at if (probe.symbol, k) in sent_by_sim]
+        needed = [(sent - max(sent_by_sim[(sym, k)] for sym in needed_syms)) * 1000
+                  for k, sent in probe.sent_at if all((sym, k) in sent_by_sim for sym in needed_syms)]
+        print(f"  from the needed kline leaving the simulator: p50 {pct(needed, 50):.3f} ms  p99 "
+              f"{pct(needed, 99):.3f} ms  max {max(needed):.3f} ms  ({len(needed_syms)} candle(s): "
+              f"{'its own' if len(needed_syms) == 1 else 'the last of it and the pairs before it'}, stamped as "
+              f"the simulator frames it)")
+        print(f"  from the minute's first kline leaving the simulator: p50 {pct(first_out, 50):.3f} ms  p99 "
+              f"{pct(first_out, 99):.3f} ms")
+    if sent_by_sim and waits.spans:
+        # The first frame's delivery to an idle engine: the simulator frames and writes it → the engine's selector
+        # returns (loopback and the thread's wake-up) → the message reaches KlineStreams.on_text (aiohttp's read,
+        # its frame parser, the receive loop's turn).
+        woke, read = [], []
+        ends = sorted(e for _s, e in waits.spans)
+        for k in probe.kline_at:
+            out = min((v for (sym, t), v in sent_by_sim.items() if t == k), default=None)
+            if out is None:
+                continue
+            i = bisect.bisect_left(ends, out)
+            if i < len(ends) and ends[i] <= probe.kline_at[k]:
+                woke.append((ends[i] - out) * 1000)
+                read.append((probe.kline_at[k] - ends[i]) * 1000)
+        print(f"  first frame: leaves the simulator → engine's selector returns p50 {pct(woke, 50):.3f} / p99 "
+              f"{pct(woke, 99):.3f} ms → on_text p50 {pct(read, 50):.3f} / p99 {pct(read, 99):.3f} ms")
     if waits.spans:
         busy = [(sent - probe.kline_at[k] - waits.idle(probe.kline_at[k], sent)) * 1000
                 for k, sent in probe.sent_at if k in probe.kline_at]
