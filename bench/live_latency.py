@@ -131,6 +131,7 @@ from typing import Any, ClassVar
 import backtrader as bt
 import numpy as np
 
+from trader.config.pairs import exchange_symbol
 from trader.events import EventBus
 from trader.exchange.backoff import BackoffPolicy
 from trader.exchange.client import ClientOptions, ExchangeClient
@@ -644,12 +645,14 @@ def main() -> None:
         print(f"  from its own pair's kline          : p50 {pct(wire_own, 50):.3f} ms  "
               f"p99 {pct(wire_own, 99):.3f} ms  (the order pair's kline came after {statistics.fmean(before):.1f} "
               f"others of the minute on average, {max(before)} at most)")
+    first_sent: dict[int, float] = {}  # minute → when the simulator framed its first closed kline
+    for (_sym, t), at in sent_by_sim.items():
+        first_sent[t] = min(at, first_sent.get(t, at))
     if sent_by_sim:
         # What the decision needs: in pair order, the candles of BTC and of every pair before it in the whitelist.
-        symbols = [p.split("/")[0] + p.split("/")[1].split(":")[0] for p in pairs]
+        symbols = [exchange_symbol(p) for p in pairs]
         needed_syms = symbols[: symbols.index(probe.symbol) + 1]
-        first_out = [(sent - min(v for (sym, t), v in sent_by_sim.items() if t == k)) * 1000
-                     for k, sent in probe.sent_at if (probe.symbol, k) in sent_by_sim]
+        first_out = [(sent - first_sent[k]) * 1000 for k, sent in probe.sent_at if k in first_sent]
         needed = [(sent - max(sent_by_sim[(sym, k)] for sym in needed_syms)) * 1000
                   for k, sent in probe.sent_at if all((sym, k) in sent_by_sim for sym in needed_syms)]
         print(f"  from the needed kline leaving the simulator: p50 {pct(needed, 50):.3f} ms  p99 "
@@ -664,9 +667,8 @@ def main() -> None:
         # its frame parser, the receive loop's turn).
         woke, read = [], []
         ends = sorted(e for _s, e in waits.spans)
-        for k in probe.kline_at:
-            out = min((v for (sym, t), v in sent_by_sim.items() if t == k), default=None)
-            if out is None:
+        for k, out in first_sent.items():
+            if k not in probe.kline_at:
                 continue
             i = bisect.bisect_left(ends, out)
             if i < len(ends) and ends[i] <= probe.kline_at[k]:

@@ -96,21 +96,13 @@ class Ledger:
     def _write_ahead(self) -> WriteAhead | None:
         """The connection the write-ahead inserts use (None: go through a session, e.g. an in-memory SQLite
         database whose single shared connection the sessions hold)."""
-        if self._wal_conn is not None:
+        if self._wal_conn is not None or self.sessions is None:
             return self._wal_conn
-        engine = self._pooled_engine()
-        if engine is None:
+        engine = self.sessions.kw.get("bind")
+        if not isinstance(engine, Engine) or isinstance(engine.pool, StaticPool):
             return None
         self._wal_conn = open_write_ahead(engine)
         return self._wal_conn
-
-    def _pooled_engine(self) -> Engine | None:
-        """The sessions' engine when it hands out connections of its own (None: no database, or an in-memory
-        SQLite database whose single shared connection the sessions hold)."""
-        engine = self.sessions.kw.get("bind") if self.sessions is not None else None
-        if not isinstance(engine, Engine) or isinstance(engine.pool, StaticPool):
-            return None
-        return engine
 
     def close(self) -> None:
         """Give the write-ahead connection back (the engine's pool keeps or closes it)."""
