@@ -111,6 +111,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import gc
 import http.client
 import json
 import math
@@ -170,7 +171,13 @@ class FlipFlop(FuturesStrategy):
 class MasterFlip(MasterStrategy):
     """The master on every pair but BTC; on BTC, one market order per live candle (enter, then leave). BTC is the
     whitelist's first pair, or its last with ``--order-pair last`` (then its candle waits for every other pair's
-    candle and pass, in pair order)."""
+    candle and pass, in pair order).
+
+    BTC's order is placed where the master would decide on BTC: at BTC's turn in the pass's loop over the due pairs,
+    in whitelist order (``ManagedStrategy.next`` asks ``_candidate`` of each pair without a position, after the risk
+    rules have seen its bar). A real entry or exit of the first pair does not wait for the master's work on the pairs
+    after it, and a last pair's waits for all of it; placing the order after the whole loop charged the first pair
+    with the other nine's decisions."""
 
     params = (("flip_qty", 0.005),)
     stages: ClassVar[Any] = None  # bench ``--stages``
@@ -179,15 +186,6 @@ class MasterFlip(MasterStrategy):
     def start(self) -> None:
         super().start()
         self._flip = next(d for d in self.datas if d._name == BTC)
-        self._flip_due = False
-
-    def _candidate(self, d: bt.DataBase) -> Any:
-        return None if d is self._flip else super()._candidate(d)
-
-    def due_datas(self) -> list[bt.DataBase]:
-        due = super().due_datas()
-        self._flip_due = self._flip in due
-        return due
 
     def next(self) -> None:
         d = self._flip
@@ -195,8 +193,15 @@ class MasterFlip(MasterStrategy):
             self.stages.mark("strategy next()")  # the pass that moved BTC
         self._flip_len = len(d)
         super().next()
-        if not d.bar_is_live or not self._flip_due:
-            return
+
+    def _candidate(self, d: bt.DataBase) -> Any:
+        if d is not self._flip:
+            return super()._candidate(d)
+        if d.bar_is_live:  # BTC is due in this pass (``due_datas``) and never holds a master position
+            self._flip_once(d)
+        return None
+
+    def _flip_once(self, d: bt.DataBase) -> None:
         if self.getposition(d).size:
             self.close_position(d, tag="exit_signal")
             return
@@ -377,6 +382,43 @@ def instrumented_client(sim: Any, probe: Probe) -> ExchangeClient:
     return client
 
 
+class GcWatch:
+    """Every garbage collection of the process: its generation, thread and span on the bench's clock. Those while
+    the candles ran are counted, and those inside a candle's window (its first kline → its order on the wire);
+    the full ones of the start-up show what one costs on this heap."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, str, float, float]] = []
+        self.candles = (math.inf, math.inf)  # when the measured candles started and ended
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._start = now
+        else:
+            self.spans.append((info["generation"], threading.current_thread().name, self._start, now))
+
+    def report(self, windows: list[tuple[float, float]]) -> None:
+        c0, c1 = self.candles
+        by_gen: dict[int, list[float]] = {}
+        for gen, _name, a, b in self.spans:
+            if c0 <= a <= c1:
+                by_gen.setdefault(min(gen, 2), []).append((b - a) * 1000)
+        inside = [(gen, (b - a) * 1000) for gen, _n, a, b in self.spans
+                  if any(a < w1 and b > w0 for w0, w1 in windows)]
+        full_start = [(b - a) * 1000 for gen, _n, a, b in self.spans if gen == 2 and a < c0]
+        parts = [f"generation {'0' if g == 0 else '1' if g == 1 else '2 (full)'}: {len(v)} (p50 {pct(v, 50):.3f} / "
+                 f"max {max(v):.3f} ms)" for g, v in sorted(by_gen.items())]
+        print(f"  garbage collections while the candles ran: {'; '.join(parts) or 'none'}; inside a candle's window "
+              f"(first kline → on the wire): {len(inside)}"
+              + (f" (generations {sorted({g for g, _ in inside})}, {sum(d for _, d in inside):.2f} ms in all)"
+                 if inside else ""))
+        if full_start:
+            print(f"  full collections before the candles (start-up, automatic): {len(full_start)}, "
+                  f"{min(full_start):.0f}–{max(full_start):.0f} ms each: what one costs this heap when Python runs it")
+
+
 class LoopWaits:
     """When the engine's event loop sat in its selector with nothing to do (``--sim-process``: it is the only loop
     in this process). Between the minute's first kline and the order, such a wait is the engine waiting for the
@@ -541,9 +583,13 @@ def main() -> None:
                     help="PYTHONHASHSEED of the simulator process (--sim-process): fixes the klines' order in a burst")
     ap.add_argument("--order-pair", choices=("first", "last"), default="first",
                     help="BTC (the pair the bench orders on) first or last in the whitelist (master only)")
+    ap.add_argument("--gc", choices=("paced", "python"), default="paced",
+                    help="garbage collection after each minute's work (the engine's default) or left to Python")
     args = ap.parse_args()
 
     probe = Probe("BTCUSDT")  # the first pair, in both strategies
+    gc_watch = GcWatch()
+    gc.callbacks.append(gc_watch)
     stamp_klines(probe)
     waits = LoopWaits()
     if args.sim_process and args.stages:
@@ -594,13 +640,14 @@ def main() -> None:
                 server.exchange.place_order = stamped
             sim.call(install)
         engine = LiveEngine(EngineConfig(pairs=pairs, strategy=strategy, history_bars=history, window=window,
-                                         stream=StreamOptions(heartbeat_s=30.0)),
+                                         stream=StreamOptions(heartbeat_s=30.0), gc_pacing=args.gc == "paced"),
                             lambda: instrumented_client(sim, probe), bus=EventBus(), sessions=sessions)
         t_start = time.perf_counter()
         engine.start()
         engine.wait_idle(300)  # Backtrader has consumed the preloaded history (the master's: ~11,000 bars a pair)
         t_started = time.perf_counter() - t_start
         cpu0 = thread_cpu_s()
+        gc_watch.candles = (time.perf_counter(), math.inf)
         try:
             for _ in range(args.bars):
                 probe.sent.clear()
@@ -621,6 +668,7 @@ def main() -> None:
                     sim.call(lambda server: server.weights.reset())
                 time.sleep(0.02)
             cpu1 = thread_cpu_s()
+            gc_watch.candles = (gc_watch.candles[0], time.perf_counter())
         finally:
             engine.stop()
     sent_by_sim = read_send_stamps(stamps_path) if stamps_path is not None else {}
@@ -692,6 +740,7 @@ def main() -> None:
     if cpu:
         print("  CPU per candle (whole candle, not only the critical path): "
               + ", ".join(f"{n} thread {v:.3f} ms" for n, v in sorted(cpu.items())))
+    gc_watch.report([(probe.kline_at[k], sent) for k, sent in probe.sent_at if k in probe.kline_at])
     if probe.stages is not None:
         probe.stages.report()
     print(f"  target p99 ≤ 2 ms: {'met' if pct(wire, 99) <= 2.0 else 'NOT met'}")

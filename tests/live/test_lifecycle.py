@@ -73,8 +73,15 @@ def test_restart_after_stop_and_host_reuse(sim) -> None:
     engine.stop()
     assert host.running  # a shared host outlives the engine
     engine.start()
+    assert not gc.isenabled() and gc.get_freeze_count() > 0  # collections after each minute (gc_pacer.py)
+    pacer = engine.store.pacer
     step_minutes(sim, engine, 1)
+    deadline = time.monotonic() + 5
+    while pacer.stats.young < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pacer.stats.young >= 1
     engine.stop()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     host.stop()
     assert _engine_threads() == []
 

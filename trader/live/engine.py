@@ -58,6 +58,7 @@ from trader.live.broker import LiveBroker
 from trader.live.cerebro import LiveCerebro
 from trader.live.desk import OrderDesk
 from trader.live.feed import Bar, LiveFeed, live_feed_class
+from trader.live.gc_pacer import GcPacer
 from trader.live.host import EngineHost
 from trader.live.ledger import Ledger
 from trader.live.orders import DeskOptions, StopRepair
@@ -104,6 +105,9 @@ class EngineConfig:
     desk: DeskOptions = field(default_factory=DeskOptions)
     stream: StreamOptions | None = None
     dry_run: bool = True
+    # The garbage collector runs after each minute's work, not inside it (trader/live/gc_pacer.py); False leaves
+    # it to Python (the bench's comparison).
+    gc_pacing: bool = True
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,8 @@ class LiveEngine:
             self._observe(pair, history, False)
         if self.bar_observers:
             store.on_bar = lambda pair, bar: self._observe(pair, [bar], True)
+        if cfg.gc_pacing:
+            store.pacer = GcPacer(self.idle)
         store.start(self.feeds)
         if not await store.wait_connected(cfg.connect_timeout_s):
             # Not fatal: the streams keep trying and resync over REST; the first bars may come late.

@@ -26,6 +26,7 @@ from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import AccountStream, Candle, StreamOptions
 from trader.live.desk import OrderDesk
 from trader.live.feed import MINUTE, Bar, LiveFeed, Prepared
+from trader.live.gc_pacer import GcPacer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class LiveStore:
         self._newest = 0  # the latest minute any pair has delivered
         self.in_pair_order = in_pair_order  # release each pair's candle as soon as the pairs before it are in
         self._progress: dict[int, int] = {}  # minute -> index (whitelist order) of the next pair to release
+        self.pacer: GcPacer | None = None  # garbage collection after each minute's work (trader/live/gc_pacer.py)
 
     async def history(self, pair: str, tf_ms: int, bars: int) -> list[Bar]:
         """The last ``bars`` complete bars of ``tf_ms`` before now, built from closed 1m candles."""
@@ -90,6 +92,9 @@ class LiveStore:
         self._tasks.append(loop.create_task(self.account_stream.run(self._stop), name="account"))
         if self.account_sync_s > 0:
             self._tasks.append(loop.create_task(self._account_checks(), name="account-check"))
+        if self.pacer is not None:
+            self.pacer.start()
+            self._tasks.append(loop.create_task(self.pacer.run(self._stop), name="gc-pacer"))
 
     def attach(self, feeds: dict[str, LiveFeed]) -> None:
         """The feeds candles go to, in the whitelist's order (the strategy's datas)."""
@@ -198,6 +203,8 @@ class LiveStore:
                 break
             del self._pending[ts]
             self._progress.pop(ts, None)
+            if self.pacer is not None:
+                self.pacer.minute_done()
         if released:
             self.desk.wake.set()  # the strategy's pass runs once this handler has returned (trader/live/runner.py)
         return released
@@ -210,3 +217,6 @@ class LiveStore:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.pacer is not None:
+            self.pacer.stop()
+            self.pacer = None
