@@ -1,6 +1,7 @@
 """The market and limit order bodies the client builds itself (trader/exchange/order_body.py) are exactly what
-ccxt's create_order would send, key for key and in order, for every shape the engine places; and such an order
-placed through the client comes back parsed as ccxt's create_order returns it."""
+ccxt's create_order would send, key for key and in order, for every shape the engine places, and signed
+(``BinanceUSDM.sign_fapi_post``) exactly as ccxt's sign would; such an order placed through the client comes back
+parsed as ccxt's create_order returns it."""
 
 from __future__ import annotations
 
@@ -37,6 +38,22 @@ async def test_the_body_is_what_ccxt_would_send(client, request_: OrderRequest) 
     pair, kind, side, amount, price, params = request_.ccxt_args(client.ccxt)
     theirs = client.ccxt.create_order_request(pair, kind, side, amount, price, dict(params, isAlgoOrder=False))
     assert list(order_body(request_, client.ccxt).items()) == list(theirs.items())
+
+
+@pytest.mark.parametrize("request_", SHAPES, ids=lambda r: r.client_order_id)
+async def test_the_signed_request_is_what_ccxt_would_send(client, monkeypatch, request_: OrderRequest) -> None:
+    await client.ccxt.load_markets()
+    monkeypatch.setattr(client.ccxt, "nonce", lambda: 1_765_000_000_123)
+    body = order_body(request_, client.ccxt)
+    theirs = client.ccxt.sign("order", ["fapiPrivate"], "POST", dict(body))
+    assert client.ccxt.sign_fapi_post("order", body) == (theirs["url"], theirs["headers"], theirs["body"])
+    with_window = client.ccxt.sign("order", ["fapiPrivate"], "POST", dict(body, recvWindow=2500))
+    assert client.ccxt.sign_fapi_post("order", dict(body, recvWindow=2500))[2] == with_window["body"]
+
+
+async def test_keys_other_than_hmac_are_signed_by_ccxt(client) -> None:
+    client.ccxt.secret = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----"
+    assert client.ccxt.sign_fapi_post("order", {"symbol": "BTCUSDT"}) is None
 
 
 async def test_conditional_orders_are_left_to_ccxt(client) -> None:

@@ -6,15 +6,20 @@
   reports instead (weights.WeightGate).
 - Every response's headers and round trip are reported to an observer; every raised error carries Binance's code
   and the HTTP status, so errors.classify_exception needs no guessing.
+- ``post_signed``: a signed ``/fapi/v1`` POST (the candle's order) signed here — the query, timestamp, recvWindow
+  and HMAC-SHA256 signature ccxt's ``sign`` builds (a test compares them) in ~20 µs instead of ~100 µs, then sent
+  through ``fetch`` like every other request. RSA and Ed25519 keys are left to ccxt.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import hmac
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import ccxt
 import ccxt.pro as ccxtpro
@@ -51,6 +56,34 @@ class BinanceUSDM(ccxtpro.binanceusdm):
     """binanceusdm (REST + websocket) with observation hooks and error tagging."""
 
     observer: ResponseObserver | None = None
+
+    def sign_fapi_post(self, path: str, params: Mapping[str, Any]) -> tuple[str, dict[str, str], str] | None:
+        """``sign(path, ['fapiPrivate'], 'POST', params)``'s url, headers and body for an HMAC secret; None for an
+        RSA or Ed25519 key. ``params`` must hold the client order id already (ccxt would add one of its own)."""
+        secret = self.secret or ""
+        if "PRIVATE KEY" in secret:
+            return None
+        self.check_required_credentials()
+        query: dict[str, Any] = {"timestamp": self.nonce()}
+        for key, value in params.items():
+            query[key] = ("true" if value else "false") if isinstance(value, bool) else value
+        recv_window = self.safe_integer(self.options, "recvWindow")
+        if recv_window is not None:
+            query["recvWindow"] = recv_window
+        if "recvWindow" in params:
+            query["recvWindow"] = params["recvWindow"]
+        text = urlencode(query, quote_via=quote)
+        signature = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+        headers = {"X-MBX-APIKEY": self.apiKey, "Content-Type": "application/x-www-form-urlencoded"}
+        return f"{self.urls['api']['fapiPrivate']}/{path}", headers, f"{text}&signature={signature}"
+
+    async def post_signed(self, path: str, params: Mapping[str, Any]) -> Any:
+        """A signed ``/fapi/v1/<path>`` POST, signed by ``sign_fapi_post`` (or by ccxt for other key types)."""
+        signed = self.sign_fapi_post(path, params)
+        if signed is None:
+            return await self.request(path, ["fapiPrivate"], "POST", dict(params))
+        url, headers, body = signed
+        return await self.fetch(url, "POST", headers, body)
 
     async def fetch(self, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
         token = _STARTED.set(time.perf_counter())

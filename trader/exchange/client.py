@@ -516,13 +516,14 @@ class ExchangeClient:
         raise AssertionError("unreachable")
 
     async def _post_order(self, request: OrderRequest) -> dict[str, Any]:
-        """A market or limit order with the body built here (trader/exchange/order_body.py), sent and parsed by
-        ccxt as its create_order would."""
+        """A market or limit order with the body built here (trader/exchange/order_body.py) and signed here
+        (``BinanceUSDM.post_signed``), sent through ccxt's ``fetch`` and parsed as its create_order would."""
         ex = self.ccxt
         if ex.markets is None:
             await ex.load_markets()
         body = order_body(request, ex)
-        raw = await ex.fapiPrivatePostOrder(body)
+        post = getattr(ex, "post_signed", None)  # BinanceUSDM (ccxt_binance.py): signed here, not by ccxt's sign
+        raw = await (post("order", body) if post is not None else ex.fapiPrivatePostOrder(body))
         return ex.parse_order(raw, ex.market(request.pair))
 
     async def find_order(self, request: OrderRequest) -> OrderState | None:
