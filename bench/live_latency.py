@@ -96,6 +96,29 @@ takes 10–12 µs with 2 ms between messages and 38–40 µs with 20 ms (the ben
 after the engine sat idle, which a real minute between candles makes no warmer. The order's own steps after the
 write-ahead, in this bench: ccxt's ``sign`` 0.10 ms, the order body 0.04 ms, the two write-ahead rows' bind
 processing 0.035 ms each.
+Then (7 December 2026, later): three changes, measured one at a time against the tree before, alternating runs,
+seed 2, 200 candles (p50 / p99 ms from BTC's own kline; this machine ran slower than for the figures above):
+- ``MasterFlip`` places BTC's order at BTC's turn in the master's loop over the due pairs (``_candidate``), where
+  the master decides a real entry or exit of that pair, instead of after the loop: the first pair's order no
+  longer waits for the master's work on the nine after it (1.74 / 2.74 → 1.68 / 2.40, one run each);
+- the garbage collector runs after each minute's work (trader/live/gc_pacer.py, ``--gc python`` for Python's own
+  timing). Printed per run: with Python's own, 24–36 young collections and 2–3 of the second generation
+  (1.9–2.1 ms each) while the candles ran, none inside a candle's window in these runs, and four full
+  collections at start-up of 130–210 ms each: one of those on a candle's path is the tail this removes by design
+  (in a 300-candle run the allocations fall short of the next full one; a live process gets there). Paced: one
+  young collection after each minute (p50 0.05–0.07, max 0.8–1.3 ms), none in a window; a full one after the
+  start-up freeze costs 1.6 ms (measured with a full collection every minute). The end-to-end figures did not move
+  beyond the noise (own kline 1.42–1.60 / 2.35–2.50 either way);
+- the candle's order is signed by the client (``BinanceUSDM.sign_fapi_post``): write-ahead committed → on the wire
+  0.22–0.26 → 0.15–0.17 ms p50, 0.32–0.36 → 0.26 ms p99.
+All three, 300 candles, seeds 1 | 2 | 3 (BTC's kline 6th | 2nd | 8th in the burst), load 0.5–0.9: from the first
+kline 1.91 | 1.81 | 2.12 / 3.74 | 2.71 | 4.11 ms, from its own 1.26 | 1.40 | 1.35 / 1.94 | 2.09 | 2.00 ms, from the
+needed kline leaving the simulator 1.56 | 1.76 | 1.76 / 2.61 | 2.72 | 2.63 ms; BTC last (seed 1) 3.09 / 5.49 from
+the first kline, 1.83 / 3.76 from its own. Each 300-candle run has one candle at 8–10 ms (also with ``--gc
+python``; not in the stages, which skip no candle: a stall of the machine or the simulator). Tried and left out: the
+write-ahead rows as one line appended to a journal file instead of SQLite inserts (bench only, ids from a counter):
+that step 0.37 → 0.16 ms p50 but its p99 stayed ~0.7 ms, own kline p99 2.46–2.52 against 2.68–2.85; doing it for
+real needs trade ids reserved before the send (the client order id carries one) and a replay at start.
 Target p99 ≤ 2 ms: not met. ``--stages`` for BTC first (child process, 300 candles, p50 / p99 ms, its kline 10th
 in the burst, before LiveCerebro): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps),
 → candle released 0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), →
