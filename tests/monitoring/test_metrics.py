@@ -169,7 +169,10 @@ def test_state_is_exported_only_once_measured() -> None:
 
 
 async def test_running_main_job_exports_engine_account_and_process(write_config, isolated: Path) -> None:
-    settings = load_settings(write_config({"metrics": {"port": 0}}), environ={})
+    # Tiers far above any round trip a loaded CI machine shows at start-up (one request over 100 ms there made the
+    # default's safe mode): this test is about what is exported; tests/exchange/test_weights_latency.py is about the tiers.
+    settings = load_settings(write_config({"metrics": {"port": 0}, "risk": {"latency": {
+        "safe_ms": 10_000, "no_entries_ms": 20_000, "emergency_ms": 30_000}}}), environ={})
     stop = asyncio.Event()
     ready: dict[str, object] = {}
 
