@@ -668,6 +668,9 @@ def main() -> None:
         t_start = time.perf_counter()
         engine.start()
         engine.wait_idle(300)  # Backtrader has consumed the preloaded history (the master's: ~11,000 bars a pair)
+        deadline = time.monotonic() + 5
+        while args.gc == "paced" and not gc.get_freeze_count() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the pacer takes collection over once the engine is idle (trader/live/gc_pacer.py)
         t_started = time.perf_counter() - t_start
         cpu0 = thread_cpu_s()
         gc_watch.candles = (time.perf_counter(), math.inf)

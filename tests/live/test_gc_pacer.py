@@ -23,21 +23,30 @@ def cycle() -> weakref.ref[Node]:
 
 @pytest.fixture(autouse=True)
 def collector_restored() -> Iterator[None]:
+    before = gc.get_threshold()
     yield
     gc.unfreeze()
     gc.enable()
+    gc.set_threshold(*before)
+
+
+async def _running(pacer: GcPacer) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    return stop, asyncio.create_task(pacer.run(stop))
 
 
 def test_the_pacer_takes_the_collector_over_and_gives_it_back() -> None:
-    assert gc.isenabled() and gc.get_freeze_count() == 0
-    pacer = GcPacer(lambda: True)
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    pacer = GcPacer(lambda: True, young_threshold=12_345)
     pacer.start()
-    assert not gc.isenabled()
+    assert pacer.stats.young == 1  # the young generations first, then the freeze
     assert gc.get_freeze_count() > 0 and pacer.stats.frozen == gc.get_freeze_count()
-    ref = cycle()
-    assert ref() is not None  # nothing collects while the engine runs, until the pacer does
+    assert gc.get_threshold() == (12_345, 1_000, 1_000) and gc.isenabled()
+    pacer.start()  # once only
+    assert pacer.stats.young == 1
     pacer.stop()
-    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 def test_a_collector_someone_else_runs_is_left_alone() -> None:
@@ -46,25 +55,55 @@ def test_a_collector_someone_else_runs_is_left_alone() -> None:
     pacer.start()
     pacer.collect(1)
     pacer.stop()
-    assert not gc.isenabled() and gc.get_freeze_count() == 0
+    assert not gc.isenabled() and gc.get_freeze_count() == 0 and gc.get_threshold()[0] != 10_000
     assert pacer.stats.young == 1
 
 
-async def test_a_minute_is_collected_once_the_engine_is_idle() -> None:
+def test_a_second_pacer_leaves_the_first_ones_settings_alone() -> None:
+    first, second = GcPacer(lambda: True, young_threshold=20_000), GcPacer(lambda: True, young_threshold=30_000)
+    first.start()
+    frozen = gc.get_freeze_count()
+    second.start()
+    assert gc.get_threshold()[0] == 20_000 and gc.get_freeze_count() == frozen
+    second.stop()
+    assert gc.get_threshold()[0] == 20_000 and gc.get_freeze_count() == frozen
+    first.stop()
+    assert gc.get_freeze_count() == 0
+
+
+async def test_python_collects_until_the_engine_is_first_idle() -> None:
     busy = True
-    pacer = GcPacer(lambda: not busy, settle_s=5.0, tick_s=0.01)
-    stop = asyncio.Event()
+    before = gc.get_threshold()
+    pacer = GcPacer(lambda: not busy)
+    stop, task = await _running(pacer)
+    try:
+        await asyncio.sleep(0.12)
+        assert gc.get_threshold() == before and gc.get_freeze_count() == 0  # the history is still being consumed
+        busy = False
+        await asyncio.sleep(0.12)
+        assert gc.get_threshold()[0] == 10_000 and gc.get_freeze_count() > 0 and pacer.stats.young == 1
+    finally:
+        stop.set()
+        await task
+        pacer.stop()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+async def test_a_minute_is_collected_once_the_engine_is_idle() -> None:
+    busy = False
+    pacer = GcPacer(lambda: not busy, settle_s=5.0)
     pacer.start()
-    task = asyncio.create_task(pacer.run(stop))
+    busy = True
+    stop, task = await _running(pacer)
     try:
         ref = cycle()
         pacer.minute_done()
         await asyncio.sleep(0.05)
-        assert ref() is not None and pacer.stats.young == 0  # the order, its stop, the ledger: not yet
+        assert ref() is not None and pacer.stats.young == 1  # the order, its stop, the ledger: not yet
         busy = False
         await asyncio.sleep(0.05)
         assert ref() is None
-        assert pacer.stats.young == 1 and pacer.stats.full == 0 and pacer.stats.backstop == 0
+        assert pacer.stats.young == 2 and pacer.stats.full == 0 and pacer.stats.automatic == 0
     finally:
         stop.set()
         await task
@@ -72,17 +111,18 @@ async def test_a_minute_is_collected_once_the_engine_is_idle() -> None:
 
 
 async def test_a_full_collection_comes_every_full_every_s_and_skips_what_was_frozen() -> None:
-    frozen = cycle()
-    pacer = GcPacer(lambda: True, full_every_s=0.0, tick_s=0.01)
-    stop = asyncio.Event()
+    kept = Node()
+    frozen = weakref.ref(kept)
+    pacer = GcPacer(lambda: True, full_every_s=0.0)
     pacer.start()
-    task = asyncio.create_task(pacer.run(stop))
+    del kept  # garbage now, but frozen while alive: no collection looks at it until the stop
+    stop, task = await _running(pacer)
     try:
         ref = cycle()
         pacer.minute_done()
         await asyncio.sleep(0.05)
         assert ref() is None and pacer.stats.full == 1
-        assert frozen() is not None  # frozen at start: out of every collection until the stop
+        assert frozen() is not None
     finally:
         stop.set()
         await task
@@ -91,20 +131,16 @@ async def test_a_full_collection_comes_every_full_every_s_and_skips_what_was_fro
     assert frozen() is None
 
 
-async def test_without_quiet_minutes_the_backstop_collects() -> None:
-    pacer = GcPacer(lambda: True, tick_s=0.01, backstop=2_000)
-    stop = asyncio.Event()
+def test_without_quiet_minutes_python_collects_past_the_raised_threshold() -> None:
+    pacer = GcPacer(lambda: True, young_threshold=2_000)
     pacer.start()
-    task = asyncio.create_task(pacer.run(stop))
     try:
         ref = cycle()
-        await asyncio.sleep(0.05)
-        assert ref() is not None and pacer.stats.backstop == 0  # few allocations: no collection
-        kept = [[i] for i in range(5_000)]  # tracked objects past the backstop, no minute done
-        await asyncio.sleep(0.05)
-        assert ref() is None and pacer.stats.backstop >= 1
-        del kept
+        few = [[i] for i in range(500)]
+        assert ref() is not None and pacer.stats.automatic == 0  # below the threshold: nothing collects
+        many = [[i] for i in range(5_000)]  # past it, no minute done
+        assert ref() is None and pacer.stats.automatic >= 1
+        assert pacer.stats.longest_automatic_ms > 0
+        del few, many
     finally:
-        stop.set()
-        await task
         pacer.stop()

@@ -256,7 +256,8 @@ class LiveEngine:
         if self.bar_observers:
             store.on_bar = lambda pair, bar: self._observe(pair, [bar], True)
         if cfg.gc_pacing:
-            store.pacer = GcPacer(self.idle)
+            # It takes collection over once the strategy has consumed the history (Backtrader running, idle).
+            store.pacer = GcPacer(lambda: self.broker is not None and self.idle())
         store.start(self.feeds)
         if not await store.wait_connected(cfg.connect_timeout_s):
             # Not fatal: the streams keep trying and resync over REST; the first bars may come late.

@@ -93,7 +93,6 @@ class LiveStore:
         if self.account_sync_s > 0:
             self._tasks.append(loop.create_task(self._account_checks(), name="account-check"))
         if self.pacer is not None:
-            self.pacer.start()
             self._tasks.append(loop.create_task(self.pacer.run(self._stop), name="gc-pacer"))
 
     def attach(self, feeds: dict[str, LiveFeed]) -> None:
