@@ -101,21 +101,29 @@ seed 2, 200 candles (p50 / p99 ms from BTC's own kline; this machine ran slower 
 - ``MasterFlip`` places BTC's order at BTC's turn in the master's loop over the due pairs (``_candidate``), where
   the master decides a real entry or exit of that pair, instead of after the loop: the first pair's order no
   longer waits for the master's work on the nine after it (1.74 / 2.74 → 1.68 / 2.40, one run each);
-- the garbage collector runs after each minute's work (trader/live/gc_pacer.py, ``--gc python`` for Python's own
-  timing). Printed per run: with Python's own, 24–36 young collections and 2–3 of the second generation
-  (1.9–2.1 ms each) while the candles ran, none inside a candle's window in these runs, and four full
-  collections at start-up of 130–210 ms each: one of those on a candle's path is the tail this removes by design
-  (in a 300-candle run the allocations fall short of the next full one; a live process gets there). Paced: one
-  young collection after each minute (p50 0.05–0.07, max 0.8–1.3 ms), none in a window; a full one after the
-  start-up freeze costs 1.6 ms (measured with a full collection every minute). The end-to-end figures did not move
-  beyond the noise (own kline 1.42–1.60 / 2.35–2.50 either way);
+- the garbage collector runs after each minute's work (trader/live/gc_pacer.py: young generations collected once the
+  minute is done and the engine idle, start-up objects frozen, Python's own collection kept as a backstop past
+  10,000 new objects; ``--gc python`` for Python's own timing). Printed per run: with Python's own, 24–36 young
+  collections and 2–3 of the second generation (1.7–2.4 ms each) while the candles ran, none inside a candle's
+  window in these runs, and four full collections at start-up of 130–220 ms each: one of those on a candle's path
+  is the tail this removes by design (in a 300-candle run the allocations fall short of the next full one; a live
+  process gets there). Paced: one young collection after each minute (p50 0.05–0.09, max 0.3–1.3 ms), none in a
+  window, none by the backstop; a full one after the start-up freeze costs 1.6 ms (measured with a full collection
+  every minute). In ``bsmart run`` (three pairs, bot on, speed 1): 3 paced collections (the longest, 40 ms, the
+  take-over after the history), 12 by the backstop over the run (longest 5.1 ms). The end-to-end figures did not
+  move beyond the noise (own kline 1.42–1.60 / 2.35–2.50 either way);
 - the candle's order is signed by the client (``BinanceUSDM.sign_fapi_post``): write-ahead committed → on the wire
   0.22–0.26 → 0.15–0.17 ms p50, 0.32–0.36 → 0.26 ms p99.
-All three, 300 candles, seeds 1 | 2 | 3 (BTC's kline 6th | 2nd | 8th in the burst), load 0.5–0.9: from the first
-kline 1.91 | 1.81 | 2.12 / 3.74 | 2.71 | 4.11 ms, from its own 1.26 | 1.40 | 1.35 / 1.94 | 2.09 | 2.00 ms, from the
-needed kline leaving the simulator 1.56 | 1.76 | 1.76 / 2.61 | 2.72 | 2.63 ms; BTC last (seed 1) 3.09 / 5.49 from
-the first kline, 1.83 / 3.76 from its own. Each 300-candle run has one candle at 8–10 ms (also with ``--gc
-python``; not in the stages, which skip no candle: a stall of the machine or the simulator). Tried and left out: the
+All three, 300 candles, seeds 1 | 2 | 3 (BTC's kline 6th | 2nd | 8th in the burst), load 0.5–0.9, in the faster
+hour: from the first kline 1.91 | 1.81 | 2.12 / 3.74 | 2.71 | 4.11 ms, from its own 1.26 | 1.40 | 1.35 / 1.94 |
+2.09 | 2.00 ms, from the needed kline leaving the simulator 1.56 | 1.76 | 1.76 / 2.61 | 2.72 | 2.63 ms; BTC last
+(seed 1) 3.09 / 5.49 from the first kline, 1.83 / 3.76 from its own. An hour later the same tree gave 1.45–1.76 /
+2.06–3.69 ms from its own kline over the three seeds. Against the morning's tree (0921295, its own bench), seed 3,
+alternating: from its own kline 1.67 / 2.32 and 1.32 / 2.17 (before), 1.34 / 2.08 and 1.50 / 2.18 (after); from
+the needed kline leaving the simulator 2.13 / 3.17 and 1.72 / 2.92 (before), 1.67 / 3.19 and 1.97 / 3.56 (after):
+end to end, the session's changes are inside the machine's noise; the steps they touch moved as said above. Every
+300-candle run has a few candles at 6–13 ms (before and after, with ``--gc python`` too; they are not in the
+stages' slowest candles: a stall of the machine or the simulator). Tried and left out: the
 write-ahead rows as one line appended to a journal file instead of SQLite inserts (bench only, ids from a counter):
 that step 0.37 → 0.16 ms p50 but its p99 stayed ~0.7 ms, own kline p99 2.46–2.52 against 2.68–2.85; doing it for
 real needs trade ids reserved before the send (the client order id carries one) and a replay at start.
