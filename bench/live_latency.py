@@ -414,12 +414,12 @@ def instrumented_client(sim: Any, probe: Probe) -> ExchangeClient:
 
 
 class GcWatch:
-    """Every garbage collection of the process: its generation, thread and span on the bench's clock. Those while
+    """Every garbage collection of the process: its generation and span on the bench's clock. Those while
     the candles ran are counted, and those inside a candle's window (its first kline → its order on the wire);
     the full ones of the start-up show what one costs on this heap."""
 
     def __init__(self) -> None:
-        self.spans: list[tuple[int, str, float, float]] = []
+        self.spans: list[tuple[int, float, float]] = []
         self.candles = (math.inf, math.inf)  # when the measured candles started and ended
         self._start = 0.0
 
@@ -428,17 +428,17 @@ class GcWatch:
         if phase == "start":
             self._start = now
         else:
-            self.spans.append((info["generation"], threading.current_thread().name, self._start, now))
+            self.spans.append((info["generation"], self._start, now))
 
     def report(self, windows: list[tuple[float, float]]) -> None:
         c0, c1 = self.candles
         by_gen: dict[int, list[float]] = {}
-        for gen, _name, a, b in self.spans:
+        for gen, a, b in self.spans:
             if c0 <= a <= c1:
                 by_gen.setdefault(min(gen, 2), []).append((b - a) * 1000)
-        inside = [(gen, (b - a) * 1000) for gen, _n, a, b in self.spans
+        inside = [(gen, (b - a) * 1000) for gen, a, b in self.spans
                   if any(a < w1 and b > w0 for w0, w1 in windows)]
-        full_start = [(b - a) * 1000 for gen, _n, a, b in self.spans if gen == 2 and a < c0]
+        full_start = [(b - a) * 1000 for gen, a, b in self.spans if gen == 2 and a < c0]
         parts = [f"generation {'0' if g == 0 else '1' if g == 1 else '2 (full)'}: {len(v)} (p50 {pct(v, 50):.3f} / "
                  f"max {max(v):.3f} ms)" for g, v in sorted(by_gen.items())]
         print(f"  garbage collections while the candles ran: {'; '.join(parts) or 'none'}; inside a candle's window "

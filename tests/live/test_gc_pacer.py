@@ -30,9 +30,13 @@ def collector_restored() -> Iterator[None]:
     gc.set_threshold(*before)
 
 
-async def _running(pacer: GcPacer) -> tuple[asyncio.Event, asyncio.Task[None]]:
-    stop = asyncio.Event()
-    return stop, asyncio.create_task(pacer.run(stop))
+async def _running(pacer: GcPacer) -> asyncio.Task[None]:
+    return asyncio.create_task(pacer.run(asyncio.Event()))
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()  # as the store does at its stop
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def test_the_pacer_takes_the_collector_over_and_gives_it_back() -> None:
@@ -75,7 +79,7 @@ async def test_python_collects_until_the_engine_is_first_idle() -> None:
     busy = True
     before = gc.get_threshold()
     pacer = GcPacer(lambda: not busy)
-    stop, task = await _running(pacer)
+    task = await _running(pacer)
     try:
         await asyncio.sleep(0.12)
         assert gc.get_threshold() == before and gc.get_freeze_count() == 0  # the history is still being consumed
@@ -83,8 +87,7 @@ async def test_python_collects_until_the_engine_is_first_idle() -> None:
         await asyncio.sleep(0.12)
         assert gc.get_threshold()[0] == 10_000 and gc.get_freeze_count() > 0 and pacer.stats.young == 1
     finally:
-        stop.set()
-        await task
+        await _stopped(task)
         pacer.stop()
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
@@ -94,7 +97,7 @@ async def test_a_minute_is_collected_once_the_engine_is_idle() -> None:
     pacer = GcPacer(lambda: not busy, settle_s=5.0)
     pacer.start()
     busy = True
-    stop, task = await _running(pacer)
+    task = await _running(pacer)
     try:
         ref = cycle()
         pacer.minute_done()
@@ -105,8 +108,7 @@ async def test_a_minute_is_collected_once_the_engine_is_idle() -> None:
         assert ref() is None
         assert pacer.stats.young == 2 and pacer.stats.full == 0 and pacer.stats.automatic == 0
     finally:
-        stop.set()
-        await task
+        await _stopped(task)
         pacer.stop()
 
 
@@ -116,7 +118,7 @@ async def test_a_full_collection_comes_every_full_every_s_and_skips_what_was_fro
     pacer = GcPacer(lambda: True, full_every_s=0.0)
     pacer.start()
     del kept  # garbage now, but frozen while alive: no collection looks at it until the stop
-    stop, task = await _running(pacer)
+    task = await _running(pacer)
     try:
         ref = cycle()
         pacer.minute_done()
@@ -124,8 +126,7 @@ async def test_a_full_collection_comes_every_full_every_s_and_skips_what_was_fro
         assert ref() is None and pacer.stats.full == 1
         assert frozen() is not None
     finally:
-        stop.set()
-        await task
+        await _stopped(task)
         pacer.stop()
     gc.collect()
     assert frozen() is None

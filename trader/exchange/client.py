@@ -522,8 +522,7 @@ class ExchangeClient:
         if ex.markets is None:
             await ex.load_markets()
         body = order_body(request, ex)
-        post = getattr(ex, "post_signed", None)  # BinanceUSDM (ccxt_binance.py): signed here, not by ccxt's sign
-        raw = await (post("order", body) if post is not None else ex.fapiPrivatePostOrder(body))
+        raw = await ex.post_signed("order", body)
         return ex.parse_order(raw, ex.market(request.pair))
 
     async def find_order(self, request: OrderRequest) -> OrderState | None:

@@ -33,7 +33,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ class GcStats:
     longest_ms: float = 0.0  # the pacer's longest
     longest_automatic_ms: float = 0.0
     frozen: int = 0  # objects left out of collections (gc.get_freeze_count() at take-over)
-    times_ms: list[float] = field(default_factory=list)  # the pacer's last 100 collections
 
 
 class GcPacer:
@@ -114,15 +113,7 @@ class GcPacer:
             else:
                 await asyncio.sleep(0.05)
         while not stop.is_set():
-            due = asyncio.ensure_future(self._due.wait())
-            stopping = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait((due, stopping), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                due.cancel()
-                stopping.cancel()
-            if stop.is_set():
-                return
+            await self._due.wait()  # the store cancels this task at its stop
             self._due.clear()
             deadline = loop.time() + self.settle_s
             while not self.idle() and loop.time() < deadline and not stop.is_set():
@@ -145,8 +136,6 @@ class GcPacer:
         else:
             s.young += 1
         s.longest_ms = max(s.longest_ms, took)
-        s.times_ms.append(took)
-        del s.times_ms[:-100]
         if took >= self.slow_ms:
             log.warning("garbage collection (generation %d) took %.0f ms", generation, took)
 
