@@ -495,7 +495,7 @@ def stamp_klines(probe: Probe) -> None:
 
 
 STAGES = ("first kline", "own kline", "candle released", "strategy next()", "order submitted", "desk sends",
-          "write-ahead committed", "on the wire")
+          "write-ahead written", "on the wire")
 
 
 class Stages:
@@ -544,7 +544,7 @@ class Stages:
         def timed_build(desk: OrderDesk, t: Any) -> Any:
             out = build(desk, t)
             if t.pair == pair and "desk sends" in stages.current:
-                stages.mark("write-ahead committed")
+                stages.mark("write-ahead written")
             return out
 
         LiveFeed.deliver = timed_deliver  # type: ignore[method-assign]

@@ -1,8 +1,10 @@
 """A real process kill between an entry's fill and its stop: the restarted engine puts the intended stop on the
-exchange before anything else, and nothing is sent twice."""
+exchange before anything else, and nothing is sent twice. The killed engine's rows were still only in its order
+journal (trader/persistence/order_journal.py): the restart writes them to the database first."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,14 +67,18 @@ def test_killed_between_fill_and_stop_the_restart_places_the_intended_stop(sim, 
             child.wait(10)
     assert position_amt(sim) == Decimal("0.01") and sim_state(sim)["open_algo_orders"] == []  # naked
     with transaction(sessions) as s:
-        trade = s.scalars(select(Trade)).one()
-        intended = trade.stop_price
-        assert trade.status == "open" and intended is not None
+        assert s.scalars(select(Trade)).all() == []  # the process died before its first flush
+    lines = [json.loads(line) for line in (tmp_path / "crash.db-orders.journal").read_text().splitlines()]
+    assert [e["order"]["purpose"] for e in lines] == ["entry"]
+    intended = Decimal(lines[0]["trade"]["stop_price"])
     sent_before = sim_state(sim)["orders"]
 
     engine, rec = make_engine_for(sim, OneShot, {"enter_at_ms": 2**62}, sessions=sessions)
     engine.start()
     try:
+        with transaction(sessions) as s:
+            trade = s.scalars(select(Trade)).one()
+            assert trade.status == "open" and trade.stop_price == intended and trade.id == lines[0]["trade"]["id"]
         algos = sim_state(sim)["open_algo_orders"]
         assert [a["orderType"] for a in algos] == ["STOP_MARKET"]
         assert Decimal(algos[0]["triggerPrice"]) == intended  # the strategy's stop, not a fallback

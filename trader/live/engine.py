@@ -219,7 +219,7 @@ class LiveEngine:
             await client.ccxt.load_markets()
         if not client.bracket_rows:
             await client.load_rules()  # exchangeInfo filters + leverageBracket: the rules the desk hands out
-        ledger = Ledger(self.sessions, strategy=self.strategy_cls.__name__, dry_run=cfg.dry_run)
+        ledger = Ledger(self.sessions, strategy=self.strategy_cls.__name__, dry_run=cfg.dry_run, journal=True)
         self.desk = desk = OrderDesk(client, cfg.pairs, leverage=cfg.leverage, ledger=ledger, bus=self.bus,
                                      options=cfg.desk)
         # The desk's, the feeds' and the broker's wake-up: it resumes the strategy on this loop.

@@ -1,11 +1,15 @@
 """What the live broker writes down: Trade, Order and Fill rows, and the numbers that make client ids unique.
 
-An order's row is committed *before* the order is sent, under its deterministic client id, so a restart finds
+An order's rows are made durable *before* the order is sent, under its deterministic client id, so a restart finds
 every order it may have sent and resolves it by that id (``ExchangeClient.find_order``) instead of sending again.
-Those inserts sit between a candle and its order, so they take the shortest path there is: a connection kept for
-them, on SQLite the DB-API connection with statements compiled once (trader/persistence/write_ahead.py). That
-connection never checkpoints the WAL (a checkpoint syncs the file: milliseconds); the deferred writes below do, on
-a pooled connection, when no order is on its way. What follows a fill (order status, fill rows, the trade's
+That write sits between a candle and its order, so it takes the shortest path there is. The live engine's ledger
+(``journal=True``, a SQLite file) appends the rows as one line to the order journal
+(trader/persistence/order_journal.py) and inserts them with the next flush, once the orders are out; the trade
+id an entry's client id carries comes from ids reserved beforehand (``SqliteWriteAhead.reserve_ids``), so nothing
+else can take it meanwhile. Without the journal (another ledger, PostgreSQL, a database that missed migration
+0005) the rows are committed before the send on a connection kept for them, on SQLite the DB-API connection with
+statements compiled once (trader/persistence/write_ahead.py). That connection never checkpoints the WAL (a
+checkpoint syncs the file: milliseconds); the deferred writes below do, when no order is on its way. What follows a fill (order status, fill rows, the trade's
 running numbers) is queued and written by ``flush`` once the protective orders are out: the exchange stays the
 truth for fills, and recovery re-reads it after a crash. Without a database (tests, benches) the ledger keeps the
 same bookkeeping in memory and starts trade ids from the clock, so two runs on one account never reuse an id.
@@ -22,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -31,12 +36,15 @@ from sqlalchemy.pool import StaticPool
 from trader.execution.quality import ExecutionRecord
 from trader.persistence.database import transaction
 from trader.persistence.models import Execution, Fill, Order, Trade
+from trader.persistence.order_journal import JournalBusy, OrderJournal, decode_row, encode
 from trader.persistence.write_ahead import SqliteWriteAhead, WriteAhead, core_insert, open_write_ahead
 from trader.risk.book import RiskHistory
+from trader.security.redaction import guarded_by
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 CHECKPOINT_EVERY = 20  # flushes between WAL checkpoints (Ledger._checkpoint): a few hundred pages at most
+TRADE_IDS = 8  # trade ids reserved at a time for journalled entries; topped up by a flush below half of it
 TRADES: Table = Trade.__table__  # type: ignore[assignment]
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
 
@@ -76,7 +84,8 @@ class OpenTrade:
 
 
 class Ledger:
-    def __init__(self, sessions: sessionmaker[Session] | None = None, *, strategy: str = "", dry_run: bool = True):
+    def __init__(self, sessions: sessionmaker[Session] | None = None, *, strategy: str = "", dry_run: bool = True,
+                 journal: bool = False):
         self.sessions = sessions
         self.strategy = strategy
         self.dry_run = dry_run
@@ -92,6 +101,11 @@ class Ledger:
         self._wal_lock = threading.Lock()
         self._wal_conn: WriteAhead | None = None
         self._flushes = 0
+        self._want_journal = journal
+        self._journal: OrderJournal | None = None
+        self._unapplied: list[dict[str, dict[str, object] | None]] = []  # journalled, not yet in the database
+        self._journalled: set[str] = set()  # their client ids
+        self._trade_ids: list[int] = []  # reserved, unused (popped from the end)
 
     def _write_ahead(self) -> WriteAhead | None:
         """The connection the write-ahead inserts use (None: go through a session, e.g. an in-memory SQLite
@@ -104,12 +118,82 @@ class Ledger:
         self._wal_conn = open_write_ahead(engine)
         return self._wal_conn
 
+    def open_journal(self) -> bool:
+        """Take the order journal (``journal=True`` on a SQLite file whose trade ids are never reused), read what a
+        crash left in it for the next flush, and reserve the first trade ids. False: orders write ahead to the
+        database, as before the journal. Called at the start (``open_trades``), off the way to any order."""
+        with self._wal_lock:
+            if self._journal is not None:
+                return True
+            if not self._want_journal:
+                return False
+            self._want_journal = False  # one attempt: a refusal is logged once
+            wa = self._write_ahead()
+            if not isinstance(wa, SqliteWriteAhead):
+                return False
+            database = self.sessions.kw["bind"].url.database  # type: ignore[union-attr]
+            path = Path(database).with_name(Path(database).name + "-orders.journal")
+            try:
+                journal = OrderJournal(path)
+            except JournalBusy as exc:
+                log.warning("ledger: %s; orders write ahead to the database instead", exc)
+                return False
+            try:
+                ids = wa.reserve_ids(TRADES, TRADE_IDS)
+                if ids is None:
+                    log.warning("ledger: the trades table can reuse ids (migration 0005 missing); orders write "
+                                "ahead to the database instead of the journal")
+                    journal.close()
+                    return False
+                left = journal.entries()
+            except Exception:
+                journal.close()
+                raise
+            self._trade_ids = list(reversed(ids))
+            self._unapplied = left
+            self._journalled = {e["order"]["client_order_id"] for e in left if e.get("order")}  # type: ignore[index]
+            if left:
+                log.warning("ledger: %d order(s) in the journal from before the start; writing them to the database",
+                            len(left))
+            self._journal = journal
+            return True
+
     def close(self) -> None:
-        """Give the write-ahead connection back (the engine's pool keeps or closes it)."""
+        """Give the write-ahead connection back (the engine's pool keeps or closes it) and let go of the journal
+        (what it still holds is applied by the next start)."""
         with self._wal_lock:
             if self._wal_conn is not None:
                 self._wal_conn.close()
                 self._wal_conn = None
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+
+    def _journal_append(self, trade: dict[str, object] | None, order: dict[str, object] | None) -> None:
+        """Called with ``_wal_lock`` held and the journal open."""
+        assert self._journal is not None
+        entry = {"trade": trade, "order": order}
+        engine = self.sessions.kw["bind"]  # type: ignore[union-attr]
+        self._journal.append(encode(entry, guarded_by(engine)))
+        self._unapplied.append(entry)
+        if order is not None:
+            self._journalled.add(str(order["client_order_id"]))
+
+    def _apply_journal(self, s: Session) -> None:
+        """Insert the journalled rows the database does not have yet (a start after a crash may find some of them
+        there already: the crash fell between their commit and the journal's emptying)."""
+        conn = s.connection()
+        for entry in self._unapplied:
+            trade, order = entry.get("trade"), entry.get("order")
+            if trade is not None:
+                values = decode_row(TRADES, trade)
+                if s.get(Trade, values["id"]) is None:
+                    core_insert(conn, TRADES, values)
+            if order is not None:
+                values = decode_row(ORDERS, order)
+                cid = values["client_order_id"]
+                existing = s.scalar(select(Order.id).where(Order.client_order_id == cid))
+                self._order_ids[cid] = existing if existing is not None else core_insert(conn, ORDERS, values)
 
     # -- ids ----------------------------------------------------------------------------------------------------
     def next_seq(self, trade_id: int, purpose: str) -> int:
@@ -149,6 +233,14 @@ class Ledger:
                       realized_pnl=ZERO, status="open", strategy=self.strategy, enter_tag=enter_tag[:64],
                       exit_reason=None, dry_run=self.dry_run, open_date=now, close_date=None, backtest_run_id=None)
         with self._wal_lock:
+            if self._journal is not None:
+                tid = self._trade_id()
+                values["id"] = tid
+                with self._lock:
+                    self._fresh.add(tid)
+                row = first_order(tid) if first_order is not None else None
+                self._journal_append(values, self._order_values(row) if row is not None else None)
+                return tid
             wa = self._write_ahead()
             if wa is not None:
                 with wa.transaction():
@@ -156,6 +248,16 @@ class Ledger:
             with self.sessions() as s, s.begin():
                 conn = s.connection()
                 return self._insert_trade(lambda t, v: core_insert(conn, t, v), values, first_order)
+
+    def _trade_id(self) -> int:
+        """A reserved trade id; when a burst of entries used them all, more at once (a commit on this entry's way)."""
+        if not self._trade_ids:
+            wa = self._write_ahead()
+            assert isinstance(wa, SqliteWriteAhead)
+            ids = wa.reserve_ids(TRADES, TRADE_IDS)
+            assert ids is not None  # checked when the journal opened
+            self._trade_ids = list(reversed(ids))
+        return self._trade_ids.pop()
 
     def _insert_trade(self, ins: Callable[[Table, dict[str, object]], int], values: dict[str, object],
                       first_order: Callable[[int], OrderRow] | None) -> int:
@@ -182,6 +284,7 @@ class Ledger:
         """Open trades by pair (the newest wins if the database holds more than one for a pair)."""
         if self.sessions is None:
             return {}
+        self.open_journal()
         self.flush()
         with transaction(self.sessions) as s:
             rows = s.scalars(select(Trade).where(Trade.status == "open", Trade.backtest_run_id.is_(None))
@@ -230,10 +333,13 @@ class Ledger:
 
     def record_order(self, row: OrderRow) -> None:
         """Committed before the order is sent (see the module docstring)."""
-        if self.sessions is None or row.cid in self._order_ids:
+        if self.sessions is None or row.cid in self._order_ids or row.cid in self._journalled:
             return
         try:
             with self._wal_lock:
+                if self._journal is not None:
+                    self._journal_append(None, self._order_values(row))
+                    return
                 wa = self._write_ahead()
                 if wa is not None:
                     with wa.transaction():
@@ -318,21 +424,37 @@ class Ledger:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._pending)
+        return bool(self._pending or self._unapplied)
 
     def flush(self) -> None:
-        """Write the queued bookkeeping in one transaction (in order)."""
-        if self.sessions is None or not self._pending:
+        """Write the journalled rows, then the queued bookkeeping in one transaction (in order).
+
+        The journal's rows commit on their own first: if they fail they stay in the journal (and the queue waits)
+        for the next flush or start; the bookkeeping that follows them refers to them."""
+        if self.sessions is None or not (self._pending or self._unapplied):
             return
-        pending, self._pending = self._pending, []
-        self._flushes += 1
         with self._wal_lock:
             wa = self._write_ahead()
             # A SQLite file: on the write-ahead inserts' own connection, so that their page cache stays valid
             # (trader/persistence/write_ahead.py). Anything else: a pooled session, as every other writer.
             shared = wa.conn if isinstance(wa, SqliteWriteAhead) else None
+            self._flushes += 1
             if self._flushes % CHECKPOINT_EVERY == 0:
                 self._checkpoint(shared)
+            if self._unapplied:
+                with self.sessions(bind=shared) if shared is not None else self.sessions() as s, s.begin():
+                    self._apply_journal(s)
+                self._unapplied = []
+                self._journalled.clear()
+                if self._journal is not None:
+                    self._journal.clear()
+            if self._journal is not None and len(self._trade_ids) < TRADE_IDS // 2 and isinstance(wa, SqliteWriteAhead):
+                ids = wa.reserve_ids(TRADES, TRADE_IDS)
+                if ids is not None:
+                    self._trade_ids = list(reversed(ids)) + self._trade_ids
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
             with self.sessions(bind=shared) if shared is not None else self.sessions() as s, s.begin():
                 for write in pending:
                     write(s)

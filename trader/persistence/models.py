@@ -41,6 +41,8 @@ class Trade(Base):
     """One position from entry to final exit (partial exits are its orders and fills)."""
 
     __tablename__ = "trades"
+    # Ids never reused, so the live ledger can reserve them before an entry is sent (migration 0005).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pair: Mapped[str] = mapped_column(String(32), index=True)

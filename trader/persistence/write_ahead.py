@@ -113,6 +113,25 @@ class SqliteWriteAhead:
         assert rowid is not None
         return int(rowid)
 
+    def reserve_ids(self, table: Table, n: int) -> range | None:
+        """``n`` ids of ``table`` that no other row, in this process or another, will be given: the table must be
+        AUTOINCREMENT (SQLite then never goes below the ``sqlite_sequence`` mark, which this raises by ``n``).
+        None for a table declared without it (a database that missed migration 0005)."""
+        sql = self.dbapi.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (table.name,)).fetchone()
+        if sql is None or "AUTOINCREMENT" not in sql[0].upper():
+            return None
+        with self.transaction():
+            # The UPDATE takes the write lock first, so no insert elsewhere can land between reading and raising.
+            mark = f"max(coalesce(seq, 0), (SELECT coalesce(max(id), 0) FROM {table.name}))"
+            self.cursor.execute(f"UPDATE sqlite_sequence SET seq = {mark} + ? WHERE name = ?", (n, table.name))
+            if self.cursor.rowcount == 0:
+                self.cursor.execute(f"INSERT INTO sqlite_sequence (name, seq) SELECT ?, coalesce(max(id), 0) + ? "
+                                    f"FROM {table.name}", (table.name, n))
+            top = int(self.cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = ?",
+                                          (table.name,)).fetchone()[0])
+        return range(top - n + 1, top + 1)
+
     def close(self) -> None:
         self.cursor.close()
         self.conn.close()  # back to the engine's pool
