@@ -68,7 +68,8 @@ def test_killed_between_fill_and_stop_the_restart_places_the_intended_stop(sim, 
     assert position_amt(sim) == Decimal("0.01") and sim_state(sim)["open_algo_orders"] == []  # naked
     with transaction(sessions) as s:
         assert s.scalars(select(Trade)).all() == []  # the process died before its first flush
-    lines = [json.loads(line) for line in (tmp_path / "crash.db-orders.journal").read_text().splitlines()]
+    journal = (tmp_path / "crash.db-orders.journal").read_bytes().split(b"\0", 1)[0]  # zeros after the last line
+    lines = [json.loads(line) for line in journal.decode().splitlines()]
     assert [e["order"]["purpose"] for e in lines] == ["entry"]
     intended = Decimal(lines[0]["trade"]["stop_price"])
     sent_before = sim_state(sim)["orders"]

@@ -35,6 +35,11 @@ def _journal_path(db: Path) -> Path:
     return db.with_name(db.name + "-orders.journal")
 
 
+def _journal_text(db: Path) -> str:
+    """The journal's lines (the file is kept at a fixed size, zeros after the last line)."""
+    return _journal_path(db).read_bytes().split(b"\0", 1)[0].decode()
+
+
 def _enter(ledger: Ledger, tag: str = "trend") -> int:
     def first(tid: int) -> OrderRow:
         return OrderRow(tid, f"bsm-{tid}-entry-0", BTC, "market", "buy", "entry", Decimal("0.012"), None, None,
@@ -63,12 +68,12 @@ def test_journalled_rows_reach_the_database_with_the_next_flush_as_the_direct_wr
     assert ledger.open_trades() == {} and ledger._journal is not None
     tid = _enter(ledger, tag=f"trend {SECRET}")
     assert _rows(sessions) == ([], [])  # not yet: the order went out on the journal line
-    text = _journal_path(tmp_path / "j.db").read_text()
+    text = _journal_text(tmp_path / "j.db")
     assert len(text.splitlines()) == 2 and f"bsm-{tid}-entry-0" in text
     assert SECRET not in text and "trend ***" in text  # the file is redacted as the database's statements are
     assert ledger.dirty
     ledger.flush()
-    assert _journal_path(tmp_path / "j.db").read_text() == ""
+    assert _journal_text(tmp_path / "j.db") == ""
     assert not ledger.dirty
 
     direct_sessions = _sessions(tmp_path / "d.db")
@@ -113,7 +118,7 @@ def test_a_process_killed_before_the_flush_leaves_the_rows_for_the_next_start(
     trades, orders = _rows(sessions)
     assert [t[0] for t in trades] == [tid]
     assert [o[1] for o in orders] == [f"bsm-{tid}-entry-0", f"bsm-{tid}-stop-0"]
-    assert _journal_path(db).read_text() == ""
+    assert _journal_text(db) == ""
     # The restart re-places the stop under the same client id: no second row, and the next trade gets a new id.
     restarted.record_order(OrderRow(tid, f"bsm-{tid}-stop-0", BTC, "stop_market", "sell", "stop", None, None,
                                     Decimal("97000.1"), False, True))
@@ -129,14 +134,14 @@ def test_a_crash_after_the_commit_but_before_the_journal_was_emptied_adds_nothin
     ledger = Ledger(sessions, strategy="master", dry_run=False, journal=True)
     ledger.open_trades()
     _enter(ledger)
-    left = _journal_path(db).read_bytes()
+    left = _journal_text(db).encode()
     ledger.flush()
     ledger.close()
     _journal_path(db).write_bytes(left)  # as if the process died between the commit and the journal's emptying
     before = _rows(sessions)
     restarted = Ledger(sessions, strategy="master", dry_run=False, journal=True)
     restarted.open_trades()
-    assert _rows(sessions) == before and _journal_path(db).read_text() == ""
+    assert _rows(sessions) == before and _journal_text(db) == ""
     restarted.close()
 
 
@@ -205,6 +210,23 @@ def test_migration_0005_keeps_every_row_and_reference(tmp_path: Path) -> None:
     assert "AUTOINCREMENT" in sql
 
 
+def test_lines_past_the_mapped_size_grow_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trader.persistence.order_journal import OrderJournal
+
+    monkeypatch.setattr(OrderJournal, "SIZE", 1024)
+    db = tmp_path / "g.db"
+    sessions = _sessions(db)
+    ledger = Ledger(sessions, journal=True)
+    ledger.open_trades()
+    tids = [_enter(ledger) for _ in range(6)]  # ~12 lines of ~500 bytes
+    assert _journal_path(db).stat().st_size >= 4096 and len(_journal_text(db).splitlines()) == 12
+    ledger.close()  # no flush: the next start applies them
+    restarted = Ledger(sessions, journal=True)
+    assert set(restarted.open_trades()) == {BTC}
+    assert [t[0] for t in _rows(sessions)[0]] == tids and _journal_text(db) == ""
+    restarted.close()
+
+
 def test_a_cut_short_last_line_is_skipped_and_a_broken_one_before_it_refused(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     sessions = _sessions(db)
@@ -213,7 +235,7 @@ def test_a_cut_short_last_line_is_skipped_and_a_broken_one_before_it_refused(tmp
     tid = _enter(ledger)
     ledger.close()  # no flush: two lines in the file
     path = _journal_path(db)
-    good = path.read_bytes()
+    good = _journal_text(db).encode()
     path.write_bytes(good + b'{"trade":null,"order":{"client_o')
     restarted = Ledger(sessions, journal=True)
     restarted.open_trades()

@@ -2,9 +2,9 @@
 
 Between a candle and its order the ledger must leave a durable trace of every order it may send, so that a restart
 finds it by its client id instead of sending again (trader/live/ledger.py). Two SQLite inserts and a commit cost
-~0.35 ms there; one line appended to a file costs a few microseconds, and is as durable: the write reaches the
-kernel before the order leaves, which survives the process dying, and neither SQLite's WAL under synchronous=NORMAL
-nor this file is synced to the disk on every write. The ledger inserts the rows once the orders are out and empties
+~0.35 ms there; one line copied into a mapped file costs ~0.01-0.03 ms, and is as durable: the bytes are in the
+kernel's page cache before the order leaves, which survives the process dying, and neither SQLite's WAL under
+synchronous=NORMAL nor this file is synced to the disk on every write. The ledger inserts the rows once the orders are out and empties
 the journal when every line is in the database; a start applies whatever lines a crash left.
 
 One process writes a journal at a time: the writer holds an exclusive ``flock`` on it for its life, and a second
@@ -18,6 +18,7 @@ import datetime as dt
 import fcntl
 import json
 import logging
+import mmap
 import os
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -67,24 +68,42 @@ def decode_row(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class OrderJournal:
-    """An append-only file of JSON lines, held exclusively by one writer."""
+    """JSON lines in a file mapped into memory, held exclusively by one writer.
+
+    An append is a copy into the mapping: the page cache holds it from then on, as it would hold a ``write``'s
+    bytes, without the system call. Measured on this machine's ext4 with SQLite committing beside it and 20 ms
+    between appends (as between candles): ``write`` p50 44-59 µs, p99 94-122 µs, also into a preallocated file;
+    the copy p50 11 µs, p99 29-34 µs. The file is kept at a fixed size, zeros after the last line; it grows
+    (doubling) only if the lines waiting for a flush outgrow it."""
+
+    SIZE = 1 << 18  # 256 KiB: a few hundred orders' lines, far more than wait for one flush
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise JournalBusy(f"{path} is held by another ledger") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size < self.SIZE:
+                os.ftruncate(fd, self.SIZE)  # zeros: no line there
+                size = self.SIZE
+            self._map = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd: int | None = fd
+        end = self._map.find(b"\0")
+        self._end = len(self._map) if end < 0 else end  # appends go after what a crash left (until ``clear``)
 
     def entries(self) -> list[dict[str, Any]]:
-        """What the file holds (a crash's leftovers at a start). A last line cut short, which only a full disk or
-        the machine losing power can leave, is logged and skipped: its append failed, so its order was not sent."""
-        with open(self.path, "rb") as f:
-            data = f.read()
+        """What the file holds (a crash's leftovers at a start). A last line cut short — the process died while
+        copying it — is logged and skipped: its order was not sent, which waits for the whole line."""
+        data = self._map[: self._end]
         out: list[dict[str, Any]] = []
         lines = data.split(b"\n")
         for i, line in enumerate(lines):
@@ -100,19 +119,30 @@ class OrderJournal:
         return out
 
     def append(self, line: bytes) -> None:
-        """Raises if the whole line did not reach the file: the order must then not be sent."""
+        """``line`` ends with a newline and holds no NUL byte (JSON's own text never does)."""
         if self._fd is None:
             raise RuntimeError("the order journal is closed")
-        written = os.write(self._fd, line)
-        if written != len(line):
-            raise OSError(f"order journal {self.path}: {written} of {len(line)} bytes written")
+        end = self._end + len(line)
+        if end > len(self._map):
+            self._grow(end)
+        self._map[self._end:end] = line
+        self._end = end
+
+    def _grow(self, need: int) -> None:
+        assert self._fd is not None
+        size = len(self._map)
+        while size < need:
+            size *= 2
+        self._map.resize(size)  # the file too
 
     def clear(self) -> None:
-        """Empty the file once every line is in the database (appends continue at its new end)."""
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+        """Zero what was written once every line is in the database (appends start again at the beginning)."""
+        if self._fd is not None and self._end:
+            self._map[: self._end] = bytes(self._end)
+            self._end = 0
 
     def close(self) -> None:
         if self._fd is not None:
+            self._map.close()
             os.close(self._fd)  # releases the lock
             self._fd = None
