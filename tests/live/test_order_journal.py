@@ -244,3 +244,37 @@ def test_a_cut_short_last_line_is_skipped_and_a_broken_one_before_it_refused(tmp
     path.write_bytes(b'{"trade":nu\n' + good)
     with pytest.raises(ValueError, match="line 1 is not JSON"):
         Ledger(sessions, journal=True).open_journal()
+
+
+def test_a_full_disk_refuses_the_line_and_nothing_is_journalled(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file's blocks are allocated before a line is copied in: on a full disk the append raises (the order
+    is then not sent) instead of the copy killing the process."""
+    import errno
+    import os
+
+    from trader.persistence.order_journal import OrderJournal
+
+    monkeypatch.setattr(OrderJournal, "SIZE", 1024)
+    db = tmp_path / "full.db"
+    ledger = Ledger(_sessions(db), journal=True)
+    ledger.open_trades()
+    _enter(ledger)  # two lines: ~1 KB, the file is full
+
+    def no_room(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_room)
+    for seq in range(1, 10):  # exits of the trade until one no longer fits in the file
+        row = OrderRow(1, f"bsm-1-exit-{seq}", BTC, "market", "sell", "exit", Decimal("0.012"), None, None, True,
+                       False)
+        before, waiting = _journal_text(db), len(ledger._unapplied)
+        try:
+            ledger.record_order(row)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+            break
+    else:
+        pytest.fail("the file never filled up")
+    assert _journal_text(db) == before and len(ledger._unapplied) == waiting and row.cid not in ledger._journalled
+    ledger.close()

@@ -88,10 +88,10 @@ class OrderJournal:
             os.close(fd)
             raise JournalBusy(f"{path} is held by another ledger") from None
         try:
-            size = os.fstat(fd).st_size
-            if size < self.SIZE:
-                os.ftruncate(fd, self.SIZE)  # zeros: no line there
-                size = self.SIZE
+            size = max(os.fstat(fd).st_size, self.SIZE)
+            # Blocks allocated now (zeros: no line there): a copy into a mapped page the disk has no room for
+            # would kill the process (SIGBUS) where a write() would have raised.
+            os.posix_fallocate(fd, 0, size)
             self._map = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)
@@ -133,7 +133,8 @@ class OrderJournal:
         size = len(self._map)
         while size < need:
             size *= 2
-        self._map.resize(size)  # the file too
+        os.posix_fallocate(self._fd, 0, size)  # raises on a full disk: the order is then not sent
+        self._map.resize(size)
 
     def clear(self) -> None:
         """Zero what was written once every line is in the database (appends start again at the beginning)."""
