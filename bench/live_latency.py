@@ -24,7 +24,7 @@ stop, the ledger's bookkeeping — most of it after the order is out), which the
 
 ``--stages`` also prints each step of the order pair's path (first kline of the minute → its own kline → its
 candle released to its feed → strategy ``next()`` → order submitted → the desk's send task starts → write-ahead
-committed → on the wire).
+written (the order journal's line; committed rows without the journal) → on the wire).
 
 ``--strategy master`` (the default) runs the decision engine: ``MasterFlip`` is the master strategy on every pair
 (incremental columns in the feed, regime routing, grading, fusion, position management; it never enters BTC) plus
@@ -123,10 +123,34 @@ alternating: from its own kline 1.67 / 2.32 and 1.32 / 2.17 (before), 1.34 / 2.0
 the needed kline leaving the simulator 2.13 / 3.17 and 1.72 / 2.92 (before), 1.67 / 3.19 and 1.97 / 3.56 (after):
 end to end, the session's changes are inside the machine's noise; the steps they touch moved as said above. Every
 300-candle run has a few candles at 6–13 ms (before and after, with ``--gc python`` too; they are not in the
-stages' slowest candles: a stall of the machine or the simulator). Tried and left out: the
-write-ahead rows as one line appended to a journal file instead of SQLite inserts (bench only, ids from a counter):
-that step 0.37 → 0.16 ms p50 but its p99 stayed ~0.7 ms, own kline p99 2.46–2.52 against 2.68–2.85; doing it for
-real needs trade ids reserved before the send (the client order id carries one) and a replay at start.
+stages' slowest candles: a stall of the machine or the simulator).
+Then (7 December 2026, evening): the order journal (trader/persistence/order_journal.py). The engine's ledger no
+longer commits an order's rows to SQLite before the send: it copies them as one line into a file mapped into
+memory (trade ids reserved beforehand, migration 0005) and inserts them with the next flush; a start applies what a
+crash left. ``write()`` was tried first: in situ it cost 0.06 ms p50 (0.005 ms in a loop of its own; beside SQLite
+commits with 20 ms between calls 0.044–0.059 / 0.09–0.12 ms, also into a preallocated file), the copy into the
+mapping 0.011 / 0.03 ms. Desk sends → write-ahead written (now the line in the journal) 0.35–0.37 / 0.59–0.65 →
+0.14–0.15 / 0.26–0.35 ms. Against the tree before (d751aa0), one run each, 300 candles, load 0.5–1.1, seeds 1 | 2 |
+3 (BTC's kline 6th | 2nd | 8th): from the first kline p50 2.14 → 1.92 | 1.90 → 1.65 | 2.26 → 1.87, p99 3.85 → 3.78
+| 3.27 → 2.68 | 4.00 → 3.76 ms; from its own p50 1.54 → 1.31 | 1.58 → 1.32 | 1.51 → 1.16, p99 2.49 → 2.65 | 2.41
+→ 1.94 | 2.39 → 2.26; from the needed kline leaving the simulator p50 2.01 → 1.71 | 1.98 → 1.73 | 1.95 → 1.53, p99
+3.67 → 3.73 | 3.10 → 2.77 | 3.50 → 3.37; BTC last (seed 1) 3.81 / 9.43 → 3.73 / 8.02 from the first kline (this
+hour's machine was slower than the afternoon's for both trees). The medians moved by 0.2–0.4 ms; the tails are the
+machine's. Finer stages (seed 2, p50 / p99 ms, from a wrapper not kept): candle released → next() 0.29–0.33,
+next() → the first Backtrader order 0.15–0.18 (the master's decision for the pair), → the transmitting order
+submitted 0.07–0.09, → handed to the desk 0.12–0.14, → the desk's send 0.03, → journalled 0.15, → ``_post_order``
+0.04, → body built 0.05, → signed 0.095, → on the wire 0.005. Every step costs 3–6× what it costs in a loop of
+its own (``sign_fapi_post`` 14.5 µs there): the path touches more code than the CPU's caches keep between candles,
+whether 2 ms or 200 ms pass between them (tried: the same figures both ways).
+Tried and left out: running the strategy's turn inside the candle handler instead of after the loop's next
+``select`` (no change); a ``BuyOrder`` built around Backtrader's metaclass (warm: 23 → 19 µs an order); the loop kept
+polling instead of sleeping around the predicted arrival of the next candles. Polling all the time (an upper
+bound, 150 candles, two runs each way): the first frame → the engine's selector p50 0.11–0.15 / p99 0.56–1.66 ms
+→ 0.001 / 0.35 ms, from the needed kline leaving the simulator p50 1.93–2.03 → 1.53–1.60, p99 2.77–4.12 → 2.52–2.53
+ms. Polling only in a window predicted from the arrivals (a grid fitted to them, the bench stepping at fixed 60 ms
+instants): 57–100 of ~130 windows caught their candle, and the tails did not move beyond the noise: the polling
+thread keeps the GIL from the bench's own stepping thread, which shifts the arrivals it predicts. Showing it needs
+the simulator to close candles on its own clock, not stepped from this process.
 Target p99 ≤ 2 ms: not met. ``--stages`` for BTC first (child process, 300 candles, p50 / p99 ms, its kline 10th
 in the burst, before LiveCerebro): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps),
 → candle released 0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), →

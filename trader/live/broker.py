@@ -147,8 +147,8 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
         specs = [self._spec(o) for o in group]
         runner = self.runner
         if runner is not None and runner.in_strategy():
-            # On the engine loop's thread: the desk takes it now, and the send task's first step (write-ahead row
-            # committed, request signed and written) runs before the rest of this pass.
+            # On the engine loop's thread: the desk takes it now, and the send task's first step (the order's rows
+            # journalled, request signed and written) runs before the rest of this pass.
             self.desk.submit_group(specs)
             runner.pause()
             return order
