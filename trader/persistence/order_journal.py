@@ -115,7 +115,9 @@ class OrderJournal:
                 if i == len(lines) - 1:  # no newline after it: an append cut short
                     log.warning("order journal %s: skipping a cut-short last line (%d bytes)", self.path, len(line))
                     continue
-                raise ValueError(f"order journal {self.path}: line {i + 1} is not JSON") from None
+                raise ValueError(f"order journal {self.path}: line {i + 1} is not JSON, so the orders it lists cannot "
+                                 "be written to the ledger; to start anyway move the file aside, then check the "
+                                 "ledger against the exchange with `bsmart reconcile`") from None
         return out
 
     def append(self, line: bytes) -> None:
