@@ -9,10 +9,11 @@ id an entry's client id carries comes from ids reserved beforehand (``SqliteWrit
 else can take it meanwhile. Without the journal (another ledger, PostgreSQL, a database that missed migration
 0005) the rows are committed before the send on a connection kept for them, on SQLite the DB-API connection with
 statements compiled once (trader/persistence/write_ahead.py). That connection never checkpoints the WAL (a
-checkpoint syncs the file: milliseconds); the deferred writes below do, when no order is on its way. What follows a fill (order status, fill rows, the trade's
-running numbers) is queued and written by ``flush`` once the protective orders are out: the exchange stays the
-truth for fills, and recovery re-reads it after a crash. Without a database (tests, benches) the ledger keeps the
-same bookkeeping in memory and starts trade ids from the clock, so two runs on one account never reuse an id.
+checkpoint syncs the file: milliseconds); the deferred writes below do, when no order is on its way. What follows
+a fill (order status, fill rows, the trade's running numbers) is queued and written by ``flush`` once the
+protective orders are out: the exchange stays the truth for fills, and recovery re-reads it after a crash.
+Without a database (tests, benches) the ledger keeps the same bookkeeping in memory and starts trade ids from the
+clock, so two runs on one account never reuse an id.
 """
 
 from __future__ import annotations
@@ -332,7 +333,7 @@ class Ledger:
                     filled=ZERO, average=None, status="new", purpose=row.purpose, created_at=now, updated_at=now)
 
     def record_order(self, row: OrderRow) -> None:
-        """Committed before the order is sent (see the module docstring)."""
+        """Durable before the order is sent: journalled, or committed (see the module docstring)."""
         if self.sessions is None or row.cid in self._order_ids or row.cid in self._journalled:
             return
         try:

@@ -4,8 +4,9 @@ Between a candle and its order the ledger must leave a durable trace of every or
 finds it by its client id instead of sending again (trader/live/ledger.py). Two SQLite inserts and a commit cost
 ~0.35 ms there; one line copied into a mapped file costs ~0.01-0.03 ms, and is as durable: the bytes are in the
 kernel's page cache before the order leaves, which survives the process dying, and neither SQLite's WAL under
-synchronous=NORMAL nor this file is synced to the disk on every write. The ledger inserts the rows once the orders are out and empties
-the journal when every line is in the database; a start applies whatever lines a crash left.
+synchronous=NORMAL nor this file is synced to the disk on every write. The ledger inserts the rows once the
+orders are out and empties the journal when every line is in the database; a start applies whatever lines a crash
+left.
 
 One process writes a journal at a time: the writer holds an exclusive ``flock`` on it for its life, and a second
 ledger on the same database (another ``bsmart run``, a restarted engine whose predecessor has not let go) finds
