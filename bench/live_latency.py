@@ -20,7 +20,13 @@ Beside them, the CPU time of the engine's thread per candle (from /proc; the who
 stop, the ledger's bookkeeping — most of it after the order is out), which the machine's load moves far less.
 
     .venv/bin/python bench/live_latency.py [--bars 400] [--db] [--sim-process] [--pairs 10] [--strategy master]
-                                           [--stages] [--order-pair first|last]
+                                           [--stages] [--order-pair first|last] [--metronome-ms 60]
+                                           [--spin on|off] [--gc paced|python]
+
+``--metronome-ms`` (with ``--sim-process``) has the simulator stepped by a process of its own, a minute every so
+many ms at fixed instants, as the exchange's clock closes minutes; without it this process steps the simulator
+after each order and a pause. ``--spin off`` lets the engine loop sleep between candles
+(trader/live/close_spin.py).
 
 ``--stages`` also prints each step of the order pair's path (first kline of the minute → its own kline → its
 candle released to its feed → strategy ``next()`` → order submitted → the desk's send task starts → write-ahead
@@ -143,14 +149,20 @@ submitted 0.07–0.09, → handed to the desk 0.12–0.14, → the desk's send 0
 its own (``sign_fapi_post`` 14.5 µs there): the path touches more code than the CPU's caches keep between candles,
 whether 2 ms or 200 ms pass between them (tried: the same figures both ways).
 Tried and left out: running the strategy's turn inside the candle handler instead of after the loop's next
-``select`` (no change); a ``BuyOrder`` built around Backtrader's metaclass (warm: 23 → 19 µs an order); the loop kept
-polling instead of sleeping around the predicted arrival of the next candles. Polling all the time (an upper
-bound, 150 candles, two runs each way): the first frame → the engine's selector p50 0.11–0.15 / p99 0.56–1.66 ms
-→ 0.001 / 0.35 ms, from the needed kline leaving the simulator p50 1.93–2.03 → 1.53–1.60, p99 2.77–4.12 → 2.52–2.53
-ms. Polling only in a window predicted from the arrivals (a grid fitted to them, the bench stepping at fixed 60 ms
-instants): 57–100 of ~130 windows caught their candle, and the tails did not move beyond the noise: the polling
-thread keeps the GIL from the bench's own stepping thread, which shifts the arrivals it predicts. Showing it needs
-the simulator to close candles on its own clock, not stepped from this process.
+``select`` (no change); a ``BuyOrder`` built around Backtrader's metaclass (warm: 23 → 19 µs an order).
+Then: the engine loop polls instead of sleeping around the predicted arrival of the next candles
+(trader/live/close_spin.py). Polling all the time, as an upper bound (stepped by this process, 150 candles, two
+runs each way): the first frame → the engine's selector p50 0.11–0.15 / p99 0.56–1.66 ms → 0.001 / 0.35 ms, from
+the needed kline leaving the simulator p50 1.93–2.03 → 1.53–1.60, p99 2.77–4.12 → 2.52–2.53 ms. Polling in a
+window predicted from the arrivals could not be shown while this process stepped the simulator: the polling
+thread keeps the GIL from the stepping thread, which shifts the arrivals it predicts (57–100 of ~130 windows
+caught their candle). ``--metronome-ms 60`` steps the simulator from a process of its own at fixed instants, as
+the exchange's minutes close whatever the engine does; this process then only waits. So measured (seed 2, 200
+candles, alternating, ``--spin on`` | ``off``): 161–166 of 177–187 windows caught their candle in three runs, 113
+of 187 in one; 3–7 ms polled per 60 ms candle; the first frame → the engine's selector p50 0.08–0.11 | 0.54–0.59,
+p99 0.83–1.01 | 0.98–1.11 ms; from the needed kline leaving the simulator p50 1.70–1.73 | 2.01–2.11, p99
+2.63–2.85 | 3.06–3.25 ms; from the minute's first kline p50 1.44–1.45 | 1.50–1.53, p99 2.09–2.22 | 2.31–2.39 ms;
+from its own kline p50 1.23 | 1.33–1.35, p99 1.82–1.85 | 1.89–2.00 ms.
 Target p99 ≤ 2 ms: not met. ``--stages`` for BTC first (child process, 300 candles, p50 / p99 ms, its kline 10th
 in the burst, before LiveCerebro): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps),
 → candle released 0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), →
@@ -362,6 +374,30 @@ class RemoteSim:
 
     def reset_weights(self) -> None:
         self._post("/_sim/weights/reset", {})
+
+    def metronome(self, pace_s: float, steps: int) -> subprocess.Popen[str]:
+        """A process that steps this simulator a minute every ``pace_s`` at fixed instants, as the exchange's
+        minutes close whatever the engine does, and forgets the minute's request weight after each step."""
+        host, port = self.rest_url.removeprefix("http://").split(":")
+        return subprocess.Popen([sys.executable, "-c", METRONOME.format(host=host, port=port, pace=pace_s,
+                                                                        steps=steps, minute=MINUTE)], text=True)
+
+
+METRONOME = """
+import http.client, time
+conn = http.client.HTTPConnection({host!r}, {port})
+headers = {{"Content-Type": "application/json"}}
+t0 = time.perf_counter() + 0.1
+for i in range({steps}):
+    wait = t0 + i * {pace} - time.perf_counter()
+    if wait > 0:
+        time.sleep(wait)
+    for path, body in (("/_sim/clock/step", '{{"ms": {minute}}}'), ("/_sim/weights/reset", "{{}}")):
+        conn.request("POST", path, body=body, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200, (path, r.status)
+"""
 
 
 # Run in the simulator's process: every closed kline is stamped (``time.perf_counter``: CLOCK_MONOTONIC, one clock
@@ -640,6 +676,13 @@ def main() -> None:
                     help="BTC (the pair the bench orders on) first or last in the whitelist (master only)")
     ap.add_argument("--gc", choices=("paced", "python"), default="paced",
                     help="garbage collection after each minute's work (the engine's default) or left to Python")
+    ap.add_argument("--metronome-ms", type=float, default=None,
+                    help="with --sim-process: a process of its own steps the simulator a minute every this many ms, "
+                         "at fixed instants (the exchange's clock), instead of this process stepping it after each "
+                         "order")
+    ap.add_argument("--spin", choices=("on", "off"), default="on",
+                    help="the engine loop polls around the predicted arrival of the next candles (the default) or "
+                         "sleeps between them")
     args = ap.parse_args()
 
     probe = Probe("BTCUSDT")  # the first pair, in both strategies
@@ -695,7 +738,8 @@ def main() -> None:
                 server.exchange.place_order = stamped
             sim.call(install)
         engine = LiveEngine(EngineConfig(pairs=pairs, strategy=strategy, history_bars=history, window=window,
-                                         stream=StreamOptions(heartbeat_s=30.0), gc_pacing=args.gc == "paced"),
+                                         stream=StreamOptions(heartbeat_s=30.0), gc_pacing=args.gc == "paced",
+                                         spin_before_close=args.spin == "on"),
                             lambda: instrumented_client(sim, probe), bus=EventBus(), sessions=sessions)
         t_start = time.perf_counter()
         engine.start()
@@ -706,8 +750,19 @@ def main() -> None:
         t_started = time.perf_counter() - t_start
         cpu0 = thread_cpu_s()
         gc_watch.candles = (time.perf_counter(), math.inf)
+        spin = None
         try:
-            for _ in range(args.bars):
+            if args.metronome_ms is not None:
+                assert isinstance(sim, RemoteSim), "--metronome-ms needs --sim-process"
+                metronome = sim.metronome(args.metronome_ms / 1000, args.bars)
+                deadline = time.monotonic() + args.bars * args.metronome_ms / 1000 + 30
+                while len(probe.sent_at) < args.bars and time.monotonic() < deadline and metronome.poll() is None:
+                    time.sleep(0.05)
+                metronome.wait(30)
+                if len(probe.sent_at) < args.bars:
+                    raise RuntimeError(f"{len(probe.sent_at)} orders for {args.bars} candles")
+                engine.wait_idle(10)
+            for _ in range(args.bars if args.metronome_ms is None else 0):
                 probe.sent.clear()
                 pending = sim.step_begin(MINUTE) if args.sim_process else None
                 if pending is None:
@@ -727,6 +782,8 @@ def main() -> None:
                 time.sleep(0.02)
             cpu1 = thread_cpu_s()
             gc_watch.candles = (gc_watch.candles[0], time.perf_counter())
+            spinner = engine.store.spinner if engine.store is not None else None
+            spin = spinner.stats if spinner is not None else None
         finally:
             engine.stop()
     sent_by_sim = read_send_stamps(stamps_path) if stamps_path is not None else {}
@@ -799,6 +856,12 @@ def main() -> None:
         print("  CPU per candle (whole candle, not only the critical path): "
               + ", ".join(f"{n} thread {v:.3f} ms" for n, v in sorted(cpu.items())))
     gc_watch.report([(probe.kline_at[k], sent) for k, sent in probe.sent_at if k in probe.kline_at])
+    if spin is not None:
+        print(f"  polling before candles (trader/live/close_spin.py): {spin.windows} windows, {spin.hits} with the "
+              f"minute's first kline inside, {spin.misses} ended first, {spin.early} klines before the window; "
+              f"{spin.polled_s * 1000 / args.bars:.2f} ms polled per candle")
+    else:
+        print("  polling before candles: off")
     if probe.stages is not None:
         probe.stages.report()
     print(f"  target p99 ≤ 2 ms: {'met' if pct(wire, 99) <= 2.0 else 'NOT met'}")

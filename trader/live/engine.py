@@ -56,6 +56,7 @@ from trader.exchange.client import ExchangeClient
 from trader.exchange.streams import StreamOptions
 from trader.live.broker import LiveBroker
 from trader.live.cerebro import LiveCerebro
+from trader.live.close_spin import CloseSpinner
 from trader.live.desk import OrderDesk
 from trader.live.feed import Bar, LiveFeed, live_feed_class
 from trader.live.gc_pacer import GcPacer
@@ -108,6 +109,9 @@ class EngineConfig:
     # The garbage collector runs after each minute's work, not inside it (trader/live/gc_pacer.py); False leaves
     # it to Python (the bench's comparison).
     gc_pacing: bool = True
+    # The loop polls instead of sleeping around the moment the next candles are due (trader/live/close_spin.py);
+    # False lets it sleep between candles (the bench's comparison).
+    spin_before_close: bool = True
 
 
 @dataclass(frozen=True)
@@ -258,6 +262,8 @@ class LiveEngine:
         if cfg.gc_pacing:
             # It takes collection over once the strategy has consumed the history (Backtrader running, idle).
             store.pacer = GcPacer(lambda: self.broker is not None and self.idle())
+        if cfg.spin_before_close:
+            store.spinner = CloseSpinner(asyncio.get_running_loop())
         store.start(self.feeds)
         if not await store.wait_connected(cfg.connect_timeout_s):
             # Not fatal: the streams keep trying and resync over REST; the first bars may come late.

@@ -24,6 +24,7 @@ from trader.data.store import resample
 from trader.exchange.client import ExchangeClient
 from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import AccountStream, Candle, StreamOptions
+from trader.live.close_spin import CloseSpinner
 from trader.live.desk import OrderDesk
 from trader.live.feed import MINUTE, Bar, LiveFeed, Prepared
 from trader.live.gc_pacer import GcPacer
@@ -54,6 +55,7 @@ class LiveStore:
         self.in_pair_order = in_pair_order  # release each pair's candle as soon as the pairs before it are in
         self._progress: dict[int, int] = {}  # minute -> index (whitelist order) of the next pair to release
         self.pacer: GcPacer | None = None  # garbage collection after each minute's work (trader/live/gc_pacer.py)
+        self.spinner: CloseSpinner | None = None  # the loop awake when candles are due (trader/live/close_spin.py)
 
     async def history(self, pair: str, tf_ms: int, bars: int) -> list[Bar]:
         """The last ``bars`` complete bars of ``tf_ms`` before now, built from closed 1m candles."""
@@ -125,6 +127,8 @@ class LiveStore:
 
     def _candle_handler(self, feed: LiveFeed) -> Callable[[Candle], Awaitable[None]]:
         async def on_closed(c: Candle) -> None:
+            if self.spinner is not None and c.timestamp > self._newest:
+                self.spinner.arrived()  # the minute's first closed kline
             # The gate first: the strategy must see the fills this candle caused before deciding on it.
             await self.desk.settle(c.pair, c.low, c.high)
             slot = self._pending.setdefault(c.timestamp, {})
@@ -219,3 +223,6 @@ class LiveStore:
         if self.pacer is not None:
             self.pacer.stop()
             self.pacer = None
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
