@@ -2,10 +2,10 @@
 
 Between candles the engine's thread sleeps in ``epoll_wait``; the machine idles its CPU. The closed kline that
 wakes it then waits for the OS to schedule the thread again, and the first steps run on a core that was asleep.
-Measured in ``bench/live_latency.py`` (master on 10 pairs, 150 candles, two runs each way): the first frame leaving
-the simulator → the engine's selector returning p50 0.11-0.15 / p99 0.56-1.66 ms asleep, 0.001 / 0.35 ms with
-the loop polling; from the needed kline leaving the simulator to the order on the wire p50 1.93-2.03 → 1.53-1.60
-ms and p99 2.77-4.12 → 2.52-2.53 ms (the whole path runs faster on a core that stayed awake).
+Measured in ``bench/live_latency.py --metronome-ms 60`` (master on 10 pairs, the simulator closing a minute every
+60 ms on a clock of its own, 200 candles, alternating runs, sleeping → polling): the first frame leaving the
+simulator → the engine's selector returning p50 0.54-0.59 → 0.08-0.11 ms; the needed kline leaving the simulator
+→ the order on the wire p50 2.01-2.11 → 1.70-1.73 ms, p99 3.06-3.25 → 2.63-2.85 ms; 3-7 ms polled per candle.
 
 Polling all the time would cost a core. Candles come on a grid, though: every minute on the exchange, every step
 of a replay, each a little after its grid point. ``CloseSpinner`` learns the grid from the arrivals of each
