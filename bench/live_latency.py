@@ -662,6 +662,41 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
+def run_stepped(sim: Any, engine: LiveEngine, probe: Probe, bars: int, remote: bool) -> None:
+    """This process steps the simulator: a minute, the order, the engine idle again, a pause, the next minute."""
+    for _ in range(bars):
+        probe.sent.clear()
+        pending = sim.step_begin(MINUTE) if remote else None
+        if pending is None:
+            sim.step(MINUTE)
+        # Block (no polling: a spinning bench thread would take the GIL from the engine it measures).
+        if not probe.sent.wait(10):
+            raise RuntimeError("no order after a candle")
+        if pending is not None:
+            sim.step_end(pending)
+        engine.wait_idle(10)
+        # Bars run ~1000x faster than real time: forget the request weight and order counts the simulator
+        # (like Binance) limits per minute, and leave the engine idle a moment as between real candles.
+        if remote:
+            sim.reset_weights()
+        else:
+            sim.call(lambda server: server.weights.reset())
+        time.sleep(0.02)
+
+
+def run_metronome(sim: RemoteSim, engine: LiveEngine, probe: Probe, bars: int, pace_s: float) -> None:
+    """A process of its own steps the simulator at fixed instants; this one waits for the orders."""
+    metronome = sim.metronome(pace_s, bars)
+    deadline = time.monotonic() + bars * pace_s + 30
+    while len(probe.sent_at) < bars and time.monotonic() < deadline and metronome.poll() in (None, 0):
+        time.sleep(0.05)  # the last minute's order may come after the metronome has exited
+    if metronome.wait(30) != 0:
+        raise RuntimeError(f"the metronome failed (exit {metronome.returncode})")
+    if len(probe.sent_at) < bars:
+        raise RuntimeError(f"{len(probe.sent_at)} orders for {bars} candles")
+    engine.wait_idle(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bars", type=int, default=400)
@@ -684,6 +719,8 @@ def main() -> None:
                     help="the engine loop polls around the predicted arrival of the next candles (the default) or "
                          "sleeps between them")
     args = ap.parse_args()
+    if args.metronome_ms is not None and not args.sim_process:
+        ap.error("--metronome-ms needs --sim-process (the simulator in a process the metronome can step)")
 
     probe = Probe("BTCUSDT")  # the first pair, in both strategies
     gc_watch = GcWatch()
@@ -750,36 +787,11 @@ def main() -> None:
         t_started = time.perf_counter() - t_start
         cpu0 = thread_cpu_s()
         gc_watch.candles = (time.perf_counter(), math.inf)
-        spin = None
         try:
             if args.metronome_ms is not None:
-                assert isinstance(sim, RemoteSim), "--metronome-ms needs --sim-process"
-                metronome = sim.metronome(args.metronome_ms / 1000, args.bars)
-                deadline = time.monotonic() + args.bars * args.metronome_ms / 1000 + 30
-                while len(probe.sent_at) < args.bars and time.monotonic() < deadline and metronome.poll() is None:
-                    time.sleep(0.05)
-                metronome.wait(30)
-                if len(probe.sent_at) < args.bars:
-                    raise RuntimeError(f"{len(probe.sent_at)} orders for {args.bars} candles")
-                engine.wait_idle(10)
-            for _ in range(args.bars if args.metronome_ms is None else 0):
-                probe.sent.clear()
-                pending = sim.step_begin(MINUTE) if args.sim_process else None
-                if pending is None:
-                    sim.step(MINUTE)
-                # Block (no polling: a spinning bench thread would take the GIL from the engine it measures).
-                if not probe.sent.wait(10):
-                    raise RuntimeError("no order after a candle")
-                if pending is not None:
-                    sim.step_end(pending)
-                engine.wait_idle(10)
-                # Bars run ~1000x faster than real time: forget the request weight and order counts the simulator
-                # (like Binance) limits per minute, and leave the engine idle a moment as between real candles.
-                if args.sim_process:
-                    sim.reset_weights()
-                else:
-                    sim.call(lambda server: server.weights.reset())
-                time.sleep(0.02)
+                run_metronome(sim, engine, probe, args.bars, args.metronome_ms / 1000)
+            else:
+                run_stepped(sim, engine, probe, args.bars, args.sim_process)
             cpu1 = thread_cpu_s()
             gc_watch.candles = (gc_watch.candles[0], time.perf_counter())
             spinner = engine.store.spinner if engine.store is not None else None

@@ -140,8 +140,7 @@ class Ledger:
                 log.warning("ledger: %s; orders write ahead to the database instead", exc)
                 return False
             try:
-                ids = wa.reserve_ids(TRADES, TRADE_IDS)
-                if ids is None:
+                if not self._reserve_trade_ids(wa):
                     log.warning("ledger: the trades table can reuse ids (migration 0005 missing); orders write "
                                 "ahead to the database instead of the journal")
                     journal.close()
@@ -150,7 +149,6 @@ class Ledger:
             except Exception:
                 journal.close()
                 raise
-            self._trade_ids = list(reversed(ids))
             self._unapplied = left
             self._journalled = {e["order"]["client_order_id"] for e in left if e.get("order")}  # type: ignore[index]
             if left:
@@ -250,14 +248,21 @@ class Ledger:
                 conn = s.connection()
                 return self._insert_trade(lambda t, v: core_insert(conn, t, v), values, first_order)
 
+    def _reserve_trade_ids(self, wa: SqliteWriteAhead) -> bool:
+        """``TRADE_IDS`` more trade ids in the pool, used after the ones it holds; False: the table can reuse ids."""
+        ids = wa.reserve_ids(TRADES, TRADE_IDS)
+        if ids is None:
+            return False
+        self._trade_ids[:0] = reversed(ids)  # popped from the end: the lower ids already held go first
+        return True
+
     def _trade_id(self) -> int:
         """A reserved trade id; when a burst of entries used them all, more at once (a commit on this entry's way)."""
         if not self._trade_ids:
             wa = self._write_ahead()
             assert isinstance(wa, SqliteWriteAhead)
-            ids = wa.reserve_ids(TRADES, TRADE_IDS)
-            assert ids is not None  # checked when the journal opened
-            self._trade_ids = list(reversed(ids))
+            reserved = self._reserve_trade_ids(wa)
+            assert reserved  # checked when the journal opened
         return self._trade_ids.pop()
 
     def _insert_trade(self, ins: Callable[[Table, dict[str, object]], int], values: dict[str, object],
@@ -449,10 +454,9 @@ class Ledger:
                 self._journalled.clear()
                 if self._journal is not None:
                     self._journal.clear()
-            if self._journal is not None and len(self._trade_ids) < TRADE_IDS // 2 and isinstance(wa, SqliteWriteAhead):
-                ids = wa.reserve_ids(TRADES, TRADE_IDS)
-                if ids is not None:
-                    self._trade_ids = list(reversed(ids)) + self._trade_ids
+            low = len(self._trade_ids) < TRADE_IDS // 2
+            if self._journal is not None and low and isinstance(wa, SqliteWriteAhead):
+                self._reserve_trade_ids(wa)
             pending, self._pending = self._pending, []
             if not pending:
                 return

@@ -86,6 +86,7 @@ class SqliteWriteAhead:
         self.cursor = dbapi.cursor()
         self.dbapi = dbapi
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+        self._autoincrement: dict[str, bool] = {}  # table -> declared AUTOINCREMENT (reserve_ids)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -117,9 +118,11 @@ class SqliteWriteAhead:
         """``n`` ids of ``table`` that no other row, in this process or another, will be given: the table must be
         AUTOINCREMENT (SQLite then never goes below the ``sqlite_sequence`` mark, which this raises by ``n``).
         None for a table declared without it (a database that missed migration 0005)."""
-        sql = self.dbapi.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                 (table.name,)).fetchone()
-        if sql is None or "AUTOINCREMENT" not in sql[0].upper():
+        if table.name not in self._autoincrement:  # the schema does not change while the ledger runs
+            sql = self.dbapi.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                     (table.name,)).fetchone()
+            self._autoincrement[table.name] = sql is not None and "AUTOINCREMENT" in sql[0].upper()
+        if not self._autoincrement[table.name]:
             return None
         with self.transaction():
             # The UPDATE takes the write lock first, so no insert elsewhere can land between reading and raising.
