@@ -72,3 +72,19 @@ async def test_a_direct_order_comes_back_as_ccxt_parses_it(sim, client) -> None:
     assert state.filled == Decimal("0.002") and state.average is not None and state.average > 0
     again = await client.find_order(req)  # the exchange's own record of it, read back by id
     assert again is not None and again.id == state.id and again.filled == state.filled
+
+
+@pytest.mark.parametrize("query", [
+    {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.012", "newClientOrderId": "bsm-1-entry-0",
+     "reduceOnly": "true", "timestamp": 1_700_000_000_000, "recvWindow": 5000, "price": Decimal("1.50"),
+     "stopPrice": 1.5e-7},
+    {"note": "a&b=c/ü+% x"},  # every character quote escapes
+    {"a": "b=c"}, {"a": "x&y=z"}, {"a b": "c"}, {"e": ""},  # a separator inside one pair
+    {"raw": b"a b"}, {b"key": "v"}, {"n": None}, {"t": True}, {"l": [1, 2]},  # what urlencode does with the rest
+])
+def test_the_query_is_encoded_as_urlencode_does(query: dict[str, object]) -> None:
+    from urllib.parse import quote, urlencode
+
+    from trader.exchange.ccxt_binance import form_encode
+
+    assert form_encode(query) == urlencode(query, quote_via=quote)

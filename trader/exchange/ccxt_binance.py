@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,6 +36,20 @@ ResponseObserver = Callable[[str, int, Mapping[str, str], float, "int | None"], 
 
 # Start time of the request running in this task: concurrent requests each see their own.
 _STARTED: contextvars.ContextVar[float] = contextvars.ContextVar("bsm_request_started")
+
+
+_PLAIN_PAIR = re.compile(r"[A-Za-z0-9_.~-]+=[A-Za-z0-9_.~-]*").fullmatch  # nothing ``quote(.., safe="")`` escapes
+
+
+def form_encode(query: Mapping[str, Any]) -> str:
+    """``urlencode(query, quote_via=quote)``. The parameters of an order (symbol, side, quantity, client id,
+    timestamp) never need escaping: when every ``key=value`` is plain it is joined as it is, a check per pair in C
+    instead of ``quote``'s few calls per key and value on the way to every order; anything else goes through
+    ``urlencode``."""
+    parts = [f"{k}={v}" for k, v in query.items()]
+    if all(map(_PLAIN_PAIR, parts)):
+        return "&".join(parts)
+    return urlencode(query, quote_via=quote)
 
 
 def endpoint_name(method: str, url: str) -> str:
@@ -72,7 +87,7 @@ class BinanceUSDM(ccxtpro.binanceusdm):
             query["recvWindow"] = recv_window
         if "recvWindow" in params:
             query["recvWindow"] = params["recvWindow"]
-        text = urlencode(query, quote_via=quote)
+        text = form_encode(query)
         signature = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
         headers = {"X-MBX-APIKEY": self.apiKey, "Content-Type": "application/x-www-form-urlencoded"}
         return f"{self.urls['api']['fapiPrivate']}/{path}", headers, f"{text}&signature={signature}"

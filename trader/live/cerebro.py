@@ -23,6 +23,13 @@ from trader.live.feed import LiveFeed
 
 
 class LiveCerebro(bt.Cerebro):
+    def _datanotify(self) -> None:
+        # Twice a pass, on the way from a candle to its order: feeds rarely have a status change to report.
+        for d in self.datas:
+            if d.notifs:
+                super()._datanotify()
+                return
+
     def _runnext(self, runstrats: list[Any]) -> None:
         feeds: list[LiveFeed] = list(self.datas)
         if not feeds or not all(isinstance(d, LiveFeed) for d in feeds):
@@ -30,12 +37,18 @@ class LiveCerebro(bt.Cerebro):
             return
         wake = feeds[0]._wake
         qcheck = float(feeds[0].p.qcheck)
+        # The engine's feeds share one lock (the store releases a minute's bars under it): taken once per pass.
+        lock = feeds[0]._lock if all(d._lock is feeds[0]._lock for d in feeds) else None
         while True:
             self._storenotify()
             self._datanotify()
             if self._event_stop:
                 return
-            heads = [(d, d._peek()) for d in feeds]
+            if lock is not None:
+                with lock:
+                    heads = [(d, d._peek_locked()) for d in feeds]
+            else:
+                heads = [(d, d._peek()) for d in feeds]
             if any(item is None for _d, item in heads):
                 break  # LiveEngine.stop: the end marker
             ready = [(d, item) for d, item in heads if item is not False]

@@ -186,12 +186,22 @@ class LiveFeed(bt.feed.DataBase):
         """The next item without taking it (False: nothing queued). LiveCerebro moves only the feeds whose next
         bar is the earliest, as Backtrader's loop does by loading every feed and rewinding the later ones."""
         with self._lock:
-            if self._head is _EMPTY:
-                try:
-                    self._head = self._q.get_nowait()
-                except queue.Empty:
-                    return False
-            return self._head  # type: ignore[return-value]
+            return self._peek_locked()
+
+    def _peek_locked(self) -> tuple[Bar, Mapping[str, float], bool] | None | bool:
+        """``_peek`` with the feeds' lock already held (LiveCerebro takes it once for all its feeds)."""
+        if self._head is _EMPTY:
+            if self._q.empty():  # only this consumer takes items: not empty now means get_nowait returns one
+                return False
+            self._head = self._q.get_nowait()
+        return self._head  # type: ignore[return-value]
+
+    def get_notifications(self) -> list[Any]:
+        """Backtrader's, without its marker's round trip through the deque when nothing is queued: Cerebro asks
+        every feed twice per pass, on the way from a candle to its order."""
+        if not self.notifs:
+            return []
+        return list(super().get_notifications())
 
     def _take(self) -> tuple[Bar, Mapping[str, float], bool] | None | bool:
         item = self._peek()
@@ -246,7 +256,7 @@ class LiveFeed(bt.feed.DataBase):
         up waiting for the candle that would have closed its bar (``skip_minute``) — a backtest pass decides such a
         pair on its standing bar too. Length, not a flag set in ``load``: Backtrader rewinds a bar it loaded too
         early and later moves to it again without loading it."""
-        n = len(self)
+        n = self.lines[0].lencount  # len(self), without three calls through Backtrader's line classes
         due = n > self._seen_len or self._owed
         self._seen_len = n
         self._owed = False

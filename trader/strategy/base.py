@@ -89,11 +89,22 @@ class FuturesStrategy(bt.Strategy):
         if bufs is None:
             bufs = self._clk_bufs = [(d.lines[0], d.lines.datetime) for d in self.datas]
         newdlens = [first.lencount for first, _dt in bufs]
-        if any(nl > old for old, nl in zip(self._dlens, newdlens, strict=True)):
+        # Lists, not generators: a generator costs a frame resume per data, ten on the way to every live order.
+        if any([nl > old for old, nl in zip(self._dlens, newdlens, strict=True)]):
             self.forward()
-        self.lines.datetime[0] = max(dt.array[dt.idx] for (_first, dt), n in zip(bufs, newdlens, strict=True) if n)
+        self.lines.datetime[0] = max([dt.array[dt.idx] for (_first, dt), n in zip(bufs, newdlens, strict=True) if n])
         self._dlens = newdlens
         return len(self)
+
+    def _getminperstatus(self) -> int:
+        """Backtrader's (how many bars short of the datas' minimum periods the strategy is; negative: ready),
+        from the same line buffers as ``_clk_update`` instead of ``len(data)`` through three classes per data."""
+        bufs = self.__dict__.get("_clk_bufs")
+        if bufs is None or self._oldsync:
+            return int(super()._getminperstatus())
+        self._minperstatus = status = max([mp - first.lencount
+                                           for mp, (first, _dt) in zip(self._minperiods, bufs, strict=True)])
+        return status
 
     def due_datas(self) -> list[bt.DataBase]:
         """The datas this pass decides for, in datas order: every one in a backtest (a pass moves all pairs); live,
