@@ -278,3 +278,25 @@ def test_a_full_disk_refuses_the_line_and_nothing_is_journalled(tmp_path: Path,
         pytest.fail("the file never filled up")
     assert _journal_text(db) == before and len(ledger._unapplied) == waiting and row.cid not in ledger._journalled
     ledger.close()
+
+
+def test_the_line_is_redacted_as_its_values_would_be_one_by_one() -> None:
+    import datetime as dt
+    import json
+
+    from trader.persistence.order_journal import _plain, encode
+
+    quoted = 'pa"ss\\wörd-0123456789'  # a secret whose JSON spelling differs from itself
+    redact = Redactor([SECRET, quoted])
+    key = "".join(chr(ord("A") + i % 26) + chr(ord("a") + i * 7 % 26) for i in range(40))  # a 80-char look-alike
+    token = "123456789:" + "AbCdEfGhIjKlMnOpQrStUvWxYz_-0123456"
+    entry = {"trade": {"id": 7, "pair": BTC, "enter_tag": f"trend {SECRET} {quoted}", "exit_reason": key,
+                       "strategy": token, "stake": Decimal("12.5"), "note": "123456", "next": "789:abc",
+                       "open_date": dt.datetime(2026, 12, 7, 17, 41, 51, 123000, tzinfo=dt.timezone.utc)},
+             "order": None}
+    one_by_one = {k: {c: redact(v) if isinstance(v, str) else v for c, v in row.items()}
+                  if isinstance(row, dict) else row for k, row in entry.items()}
+    line = encode(entry, redact)
+    assert line == json.dumps(one_by_one, default=_plain, separators=(",", ":")).encode() + b"\n"
+    for clear in (SECRET, key, token, json.dumps(quoted)[1:-1]):
+        assert clear.encode() not in line

@@ -49,7 +49,8 @@ class LiveCerebro(bt.Cerebro):
                     heads = [(d, d._peek_locked()) for d in feeds]
             else:
                 heads = [(d, d._peek()) for d in feeds]
-            if any(item is None for _d, item in heads):
+            # Lists, not generators, here and below: a generator costs a frame resume per feed on every pass.
+            if None in [item for _d, item in heads]:
                 break  # LiveEngine.stop: the end marker
             ready = [(d, item) for d, item in heads if item is not False]
             if not ready:
@@ -59,7 +60,7 @@ class LiveCerebro(bt.Cerebro):
                 if self._event_stop:
                     return
                 continue
-            first = min(item[0].ts_ms for _d, item in ready)  # type: ignore[index]
+            first = min([item[0].ts_ms for _d, item in ready])  # type: ignore[index]
             moved: LiveFeed | None = None
             for d, item in ready:
                 if item[0].ts_ms == first:  # type: ignore[index]

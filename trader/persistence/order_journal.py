@@ -46,12 +46,15 @@ def _plain(value: object) -> str:
 
 
 def encode(entry: Mapping[str, object], redact: Callable[[str], str] | None = None) -> bytes:
-    """One line: the entry's tables → their column values, decimals and datetimes as text, strings redacted as the
-    database's own statements are."""
+    """One line: the entry's tables → their column values, decimals and datetimes as text, redacted as the
+    database's own statements are. The redactor runs once over the JSON text, not once per string: it matches
+    secrets in their JSON spellings too, and the quotes between values end every look-alike's run (a key is
+    letters and digits, a bot token's tail letters, digits, ``_`` and ``-``), so it masks what it would mask
+    value by value."""
+    text = json.dumps(entry, default=_plain, separators=(",", ":"))
     if redact is not None:
-        entry = {k: {c: redact(v) if isinstance(v, str) else v for c, v in row.items()} if isinstance(row, dict)
-                 else row for k, row in entry.items()}
-    return json.dumps(entry, default=_plain, separators=(",", ":")).encode() + b"\n"
+        text = redact(text)
+    return text.encode() + b"\n"
 
 
 def decode_row(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:

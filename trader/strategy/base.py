@@ -92,7 +92,8 @@ class FuturesStrategy(bt.Strategy):
         # Lists, not generators: a generator costs a frame resume per data, ten on the way to every live order.
         if any([nl > old for old, nl in zip(self._dlens, newdlens, strict=True)]):
             self.forward()
-        self.lines.datetime[0] = max([dt.array[dt.idx] for (_first, dt), n in zip(bufs, newdlens, strict=True) if n])
+        # ``_idx`` is what the ``idx`` property returns (a call per data)
+        self.lines.datetime[0] = max([dt.array[dt._idx] for (_first, dt), n in zip(bufs, newdlens, strict=True) if n])
         self._dlens = newdlens
         return len(self)
 
