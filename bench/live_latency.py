@@ -385,7 +385,7 @@ class RemoteSim:
 
 METRONOME = """
 import http.client, time
-conn = http.client.HTTPConnection({host!r}, {port})
+conn = http.client.HTTPConnection({host!r}, {port}, timeout=30)
 headers = {{"Content-Type": "application/json"}}
 t0 = time.perf_counter() + 0.1
 for i in range({steps}):
@@ -687,11 +687,15 @@ def run_stepped(sim: Any, engine: LiveEngine, probe: Probe, bars: int, remote: b
 def run_metronome(sim: RemoteSim, engine: LiveEngine, probe: Probe, bars: int, pace_s: float) -> None:
     """A process of its own steps the simulator at fixed instants; this one waits for the orders."""
     metronome = sim.metronome(pace_s, bars)
-    deadline = time.monotonic() + bars * pace_s + 30
-    while len(probe.sent_at) < bars and time.monotonic() < deadline and metronome.poll() in (None, 0):
-        time.sleep(0.05)  # the last minute's order may come after the metronome has exited
-    if metronome.wait(30) != 0:
+    # A blocking wait: this thread must not wake while the candles run. A thread that wakes takes the GIL from the
+    # engine's for a moment, and the engine's thread then waits for the OS to hand it back (a sleep loop here,
+    # waking every 50 ms, put that into ~1 % of the candles: the p99). The metronome's requests time out.
+    if metronome.wait() != 0:
         raise RuntimeError(f"the metronome failed (exit {metronome.returncode})")
+    deadline = time.monotonic() + 30
+    while len(probe.sent_at) < bars and time.monotonic() < deadline:
+        probe.sent.wait(0.05)  # the last minute's order may come after the metronome has exited
+        probe.sent.clear()
     if len(probe.sent_at) < bars:
         raise RuntimeError(f"{len(probe.sent_at)} orders for {bars} candles")
     engine.wait_idle(10)

@@ -16,13 +16,19 @@ T0 = 1_747_573_200_000  # a full hour
 
 
 class Gate:
-    """The part of the desk the store uses: the candle gate (nothing to settle here) and the strategy's wake-up."""
+    """The part of the desk the store uses: the candle gate (nothing to settle here), the strategy's wake-up, and
+    the ledger's bookkeeping held while a minute is on its way (``candles_pending``, ``candles_done``)."""
 
     def __init__(self) -> None:
         self.wake = threading.Event()
+        self.candles_pending = None
+        self.done_calls = 0
 
     async def settle(self, pair: str, low: float, high: float) -> None:
         return None
+
+    def candles_done(self) -> None:
+        self.done_calls += 1
 
 
 def _store(in_pair_order: bool, tf_ms: int = MINUTE) -> tuple[LiveStore, dict[str, LiveFeed]]:
@@ -55,8 +61,10 @@ def test_a_whole_minute_at_once_for_a_strategy_reading_every_pair() -> None:
     _candle(store, A, 0)
     _candle(store, C, 0)
     assert _queued(feeds) == {A: [], B: [], C: []}
+    assert store.candles_pending() and store.desk.done_calls == 0  # the ledger's bookkeeping waits meanwhile
     _candle(store, B, 0)
     assert _queued(feeds) == {A: [0], B: [0], C: [0]}
+    assert not store.candles_pending() and store.desk.done_calls == 1
 
 
 def test_in_pair_order_each_candle_goes_once_the_pairs_before_it_are_in() -> None:

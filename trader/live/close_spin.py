@@ -52,6 +52,11 @@ class CloseSpinner:
         self._opened = 0.0
         self._polling = False
 
+    @property
+    def polling(self) -> bool:
+        """A window is open: the next candles are due."""
+        return self._polling
+
     def window(self) -> tuple[float, float] | None:
         """When to poll for the next minute's first kline, as (open, close) on the loop's clock; None before four
         arrivals. The arrivals sit on a grid (the minutes) plus a delay: the period is the grid's slope over the

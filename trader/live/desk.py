@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,8 @@ from trader.live.slicing import Execution
 from trader.model.instruments import InstrumentSpec
 
 log = logging.getLogger(__name__)
+
+FLUSH_HOLD_MAX_S = 1.0  # the longest candles hold the ledger's bookkeeping back
 
 class OrderDesk(Protection, AccountSync, Execution):
     def __init__(self, client: ExchangeClient, pairs: Iterable[str], *, leverage: int, ledger: Ledger | None = None,
@@ -100,6 +102,12 @@ class OrderDesk(Protection, AccountSync, Execution):
         self.unexplained: list[str] = []  # position differences no fill could explain (exit marked unknown)
         self.unexplained_pairs: list[str] = []
         self._flush_scheduled = False
+        # The ledger's bookkeeping never runs ahead of a candle on its way to the strategy (a flush is a SQLite
+        # transaction: 1-8 ms, a checkpoint's sync included). ``candles_pending`` is the candle stream's (a minute
+        # partly released); ``settle`` counts the candles waiting at the gate.
+        self.candles_pending: Callable[[], bool] | None = None
+        self._settling = 0
+        self._flush_held_since: float | None = None
         self._background: set[asyncio.Task[None]] = set()  # lookups of unknown outcomes
         self.errors: list[str] = []
 
@@ -174,14 +182,37 @@ class OrderDesk(Protection, AccountSync, Execution):
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Bookkeeping waits while orders are on their way: a stop must never queue behind a database write."""
+        """Bookkeeping waits while orders are on their way (a stop must never queue behind a database write) and
+        while candles are (a candle waiting at the gate for an operation to finish would otherwise wait for the
+        flush that operation's end schedules, before the strategy sees it)."""
         self._flush_scheduled = False
         if any(list(self._inflight.values())):
             return  # the last op to finish schedules it again
+        if self._flush_held():
+            return  # the candle stream schedules it once the minute is out (or the hold's bound passes)
         try:
             self.ledger.flush()
         except Exception as exc:  # the exchange is the truth; recovery can rebuild these rows
             self._error(f"ledger write failed: {exc!r}", "ledger")
+
+    def _flush_held(self) -> bool:
+        if not (self._settling or (self.candles_pending is not None and self.candles_pending())):
+            self._flush_held_since = None
+            return False
+        now = time.monotonic()
+        if self._flush_held_since is None:
+            self._flush_held_since = now
+            # Should no end of the minute come (a pair whose candle never arrives), the bound still frees it.
+            asyncio.get_running_loop().call_later(FLUSH_HOLD_MAX_S, self._schedule_flush)
+        elif now - self._flush_held_since >= FLUSH_HOLD_MAX_S:
+            self._flush_held_since = None
+            return False
+        return True
+
+    def candles_done(self) -> None:
+        """The candle stream: a minute is out to the strategy; bookkeeping held back for it can go."""
+        if self._flush_held_since is not None:
+            self._schedule_flush()
 
     def _build(self, t: Tracked, trade_id: int, *, record: bool = True) -> OrderRequest:
         s = t.spec
@@ -511,18 +542,22 @@ class OrderDesk(Protection, AccountSync, Execution):
         """The candle gate, before a closed candle reaches the strategy: operations on the pair have finished and
         every order whose level the candle reached is known filled or not, so the strategy decides on the same
         account state a backtest bar would show."""
-        await self.drain(pair)
-        band = self.options.mark_band if self.options.working_type == "MARK_PRICE" else 0.0
-        for t in [t for t in self._by_cid.values() if t.pair == pair and t.status == "open" and t.spec.price]:
-            if t.spec.kind == "market":
-                continue
-            level = float(t.spec.price or 0)
-            if low * (1 - band) <= level <= high * (1 + band):
-                await self.sync_order(t)
-        await self.drain(pair)
-        if self._balance_task is not None and not self._balance_task.done():
-            with contextlib.suppress(Exception):
-                await self._balance_task
+        self._settling += 1
+        try:
+            await self.drain(pair)
+            band = self.options.mark_band if self.options.working_type == "MARK_PRICE" else 0.0
+            for t in [t for t in self._by_cid.values() if t.pair == pair and t.status == "open" and t.spec.price]:
+                if t.spec.kind == "market":
+                    continue
+                level = float(t.spec.price or 0)
+                if low * (1 - band) <= level <= high * (1 + band):
+                    await self.sync_order(t)
+            await self.drain(pair)
+            if self._balance_task is not None and not self._balance_task.done():
+                with contextlib.suppress(Exception):
+                    await self._balance_task
+        finally:
+            self._settling -= 1
 
     async def drain(self, pair: str | None = None) -> None:
         """Wait for in-flight operations (on one pair or all)."""

@@ -102,6 +102,7 @@ class LiveStore:
         self._feeds = dict(feeds)
         self._order = list(feeds)
         self._settled = getattr(self.desk.wake, "settled", None)  # StrategyRunner.settled (None: a plain event)
+        self.desk.candles_pending = self.candles_pending
 
     def candle_handler(self, pair: str) -> Callable[[Candle], Awaitable[None]]:
         """What the candle stream calls with each closed 1m candle of ``pair``."""
@@ -210,10 +211,19 @@ class LiveStore:
                 self.pacer.minute_done()
         if released:
             self.desk.wake.set()  # the strategy's pass runs once this handler has returned (trader/live/runner.py)
+        if not self._pending:
+            self.desk.candles_done()  # after the wake: the strategy's pass goes first
         return released
+
+    def candles_pending(self) -> bool:
+        """A minute is on its way to the strategy (some of its candles are in and not all released), or due now
+        (the loop is polling for it: trader/live/close_spin.py)."""
+        return bool(self._pending) or (self.spinner is not None and self.spinner.polling)
 
     async def stop(self) -> None:
         self._stop.set()
+        if self.desk.candles_pending == self.candles_pending:
+            self.desk.candles_pending = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -1,0 +1,87 @@
+"""The ledger's bookkeeping (a flush: a SQLite transaction of 1-8 ms) never runs ahead of a candle on its way to the
+strategy: not while a candle waits at the gate for an operation whose end schedules the flush, not while a minute is
+partly released, and for at most ``FLUSH_HOLD_MAX_S`` when the minute never completes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import trader.live.desk as desk_module
+from trader.live.desk import OrderDesk
+from trader.live.ledger import Ledger
+
+BTC = "BTC/USDT:USDT"
+
+
+class CountingLedger(Ledger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes: list[str] = []
+        self.log: list[str] | None = None
+
+    @property
+    def dirty(self) -> bool:  # type: ignore[override]
+        return True
+
+    def flush(self) -> None:
+        self.flushes.append("flush")
+        if self.log is not None:
+            self.log.append("flush")
+
+
+def _desk() -> tuple[OrderDesk, CountingLedger]:
+    ledger = CountingLedger()
+    return OrderDesk(None, [BTC], leverage=25, ledger=ledger), ledger  # type: ignore[arg-type]
+
+
+def test_a_candle_waiting_at_the_gate_goes_before_the_flush_its_operation_schedules() -> None:
+    async def main() -> list[str]:
+        desk, ledger = _desk()
+        log: list[str] = []
+        ledger.log = log
+        pending = {"minute": True}
+        desk.candles_pending = lambda: pending["minute"]
+
+        async def stop_placement() -> None:  # an operation on the pair, still in flight at the candle
+            await asyncio.sleep(0.01)
+            log.append("op done")
+
+        desk._spawn(BTC, stop_placement())
+        await desk.settle(BTC, 1.0, 2.0)
+        log.append("candle past the gate")
+        await asyncio.sleep(0.02)  # the loop runs whatever was scheduled: the flush must still wait
+        log.append("minute released")
+        pending["minute"] = False
+        desk.candles_done()
+        await asyncio.sleep(0.01)
+        return log
+
+    assert asyncio.run(main()) == ["op done", "candle past the gate", "minute released", "flush"]
+
+
+def test_without_candles_on_their_way_the_flush_runs_at_once() -> None:
+    async def main() -> int:
+        desk, ledger = _desk()
+        desk.candles_pending = lambda: False
+        desk._schedule_flush()
+        await asyncio.sleep(0)
+        return len(ledger.flushes)
+
+    assert asyncio.run(main()) == 1
+
+
+def test_a_minute_that_never_completes_holds_the_flush_for_the_bound_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(desk_module, "FLUSH_HOLD_MAX_S", 0.05)
+
+    async def main() -> tuple[int, int]:
+        desk, ledger = _desk()
+        desk.candles_pending = lambda: True  # a pair whose candle never comes
+        desk._schedule_flush()
+        await asyncio.sleep(0.02)
+        held = len(ledger.flushes)
+        await asyncio.sleep(0.1)
+        return held, len(ledger.flushes)
+
+    assert asyncio.run(main()) == (0, 1)
