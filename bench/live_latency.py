@@ -163,6 +163,27 @@ of 187 in one; 3–7 ms polled per 60 ms candle; the first frame → the engine'
 p99 0.83–1.01 | 0.98–1.11 ms; from the needed kline leaving the simulator p50 1.70–1.73 | 2.01–2.11, p99
 2.63–2.85 | 3.06–3.25 ms; from the minute's first kline p50 1.44–1.45 | 1.50–1.53, p99 2.09–2.22 | 2.31–2.39 ms;
 from its own kline p50 1.23 | 1.33–1.35, p99 1.82–1.85 | 1.89–2.00 ms.
+Then (7 December 2026, night), two things. Fewer Python calls on the order pair's path: counted with a profiler
+hook from its own kline to the wire over 100 candles (seed 2), 1,571 → 1,070 calls. Each costs about 1 µs there
+(a bare call is 26 ns warm on this machine), so the count is the path's cost: Backtrader's marker round trip for
+empty notification queues and ``queue.Empty`` raised for every empty feed on every pass, ``len(data)`` through
+three classes per data, generators per data, ``copy.copy`` for each notification's order copy, ``quote`` for each
+key and value of the signed query, the redactor once per string of the journal line. Then the stalls: every
+300-candle run had a few candles at 6–13 ms; timing the ledger's flushes against the slowest candles showed a
+flush (3–8 ms, now and then a checkpoint's sync) inside each. A candle waiting at the gate for an operation on its
+pair went on only after the flush that operation's end had scheduled. The desk now holds its flush while candles
+are on their way (trader/live/desk.py ``_flush_held``). Against the session's first tree (a943af9), 1,000 candles,
+``--metronome-ms 60``, seeds 1 | 2 | 3 (BTC's kline 6th | 2nd | 8th), one run each, a slow hour (load 0.6–0.8):
+from the first kline p50 1.89 → 1.80 | 1.85 → 1.77 | 2.06 → 1.71, p99 3.21 → 2.75 | 3.18 → 3.08 | 3.10 → 3.00,
+max 12.7 → 6.1 | 9.5 → 5.6 | 10.4 → 5.8 ms; from its own p50 1.40 → 1.34 | 1.55 → 1.47 | 1.48 → 1.20, p99 2.02 →
+1.87 | 2.61 → 2.12 | 2.14 → 1.78 ms; from the needed kline leaving the simulator p99 3.83 → 3.24 | 4.24 → 3.85 |
+3.54 → 3.19 ms. Earlier the same evening, this tree and the one before the flush hold, 200–300 candles, seed 2:
+from its own kline p50 1.06–1.32, p99 1.6–1.9 ms; from the first kline p50 1.26–1.57, p99 2.1–2.6 ms (in the
+slower hour after it 1.4–1.5 / 2.0–2.2 and 1.7–1.8 / 2.75–3.4). Tried and left out: polling on after the minute's first
+kline until the whole minute is in (the loop sleeps between the burst's frames): from the first kline p99 2.5–4.4
+→ 4.9–5.3 ms in three alternating runs each, before and after the flush hold, with its own kline unchanged;
+warming the order path's code (a dummy order body signed, a journal line encoded) when the polling window opens:
+0.02–0.05 ms off three steps' p50, inside the noise.
 Target p99 ≤ 2 ms: not met. ``--stages`` for BTC first (child process, 300 candles, p50 / p99 ms, its kline 10th
 in the burst, before LiveCerebro): first kline → own kline 1.23 / 2.66 (the other pairs' messages and feed steps),
 → candle released 0.08 / 0.18, → strategy ``next()`` 0.66 / 1.04 (Backtrader's pass; ten feeds loaded here), →
