@@ -300,3 +300,60 @@ def test_the_line_is_redacted_as_its_values_would_be_one_by_one() -> None:
     assert line == json.dumps(one_by_one, default=_plain, separators=(",", ":")).encode() + b"\n"
     for clear in (SECRET, key, token, json.dumps(quoted)[1:-1]):
         assert clear.encode() not in line
+
+
+def _restart(db: Path) -> Ledger:
+    return Ledger(_sessions(db), strategy="master", dry_run=False, journal=True)
+
+
+def test_a_ledger_restored_from_an_older_backup_gives_new_trades_ids_above_the_journal_s(tmp_path: Path) -> None:
+    import shutil
+
+    db, backup = tmp_path / "r.db", tmp_path / "backup.db"
+    _sessions(db).kw["bind"].dispose()
+    shutil.copy(db, backup)  # a backup from before any trade
+    ledger = _restart(db)
+    ledger.open_trades()
+    tid = _enter(ledger)
+    left = _journal_text(db).encode()
+    ledger.close()  # the crash: the entry's rows only in the journal
+    ledger.sessions.kw["bind"].dispose()  # type: ignore[union-attr]
+    for side in ("-wal", "-shm"):
+        db.with_name(db.name + side).unlink(missing_ok=True)
+    shutil.copy(backup, db)  # the database lost and the backup restored; the journal is what the crash left
+    assert _journal_text(db).encode() == left
+    restarted = _restart(db)
+    assert restarted.open_trades()[BTC].id == tid  # the journal's trade, written to the restored ledger
+    new = _enter(restarted)
+    restarted.flush()
+    assert new > tid  # not the journal's id again, although the restored ledger's sequence was behind it
+    trades, orders = _rows(restarted.sessions)
+    assert [t[0] for t in trades] == [tid, new]
+    assert sorted((o[0], o[1]) for o in orders) == sorted(
+        [(tid, f"bsm-{tid}-entry-0"), (tid, f"bsm-{tid}-stop-0"), (new, f"bsm-{new}-entry-0"),
+         (new, f"bsm-{new}-stop-0")])
+    restarted.close()
+
+
+def test_a_journal_written_against_another_ledger_stops_the_start_and_says_what_to_do(tmp_path: Path) -> None:
+    db = tmp_path / "f.db"
+    ledger = _restart(db)
+    ledger.open_trades()
+    _enter(ledger)
+    left = _journal_text(db)
+    ledger.flush()
+    ledger.close()
+    # The same trade id, another trade: a journal from elsewhere (a copied directory, a backup from another box).
+    _journal_path(db).write_bytes(left.replace(BTC, "ETH/USDT:USDT").encode())
+    with pytest.raises(ValueError, match=r"does not belong to this ledger: trade #1 is BTC/USDT:USDT long .* "
+                                         r"ETH/USDT:USDT long .* move the file aside, then .*bsmart reconcile"):
+        _restart(db).open_trades()
+    # An order for a trade the database does not hold.
+    orphan = ledger._order_values(OrderRow(99, "bsm-99-stop-0", BTC, "stop_market", "sell", "stop", None, None,
+                                           Decimal("97000.1"), False, True))
+    from trader.persistence.order_journal import encode
+
+    _journal_path(db).write_bytes(encode({"trade": None, "order": orphan}))
+    with pytest.raises(ValueError, match=r"order bsm-99-stop-0 is for trade #99, which the database does not hold"):
+        _restart(db).open_trades()
+    assert _rows(_sessions(db))[0][0][1] == BTC  # nothing was written

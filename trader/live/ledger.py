@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -140,12 +141,15 @@ class Ledger:
                 log.warning("ledger: %s; orders write ahead to the database instead", exc)
                 return False
             try:
-                if not self._reserve_trade_ids(wa):
+                left = journal.entries()
+                self._check_leftovers(left, path)
+                # Above the ids the leftovers carry: a ledger restored from a backup older than them is behind.
+                above = max((int(e["trade"]["id"]) for e in left if e.get("trade")), default=0)  # type: ignore[index]
+                if not self._reserve_trade_ids(wa, above):
                     log.warning("ledger: the trades table can reuse ids (migration 0005 missing); orders write "
                                 "ahead to the database instead of the journal")
                     journal.close()
                     return False
-                left = journal.entries()
             except Exception:
                 journal.close()
                 raise
@@ -156,6 +160,36 @@ class Ledger:
                             len(left))
             self._journal = journal
             return True
+
+    def _check_leftovers(self, left: list[dict[str, Any]], path: Path) -> None:
+        """A journalled trade whose id the database already holds must be that trade (a crash between the commit
+        and the journal's emptying); a different one means the journal was written against another database (a
+        restored backup from elsewhere, a copied directory), and its orders would be filed under the wrong trade."""
+        trades = [decode_row(TRADES, e["trade"]) for e in left if e.get("trade")]
+        orders = [decode_row(ORDERS, e["order"]) for e in left if e.get("order")]
+        if not left:
+            return
+        advice = ("to start anyway move the file aside, then check the ledger against the exchange with "
+                  "`bsmart reconcile`")
+        with transaction(self.sessions) as s:  # type: ignore[arg-type]
+            journalled = {values["id"] for values in trades}
+            for values in orders:
+                tid = values.get("trade_id")
+                if tid is not None and tid not in journalled and s.get(Trade, tid) is None:
+                    raise ValueError(f"the order journal {path} does not belong to this ledger: order "
+                                     f"{values['client_order_id']} is for trade #{tid}, which the database does "
+                                     f"not hold; {advice}")
+            for values in trades:
+                held = s.get(Trade, values["id"])
+                if held is None:
+                    continue
+                ours = (values["pair"], values["side"], values["open_date"])
+                theirs = (held.pair, held.side, held.open_date)
+                if ours != theirs:
+                    raise ValueError(
+                        f"the order journal {path} does not belong to this ledger: trade #{values['id']} is "
+                        f"{theirs[0]} {theirs[1]} opened {theirs[2]:%Y-%m-%d %H:%M:%S} in the database and "
+                        f"{ours[0]} {ours[1]} opened {ours[2]:%Y-%m-%d %H:%M:%S} in the journal; {advice}")
 
     def close(self) -> None:
         """Give the write-ahead connection back (the engine's pool keeps or closes it) and let go of the journal
@@ -248,9 +282,10 @@ class Ledger:
                 conn = s.connection()
                 return self._insert_trade(lambda t, v: core_insert(conn, t, v), values, first_order)
 
-    def _reserve_trade_ids(self, wa: SqliteWriteAhead) -> bool:
-        """``TRADE_IDS`` more trade ids in the pool, used after the ones it holds; False: the table can reuse ids."""
-        ids = wa.reserve_ids(TRADES, TRADE_IDS)
+    def _reserve_trade_ids(self, wa: SqliteWriteAhead, above: int = 0) -> bool:
+        """``TRADE_IDS`` more trade ids in the pool, used after the ones it holds, all above ``above``; False: the
+        table can reuse ids."""
+        ids = wa.reserve_ids(TRADES, TRADE_IDS, above)
         if ids is None:
             return False
         self._trade_ids[:0] = reversed(ids)  # popped from the end: the lower ids already held go first

@@ -114,10 +114,11 @@ class SqliteWriteAhead:
         assert rowid is not None
         return int(rowid)
 
-    def reserve_ids(self, table: Table, n: int) -> range | None:
+    def reserve_ids(self, table: Table, n: int, above: int = 0) -> range | None:
         """``n`` ids of ``table`` that no other row, in this process or another, will be given: the table must be
-        AUTOINCREMENT (SQLite then never goes below the ``sqlite_sequence`` mark, which this raises by ``n``).
-        None for a table declared without it (a database that missed migration 0005)."""
+        AUTOINCREMENT (SQLite then never goes below the ``sqlite_sequence`` mark, which this raises by ``n``), and
+        all of them above ``above`` (ids that rows not yet inserted already carry). None for a table declared
+        without it (a database that missed migration 0005)."""
         if table.name not in self._autoincrement:  # the schema does not change while the ledger runs
             sql = self.dbapi.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
                                      (table.name,)).fetchone()
@@ -126,11 +127,12 @@ class SqliteWriteAhead:
             return None
         with self.transaction():
             # The UPDATE takes the write lock first, so no insert elsewhere can land between reading and raising.
-            mark = f"max(coalesce(seq, 0), (SELECT coalesce(max(id), 0) FROM {table.name}))"
-            self.cursor.execute(f"UPDATE sqlite_sequence SET seq = {mark} + ? WHERE name = ?", (n, table.name))
+            mark = f"max(coalesce(seq, 0), (SELECT coalesce(max(id), 0) FROM {table.name}), ?)"
+            self.cursor.execute(f"UPDATE sqlite_sequence SET seq = {mark} + ? WHERE name = ?",
+                                (above, n, table.name))
             if self.cursor.rowcount == 0:
-                self.cursor.execute(f"INSERT INTO sqlite_sequence (name, seq) SELECT ?, coalesce(max(id), 0) + ? "
-                                    f"FROM {table.name}", (table.name, n))
+                self.cursor.execute(f"INSERT INTO sqlite_sequence (name, seq) SELECT ?, max(coalesce(max(id), 0), ?) "
+                                    f"+ ? FROM {table.name}", (table.name, above, n))
             top = int(self.cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = ?",
                                           (table.name,)).fetchone()[0])
         return range(top - n + 1, top + 1)
