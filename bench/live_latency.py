@@ -901,7 +901,10 @@ def main() -> None:
         print("  polling before candles: off")
     if probe.stages is not None:
         probe.stages.report()
-    print(f"  target p99 ≤ 2 ms: {'met' if pct(wire, 99) <= 2.0 else 'NOT met'}")
+    over = sum(w > 2.0 for w in wire) / len(wire) * 100  # p99 ≤ 2 ms: at most 1 % of the candles over 2 ms
+    over_own = sum(w > 2.0 for w in wire_own) / len(wire_own) * 100 if wire_own else math.nan
+    print(f"  target p99 ≤ 2 ms: {'met' if pct(wire, 99) <= 2.0 else 'NOT met'} ({over:.1f} % of the candles over "
+          f"2 ms from the first kline, {over_own:.1f} % from the pair's own; the target allows 1 %)")
 
 
 if __name__ == "__main__":
