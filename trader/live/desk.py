@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_HOLD_MAX_S = 1.0  # the longest candles hold the ledger's bookkeeping back
 
+
 class OrderDesk(Protection, AccountSync, Execution):
     def __init__(self, client: ExchangeClient, pairs: Iterable[str], *, leverage: int, ledger: Ledger | None = None,
                  bus: EventBus | None = None, options: DeskOptions | None = None):

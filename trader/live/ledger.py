@@ -165,10 +165,10 @@ class Ledger:
         """A journalled trade whose id the database already holds must be that trade (a crash between the commit
         and the journal's emptying); a different one means the journal was written against another database (a
         restored backup from elsewhere, a copied directory), and its orders would be filed under the wrong trade."""
-        trades = [decode_row(TRADES, e["trade"]) for e in left if e.get("trade")]
-        orders = [decode_row(ORDERS, e["order"]) for e in left if e.get("order")]
         if not left:
             return
+        trades = [decode_row(TRADES, e["trade"]) for e in left if e.get("trade")]
+        orders = [decode_row(ORDERS, e["order"]) for e in left if e.get("order")]
         advice = ("to start anyway move the file aside, then check the ledger against the exchange with "
                   "`bsmart reconcile`")
         with transaction(self.sessions) as s:  # type: ignore[arg-type]
