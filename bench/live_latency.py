@@ -708,9 +708,9 @@ def run_stepped(sim: Any, engine: LiveEngine, probe: Probe, bars: int, remote: b
 def run_metronome(sim: RemoteSim, engine: LiveEngine, probe: Probe, bars: int, pace_s: float) -> None:
     """A process of its own steps the simulator at fixed instants; this one waits for the orders."""
     metronome = sim.metronome(pace_s, bars)
-    # A blocking wait: this thread must not wake while the candles run. A thread that wakes takes the GIL from the
-    # engine's for a moment, and the engine's thread then waits for the OS to hand it back (a sleep loop here,
-    # waking every 50 ms, put that into ~1 % of the candles: the p99). The metronome's requests time out.
+    # A blocking wait: no second thread of this process wakes while the candles run (a thread that wakes takes the
+    # GIL from the engine's for a moment). A 50 ms sleep loop here measured the same, but the bench should not add
+    # the wake-ups it measures. The metronome's requests time out, so the wait ends.
     if metronome.wait() != 0:
         raise RuntimeError(f"the metronome failed (exit {metronome.returncode})")
     deadline = time.monotonic() + 30

@@ -15,32 +15,29 @@ from trader.live.ledger import Ledger
 BTC = "BTC/USDT:USDT"
 
 
-class CountingLedger(Ledger):
-    def __init__(self) -> None:
+class LoggingLedger(Ledger):
+    """Always has bookkeeping to write; each flush is an entry in the test's log of events."""
+
+    def __init__(self, log: list[str]) -> None:
         super().__init__()
-        self.flushes: list[str] = []
-        self.log: list[str] | None = None
+        self.log = log
 
     @property
     def dirty(self) -> bool:  # type: ignore[override]
         return True
 
     def flush(self) -> None:
-        self.flushes.append("flush")
-        if self.log is not None:
-            self.log.append("flush")
+        self.log.append("flush")
 
 
-def _desk() -> tuple[OrderDesk, CountingLedger]:
-    ledger = CountingLedger()
-    return OrderDesk(None, [BTC], leverage=25, ledger=ledger), ledger  # type: ignore[arg-type]
+def _desk(log: list[str]) -> OrderDesk:
+    return OrderDesk(None, [BTC], leverage=25, ledger=LoggingLedger(log))  # type: ignore[arg-type]
 
 
 def test_a_candle_waiting_at_the_gate_goes_before_the_flush_its_operation_schedules() -> None:
     async def main() -> list[str]:
-        desk, ledger = _desk()
         log: list[str] = []
-        ledger.log = log
+        desk = _desk(log)
         pending = {"minute": True}
         desk.candles_pending = lambda: pending["minute"]
 
@@ -63,11 +60,12 @@ def test_a_candle_waiting_at_the_gate_goes_before_the_flush_its_operation_schedu
 
 def test_without_candles_on_their_way_the_flush_runs_at_once() -> None:
     async def main() -> int:
-        desk, ledger = _desk()
+        log: list[str] = []
+        desk = _desk(log)
         desk.candles_pending = lambda: False
         desk._schedule_flush()
         await asyncio.sleep(0)
-        return len(ledger.flushes)
+        return log.count("flush")
 
     assert asyncio.run(main()) == 1
 
@@ -76,12 +74,13 @@ def test_a_minute_that_never_completes_holds_the_flush_for_the_bound_only(monkey
     monkeypatch.setattr(desk_module, "FLUSH_HOLD_MAX_S", 0.05)
 
     async def main() -> tuple[int, int]:
-        desk, ledger = _desk()
+        log: list[str] = []
+        desk = _desk(log)
         desk.candles_pending = lambda: True  # a pair whose candle never comes
         desk._schedule_flush()
         await asyncio.sleep(0.02)
-        held = len(ledger.flushes)
+        held = log.count("flush")
         await asyncio.sleep(0.1)
-        return held, len(ledger.flushes)
+        return held, log.count("flush")
 
     assert asyncio.run(main()) == (0, 1)

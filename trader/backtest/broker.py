@@ -38,7 +38,7 @@ from trader.model.money import (
     realized_pnl,
 )
 from trader.model.rules import instrument
-from trader.strategy.broker_common import FuturesBrokerMixin, FuturesCommInfo
+from trader.strategy.broker_common import FuturesBrokerMixin, FuturesCommInfo, order_snapshot
 
 Order = bt.Order
 _CONDITIONAL = (Order.Stop, Order.Limit)
@@ -231,7 +231,7 @@ class FuturesBroker(FuturesBrokerMixin, bt.BrokerBase):
         return None
 
     def notify(self, order: Order) -> None:
-        self.notifs.append(_clone(order))
+        self.notifs.append(order_snapshot(order))
 
     # --- order entry ----------------------------------------------------------------------------------------
     def submit(self, order: Order, oco: Order | None = None) -> Order:
@@ -801,14 +801,3 @@ def _reason(order: Order) -> str:
 
 
 BarCallback = Callable[[int], None]
-
-
-def _clone(order: Order) -> Order:
-    """What ``Order.clone()`` returns (a shallow copy with its own ``executed``), without ``copy.copy``: the copy
-    module asks the order for ``__setstate__``, which Backtrader's ``Order.__getattr__`` answers with a failed
-    parameter lookup — an exception per notification, ~8 % of a run's CPU (notes/16-13-speed.md)."""
-    cls = type(order)
-    obj = cls.__new__(cls)
-    obj.__dict__.update(order.__dict__)
-    obj.executed = order.executed.clone()
-    return obj

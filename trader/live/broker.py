@@ -31,7 +31,7 @@ from trader.live.orders import FillNote, OrderSpec, StatusNote, WalletNote
 from trader.live.runner import StrategyRunner
 from trader.model.instruments import FeeSchedule, InstrumentSpec
 from trader.model.money import initial_margin, realized_pnl, unrealized_pnl
-from trader.strategy.broker_common import FuturesBrokerMixin, FuturesCommInfo
+from trader.strategy.broker_common import FuturesBrokerMixin, FuturesCommInfo, order_snapshot
 
 Order = bt.Order
 _SUPPORTED = (Order.Market, Order.Stop, Order.Limit)
@@ -118,7 +118,7 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
         return self.notifs.popleft() if self.notifs else None
 
     def notify(self, order: Order) -> None:
-        self.notifs.append(snapshot(order))
+        self.notifs.append(order_snapshot(order))
 
     # -- order entry --------------------------------------------------------------------------------------------
     def submit(self, order: Order, oco: Order | None = None) -> Order:
@@ -328,20 +328,6 @@ class LiveBroker(FuturesBrokerMixin, bt.BrokerBase):
         if not steps:
             pos.size = 0.0
             pos.price = 0.0
-
-
-def snapshot(order: Order) -> Order:
-    """``order.clone()`` (what ``notify_order`` receives) without ``copy.copy``'s generic protocol: the same two
-    shallow copies — the order, and its ``executed`` with the pending fills marked — in two calls instead of about
-    twenty. Up to four of them lie between a candle and its order (submitted and accepted, entry and stop)."""
-    executed = order.executed
-    executed.markpending()
-    obj = object.__new__(type(order))
-    obj.__dict__.update(order.__dict__)
-    done = object.__new__(type(executed))
-    done.__dict__.update(executed.__dict__)
-    obj.executed = done
-    return obj
 
 
 def _purpose(tag: str, kind: str, reduce: bool) -> str:

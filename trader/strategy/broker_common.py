@@ -12,6 +12,22 @@ import backtrader as bt
 from trader.model.instruments import FeeSchedule, InstrumentSpec
 
 
+def order_snapshot(order: bt.Order) -> bt.Order:
+    """What ``Order.clone()`` returns, the copy ``notify_order`` receives: the order and its ``executed`` (with the
+    fills so far marked as the pending ones), each copied shallowly, without ``copy.copy``. The copy module asks
+    the order for ``__setstate__``, which Backtrader's ``Order.__getattr__`` answers with a failed parameter lookup
+    (an exception per notification, ~8 % of a backtest's CPU, notes/16-13-speed.md), and its generic protocol costs
+    about twenty calls where this takes two (up to four copies lie between a live candle and its order)."""
+    executed = order.executed
+    executed.markpending()
+    obj = object.__new__(type(order))
+    obj.__dict__.update(order.__dict__)
+    done = object.__new__(type(executed))
+    done.__dict__.update(executed.__dict__)
+    obj.executed = done
+    return obj
+
+
 class FuturesBrokerMixin:
     """Put before ``bt.BrokerBase`` in the bases. The broker supplies ``submit(order, oco=None)``, ``wallet`` and
     ``_marks() -> (Σ unrealized PnL, Σ position initial margin)`` at current marks."""

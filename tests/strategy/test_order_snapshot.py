@@ -1,12 +1,12 @@
-"""What ``notify_order`` receives from the live broker: ``snapshot`` copies an order as Backtrader's
-``Order.clone`` does (the order and its ``executed``, with the fills so far marked as the pending ones), so a later
-change to the order does not show in a notification already queued."""
+"""What ``notify_order`` receives from either broker (backtest and live): ``order_snapshot`` copies an order as
+Backtrader's ``Order.clone`` does (the order and its ``executed``, with the fills so far marked as the pending
+ones), so a later change to the order does not show in a notification already queued."""
 
 from __future__ import annotations
 
 import backtrader as bt
 
-from trader.live.broker import snapshot
+from trader.strategy.broker_common import order_snapshot
 
 
 def _order() -> bt.Order:
@@ -32,7 +32,7 @@ def _shape(copy: bt.Order, source: bt.Order) -> dict[str, object]:
 
 def test_a_snapshot_is_what_backtrader_clone_makes() -> None:
     a, b = _order(), _order()
-    theirs, ours = a.clone(), snapshot(b)
+    theirs, ours = a.clone(), order_snapshot(b)
     assert _shape(ours, b) == _shape(theirs, a)
     assert _shape(ours, b)["pending"] == (0, 1) and list(ours.executed.iterpending()) == list(b.executed.exbits)
     # a copy, not the order: what happens to the order later does not change the queued notification
