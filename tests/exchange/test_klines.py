@@ -5,6 +5,7 @@ start whose history ends minutes behind the socket."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -86,3 +87,61 @@ async def test_open_candle_updates_deliver_nothing(sim) -> None:
         await client.close()
     assert got[0].timestamp == start
     assert streams.resyncs == 0  # the closed message itself, no REST
+
+
+def _kline(sym: str, t: int, closed: bool, interval: str = "1m") -> dict:
+    return {"e": "kline", "E": t + 1, "s": sym, "k": {
+        "t": t, "T": t + MINUTE - 1, "s": sym, "i": interval, "f": 1, "L": 2, "o": "10.0", "c": "10.5", "h": "11.0",
+        "l": "9.5", "v": "3.25", "n": 2, "x": closed, "q": "33.0", "V": "1.0", "Q": "10.0", "B": "0"}}
+
+
+class _Resyncs(KlineStreams):
+    """Records the REST fetches a message would start instead of making them."""
+
+    def __init__(self, on_closed) -> None:
+        # No socket, no REST: messages are fed by hand; the client only sees final updates go by.
+        super().__init__(SimpleNamespace(kline_event=lambda event: None), on_closed)  # type: ignore[arg-type]
+        self.asked: list[tuple[str, int | None]] = []
+
+    async def resync(self, pair: str, until_ms: int | None = None) -> int:
+        self.asked.append((pair, until_ms))
+        return 0
+
+
+async def test_open_updates_read_off_the_text_as_a_full_decode_reads_them() -> None:
+    import json
+
+    sym, pair = "BTCUSDT", PAIRS[0]
+    assert pair.startswith("BTC/")
+    t = 1_716_249_600_000
+
+    async def feed(messages: list[str]) -> tuple[dict, list, int, list[Candle]]:
+        got: list[Candle] = []
+        s = _Resyncs({pair: got.append})
+        for m in messages:
+            await s.on_text(m)
+        return dict(s.last_closed), s.asked, s.messages, got
+
+    def compact(e: object) -> str:
+        return json.dumps(e, separators=(",", ":"))  # as Binance (and the simulator) send it
+
+    def spaced(e: object) -> str:
+        return json.dumps(e)  # '"x": false': not the fast path, decoded in full
+
+    cases = [
+        [_kline(sym, t, False)],  # the first update: the minute before it counts as delivered
+        [_kline(sym, t, False), _kline(sym, t + 3 * MINUTE, False)],  # minutes skipped: REST for them
+        [{"stream": "btcusdt@kline_1m", "data": _kline(sym, t, False)}],  # combined-stream wrapper
+        [_kline("ETHBTC", t, False)],  # not a traded pair: ignored
+        [_kline(sym, t, False, interval="5m")],  # another interval: ignored
+        [_kline(sym, t, False), _kline(sym, t, True), _kline(sym, t + MINUTE, False)],  # a close between
+    ]
+    for case in cases:
+        fast = await feed([compact(e) for e in case])
+        full = await feed([spaced(e) for e in case])
+        assert fast == full, case
+    last, asked, messages, got = await feed([compact(_kline(sym, t, False)),
+                                             compact(_kline(sym, t + 3 * MINUTE, False))])
+    assert last[pair] == t - MINUTE and asked == [(pair, t + 3 * MINUTE)] and messages == 2 and got == []
+    *_, got = await feed([compact(e) for e in cases[-1]])
+    assert [(c.timestamp, c.close, c.volume) for c in got] == [(t, 10.5, 3.25)]

@@ -143,7 +143,8 @@ class MeteredExchangeClient(ExchangeClient):
         return handle_message
 
     def kline_event(self, event: Mapping[str, Any]) -> None:
-        """A kline through ccxt's handler or the engine's own socket (trader/exchange/klines.py)."""
+        """A kline through ccxt's handler, or a candle's final update on the engine's own socket
+        (trader/exchange/klines.py reads open-candle updates off the raw text and does not pass them here)."""
         if (event.get("k") or {}).get("x"):  # the candle's final update: the engine may now decide on it
             self._closed_candle_at[str(event.get("s", ""))] = time.perf_counter()
         if self._wall_clock and "E" in event:
