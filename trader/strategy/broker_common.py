@@ -7,6 +7,9 @@ A strategy's ``buy``/``sell`` reach the broker with Backtrader's full signature;
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import backtrader as bt
 
 from trader.model.instruments import FeeSchedule, InstrumentSpec
@@ -28,6 +31,35 @@ def order_snapshot(order: bt.Order) -> bt.Order:
     return obj
 
 
+@functools.cache
+def _param_defaults(cls: type[bt.Order]) -> dict[str, Any]:
+    return dict(cls.params._getitems())
+
+
+def new_order(cls: type[bt.Order], **values: Any) -> bt.Order:
+    """What ``cls(**values)`` builds, without Backtrader's metaclass machinery per order: a params object with every
+    default and the given values over them, then ``Order.__init__``. The metaclass spends about sixty calls on it
+    (a copy of the defaults, a pop and a setattr per parameter, five hook calls) where this spends a few.
+
+    Each parameter is also set on the order itself, so reading ``order.size``, ``order.parent`` and the like (as
+    ``__init__``, both brokers and the strategies do) is a plain attribute read instead of ``Order.__getattr__``
+    and a failed lookup first. Every read gives the same value as before: Backtrader writes to the order, never
+    to its params, after creation (``self.size = -self.size`` for a sell already lands on the order), and
+    ``order.p.<name>`` still reads the params."""
+    defaults = _param_defaults(cls)
+    unknown = values.keys() - defaults.keys()
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no parameter(s) {sorted(unknown)}")
+    merged = {**defaults, **values}
+    params = cls.params()
+    vars(params).update(merged)
+    order = object.__new__(cls)
+    vars(order).update(merged)
+    order.params = order.p = params
+    order.__init__()
+    return order
+
+
 class FuturesBrokerMixin:
     """Put before ``bt.BrokerBase`` in the bases. The broker supplies ``submit(order, oco=None)``, ``wallet`` and
     ``_marks() -> (Σ unrealized PnL, Σ position initial margin)`` at current marks."""
@@ -44,18 +76,18 @@ class FuturesBrokerMixin:
     def buy(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
             trailamount=None, trailpercent=None, parent=None, transmit=True, histnotify=False,
             _checksubmit=True, **kwargs):  # noqa: ANN001, ANN201 - Backtrader's signature
-        order = bt.BuyOrder(owner=owner, data=data, size=size, price=price, pricelimit=plimit, exectype=exectype,
-                            valid=valid, tradeid=tradeid, trailamount=trailamount, trailpercent=trailpercent,
-                            parent=parent, transmit=transmit, histnotify=histnotify)
+        order = new_order(bt.BuyOrder, owner=owner, data=data, size=size, price=price, pricelimit=plimit,
+                          exectype=exectype, valid=valid, tradeid=tradeid, trailamount=trailamount,
+                          trailpercent=trailpercent, parent=parent, transmit=transmit, histnotify=histnotify)
         order.addinfo(**kwargs)
         return self.submit(order, oco=oco)
 
     def sell(self, owner, data, size, price=None, plimit=None, exectype=None, valid=None, tradeid=0, oco=None,
              trailamount=None, trailpercent=None, parent=None, transmit=True, histnotify=False,
              _checksubmit=True, **kwargs):  # noqa: ANN001, ANN201 - Backtrader's signature
-        order = bt.SellOrder(owner=owner, data=data, size=size, price=price, pricelimit=plimit, exectype=exectype,
-                             valid=valid, tradeid=tradeid, trailamount=trailamount, trailpercent=trailpercent,
-                             parent=parent, transmit=transmit, histnotify=histnotify)
+        order = new_order(bt.SellOrder, owner=owner, data=data, size=size, price=price, pricelimit=plimit,
+                          exectype=exectype, valid=valid, tradeid=tradeid, trailamount=trailamount,
+                          trailpercent=trailpercent, parent=parent, transmit=transmit, histnotify=histnotify)
         order.addinfo(**kwargs)
         return self.submit(order, oco=oco)
 
