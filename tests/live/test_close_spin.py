@@ -61,7 +61,7 @@ def test_the_loop_polls_inside_the_window_and_stops_at_the_arrival() -> None:
             spinner.arrived()
         loop._selector.select = select  # type: ignore[attr-defined]
         spinner.stop()
-        assert spinner._timer is None and not spinner._polling
+        assert spinner._timer is None and spinner._planner is None and not spinner._polling
         return spinner, sum(1 for t in selects if t == 0)
 
     spinner, polls = asyncio.run(run())
@@ -70,3 +70,21 @@ def test_the_loop_polls_inside_the_window_and_stops_at_the_arrival() -> None:
     assert s.hits >= s.windows // 2  # asyncio.sleep's own lateness moves arrivals by ~1 ms at most here
     assert polls > 10 * s.windows  # select without sleeping, many times
     assert s.polled_s < 12 * 0.02 * 0.25 + 0.01  # within the caps: a quarter of each period
+
+
+def test_the_next_window_is_planned_after_the_arrival_not_inside_it() -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        spinner = CloseSpinner(loop)
+        start = loop.time()
+        for k in range(6):  # a candle every 40 ms: enough arrivals for a plan from the second on
+            await asyncio.sleep(max(0.0, start + 0.04 * k - loop.time()))
+            spinner.arrived()
+            # The arrival only records: the minute's other candles come before any planning.
+            assert spinner._timer is None and (spinner._planner is not None) == (k > 0)
+            if k >= 3:
+                await asyncio.sleep(0.04 / 4 + 0.003)  # a quarter period (under plan_delay_s) and a little
+                assert spinner._planner is None and spinner._timer is not None  # the window is planned
+        spinner.stop()
+
+    asyncio.run(run())

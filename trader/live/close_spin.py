@@ -43,11 +43,13 @@ class CloseSpinner:
     max_window_s: float = 0.25
     max_share: float = 0.25
     history: int = 15
+    plan_delay_s: float = 0.02  # at most; a quarter of the last period at a faster pace
     stats: SpinStats = field(default_factory=SpinStats)
 
     def __post_init__(self) -> None:
         self._arrivals: deque[float] = deque(maxlen=self.history + 1)
         self._timer: asyncio.TimerHandle | None = None
+        self._planner: asyncio.TimerHandle | None = None
         self._until = 0.0
         self._opened = 0.0
         self._polling = False
@@ -81,7 +83,9 @@ class CloseSpinner:
         return opens, min(opens + latest + 2 * self.margin_s, opens + min(self.max_window_s, self.max_share * period))
 
     def arrived(self) -> None:
-        """On the loop: the first closed kline of a new minute is in. Stop polling; plan the next window."""
+        """On the loop: the first closed kline of a new minute is in. Stop polling; plan the next window a little
+        later (``_plan``), not now: the minute's other candles and their orders come next, and the plan's
+        arithmetic cost the first kline ~40 µs of its ~150 µs (bench/live_latency.py, seed 1, cold caches)."""
         now = self.loop.time()
         if self._polling:
             self._end(now, hit=True)
@@ -90,9 +94,18 @@ class CloseSpinner:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._planner is not None:
+            self._planner.cancel()
+            self._planner = None
+        if self._arrivals:
+            delay = min(self.plan_delay_s, (now - self._arrivals[-1]) / 4)
+            self._planner = self.loop.call_at(now + delay, self._plan)
         self._arrivals.append(now)
+
+    def _plan(self) -> None:
+        self._planner = None
         planned = self.window()
-        if planned is not None:
+        if planned is not None and self._timer is None and not self._polling:
             self._timer = self.loop.call_at(planned[0], self._open, planned[1])
 
     def _open(self, until: float) -> None:
@@ -121,9 +134,10 @@ class CloseSpinner:
             self.stats.misses += 1
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for handle in (self._timer, self._planner):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._planner = None
         if self._polling:
             self._end(self.loop.time(), hit=False)
         s = self.stats
