@@ -196,3 +196,40 @@ def test_settled_returns_once_the_pass_and_its_send_are_done() -> None:
                          "candle 1", "pass", "send", "rest of the pass"]
     finally:
         host.stop()
+
+
+def test_settled_runs_the_woken_strategy_at_once_not_after_the_loops_next_turn() -> None:
+    """The candle stream wakes the strategy and awaits ``settled``: the strategy's pass runs right there, ahead of
+    callbacks already waiting for the loop's turn, and after a pause (its order's send) the loop resumes it."""
+    order: list[str] = []
+    parked = threading.Event()
+
+    def body(runner: StrategyRunner, host: EngineHost) -> None:
+        parked.set()
+        runner.wait(None)
+        order.append("pass")
+
+        async def send() -> None:
+            order.append("send")
+        host.loop.create_task(send())
+        runner.pause()
+        order.append("rest of the pass")
+        runner.wait(None)
+
+    async def candle(runner: StrategyRunner) -> None:
+        import asyncio
+        asyncio.get_running_loop().call_soon(order.append, "waiting callback")
+        runner.set()
+        await runner.settled()
+        order.append("settled")
+
+    host, runner = _run_on_host(body)
+    try:
+        assert parked.wait(5)
+        time.sleep(0.05)  # parked in its first wait
+        host.call(candle(runner), 5)
+        assert order == ["pass", "waiting callback", "send", "rest of the pass", "settled"], order
+    finally:
+        runner.set()
+        assert runner.done.wait(5)
+        host.stop()

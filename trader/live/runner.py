@@ -45,6 +45,7 @@ class StrategyRunner:
         self._thread_id: int | None = None
         self._glet: greenlet | None = None
         self._scheduled = False
+        self._pending: asyncio.Handle | None = None  # the scheduled ``_resume``
         self._woken = False
         self._timer: asyncio.TimerHandle | None = None
         self._resumed_at = 0.0
@@ -94,6 +95,14 @@ class StrategyRunner:
         not before them."""
         if self._glet is None or self._glet.dead or not self._scheduled:
             return
+        if self._pending is not None and not self.in_strategy():
+            # Resume it now rather than after the loop's next turn (a select and whatever else is ready): the
+            # candle that woke it is the one waiting here. It runs to its first pause (an order's send) or its
+            # wait; after a pause the loop resumes it as usual.
+            self._pending.cancel()
+            self._resume()
+            if self._glet is None or self._glet.dead or not self._scheduled:
+                return
         fut = self.loop.create_future()
         self._settled.append(fut)
         await fut
@@ -106,7 +115,7 @@ class StrategyRunner:
         if self._scheduled or self._glet is None or self._glet.dead:
             return
         self._scheduled = True
-        self.loop.call_soon(self._resume)
+        self._pending = self.loop.call_soon(self._resume)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -114,6 +123,7 @@ class StrategyRunner:
 
     def _resume(self) -> None:
         self._scheduled = False
+        self._pending = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
