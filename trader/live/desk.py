@@ -539,6 +539,15 @@ class OrderDesk(Protection, AccountSync, Execution):
         except ExchangeError as exc:
             self._error(f"sync {t.cid}: {exc}", "sync")
 
+    def gate_open(self, pair: str) -> bool:
+        """True when ``settle`` has nothing to wait for on ``pair``: no operation in flight on it, no resting
+        priced order of it (a candle's range may have reached one) and no balance refresh under way. The candle
+        stream asks this first and skips the gate's coroutines for most candles, the ones before an order's among
+        them."""
+        if self._inflight.get(pair) or (self._balance_task is not None and not self._balance_task.done()):
+            return False
+        return not any(t.pair == pair and t.status == "open" and t.spec.price for t in self._by_cid.values())
+
     async def settle(self, pair: str, low: float, high: float) -> None:
         """The candle gate, before a closed candle reaches the strategy: operations on the pair have finished and
         every order whose level the candle reached is known filled or not, so the strategy decides on the same

@@ -131,7 +131,8 @@ class LiveStore:
             if self.spinner is not None and c.timestamp > self._newest:
                 self.spinner.arrived()  # the minute's first closed kline
             # The gate first: the strategy must see the fills this candle caused before deciding on it.
-            await self.desk.settle(c.pair, c.low, c.high)
+            if not self.desk.gate_open(c.pair):
+                await self.desk.settle(c.pair, c.low, c.high)
             slot = self._pending.setdefault(c.timestamp, {})
             self._newest = max(self._newest, c.timestamp)
             if self._defers:
