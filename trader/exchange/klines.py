@@ -97,6 +97,7 @@ class KlineStreams:
         heartbeat = self.options.heartbeat_s
         loop = asyncio.get_running_loop()
         heard = loop.time()
+        seen = self.messages  # kline messages by the last timeout: more since then means the stream spoke
         # Messages aiohttp has already read off the socket (a minute's closes come in one burst) are taken without
         # the receive timeout: setting one up costs more than the message, on every candle's way to its order.
         # The timeout only matters while waiting, and is set then. (aiohttp's queue is internal: without it, always.)
@@ -106,13 +107,16 @@ class KlineStreams:
             try:
                 msg = await (ws.receive() if buffered else ws.receive(timeout=timeout))
             except asyncio.TimeoutError:
-                if loop.time() - heard > heartbeat:
+                if self.messages != seen:
+                    # Counted per message, stamped here: a clock read per message cost two calls on every candle's
+                    # way to its order, and a stream is judged silent a timeout (at most 1 s) later at worst.
+                    seen, heard = self.messages, loop.time()
+                elif loop.time() - heard > heartbeat:
                     log.warning("kline stream silent for %.0fs; resyncing over REST", heartbeat)
                     heard = loop.time()
                     await self.resync_all()
                 continue
             if msg.type is aiohttp.WSMsgType.TEXT:
-                heard = loop.time()
                 await self.on_text(msg.data)
             elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
                               aiohttp.WSMsgType.ERROR):
