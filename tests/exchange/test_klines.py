@@ -11,6 +11,7 @@ import pytest
 
 from tests.exchange.conftest import PAIRS, make_client
 from trader.data.store import bundled_data_dir, load_candles
+import trader.exchange.klines as klines_module
 from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import Candle, StreamOptions
 
@@ -95,6 +96,10 @@ def _kline(sym: str, t: int, closed: bool, interval: str = "1m") -> dict:
         "l": "9.5", "v": "3.25", "n": 2, "x": closed, "q": "33.0", "V": "1.0", "Q": "10.0", "B": "0"}}
 
 
+def _plain_ours(k: dict, sym: str) -> bool:
+    return k["s"] == sym and k["i"] == "1m" and "e" not in k["v"]
+
+
 class _Resyncs(KlineStreams):
     """Records the REST fetches a message would start instead of making them."""
 
@@ -108,7 +113,9 @@ class _Resyncs(KlineStreams):
         return 0
 
 
-async def test_open_updates_read_off_the_text_as_a_full_decode_reads_them() -> None:
+async def test_messages_read_off_the_text_as_a_full_decode_reads_them() -> None:
+    """Open-candle updates and final updates in Binance's compact form are read off the text; anything else is
+    decoded in full. Each case gives the same candles, the same REST fetches and the same counts either way."""
     import json
 
     sym, pair = "BTCUSDT", PAIRS[0]
@@ -135,13 +142,27 @@ async def test_open_updates_read_off_the_text_as_a_full_decode_reads_them() -> N
         [_kline("ETHBTC", t, False)],  # not a traded pair: ignored
         [_kline(sym, t, False, interval="5m")],  # another interval: ignored
         [_kline(sym, t, False), _kline(sym, t, True), _kline(sym, t + MINUTE, False)],  # a close between
+        [_kline(sym, t - MINUTE, True), _kline(sym, t, True)],  # closes in a row
+        [_kline(sym, t - 3 * MINUTE, True), _kline(sym, t, True)],  # a close after a gap: REST for the gap
+        [{"stream": "btcusdt@kline_1m", "data": _kline(sym, t, True)}],
+        [_kline("ETHBTC", t, True), _kline(sym, t, True, interval="5m")],  # not ours: ignored
+        [{**_kline(sym, t, True), "k": {**_kline(sym, t, True)["k"], "v": "1e-05"}}],  # another notation
     ]
-    for case in cases:
-        fast = await feed([compact(e) for e in case])
-        full = await feed([spaced(e) for e in case])
-        assert fast == full, case
+    decoded: list[str] = []
+    loads = klines_module.json.loads
+    klines_module.json.loads = lambda text: decoded.append(text) or loads(text)  # type: ignore[assignment]
+    try:
+        for case in cases:
+            decoded.clear()
+            fast = await feed([compact(e) for e in case])
+            # Only what is not a compact 1m update of a traded pair in plain decimals is decoded in full.
+            assert decoded == [compact(e) for e in case if not _plain_ours(e.get("data", e)["k"], sym)], case
+            full = await feed([spaced(e) for e in case])
+            assert fast == full, case
+    finally:
+        klines_module.json.loads = loads
     last, asked, messages, got = await feed([compact(_kline(sym, t, False)),
                                              compact(_kline(sym, t + 3 * MINUTE, False))])
     assert last[pair] == t - MINUTE and asked == [(pair, t + 3 * MINUTE)] and messages == 2 and got == []
-    *_, got = await feed([compact(e) for e in cases[-1]])
+    *_, got = await feed([compact(e) for e in cases[5]])  # a close between open updates
     assert [(c.timestamp, c.close, c.volume) for c in got] == [(t, 10.5, 3.25)]

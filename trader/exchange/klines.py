@@ -43,6 +43,13 @@ MINUTE = 60_000
 _OPEN_MARKS = ('"x":false', '"e":"kline"', '"i":"1m"')
 _SYMBOL = re.compile(r'"s":"([A-Z0-9]+)"')
 _OPEN_TIME = re.compile(r'"t":(\d+)[,}]')
+# A candle's final update as Binance writes it (its documented field order, compact): the fields a candle needs,
+# read without building the event's dicts (the minute's first message paid ~30 µs for json.loads on cold caches).
+# Any other shape (spacing, order, another interval, a number in another notation) is decoded in full.
+_NUM = r'"(\d+(?:\.\d+)?)"'
+_CLOSED = re.compile(
+    r'"e":"kline","E":(\d+),"s":"([A-Z0-9]+)","k":\{"t":(\d+),"T":\d+,"s":"\2","i":"1m","f":-?\d+,"L":-?\d+,'
+    rf'"o":{_NUM},"c":{_NUM},"h":{_NUM},"l":{_NUM},"v":{_NUM},"n":\d+,"x":true,')
 
 
 class KlineStreams:
@@ -133,6 +140,19 @@ class KlineStreams:
                 self.connected.set()
                 await self._open_minute(pair, int(t.group(1)))
                 return
+        m = _CLOSED.search(text)
+        if m is not None:
+            pair = self._pairs.get(m.group(2))
+            if pair is not None:
+                self.messages += 1
+                self.connected.set()
+                event_ms, t = int(m.group(1)), int(m.group(3))
+                # What an observer of the client reads of a final update (trader/monitoring/exchange_meter.py).
+                self.client.kline_event({"e": "kline", "E": event_ms, "s": m.group(2),
+                                         "k": {"t": t, "s": m.group(2), "i": "1m", "x": True}})
+                o, c, h, low, v = (float(x) for x in m.group(4, 5, 6, 7, 8))
+                await self._closed(pair, t, o, h, low, c, v)
+                return
         event = json.loads(text)
         if not isinstance(event, dict):
             return
@@ -150,6 +170,10 @@ class KlineStreams:
             await self._open_minute(pair, t)
             return
         self.client.kline_event(data)  # the final update (the meter times candle → order from it)
+        await self._closed(pair, t, float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"]))
+
+    async def _closed(self, pair: str, t: int, o: float, h: float, low: float, c: float, v: float) -> None:
+        """The final update of minute ``t``: delivered once, after any minute before it the socket did not show."""
         last = self.last_closed[pair]
         if last is not None:
             if t <= last:
@@ -159,8 +183,7 @@ class KlineStreams:
                 last = self.last_closed[pair]
                 if last is not None and t <= last:
                     return
-        candle = Candle(pair, t, float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"]))
-        await self._deliver(pair, [candle])
+        await self._deliver(pair, [Candle(pair, t, o, h, low, c, v)])
 
     async def _open_minute(self, pair: str, t: int) -> None:
         """The open candle of minute ``t``: only its minute matters (a close that never came is fetched over REST)."""
