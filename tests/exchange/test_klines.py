@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
+import trader.exchange.klines as klines_module
 from tests.exchange.conftest import PAIRS, make_client
 from trader.data.store import bundled_data_dir, load_candles
-import trader.exchange.klines as klines_module
 from trader.exchange.klines import KlineStreams
 from trader.exchange.streams import Candle, StreamOptions
 
