@@ -148,8 +148,9 @@ submitted 0.07–0.09, → handed to the desk 0.12–0.14, → the desk's send 0
 0.04, → body built 0.05, → signed 0.095, → on the wire 0.005. Every step costs 3–6× what it costs in a loop of
 its own (``sign_fapi_post`` 14.5 µs there): the path touches more code than the CPU's caches keep between candles,
 whether 2 ms or 200 ms pass between them (tried: the same figures both ways).
-Tried and left out: running the strategy's turn inside the candle handler instead of after the loop's next
-``select`` (no change); a ``BuyOrder`` built around Backtrader's metaclass (warm: 23 → 19 µs an order).
+Tried and left out then (both taken up on 7 December 2026, when counting calls showed what they save): running the
+strategy's turn inside the candle handler instead of after the loop's next ``select`` (no change measured); a
+``BuyOrder`` built around Backtrader's metaclass (warm: 23 → 19 µs an order).
 Then: the engine loop polls instead of sleeping around the predicted arrival of the next candles
 (trader/live/close_spin.py). Polling all the time, as an upper bound (stepped by this process, 150 candles, two
 runs each way): the first frame → the engine's selector p50 0.11–0.15 / p99 0.56–1.66 ms → 0.001 / 0.35 ms, from
@@ -192,6 +193,24 @@ order submitted 0.30 / 0.61 (the master's decisions, Backtrader order objects), 
 series, and runs with cold CPU caches: the write-ahead insert and commit take 0.12 ms in a loop of their own,
 0.41 ms after other Python work has run (measured both ways in one process). CPU per candle on the engine's thread
 is mostly the ledger's bookkeeping after the order is out.
+Then (7 December 2026, second evening): every step costs ~1 µs a Python call on cold caches (an append to a
+feed's 17 line buffers: 2.4 µs warm in a loop, 37 µs in place), so calls were cut again, counted with a profiler
+hook from the minute's first kline to the order pair's own (seed 1) and from its own kline to the wire (seed 2):
+open-candle updates and final updates read off the socket's text instead of ``json.loads`` (anything but Binance's
+compact shape still decoded in full); the close spinner's next window planned 5-20 ms after the arrival, not in the
+minute's first kline (``spinner.arrived`` 55 → 19 µs); the candle gate's coroutines skipped when the desk has
+nothing in flight, resting or refreshing for the pair (``OrderDesk.gate_open``); no clock read per message; the
+strategy resumed by the candle that woke it (``StrategyRunner.settled``) instead of after the loop's next turn;
+orders built by ``new_order`` (the metaclass's ~60 calls an order, and each parameter read without
+``Order.__getattr__``); this bench's own probe reading its kline stamps off the text (its ``json.loads`` ran on the
+engine's loop inside the window). Calls first kline → own 611 → 400, own kline → wire 1,070 → 907; the minute's
+first kline's handling p50 173 → 96 µs. Where the rest of the tail is (per message, 300 candles, seed 1): in ~3 %
+of candles the simulator's burst stops for ~1 ms between two frames (the engine waits, the "busy" figure leaves it
+out), and in ~1 % the first kline waits at the gate for the last minute's balance refresh. Tried and left out: the
+metronome reading the step's answer and resetting the weights a quarter period later instead of at once, to keep
+it off the cores during the burst: worse, 10.7-21.3 % of candles over 2 ms against 5.3-5.7 % in alternating runs,
+the simulator then writing the burst a frame every ~0.1 ms in one candle of ten; pinning the engine to one core
+and the simulator and metronome to the other: 2.7-3.7 % against 3.0-3.7 %.
 """
 
 from __future__ import annotations
