@@ -47,6 +47,17 @@ def test_the_strategy_runs_on_the_loop_thread_and_waits_until_woken() -> None:
         host.stop()
 
 
+def _pass_with_an_order(runner: StrategyRunner, host: EngineHost, order: list[str]) -> None:
+    """Inside the strategy: a pass that sends an order (its send a task on the loop) and steps aside for it."""
+    order.append("pass")
+
+    async def send() -> None:
+        order.append("send")
+    host.loop.create_task(send())
+    runner.pause()
+    order.append("rest of the pass")
+
+
 async def _identity() -> int:
     return threading.get_ident()
 
@@ -170,13 +181,7 @@ def test_settled_returns_once_the_pass_and_its_send_are_done() -> None:
         while True:
             if not runner.wait(None):
                 continue
-            order.append("pass")
-
-            async def send() -> None:
-                order.append("send")
-            host.loop.create_task(send())
-            runner.pause()
-            order.append("rest of the pass")
+            _pass_with_an_order(runner, host, order)
             if len(order) >= 6:
                 return
 
@@ -207,13 +212,7 @@ def test_settled_runs_the_woken_strategy_at_once_not_after_the_loops_next_turn()
     def body(runner: StrategyRunner, host: EngineHost) -> None:
         parked.set()
         runner.wait(None)
-        order.append("pass")
-
-        async def send() -> None:
-            order.append("send")
-        host.loop.create_task(send())
-        runner.pause()
-        order.append("rest of the pass")
+        _pass_with_an_order(runner, host, order)
         runner.wait(None)
 
     async def candle(runner: StrategyRunner) -> None:
