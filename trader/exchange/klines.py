@@ -3,9 +3,9 @@
 The live engine's candle path: every closed 1m candle of each pair reaches ``on_closed`` exactly once and in order,
 as ``CandleStream`` guarantees, but read from the socket's own messages instead of ccxt.pro's generic
 ``watch_ohlcv`` (issue 16: ccxt's handler spent ~0.2 ms of the engine loop's GIL per kline, and every open-candle
-update several times a second went through it too). A closed kline is decoded once with ``json``; an open-candle
-update is read off the raw text (its symbol and minute), only moves the pair's "latest minute seen" and is otherwise
-dropped.
+update several times a second went through it too). A closed kline in Binance's compact form is read off the text by
+one strict regex (any other shape is decoded once with ``json``); an open-candle update is read off the text too
+(its symbol and minute), only moves the pair's "latest minute seen" and is otherwise dropped.
 
 When a candle is closed: Binance marks its final update ``"x": true`` and, on one socket, sends it before the next
 minute's first update. So a closed message for the minute after the last delivered one is delivered at once; any
