@@ -209,8 +209,9 @@ of candles the simulator's burst stops for ~1 ms between two frames (the engine 
 out), and in ~1 % the first kline waits at the gate for the last minute's balance refresh. Tried and left out: the
 metronome reading the step's answer and resetting the weights a quarter period later instead of at once, to keep
 it off the cores during the burst: worse, 10.7-21.3 % of candles over 2 ms against 5.3-5.7 % in alternating runs,
-the simulator then writing the burst a frame every ~0.1 ms in one candle of ten; pinning the engine to one core
-and the simulator and metronome to the other: 2.7-3.7 % against 3.0-3.7 %. Against the tree before (8fbbdc0),
+the simulator then writing the burst a frame every ~0.1 ms in one candle of ten (pinned, the engine to one core
+and the simulator and metronome to the other, that delayed metronome gave 2.7-3.7 % against 14.0-14.7 % unpinned,
+no better than this metronome unpinned; with this metronome pinning gave 7.0 % against 10.0 %, one run each). Against the tree before (8fbbdc0),
 300 candles, seeds 1 | 2 | 3, two runs each, alternating, a slow hour (16-22 ms CPU per candle): from the first
 kline p50 1.78, 1.99 → 1.56, 1.66 | 1.54, 1.67 → 1.53, 1.49 | 1.87, 1.86 → 1.68, 1.59 ms; p99 3.00, 6.42 → 2.05,
 2.27 | 2.38, 4.30 → 2.81, 2.21 | 3.13, 2.79 → 2.76, 2.20 ms; candles over 2 ms 19.3, 48.3 → 1.3, 4.7 | 3.7, 13.0 →
