@@ -211,8 +211,8 @@ metronome reading the step's answer and resetting the weights a quarter period l
 it off the cores during the burst: worse, 10.7-21.3 % of candles over 2 ms against 5.3-5.7 % in alternating runs,
 the simulator then writing the burst a frame every ~0.1 ms in one candle of ten (pinned, the engine to one core
 and the simulator and metronome to the other, that delayed metronome gave 2.7-3.7 % against 14.0-14.7 % unpinned,
-no better than this metronome unpinned; with this metronome pinning gave 7.0 % against 10.0 %, one run each). Against the tree before (8fbbdc0),
-300 candles, seeds 1 | 2 | 3, two runs each, alternating, a slow hour (16-22 ms CPU per candle): from the first
+no better than this metronome unpinned; with this metronome pinning gave 7.0 % against 10.0 %, one run each).
+Against the tree before (8fbbdc0), 300 candles, seeds 1 | 2 | 3, two runs each, alternating, a slow hour (16-22 ms CPU per candle): from the first
 kline p50 1.78, 1.99 → 1.56, 1.66 | 1.54, 1.67 → 1.53, 1.49 | 1.87, 1.86 → 1.68, 1.59 ms; p99 3.00, 6.42 → 2.05,
 2.27 | 2.38, 4.30 → 2.81, 2.21 | 3.13, 2.79 → 2.76, 2.20 ms; candles over 2 ms 19.3, 48.3 → 1.3, 4.7 | 3.7, 13.0 →
 3.3, 2.0 | 30.7, 23.7 → 8.3, 6.7 %; from its own p99 1.76, 3.67 → 1.53, 1.74 | 1.73, 3.04 → 2.09, 1.77 | 1.69, 1.77

@@ -544,9 +544,14 @@ class OrderDesk(Protection, AccountSync, Execution):
         priced order of it (a candle's range may have reached one) and no balance refresh under way. The candle
         stream asks this first and skips the gate's coroutines for most candles, the ones before an order's among
         them."""
-        if self._inflight.get(pair) or (self._balance_task is not None and not self._balance_task.done()):
-            return False
-        return not any(t.pair == pair and t.status == "open" and t.spec.price for t in self._by_cid.values())
+        return not (self._inflight.get(pair) or self._refreshing_balance() or self._resting_priced(pair))
+
+    def _resting_priced(self, pair: str) -> list[Tracked]:
+        """The pair's open orders with a price or trigger: a candle's range may have reached them."""
+        return [t for t in self._by_cid.values() if t.pair == pair and t.status == "open" and t.spec.price]
+
+    def _refreshing_balance(self) -> bool:
+        return self._balance_task is not None and not self._balance_task.done()
 
     async def settle(self, pair: str, low: float, high: float) -> None:
         """The candle gate, before a closed candle reaches the strategy: operations on the pair have finished and
@@ -556,14 +561,14 @@ class OrderDesk(Protection, AccountSync, Execution):
         try:
             await self.drain(pair)
             band = self.options.mark_band if self.options.working_type == "MARK_PRICE" else 0.0
-            for t in [t for t in self._by_cid.values() if t.pair == pair and t.status == "open" and t.spec.price]:
+            for t in self._resting_priced(pair):
                 if t.spec.kind == "market":
                     continue
                 level = float(t.spec.price or 0)
                 if low * (1 - band) <= level <= high * (1 + band):
                     await self.sync_order(t)
             await self.drain(pair)
-            if self._balance_task is not None and not self._balance_task.done():
+            if self._refreshing_balance():
                 with contextlib.suppress(Exception):
                     await self._balance_task
         finally:
@@ -592,7 +597,7 @@ class OrderDesk(Protection, AccountSync, Execution):
             inflight = any(list(self._inflight.values()))
         except RuntimeError:
             return True
-        return inflight or self.ledger.dirty or (self._balance_task is not None and not self._balance_task.done())
+        return inflight or self.ledger.dirty or self._refreshing_balance()
 
     # -- stops for every position -------------------------------------------------------------------------------
 
